@@ -1,0 +1,253 @@
+//! Databases and collections: listDatabases, listCollections, create, drop, dropDatabase,
+//! renameCollection, collStats, dbStats.
+
+use super::{args, Ctx, Request};
+use crate::error::{ErrorCode, MongoError, Result};
+use crate::query::matcher::Matcher;
+use crate::store::{Collection, StoreError};
+use bson::{doc, Bson, Document};
+
+/// Fields every command may carry that are not options of the command itself.
+pub const GENERIC_FIELDS: &[&str] = &[
+    "$db", "lsid", "$clusterTime", "writeConcern", "readConcern", "txnNumber", "autocommit",
+    "startTransaction", "comment", "$readPreference", "apiVersion", "apiStrict",
+    "apiDeprecationErrors", "maxTimeMS", "$audit", "$client", "mayBypassWriteBlocking",
+];
+
+/// mongod reports small counts as int32 and large ones as int64.
+pub fn num(n: u64) -> Bson {
+    if n <= i32::MAX as u64 {
+        Bson::Int32(n as i32)
+    } else {
+        Bson::Int64(n as i64)
+    }
+}
+
+fn db_size(ctx: &Ctx, db: &str) -> u64 {
+    let store = &ctx.shared.store;
+    store
+        .catalog
+        .list(db)
+        .iter()
+        .map(|c| {
+            store.table_file_size(&c.ident) + c.indexes.iter().map(|i| store.table_file_size(&i.ident)).sum::<u64>()
+        })
+        .sum()
+}
+
+pub fn list_databases(ctx: &mut Ctx, req: &Request) -> Result<Document> {
+    let name_only = args::opt_bool(req, "nameOnly")?.unwrap_or(false);
+    let filter = args::opt_doc(req, "filter")?.map(Matcher::parse).transpose()?;
+    let mut dbs = Vec::new();
+    let mut total = 0u64;
+    for name in ctx.shared.store.catalog.databases() {
+        let size = db_size(ctx, &name);
+        let entry = if name_only {
+            doc! { "name": name.clone() }
+        } else {
+            doc! { "name": name.clone(), "sizeOnDisk": size as i64, "empty": false }
+        };
+        if filter.as_ref().is_some_and(|f| !f.matches(&doc! {"name": name.clone(), "sizeOnDisk": size as i64, "empty": false})) {
+            continue;
+        }
+        total += size;
+        dbs.push(Bson::Document(entry));
+    }
+    if name_only {
+        return Ok(doc! { "databases": dbs });
+    }
+    Ok(doc! { "databases": dbs, "totalSize": total as i64, "totalSizeMb": (total / (1024 * 1024)) as i64 })
+}
+
+fn collection_entry(c: &Collection) -> Document {
+    doc! {
+        "name": c.name.clone(),
+        "type": "collection",
+        "options": c.options.clone(),
+        "info": { "readOnly": false, "uuid": c.uuid },
+        "idIndex": { "v": 2, "key": { "_id": 1 }, "name": "_id_" },
+    }
+}
+
+pub fn list_collections(ctx: &mut Ctx, req: &Request) -> Result<Document> {
+    args::check_db_name(&req.db)?;
+    let name_only = args::opt_bool(req, "nameOnly")?.unwrap_or(false);
+    let filter = args::opt_doc(req, "filter")?.map(Matcher::parse).transpose()?;
+    let mut out = Vec::new();
+    for c in ctx.shared.store.catalog.list(&req.db) {
+        let full = collection_entry(&c);
+        if filter.as_ref().is_some_and(|f| !f.matches(&full)) {
+            continue;
+        }
+        out.push(if name_only { doc! { "name": c.name.clone(), "type": "collection" } } else { full });
+    }
+    let ns = format!("{}.$cmd.listCollections", req.db);
+    super::cursor::single_batch_cursor(ctx, req, ns, out)
+}
+
+pub fn create(ctx: &mut Ctx, req: &Request) -> Result<Document> {
+    let name = args::collection(req)?;
+    let mut options = Document::new();
+    for (k, v) in &req.body {
+        if k == "create" || GENERIC_FIELDS.contains(&k.as_str()) {
+            continue;
+        }
+        options.insert(k.clone(), v.clone());
+    }
+    if options.contains_key("viewOn") || options.contains_key("pipeline") {
+        return Err(MongoError::new(ErrorCode::NotImplemented, "views arrive with the aggregation issue"));
+    }
+    if matches!(options.get("capped"), Some(Bson::Boolean(true))) && !options.contains_key("size") {
+        return Err(MongoError::new(ErrorCode::InvalidOptions, "the 'size' field is required when 'capped' is true"));
+    }
+    match ctx.store.create_collection(&req.db, &name, options) {
+        Ok(_) => Ok(Document::new()),
+        Err(StoreError::NamespaceExists(ns)) => Err(MongoError::new(
+            ErrorCode::NamespaceExists,
+            format!("Collection {ns} already exists."),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub fn drop(ctx: &mut Ctx, req: &Request) -> Result<Document> {
+    let name = args::collection(req)?;
+    let ns = format!("{}.{}", req.db, name);
+    let Some(coll) = ctx.shared.store.catalog.get(&ns) else {
+        // Since 7.0 dropping a missing collection succeeds.
+        return Ok(Document::new());
+    };
+    ctx.shared.cursors.kill_namespace(&ns);
+    match ctx.store.drop_collection(&req.db, &name) {
+        Ok(()) | Err(StoreError::NamespaceNotFound(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(doc! { "nIndexesWas": coll.indexes.len() as i32, "ns": ns })
+}
+
+pub fn drop_database(ctx: &mut Ctx, req: &Request) -> Result<Document> {
+    args::check_db_name(&req.db)?;
+    for c in ctx.shared.store.catalog.list(&req.db) {
+        ctx.shared.cursors.kill_namespace(&c.ns);
+        match ctx.store.drop_collection(&c.db, &c.name) {
+            Ok(()) | Err(StoreError::NamespaceNotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let cmd_ns = format!("{}.$cmd", req.db);
+    ctx.store.write(true, |t| t.log(|ts| crate::oplog::entry("c", &cmd_ns, None, doc! {"dropDatabase": 1}, None, ts)))?;
+    Ok(doc! { "dropped": req.db.clone() })
+}
+
+pub fn rename_collection(ctx: &mut Ctx, req: &Request) -> Result<Document> {
+    if req.db != "admin" {
+        return Err(MongoError::new(
+            ErrorCode::Unauthorized,
+            "renameCollection may only be run against the admin database.",
+        ));
+    }
+    let from = match req.body.get("renameCollection") {
+        Some(Bson::String(s)) => s.clone(),
+        _ => return Err(MongoError::type_mismatch("'renameCollection' must be of type String")),
+    };
+    let to = args::opt_str(req, "to")?.ok_or_else(|| MongoError::type_mismatch("'to' must be of type String"))?.to_string();
+    let drop_target = args::opt_bool(req, "dropTarget")?.unwrap_or(false);
+    for ns in [&from, &to] {
+        let (db, coll) = ns.split_once('.').ok_or_else(|| {
+            MongoError::new(ErrorCode::InvalidNamespace, format!("Invalid namespace specified '{ns}'"))
+        })?;
+        args::check_db_name(db)?;
+        args::check_coll_name(db, coll)?;
+    }
+    if from == to {
+        return Err(MongoError::new(ErrorCode::IllegalOperation, "Can't rename a collection to itself"));
+    }
+    if ctx.shared.store.catalog.get(&from).is_none() {
+        return Err(MongoError::new(ErrorCode::NamespaceNotFound, format!("Source collection {from} does not exist")));
+    }
+    if !drop_target && ctx.shared.store.catalog.get(&to).is_some() {
+        return Err(MongoError::new(ErrorCode::NamespaceExists, "target namespace exists"));
+    }
+    ctx.shared.cursors.kill_namespace(&from);
+    ctx.store.rename_collection(&from, &to, drop_target).map_err(|e| match e {
+        StoreError::NamespaceExists(_) => MongoError::new(ErrorCode::NamespaceExists, "target namespace exists"),
+        other => other.into(),
+    })?;
+    Ok(Document::new())
+}
+
+fn scale(req: &Request) -> Result<u64> {
+    match args::opt_i64(req, "scale")? {
+        None => Ok(1),
+        Some(s) if s > 0 => Ok(s as u64),
+        Some(_) => Err(MongoError::bad_value("Scale factor must be greater than zero")),
+    }
+}
+
+pub fn coll_stats(ctx: &mut Ctx, req: &Request) -> Result<Document> {
+    let name = args::collection(req)?;
+    let scale = scale(req)?;
+    let ns = format!("{}.{}", req.db, name);
+    let Some(coll) = ctx.shared.store.catalog.get(&ns) else {
+        return Err(MongoError::new(ErrorCode::NamespaceNotFound, format!("Collection [{ns}] not found.")));
+    };
+    let (count, size) = ctx.store.count_and_size(&coll)?;
+    let store = &ctx.shared.store;
+    let storage = store.table_file_size(&coll.ident);
+    let mut index_sizes = Document::new();
+    let mut total_index = 0u64;
+    for i in &coll.indexes {
+        let s = store.table_file_size(&i.ident);
+        total_index += s;
+        index_sizes.insert(i.name.clone(), num(s / scale));
+    }
+    let avg = if count > 0 { size / count } else { 0 };
+    Ok(doc! {
+        "ns": ns,
+        "size": num(size / scale),
+        "count": num(count),
+        "avgObjSize": num(avg),
+        "storageSize": num(storage / scale),
+        "freeStorageSize": 0,
+        "capped": matches!(coll.options.get("capped"), Some(Bson::Boolean(true))),
+        "nindexes": coll.indexes.len() as i32,
+        "indexBuilds": [],
+        "totalIndexSize": num(total_index / scale),
+        "totalSize": num((storage + total_index) / scale),
+        "indexSizes": index_sizes,
+        "scaleFactor": scale as i32,
+    })
+}
+
+pub fn db_stats(ctx: &mut Ctx, req: &Request) -> Result<Document> {
+    args::check_db_name(&req.db)?;
+    let scale = scale(req)?;
+    let colls = ctx.shared.store.catalog.list(&req.db);
+    let (mut objects, mut data, mut storage, mut indexes, mut index_size) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    for c in &colls {
+        let (n, s) = ctx.store.count_and_size(c)?;
+        objects += n;
+        data += s;
+        storage += ctx.shared.store.table_file_size(&c.ident);
+        for i in &c.indexes {
+            indexes += 1;
+            index_size += ctx.shared.store.table_file_size(&i.ident);
+        }
+    }
+    let avg = if objects > 0 { data as f64 / objects as f64 } else { 0.0 };
+    Ok(doc! {
+        "db": req.db.clone(),
+        "collections": colls.len() as i64,
+        "views": 0i64,
+        "objects": objects as i64,
+        "avgObjSize": avg,
+        "dataSize": (data / scale) as f64,
+        "storageSize": (storage / scale) as f64,
+        "indexes": indexes as i64,
+        "indexSize": (index_size / scale) as f64,
+        "totalSize": ((storage + index_size) / scale) as f64,
+        "scaleFactor": scale as i64,
+        "fsUsedSize": 0.0,
+        "fsTotalSize": 0.0,
+    })
+}

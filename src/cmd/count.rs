@@ -1,0 +1,118 @@
+//! count and distinct.
+
+use super::{args, Ctx, Request};
+use crate::error::{MongoError, Result};
+use crate::query::compare::compare_bson;
+use crate::query::exec::{Exec, ExecOptions};
+use crate::query::matcher::Matcher;
+use crate::query::planner;
+use bson::{doc, Bson, Document};
+
+pub fn count(ctx: &mut Ctx, req: &Request) -> Result<Document> {
+    let coll_name = args::collection(req)?;
+    let filter = args::opt_doc(req, "query")?.cloned().unwrap_or_default();
+    let skip = args::opt_i64(req, "skip")?.unwrap_or(0);
+    if skip < 0 {
+        return Err(MongoError::bad_value("skip value is negative in count query"));
+    }
+    // A negative limit counts like a positive one, as mongod does.
+    let limit = args::opt_i64(req, "limit")?.map(|l| l.unsigned_abs()).filter(|l| *l > 0);
+    let matcher = Matcher::parse(&filter)?;
+    let ns = format!("{}.{}", req.db, coll_name);
+    let Some(coll) = ctx.shared.store.catalog.get(&ns) else {
+        return Ok(doc! { "n": 0 });
+    };
+    let hint = req.body.get("hint").filter(|h| !matches!(h, Bson::Null));
+    let access = planner::plan(&coll, &filter, None, hint)?;
+    let mut exec = Exec::new(
+        coll,
+        access,
+        ExecOptions {
+            filter: if filter.is_empty() { None } else { Some(matcher) },
+            sort: None,
+            projection: None,
+            skip: skip as u64,
+            limit,
+            allow_disk_use: false,
+        },
+    );
+    let mut n: u64 = 0;
+    while exec.next_match(ctx.store)?.is_some() {
+        n += 1;
+    }
+    Ok(doc! { "n": super::catalog::num(n) })
+}
+
+/// Values at a dotted path, with arrays unwound one level as distinct does.
+fn values_at(doc: &Document, path: &str, out: &mut Vec<Bson>) {
+    fn walk(v: &Bson, rest: &[&str], out: &mut Vec<Bson>) {
+        match (v, rest.split_first()) {
+            (Bson::Array(a), None) => out.extend(a.iter().cloned()),
+            (v, None) => out.push(v.clone()),
+            (Bson::Document(d), Some((first, after))) => {
+                if let Some(x) = d.get(*first) {
+                    walk(x, after, out);
+                }
+            }
+            (Bson::Array(a), Some(_)) => {
+                for e in a {
+                    if let Bson::Document(_) = e {
+                        walk(e, rest, out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let parts: Vec<&str> = path.split('.').collect();
+    if let Some((first, rest)) = parts.split_first() {
+        if let Some(v) = doc.get(*first) {
+            walk(v, rest, out);
+        }
+    }
+}
+
+pub fn distinct(ctx: &mut Ctx, req: &Request) -> Result<Document> {
+    let coll_name = args::collection(req)?;
+    let key = match req.body.get("key") {
+        Some(Bson::String(k)) => k.clone(),
+        Some(_) => return Err(MongoError::type_mismatch("BSON field 'distinct.key' is the wrong type, expected type 'string'")),
+        None => return Err(MongoError::new(crate::error::ErrorCode::Location40414, "BSON field 'distinct.key' is missing but a required field")),
+    };
+    let filter = args::opt_doc(req, "query")?.cloned().unwrap_or_default();
+    let matcher = Matcher::parse(&filter)?;
+    let ns = format!("{}.{}", req.db, coll_name);
+    let mut values: Vec<Bson> = Vec::new();
+    if let Some(coll) = ctx.shared.store.catalog.get(&ns) {
+        let access = planner::plan(&coll, &filter, None, None)?;
+        let mut exec = Exec::new(
+            coll,
+            access,
+            ExecOptions {
+                filter: if filter.is_empty() { None } else { Some(matcher) },
+                sort: None,
+                projection: None,
+                skip: 0,
+                limit: None,
+                allow_disk_use: false,
+            },
+        );
+        let mut found = Vec::new();
+        while let Some((_, d)) = exec.next_match(ctx.store)? {
+            found.clear();
+            values_at(&d, &key, &mut found);
+            values.append(&mut found);
+            if values.len() > 100_000 {
+                values.sort_by(compare_bson);
+                values.dedup_by(|a, b| compare_bson(a, b).is_eq());
+            }
+        }
+    }
+    values.sort_by(compare_bson);
+    values.dedup_by(|a, b| compare_bson(a, b).is_eq());
+    let size: usize = values.iter().map(|v| crate::query::exec::bson_size(&doc! {"v": v.clone()})).sum();
+    if size > crate::net::wire::MAX_BSON_OBJECT_SIZE {
+        return Err(MongoError::new(crate::error::ErrorCode::Location17217, "distinct too big, 16mb cap"));
+    }
+    Ok(doc! { "values": values })
+}

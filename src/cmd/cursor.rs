@@ -1,0 +1,186 @@
+//! getMore and killCursors, and the cursor reply shape shared by every cursor command.
+
+use super::{args, Ctx, Request};
+use crate::cursors::{ClientCursor, CursorSource};
+use crate::error::{ErrorCode, MongoError, Result};
+use crate::net::wire::MAX_BSON_OBJECT_SIZE;
+use bson::{doc, Bson, Document};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+/// mongod's default size of a first batch.
+pub const DEFAULT_FIRST_BATCH: usize = 101;
+/// Room left in a 16 MiB reply for the reply's own fields.
+pub const BATCH_BYTES: usize = MAX_BSON_OBJECT_SIZE - 64 * 1024;
+
+pub fn cursor_reply(ns: &str, id: i64, batch: Vec<Document>, first: bool) -> Document {
+    let key = if first { "firstBatch" } else { "nextBatch" };
+    doc! { "cursor": { key: batch, "id": id, "ns": ns } }
+}
+
+/// Next batch from any cursor source.
+pub fn next_batch(ctx: &mut Ctx, source: &mut CursorSource, max_docs: usize) -> Result<(Vec<Document>, bool)> {
+    match source {
+        CursorSource::Exec(exec) => {
+            let batch = exec.next_batch(ctx.store, max_docs, BATCH_BYTES)?;
+            Ok((batch, exec.is_exhausted()))
+        }
+        CursorSource::Buffered(docs) => {
+            let mut out = Vec::new();
+            let mut bytes = 0;
+            while out.len() < max_docs {
+                let Some(d) = docs.front() else { break };
+                let size = crate::query::exec::bson_size(d);
+                if !out.is_empty() && bytes + size > BATCH_BYTES {
+                    break;
+                }
+                bytes += size;
+                if let Some(d) = docs.pop_front() {
+                    out.push(d);
+                }
+            }
+            Ok((out, docs.is_empty()))
+        }
+    }
+}
+
+/// `cursor.batchSize` of aggregate / listCollections / listIndexes.
+pub fn cursor_batch_size(req: &Request) -> Result<Option<usize>> {
+    match req.body.get("cursor") {
+        None => Ok(None),
+        Some(Bson::Document(c)) => match c.get("batchSize") {
+            None => Ok(None),
+            Some(Bson::Int32(n)) if *n >= 0 => Ok(Some(*n as usize)),
+            Some(Bson::Int64(n)) if *n >= 0 => Ok(Some(*n as usize)),
+            Some(Bson::Double(n)) if *n >= 0.0 => Ok(Some(*n as usize)),
+            Some(Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_)) => Err(MongoError::new(
+                ErrorCode::Location51024,
+                "BSON field 'batchSize' value must be >= 0",
+            )),
+            Some(_) => Err(MongoError::type_mismatch("BSON field 'cursor.batchSize' is the wrong type")),
+        },
+        Some(_) => Err(MongoError::type_mismatch(format!(
+            "BSON field '{}.cursor' is the wrong type, expected type 'object'",
+            req.name
+        ))),
+    }
+}
+
+/// Starts a cursor over `source`: returns the first batch and registers the rest.
+pub fn open_cursor(
+    ctx: &mut Ctx,
+    ns: String,
+    mut source: CursorSource,
+    first_batch: usize,
+    later_batch: Option<usize>,
+    single_batch: bool,
+) -> Result<Document> {
+    let (batch, exhausted) = next_batch(ctx, &mut source, first_batch)?;
+    let id = if exhausted || single_batch {
+        0
+    } else {
+        ctx.shared.cursors.register(ns.clone(), source, later_batch, false, ctx.conn.id)
+    };
+    Ok(cursor_reply(&ns, id, batch, true))
+}
+
+/// A catalog listing as a cursor (`listCollections`, `listIndexes`).
+pub fn single_batch_cursor(ctx: &mut Ctx, req: &Request, ns: String, docs: Vec<Document>) -> Result<Document> {
+    let bs = cursor_batch_size(req)?;
+    open_cursor(ctx, ns, CursorSource::Buffered(docs.into()), bs.unwrap_or(usize::MAX), None, false)
+}
+
+pub fn get_more(ctx: &mut Ctx, req: &Request) -> Result<Document> {
+    ctx.shared.stats.getmore.fetch_add(1, Ordering::Relaxed);
+    let id = match req.body.get("getMore") {
+        Some(Bson::Int64(n)) => *n,
+        Some(v) => {
+            return Err(MongoError::type_mismatch(format!(
+                "BSON field 'getMore.getMore' is the wrong type '{}', expected type 'long'",
+                super::format::type_name(v)
+            )))
+        }
+        None => return Err(MongoError::new(ErrorCode::Location40414, "BSON field 'getMore.getMore' is missing but a required field")),
+    };
+    let coll = match req.body.get("collection") {
+        Some(Bson::String(s)) => s.clone(),
+        Some(v) => {
+            return Err(MongoError::type_mismatch(format!(
+                "BSON field 'getMore.collection' is the wrong type '{}', expected type 'string'",
+                super::format::type_name(v)
+            )))
+        }
+        None => {
+            return Err(MongoError::new(
+                ErrorCode::Location40414,
+                "BSON field 'getMore.collection' is missing but a required field",
+            ))
+        }
+    };
+    let batch_size = match args::opt_i64(req, "batchSize")? {
+        Some(n) if n < 0 => {
+            return Err(MongoError::new(ErrorCode::Location51024, format!("BSON field 'batchSize' value must be >= 0, actual value '{n}'")))
+        }
+        Some(0) | None => None,
+        Some(n) => Some(n as usize),
+    };
+    let ns = format!("{}.{}", req.db, coll);
+    let Some(cursor) = ctx.shared.cursors.get(id) else {
+        return Err(MongoError::new(ErrorCode::CursorNotFound, format!("cursor id {id} not found")));
+    };
+    let Some(mut c) = cursor.try_lock() else {
+        return Err(MongoError::new(ErrorCode::OperationFailed, format!("Cursor already in use (namespace: '{ns}', id: {id}).")));
+    };
+    if c.ns != ns {
+        return Err(MongoError::new(
+            ErrorCode::Unauthorized,
+            format!("Requested getMore on namespace '{ns}', but cursor belongs to a different namespace {}", c.ns),
+        ));
+    }
+    let c: &mut ClientCursor = &mut c;
+    let max_docs = batch_size.or(c.batch_size).unwrap_or(usize::MAX);
+    let result = next_batch(ctx, &mut c.source, max_docs);
+    c.last_used = Instant::now();
+    let (batch, exhausted) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            ctx.shared.cursors.remove(id);
+            return Err(e);
+        }
+    };
+    let out_id = if exhausted {
+        ctx.shared.cursors.remove(id);
+        0
+    } else {
+        id
+    };
+    Ok(cursor_reply(&ns, out_id, batch, false))
+}
+
+pub fn kill_cursors(ctx: &mut Ctx, req: &Request) -> Result<Document> {
+    let coll = args::collection(req)?;
+    let ns = format!("{}.{}", req.db, coll);
+    let ids = match req.body.get("cursors") {
+        Some(Bson::Array(a)) => a,
+        Some(_) => return Err(MongoError::type_mismatch("BSON field 'killCursors.cursors' is the wrong type, expected type 'array'")),
+        None => return Err(MongoError::new(ErrorCode::Location40414, "BSON field 'killCursors.cursors' is missing but a required field")),
+    };
+    let (mut killed, mut not_found) = (Vec::new(), Vec::new());
+    for v in ids {
+        let Bson::Int64(id) = v else {
+            return Err(MongoError::type_mismatch("BSON field 'killCursors.cursors' element is the wrong type, expected type 'long'"));
+        };
+        let belongs = ctx.shared.cursors.get(*id).is_some_and(|c| c.try_lock().is_none_or(|c| c.ns == ns));
+        if belongs && ctx.shared.cursors.remove(*id).is_some() {
+            killed.push(Bson::Int64(*id));
+        } else {
+            not_found.push(Bson::Int64(*id));
+        }
+    }
+    Ok(doc! {
+        "cursorsKilled": killed,
+        "cursorsNotFound": not_found,
+        "cursorsAlive": [],
+        "cursorsUnknown": [],
+    })
+}

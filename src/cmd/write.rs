@@ -1,0 +1,450 @@
+//! insert, update and delete. Each statement's document changes go through the store's write
+//! path (record + indexes + oplog in one transaction, retried on conflicts); `j: true` (or the
+//! replica set's default majority) flushes the journal once before the reply.
+
+use super::{args, Ctx, Request};
+use crate::error::{ErrorCode, MongoError, Result};
+use crate::net::wire::MAX_BSON_OBJECT_SIZE;
+use crate::oplog;
+use crate::query::exec::{bson_size, Exec, ExecOptions};
+use crate::query::matcher::Matcher;
+use crate::query::planner;
+use crate::query::update::{self, UpdateSpec};
+use crate::store::{Collection, StoreError};
+use bson::{doc, oid::ObjectId, Bson, Document};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+pub const MAX_BATCH: usize = 100_000;
+/// Documents inserted per transaction when a batch has no errors.
+const INSERT_GROUP: usize = 64;
+
+fn check_batch_len(n: usize) -> Result<()> {
+    if n == 0 || n > MAX_BATCH {
+        return Err(MongoError::new(
+            ErrorCode::InvalidLength,
+            format!("Write batch sizes must be between 1 and {MAX_BATCH}. Got {n} operations."),
+        ));
+    }
+    Ok(())
+}
+
+/// Gives a document its `_id` (first, as mongod does) and checks what mongod checks.
+pub fn prepare_insert(mut d: Document) -> Result<Document> {
+    match d.get("_id") {
+        None => {
+            let mut with_id = doc! { "_id": ObjectId::new() };
+            with_id.extend(d);
+            d = with_id;
+        }
+        Some(Bson::Array(_)) => {
+            return Err(MongoError::new(ErrorCode::InvalidIdField, "The '_id' value cannot be of type array"))
+        }
+        Some(Bson::RegularExpression(_)) => {
+            return Err(MongoError::new(ErrorCode::InvalidIdField, "can't use a regex for _id"))
+        }
+        Some(Bson::Undefined) => {
+            return Err(MongoError::new(ErrorCode::InvalidIdField, "can't use a undefined for _id"))
+        }
+        Some(_) => {}
+    }
+    let size = bson_size(&d);
+    if size > MAX_BSON_OBJECT_SIZE {
+        return Err(MongoError::new(
+            ErrorCode::BSONObjectTooLarge,
+            format!("object to insert too large. size in bytes: {size}, max size: {MAX_BSON_OBJECT_SIZE}"),
+        ));
+    }
+    Ok(d)
+}
+
+struct WriteOutcome {
+    n: usize,
+    errors: Vec<Document>,
+}
+
+fn insert_one(ctx: &mut Ctx, db: &str, coll: &str, d: &Document) -> Result<()> {
+    ctx.store
+        .write_collection(db, coll, true, false, |t, c| t.insert(c, d).map(|_| ()))
+        .map(|_| ())
+        .map_err(MongoError::from)
+}
+
+pub fn insert(ctx: &mut Ctx, req: &Request) -> Result<Document> {
+    let coll = args::collection(req)?;
+    let docs = req.documents("documents")?;
+    check_batch_len(docs.len())?;
+    let ordered = args::opt_bool(req, "ordered")?.unwrap_or(true);
+    let durable = args::journal_required(ctx, req)?;
+    let mut out = WriteOutcome { n: 0, errors: Vec::new() };
+    let prepared: Vec<Result<Document>> = docs.into_iter().map(prepare_insert).collect();
+    let mut i = 0;
+    while i < prepared.len() {
+        // A run of valid documents goes in as one transaction; on any error the run is
+        // redone one by one to find which document failed.
+        let end = (i..prepared.len().min(i + INSERT_GROUP)).find(|j| prepared[*j].is_err()).unwrap_or(prepared.len().min(i + INSERT_GROUP));
+        if end > i {
+            let group: Vec<&Document> = prepared[i..end].iter().filter_map(|r| r.as_ref().ok()).collect();
+            let grouped = ctx.store.write_collection(&req.db, &coll, true, false, |t, c| {
+                for d in &group {
+                    t.insert(c, d)?;
+                }
+                Ok(())
+            });
+            match grouped {
+                Ok(_) => out.n += group.len(),
+                Err(StoreError::Engine(e)) => return Err(StoreError::Engine(e).into()),
+                Err(_) => {
+                    for (k, d) in group.iter().enumerate() {
+                        match insert_one(ctx, &req.db, &coll, d) {
+                            Ok(()) => out.n += 1,
+                            Err(e) => {
+                                out.errors.push(e.to_write_error(i + k));
+                                if ordered {
+                                    return finish_insert(ctx, durable, out);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            i = end;
+        } else {
+            if let Err(e) = &prepared[i] {
+                out.errors.push(e.to_write_error(i));
+                if ordered {
+                    return finish_insert(ctx, durable, out);
+                }
+            }
+            i += 1;
+        }
+    }
+    finish_insert(ctx, durable, out)
+}
+
+fn finish_insert(ctx: &mut Ctx, durable: bool, out: WriteOutcome) -> Result<Document> {
+    ctx.shared.stats.insert.fetch_add(out.n as u64, Ordering::Relaxed);
+    if durable {
+        ctx.store.flush_journal()?;
+    }
+    let mut reply = doc! { "n": out.n as i32 };
+    if !out.errors.is_empty() {
+        reply.insert("writeErrors", out.errors);
+    }
+    Ok(reply)
+}
+
+/// One parsed update statement.
+pub struct UpdateStmt {
+    pub filter: Document,
+    pub matcher: Matcher,
+    pub spec: UpdateSpec,
+    pub upsert: bool,
+    pub multi: bool,
+    pub hint: Option<Bson>,
+}
+
+pub fn parse_update_stmt(u: &Document) -> Result<UpdateStmt> {
+    let filter = match u.get("q") {
+        Some(Bson::Document(q)) => q.clone(),
+        Some(_) => return Err(MongoError::type_mismatch("BSON field 'update.updates.q' is the wrong type, expected type 'object'")),
+        None => return Err(MongoError::new(ErrorCode::Location40414, "BSON field 'update.updates.q' is missing but a required field")),
+    };
+    let array_filters: Option<Vec<Document>> = match u.get("arrayFilters") {
+        None | Some(Bson::Null) => None,
+        Some(Bson::Array(a)) => Some(
+            a.iter()
+                .map(|f| f.as_document().cloned().ok_or_else(|| MongoError::type_mismatch("arrayFilters must be objects")))
+                .collect::<Result<_>>()?,
+        ),
+        Some(_) => return Err(MongoError::type_mismatch("BSON field 'update.updates.arrayFilters' is the wrong type, expected type 'array'")),
+    };
+    let spec = match u.get("u") {
+        Some(Bson::Document(d)) => update::parse_update(d, array_filters.as_deref())?,
+        Some(Bson::Array(_)) => {
+            return Err(MongoError::new(ErrorCode::NotImplemented, "pipeline-style updates arrive with the aggregation issue"))
+        }
+        Some(_) => return Err(MongoError::new(ErrorCode::FailedToParse, "Update argument must be either an object or an array")),
+        None => return Err(MongoError::new(ErrorCode::Location40414, "BSON field 'update.updates.u' is missing but a required field")),
+    };
+    let flag = |k: &str| -> Result<bool> {
+        match u.get(k) {
+            None | Some(Bson::Null) => Ok(false),
+            Some(Bson::Boolean(b)) => Ok(*b),
+            Some(Bson::Int32(n)) => Ok(*n != 0),
+            Some(Bson::Int64(n)) => Ok(*n != 0),
+            Some(Bson::Double(n)) => Ok(*n != 0.0),
+            Some(_) => Err(MongoError::type_mismatch(format!("BSON field 'update.updates.{k}' is the wrong type, expected type 'bool'"))),
+        }
+    };
+    let upsert = flag("upsert")?;
+    let multi = flag("multi")?;
+    if multi && matches!(spec, UpdateSpec::Replacement(_)) {
+        return Err(MongoError::new(ErrorCode::FailedToParse, "multi update is not supported for replacement-style update"));
+    }
+    let matcher = Matcher::parse(&filter)?;
+    let hint = u.get("hint").filter(|h| !matches!(h, Bson::Null)).cloned();
+    Ok(UpdateStmt { filter, matcher, spec, upsert, multi, hint })
+}
+
+/// What one update statement did.
+#[derive(Default)]
+pub struct UpdateResult {
+    pub matched: usize,
+    pub modified: usize,
+    pub upserted: Option<Bson>,
+    /// Pre- and post-images of the last document touched (for findAndModify).
+    pub before: Option<Document>,
+    pub after: Option<Document>,
+}
+
+fn check_update_result(old: &Document, new: &Document) -> Result<()> {
+    if old.get("_id") != new.get("_id") && new.get("_id").is_some() {
+        return Err(MongoError::new(
+            ErrorCode::ImmutableField,
+            format!(
+                "Performing an update on the path '_id' would modify the immutable field '_id'"
+            ),
+        ));
+    }
+    let size = bson_size(new);
+    if size > MAX_BSON_OBJECT_SIZE {
+        return Err(MongoError::new(
+            ErrorCode::BSONObjectTooLarge,
+            format!("Resulting document after update is larger than {MAX_BSON_OBJECT_SIZE}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Applies the update to one document by RecordId inside a write transaction, re-reading it
+/// first so a concurrent change is not overwritten. Returns (pre, post, modified) or None
+/// when the document is gone or no longer matches.
+fn update_by_rid(
+    ctx: &mut Ctx,
+    coll: &Arc<Collection>,
+    rid: i64,
+    stmt: &UpdateStmt,
+) -> Result<Option<(Document, Document, bool)>> {
+    let mut failure: Option<MongoError> = None;
+    let r = ctx.store.write_collection(&coll.db, &coll.name, false, false, |t, c| {
+        failure = None;
+        let Some(old) = t.get(c, rid)? else { return Ok(None) };
+        let (matched, pos) = stmt.matcher.matches_with_details(&old);
+        if !matched {
+            return Ok(None);
+        }
+        let (mut new, changed) = match update::apply_update(&stmt.spec, &old, false, pos) {
+            Ok(r) => r,
+            Err(e) => {
+                failure = Some(e);
+                return Ok(None);
+            }
+        };
+        if let UpdateSpec::Replacement(_) = stmt.spec {
+            // A replacement keeps the original _id, first.
+            if new.get("_id").is_none() {
+                let mut with_id = doc! { "_id": old.get("_id").cloned().unwrap_or(Bson::Null) };
+                with_id.extend(new);
+                new = with_id;
+            }
+        }
+        if let Err(e) = check_update_result(&old, &new) {
+            failure = Some(e);
+            return Ok(None);
+        }
+        if changed {
+            let o = match stmt.spec {
+                UpdateSpec::Replacement(_) => new.clone(),
+                _ => oplog::update_diff(&old, &new),
+            };
+            t.update(c, rid, &old, &new, o)?;
+        }
+        Ok(Some((old, new, changed)))
+    });
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    Ok(r?.flatten())
+}
+
+/// Runs one update statement (`sort` orders the candidates, for findAndModify).
+pub fn run_update(ctx: &mut Ctx, db: &str, coll_name: &str, stmt: &UpdateStmt, sort: Option<&Document>) -> Result<UpdateResult> {
+    let ns = format!("{db}.{coll_name}");
+    let mut res = UpdateResult::default();
+    if let Some(coll) = ctx.shared.store.catalog.get(&ns) {
+        let access = planner::plan(&coll, &stmt.filter, sort, stmt.hint.as_ref())?;
+        let sort_spec = sort.filter(|s| !s.is_empty()).map(crate::query::sort::SortSpec::parse).transpose()?;
+        let mut exec = Exec::new(
+            coll.clone(),
+            access,
+            ExecOptions { filter: Some(Matcher::parse(&stmt.filter)?), sort: sort_spec, projection: None, skip: 0, limit: None, allow_disk_use: true },
+        );
+        while let Some((rid, _)) = exec.next_match(ctx.store)? {
+            if let Some((old, new, changed)) = update_by_rid(ctx, &coll, rid, stmt)? {
+                res.matched += 1;
+                if changed {
+                    res.modified += 1;
+                }
+                res.before = Some(old);
+                res.after = Some(new);
+                if !stmt.multi {
+                    break;
+                }
+            }
+        }
+    }
+    if res.matched == 0 && stmt.upsert {
+        let new = upsert_document(stmt)?;
+        let id = new.get("_id").cloned().unwrap_or(Bson::Null);
+        insert_one(ctx, db, coll_name, &new)?;
+        res.upserted = Some(id);
+        res.after = Some(new);
+    }
+    Ok(res)
+}
+
+fn upsert_document(stmt: &UpdateStmt) -> Result<Document> {
+    let new = match &stmt.spec {
+        UpdateSpec::Replacement(r) => {
+            let mut d = r.clone();
+            if d.get("_id").is_none() {
+                if let Ok(seed) = update::upsert_seed(&stmt.filter) {
+                    if let Some(id) = seed.get("_id") {
+                        let mut with_id = doc! { "_id": id.clone() };
+                        with_id.extend(d);
+                        d = with_id;
+                    }
+                }
+            }
+            d
+        }
+        spec => {
+            let seed = update::upsert_seed(&stmt.filter)?;
+            update::apply_update(spec, &seed, true, None)?.0
+        }
+    };
+    prepare_insert(new)
+}
+
+pub fn update(ctx: &mut Ctx, req: &Request) -> Result<Document> {
+    let coll = args::collection(req)?;
+    let stmts = req.documents("updates")?;
+    check_batch_len(stmts.len())?;
+    let ordered = args::opt_bool(req, "ordered")?.unwrap_or(true);
+    let durable = args::journal_required(ctx, req)?;
+    let (mut n, mut modified) = (0usize, 0usize);
+    let mut upserted = Vec::new();
+    let mut errors = Vec::new();
+    for (i, u) in stmts.iter().enumerate() {
+        let r = parse_update_stmt(u).and_then(|s| run_update(ctx, &req.db, &coll, &s, None));
+        match r {
+            Ok(r) => {
+                n += r.matched;
+                modified += r.modified;
+                if let Some(id) = r.upserted {
+                    n += 1;
+                    upserted.push(doc! { "index": i as i32, "_id": id });
+                }
+            }
+            Err(e) => {
+                errors.push(e.to_write_error(i));
+                if ordered {
+                    break;
+                }
+            }
+        }
+    }
+    ctx.shared.stats.update.fetch_add(stmts.len() as u64, Ordering::Relaxed);
+    if durable {
+        ctx.store.flush_journal()?;
+    }
+    let mut reply = doc! { "n": n as i32, "nModified": modified as i32 };
+    if !upserted.is_empty() {
+        reply.insert("upserted", upserted);
+    }
+    if !errors.is_empty() {
+        reply.insert("writeErrors", errors);
+    }
+    Ok(reply)
+}
+
+/// Deletes one document by RecordId if it still matches; returns it.
+pub fn delete_by_rid(ctx: &mut Ctx, coll: &Arc<Collection>, rid: i64, matcher: &Matcher) -> Result<Option<Document>> {
+    let r = ctx.store.write_collection(&coll.db, &coll.name, false, false, |t, c| {
+        let Some(old) = t.get(c, rid)? else { return Ok(None) };
+        if !matcher.matches(&old) {
+            return Ok(None);
+        }
+        t.delete(c, rid, &old)?;
+        Ok(Some(old))
+    })?;
+    Ok(r.flatten())
+}
+
+pub fn delete(ctx: &mut Ctx, req: &Request) -> Result<Document> {
+    let coll_name = args::collection(req)?;
+    let stmts = req.documents("deletes")?;
+    check_batch_len(stmts.len())?;
+    let ordered = args::opt_bool(req, "ordered")?.unwrap_or(true);
+    let durable = args::journal_required(ctx, req)?;
+    let ns = format!("{}.{}", req.db, coll_name);
+    let mut n = 0usize;
+    let mut errors = Vec::new();
+    for (i, d) in stmts.iter().enumerate() {
+        let r = (|| -> Result<usize> {
+            let filter = match d.get("q") {
+                Some(Bson::Document(q)) => q.clone(),
+                Some(_) => return Err(MongoError::type_mismatch("BSON field 'delete.deletes.q' is the wrong type, expected type 'object'")),
+                None => return Err(MongoError::new(ErrorCode::Location40414, "BSON field 'delete.deletes.q' is missing but a required field")),
+            };
+            let limit = match d.get("limit") {
+                Some(Bson::Int32(n)) => *n as i64,
+                Some(Bson::Int64(n)) => *n,
+                Some(Bson::Double(n)) => *n as i64,
+                Some(_) => return Err(MongoError::type_mismatch("BSON field 'delete.deletes.limit' is the wrong type, expected type 'number'")),
+                None => return Err(MongoError::new(ErrorCode::Location40414, "BSON field 'delete.deletes.limit' is missing but a required field")),
+            };
+            if limit != 0 && limit != 1 {
+                return Err(MongoError::new(ErrorCode::FailedToParse, format!("The limit field in delete objects must be 0 or 1. Got {limit}")));
+            }
+            let matcher = Matcher::parse(&filter)?;
+            let Some(coll) = ctx.shared.store.catalog.get(&ns) else { return Ok(0) };
+            let hint = d.get("hint").filter(|h| !matches!(h, Bson::Null));
+            let access = planner::plan(&coll, &filter, None, hint)?;
+            let mut exec = Exec::new(
+                coll.clone(),
+                access,
+                ExecOptions { filter: Some(Matcher::parse(&filter)?), sort: None, projection: None, skip: 0, limit: None, allow_disk_use: false },
+            );
+            let mut deleted = 0;
+            while let Some((rid, _)) = exec.next_match(ctx.store)? {
+                if delete_by_rid(ctx, &coll, rid, &matcher)?.is_some() {
+                    deleted += 1;
+                    if limit == 1 {
+                        break;
+                    }
+                }
+            }
+            Ok(deleted)
+        })();
+        match r {
+            Ok(k) => n += k,
+            Err(e) => {
+                errors.push(e.to_write_error(i));
+                if ordered {
+                    break;
+                }
+            }
+        }
+    }
+    ctx.shared.stats.delete.fetch_add(n as u64, Ordering::Relaxed);
+    if durable {
+        ctx.store.flush_journal()?;
+    }
+    let mut reply = doc! { "n": n as i32 };
+    if !errors.is_empty() {
+        reply.insert("writeErrors", errors);
+    }
+    Ok(reply)
+}

@@ -1,0 +1,47 @@
+//! Server configuration shared by the daemon's flags and the embedded builder.
+
+use std::path::PathBuf;
+
+/// Where the data lives.
+#[derive(Debug, Clone)]
+pub enum Storage {
+    /// A directory that survives restarts.
+    Path(PathBuf),
+    /// A temporary directory removed when the server stops.
+    Ephemeral,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: String,
+    pub port: u16,
+    pub storage: Storage,
+    /// WiredTiger cache size in megabytes.
+    pub cache_size_mb: u64,
+    /// Drop the single-node replica-set persona (no `setName` in hello).
+    pub standalone: bool,
+    pub replica_set_name: String,
+    pub enable_test_commands: bool,
+    pub max_connections: usize,
+    /// Seconds between WiredTiger checkpoints.
+    pub checkpoint_secs: u64,
+    /// Milliseconds between journal flushes for writes that did not ask for `j: true`.
+    pub journal_flush_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            host: "127.0.0.1".into(),
+            port: 27017,
+            storage: Storage::Ephemeral,
+            cache_size_mb: 256,
+            standalone: false,
+            replica_set_name: "secantus".into(),
+            enable_test_commands: false,
+            max_connections: 10_000,
+            checkpoint_secs: 60,
+            journal_flush_ms: 50,
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! SecantusDB: a single-node MongoDB server on WiredTiger.
+//!
+//! Layers (see docs/architecture.md): `net` (wire protocol, one thread per connection) ->
+//! `cmd` (command registry and handlers) -> `query` / `agg` (matcher, planner, executor) ->
+//! `store` / `oplog` (catalog, records, indexes, WiredTiger) -> WiredTiger.
+
+pub mod agg;
+pub mod auth;
+pub mod cmd;
+pub mod config;
+pub mod cursors;
+pub mod error;
+pub mod net;
+pub mod oplog;
+pub mod query;
+pub mod server;
+pub mod store;
+
+pub use config::Config;
+pub use server::{Server, ServerBuilder};

@@ -1,0 +1,79 @@
+//! The daemon: parse flags, build a config, run the server until SIGINT/SIGTERM.
+
+use clap::Parser;
+use secantusdb::config::{Config, Storage};
+use secantusdb::Server;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(name = "secantusdb", version, about = "A single-node MongoDB server on WiredTiger")]
+struct Args {
+    /// Data directory (`:memory:` for a temporary store removed on exit).
+    #[arg(long = "dbpath", alias = "storage-path", default_value = "./secantus-data")]
+    dbpath: String,
+    #[arg(long, default_value_t = 27017)]
+    port: u16,
+    /// Address to listen on.
+    #[arg(long = "bind_ip", alias = "host", alias = "bind-ip", default_value = "127.0.0.1")]
+    bind_ip: String,
+    /// WiredTiger cache size in megabytes.
+    #[arg(long = "cache-size", default_value_t = 256)]
+    cache_size: u64,
+    /// Run without the single-node replica-set persona.
+    #[arg(long)]
+    standalone: bool,
+    /// Replica-set name announced in hello.
+    #[arg(long = "replSet", alias = "repl-set", default_value = "secantus")]
+    repl_set: String,
+    /// error, warn, info, debug or trace (RUST_LOG also works).
+    #[arg(long = "log-level", default_value = "info")]
+    log_level: String,
+    /// Enable test-only commands (configureFailPoint).
+    #[arg(long = "enable-test-commands")]
+    enable_test_commands: bool,
+    /// Refuse connections past this many.
+    #[arg(long = "maxConns", alias = "max-conns", default_value_t = 10_000)]
+    max_conns: usize,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(&args.log_level))
+        .format_timestamp_millis()
+        .init();
+    let storage = if args.dbpath == ":memory:" { Storage::Ephemeral } else { Storage::Path(PathBuf::from(&args.dbpath)) };
+    let config = Config {
+        host: args.bind_ip,
+        port: args.port,
+        storage,
+        cache_size_mb: args.cache_size,
+        standalone: args.standalone,
+        replica_set_name: args.repl_set,
+        enable_test_commands: args.enable_test_commands,
+        max_connections: args.max_conns,
+        ..Config::default()
+    };
+    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("secantusdb: cannot install signal handlers: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let server = match Server::start(config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("secantusdb: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    log::info!("secantusdb {} ready on {}", env!("CARGO_PKG_VERSION"), server.addr());
+    if let Some(sig) = signals.forever().next() {
+        log::info!("signal {sig}: shutting down");
+    }
+    server.stop();
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,160 @@
+//! One client connection: read a message, run it, write the reply, until the peer goes away.
+//!
+//! Framing errors (a length we cannot trust, a truncated frame) close the connection, as mongod
+//! does; a frame that was read whole but whose content is bad gets an error reply and the
+//! connection lives on.
+
+use super::wire::{self, Header, WireError};
+use crate::cmd::{self, ConnState, Request};
+use crate::error::{ErrorCode, MongoError};
+use crate::server::Shared;
+use bson::{doc, Document};
+use std::io::{BufReader, BufWriter, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
+
+static NEXT_REQUEST_ID: AtomicI32 = AtomicI32::new(1);
+
+fn next_request_id() -> i32 {
+    NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+pub fn serve(stream: TcpStream, shared: &Arc<Shared>, id: i64) {
+    let peer = stream.peer_addr().ok();
+    let mut session = match shared.store.session() {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("conn{id}: cannot open a storage session: {e}");
+            return;
+        }
+    };
+    let Ok(read_half) = stream.try_clone() else { return };
+    let mut reader = BufReader::with_capacity(64 * 1024, read_half);
+    let mut writer = BufWriter::with_capacity(64 * 1024, stream);
+    let mut conn = ConnState::new(id, peer);
+    log::debug!("conn{id}: connection accepted from {peer:?}");
+    loop {
+        let (header, body) = match wire::read_message(&mut reader) {
+            Ok(m) => m,
+            Err(WireError::Closed) => break,
+            Err(e) => {
+                log::debug!("conn{id}: closing: {e}");
+                break;
+            }
+        };
+        let reply = match header.op_code {
+            wire::OP_MSG => handle_op_msg(shared, &mut session, &mut conn, &header, &body),
+            wire::OP_QUERY => handle_op_query(shared, &mut session, &mut conn, &header, &body),
+            other => {
+                log::debug!("conn{id}: unsupported opcode {other}; closing");
+                break;
+            }
+        };
+        match reply {
+            Reply::None => {}
+            Reply::Frame(frame) => {
+                if writer.write_all(&frame).and_then(|_| writer.flush()).is_err() {
+                    break;
+                }
+            }
+            Reply::Close => break,
+        }
+        if shared.shutting_down.load(Ordering::SeqCst) {
+            break;
+        }
+    }
+    shared.cursors.connection_closed(id);
+    log::debug!("conn{id}: end connection {peer:?}");
+}
+
+enum Reply {
+    None,
+    Frame(Vec<u8>),
+    Close,
+}
+
+fn handle_op_msg(
+    shared: &Arc<Shared>,
+    session: &mut crate::store::StoreSession,
+    conn: &mut ConnState,
+    header: &Header,
+    body: &[u8],
+) -> Reply {
+    let msg = match wire::parse_op_msg(header, body) {
+        Ok(m) => m,
+        Err(WireError::Protocol(m)) => {
+            let err = m.to_mongo_error();
+            return Reply::Frame(encode_msg(header, &cmd::error_reply(shared, &err)));
+        }
+        Err(e) => {
+            log::debug!("conn{}: bad OP_MSG: {e}; closing", conn.id);
+            return Reply::Close;
+        }
+    };
+    let more_to_come = msg.flags & wire::FLAG_MORE_TO_COME != 0;
+    let reply = match Request::from_op_msg(msg.body, msg.sequences) {
+        Ok(req) => cmd::dispatch(shared, session, conn, req),
+        Err(e) => cmd::error_reply(shared, &e),
+    };
+    if more_to_come {
+        return Reply::None;
+    }
+    Reply::Frame(encode_msg(header, &reply))
+}
+
+fn encode_msg(header: &Header, reply: &Document) -> Vec<u8> {
+    match wire::encode_op_msg(next_request_id(), header.request_id, 0, reply) {
+        Ok(f) => f,
+        Err(e) => wire::encode_error_op_msg(next_request_id(), header.request_id, &e),
+    }
+}
+
+/// Legacy OP_QUERY: drivers use it for the first handshake (`isMaster` on `admin.$cmd`).
+fn handle_op_query(
+    shared: &Arc<Shared>,
+    session: &mut crate::store::StoreSession,
+    conn: &mut ConnState,
+    header: &Header,
+    body: &[u8],
+) -> Reply {
+    let q = match wire::parse_op_query(body) {
+        Ok(q) => q,
+        Err(e) => {
+            log::debug!("conn{}: bad OP_QUERY: {e}; closing", conn.id);
+            return Reply::Close;
+        }
+    };
+    let reply = match q.full_collection_name.strip_suffix(".$cmd") {
+        Some(db) => {
+            // Commands may arrive wrapped as {$query: {...}, $readPreference: ...}.
+            let mut body = match q.query.get_document("$query") {
+                Ok(inner) => inner.clone(),
+                Err(_) => q.query.clone(),
+            };
+            body.insert("$db", db);
+            let name = body.keys().next().cloned().unwrap_or_default();
+            if !matches!(name.as_str(), "isMaster" | "ismaster" | "hello") {
+                let err = MongoError::new(
+                    ErrorCode::UnsupportedOpQueryCommand,
+                    format!("Unsupported OP_QUERY command: {name}. The client driver may require an upgrade."),
+                );
+                cmd::error_reply(shared, &err)
+            } else {
+                match Request::from_op_msg(body, Vec::new()) {
+                    Ok(req) => cmd::dispatch(shared, session, conn, req),
+                    Err(e) => cmd::error_reply(shared, &e),
+                }
+            }
+        }
+        None => doc! {
+            "$err": "OP_QUERY is no longer supported. The client driver may require an upgrade.",
+            "code": ErrorCode::UnsupportedOpQueryCommand.code(),
+            "ok": 0.0,
+        },
+    };
+    match wire::encode_op_reply(next_request_id(), header.request_id, 0, 0, 0, &[reply]) {
+        Ok(f) => Reply::Frame(f),
+        Err(_) => Reply::Close,
+    }
+}

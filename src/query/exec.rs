@@ -1,0 +1,249 @@
+//! The executor: pulls documents from a scan in batches, filters, sorts, skips, limits and
+//! projects. Between batches it keeps only a position (a RecordId or an index key), never a
+//! WiredTiger cursor or snapshot, so a client cursor costs no engine resources while idle and
+//! a getMore may arrive on any connection. Only a blocking sort holds its results in memory.
+
+use super::matcher::Matcher;
+use super::projection::Projection;
+use super::sort::SortSpec;
+use crate::error::{ErrorCode, MongoError, Result};
+use crate::store::catalog::{Collection, IndexMeta};
+use crate::store::{scan, StoreResult, StoreSession};
+use bson::{Bson, Document};
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+
+/// mongod's limit for an in-memory sort without allowDiskUse.
+pub const SORT_MEMORY_LIMIT: usize = 100 * 1024 * 1024;
+/// With allowDiskUse we do not spill yet; this bounds the memory a client can make us use.
+const SORT_MEMORY_LIMIT_DISK_USE: usize = 1024 * 1024 * 1024;
+/// Documents pulled from the engine per read transaction.
+const PULL_CHUNK: usize = 512;
+
+/// How documents are found.
+#[derive(Debug, Clone)]
+pub enum Access {
+    CollScan { forward: bool },
+    /// One `_id` value looked up through the `_id` index.
+    IdLookup(Bson),
+    /// Every entry whose key starts with one of `prefixes` (equality on a key prefix).
+    IndexPrefixes { index: Arc<IndexMeta>, prefixes: Vec<Vec<u8>>, forward: bool },
+}
+
+impl Access {
+    pub fn describe(&self) -> String {
+        match self {
+            Access::CollScan { .. } => "COLLSCAN".into(),
+            Access::IdLookup(_) => "IDHACK".into(),
+            Access::IndexPrefixes { index, .. } => format!("IXSCAN {}", index.name),
+        }
+    }
+}
+
+pub struct ExecOptions {
+    pub filter: Option<Matcher>,
+    pub sort: Option<SortSpec>,
+    pub projection: Option<Projection>,
+    pub skip: u64,
+    pub limit: Option<u64>,
+    pub allow_disk_use: bool,
+}
+
+pub struct Exec {
+    pub coll: Arc<Collection>,
+    access: Access,
+    opts: ExecOptions,
+    pos_rid: Option<i64>,
+    pos_key: Option<Vec<u8>>,
+    prefix_at: usize,
+    seen: HashSet<i64>,
+    /// Matched documents not yet handed out: (RecordId, document, stored size).
+    pending: VecDeque<(i64, Document, usize)>,
+    sorted: bool,
+    source_done: bool,
+}
+
+impl Exec {
+    pub fn new(coll: Arc<Collection>, access: Access, opts: ExecOptions) -> Exec {
+        Exec {
+            coll,
+            access,
+            opts,
+            pos_rid: None,
+            pos_key: None,
+            prefix_at: 0,
+            seen: HashSet::new(),
+            pending: VecDeque::new(),
+            sorted: false,
+            source_done: false,
+        }
+    }
+
+    pub fn access(&self) -> &Access {
+        &self.access
+    }
+
+    /// True when no more documents will come.
+    pub fn is_exhausted(&self) -> bool {
+        (self.source_done && self.pending.is_empty()) || self.opts.limit == Some(0)
+    }
+
+    /// Next matching document with its RecordId, before projection (for write commands).
+    pub fn next_match(&mut self, ss: &mut StoreSession) -> Result<Option<(i64, Document)>> {
+        Ok(self.next_raw(ss)?.map(|(rid, d, _)| (rid, d)))
+    }
+
+    fn next_raw(&mut self, ss: &mut StoreSession) -> Result<Option<(i64, Document, usize)>> {
+        loop {
+            if self.opts.limit == Some(0) {
+                return Ok(None);
+            }
+            if self.opts.sort.is_some() && !self.sorted {
+                self.sort_all(ss)?;
+            }
+            if self.pending.is_empty() && !self.source_done {
+                self.pull(ss, PULL_CHUNK, 16 * 1024 * 1024)?;
+            }
+            let Some(item) = self.pending.pop_front() else { return Ok(None) };
+            if self.opts.skip > 0 {
+                self.opts.skip -= 1;
+                continue;
+            }
+            if let Some(l) = self.opts.limit.as_mut() {
+                *l -= 1;
+            }
+            return Ok(Some(item));
+        }
+    }
+
+    /// A batch of projected documents: at most `max_docs`, and no more than `max_bytes` unless
+    /// a single document is larger.
+    pub fn next_batch(&mut self, ss: &mut StoreSession, max_docs: usize, max_bytes: usize) -> Result<Vec<Document>> {
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        while out.len() < max_docs {
+            if let Some((_, _, size)) = self.pending.front() {
+                if !out.is_empty() && bytes + size > max_bytes && self.opts.skip == 0 {
+                    break;
+                }
+            }
+            let Some((_, doc, size)) = self.next_raw(ss)? else { break };
+            let doc = match &self.opts.projection {
+                Some(p) => p.apply(&doc)?,
+                None => doc,
+            };
+            bytes += size;
+            out.push(doc);
+        }
+        Ok(out)
+    }
+
+    fn sort_all(&mut self, ss: &mut StoreSession) -> Result<()> {
+        let limit = if self.opts.allow_disk_use { SORT_MEMORY_LIMIT_DISK_USE } else { SORT_MEMORY_LIMIT };
+        while !self.source_done {
+            self.pull(ss, PULL_CHUNK, usize::MAX)?;
+            let used: usize = self.pending.iter().map(|(_, _, s)| *s).sum();
+            if used > limit {
+                return Err(MongoError::new(
+                    ErrorCode::QueryExceededMemoryLimitNoDiskUseAllowed,
+                    format!(
+                        "Executor error during find command :: caused by :: Sort exceeded memory limit of {limit} bytes, but did not opt in to external sorting."
+                    ),
+                ));
+            }
+        }
+        if let Some(sort) = &self.opts.sort {
+            let mut v: Vec<_> = self.pending.drain(..).collect();
+            v.sort_by(|a, b| sort.compare(&a.1, &b.1));
+            self.pending = v.into();
+        }
+        self.sorted = true;
+        Ok(())
+    }
+
+    /// Reads up to `max_docs` matching documents into `pending`, in one snapshot.
+    fn pull(&mut self, ss: &mut StoreSession, max_docs: usize, max_bytes: usize) -> Result<()> {
+        let coll = self.coll.clone();
+        let access = self.access.clone();
+        let r: StoreResult<()> = ss.read(|t| {
+            let mut n = 0usize;
+            let mut bytes = 0usize;
+            let filter = self.opts.filter.as_ref();
+            let pending = &mut self.pending;
+            match &access {
+                Access::CollScan { forward } => {
+                    let mut stopped = false;
+                    let pos = &mut self.pos_rid;
+                    scan::scan_records(t.s, &coll, *pos, *forward, |rid, raw| {
+                        *pos = Some(rid);
+                        let doc = scan::parse_record(raw)?;
+                        if filter.is_none_or(|f| f.matches(&doc)) {
+                            n += 1;
+                            bytes += raw.len();
+                            pending.push_back((rid, doc, raw.len()));
+                        }
+                        let go_on = n < max_docs && bytes < max_bytes;
+                        stopped = !go_on;
+                        Ok(go_on)
+                    })?;
+                    if !stopped {
+                        self.source_done = true;
+                    }
+                }
+                Access::IdLookup(id) => {
+                    if let Some((rid, doc)) = t.find_by_id(&coll, id)? {
+                        if filter.is_none_or(|f| f.matches(&doc)) {
+                            let size = bson_size(&doc);
+                            pending.push_back((rid, doc, size));
+                        }
+                    }
+                    self.source_done = true;
+                }
+                Access::IndexPrefixes { index, prefixes, forward } => {
+                    while self.prefix_at < prefixes.len() {
+                        let prefix = &prefixes[self.prefix_at];
+                        let mut stopped = false;
+                        let pos = &mut self.pos_key;
+                        let seen = &mut self.seen;
+                        let after = pos.clone();
+                        scan::scan_index(t.s, index, prefix, after.as_deref(), *forward, |key, rid| {
+                            *pos = Some(key.to_vec());
+                            if seen.insert(rid) {
+                                if let Some(doc) = scan::fetch(t.s, &coll, rid)? {
+                                    if filter.is_none_or(|f| f.matches(&doc)) {
+                                        let size = bson_size(&doc);
+                                        n += 1;
+                                        bytes += size;
+                                        pending.push_back((rid, doc, size));
+                                    }
+                                }
+                            }
+                            let go_on = n < max_docs && bytes < max_bytes;
+                            stopped = !go_on;
+                            Ok(go_on)
+                        })?;
+                        if stopped {
+                            return Ok(());
+                        }
+                        self.prefix_at += 1;
+                        self.pos_key = None;
+                    }
+                    self.source_done = true;
+                }
+            }
+            Ok(())
+        });
+        r.map_err(|e| match e {
+            crate::store::StoreError::Engine(ref w) if w.is_not_found() => {
+                MongoError::new(ErrorCode::QueryPlanKilled, format!("query plan killed: {e}"))
+            }
+            other => other.into(),
+        })
+    }
+}
+
+/// Size of a document as stored (for batch-size accounting).
+pub fn bson_size(doc: &Document) -> usize {
+    let mut v = Vec::new();
+    doc.to_writer(&mut v).map(|_| v.len()).unwrap_or(0)
+}

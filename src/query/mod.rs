@@ -1,0 +1,18 @@
+//! The query language: BSON comparison, the matcher (one file per operator family),
+//! projection, sort, the updater, the planner and the executor.
+
+pub mod compare;
+pub mod exec;
+pub mod matcher;
+pub mod ops_array;
+pub mod ops_bitwise;
+pub mod ops_comparison;
+pub mod ops_element;
+pub mod ops_eval;
+pub mod ops_logical;
+pub mod path;
+pub mod planner;
+pub mod projection;
+pub mod sort;
+pub mod update;
+pub mod util;

@@ -1,0 +1,296 @@
+//! The catalog: which collections and indexes exist, and which WiredTiger tables hold them.
+//!
+//! Persisted in `table:_catalog` (key = namespace, value = BSON); held in memory as immutable
+//! `Arc<Collection>` snapshots. A DDL change builds a new snapshot and swaps it in, so a reader
+//! holding an old `Arc` sees a consistent index list. State that must outlive a swap (the
+//! RecordId counter, the per-collection DDL lock) lives in `CollShared`.
+
+use super::wt::{Key, Session};
+use super::{StoreError, StoreResult, CATALOG_TABLE};
+use crate::query::matcher::Matcher;
+use bson::{doc, Bson, Document};
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Per-collection state shared by every catalog snapshot of the collection.
+#[derive(Debug)]
+pub struct CollShared {
+    /// The next RecordId to hand out; RecordIds grow with insertion order.
+    pub next_rid: AtomicI64,
+    /// Writers hold it shared for the length of their transaction; DDL that changes the index
+    /// list or drops the collection holds it exclusively.
+    pub ddl: RwLock<()>,
+    pub dropped: AtomicBool,
+}
+
+#[derive(Debug)]
+pub struct IndexMeta {
+    pub name: String,
+    /// The key pattern as the user gave it, e.g. `{a: 1, b: -1}`.
+    pub key: Document,
+    /// (dotted path, descending) per key field.
+    pub fields: Vec<(String, bool)>,
+    pub unique: bool,
+    pub sparse: bool,
+    pub partial: Option<Arc<Matcher>>,
+    /// WiredTiger table name without the `table:` prefix.
+    pub ident: String,
+    /// The full spec as listIndexes shows it (`v`, `key`, `name`, options).
+    pub spec: Document,
+}
+
+impl IndexMeta {
+    pub fn uri(&self) -> String {
+        format!("table:{}", self.ident)
+    }
+
+    pub fn is_id(&self) -> bool {
+        self.name == "_id_"
+    }
+
+    pub fn from_spec(spec: Document, ident: String) -> StoreResult<IndexMeta> {
+        let key = spec.get_document("key").map_err(|_| bad_catalog("index without key"))?.clone();
+        let name = spec.get_str("name").map_err(|_| bad_catalog("index without name"))?.to_string();
+        let fields = key
+            .iter()
+            .map(|(k, v)| (k.clone(), direction_is_descending(v)))
+            .collect();
+        let partial = match spec.get_document("partialFilterExpression") {
+            Ok(f) => Some(Arc::new(Matcher::parse(f).map_err(StoreError::Mongo)?)),
+            Err(_) => None,
+        };
+        Ok(IndexMeta {
+            unique: spec.get_bool("unique").unwrap_or(false) || name == "_id_",
+            sparse: spec.get_bool("sparse").unwrap_or(false),
+            name,
+            key,
+            fields,
+            partial,
+            ident,
+            spec,
+        })
+    }
+}
+
+/// A negative number means descending; anything else (1, "hashed", "text") ascending.
+pub fn direction_is_descending(v: &Bson) -> bool {
+    match v {
+        Bson::Int32(n) => *n < 0,
+        Bson::Int64(n) => *n < 0,
+        Bson::Double(n) => *n < 0.0,
+        Bson::Decimal128(d) => d.to_string().starts_with('-'),
+        _ => false,
+    }
+}
+
+#[derive(Debug)]
+pub struct Collection {
+    pub db: String,
+    pub name: String,
+    pub ns: String,
+    pub uuid: bson::Uuid,
+    /// Record table name without the `table:` prefix.
+    pub ident: String,
+    pub options: Document,
+    pub indexes: Vec<Arc<IndexMeta>>,
+    pub shared: Arc<CollShared>,
+}
+
+impl Collection {
+    pub fn uri(&self) -> String {
+        format!("table:{}", self.ident)
+    }
+
+    pub fn index(&self, name: &str) -> Option<&Arc<IndexMeta>> {
+        self.indexes.iter().find(|i| i.name == name)
+    }
+
+    pub fn id_index(&self) -> Option<&Arc<IndexMeta>> {
+        self.indexes.iter().find(|i| i.is_id())
+    }
+
+    pub fn alloc_rid(&self) -> i64 {
+        self.shared.next_rid.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// The catalog row for this collection.
+    pub fn to_catalog_doc(&self) -> Document {
+        let indexes: Vec<Bson> = self
+            .indexes
+            .iter()
+            .map(|i| Bson::Document(doc! {"spec": i.spec.clone(), "ident": i.ident.clone()}))
+            .collect();
+        doc! {
+            "ns": self.ns.clone(),
+            "db": self.db.clone(),
+            "name": self.name.clone(),
+            "uuid": self.uuid,
+            "ident": self.ident.clone(),
+            "options": self.options.clone(),
+            "indexes": indexes,
+        }
+    }
+
+    /// A new snapshot with a different index list (same shared state).
+    pub fn with_indexes(&self, indexes: Vec<Arc<IndexMeta>>) -> Collection {
+        Collection {
+            db: self.db.clone(),
+            name: self.name.clone(),
+            ns: self.ns.clone(),
+            uuid: self.uuid,
+            ident: self.ident.clone(),
+            options: self.options.clone(),
+            indexes,
+            shared: self.shared.clone(),
+        }
+    }
+
+    fn from_catalog_doc(d: &Document, next_rid: i64) -> StoreResult<Collection> {
+        let s = |k: &str| -> StoreResult<String> {
+            d.get_str(k).map(str::to_string).map_err(|_| bad_catalog(k))
+        };
+        let uuid = match d.get("uuid") {
+            Some(Bson::Binary(b)) => bson::Uuid::from_bytes(
+                b.bytes.as_slice().try_into().map_err(|_| bad_catalog("uuid"))?,
+            ),
+            _ => return Err(bad_catalog("uuid")),
+        };
+        let mut indexes = Vec::new();
+        for i in d.get_array("indexes").map_err(|_| bad_catalog("indexes"))? {
+            let i = i.as_document().ok_or_else(|| bad_catalog("index"))?;
+            let spec = i.get_document("spec").map_err(|_| bad_catalog("index spec"))?.clone();
+            let ident = i.get_str("ident").map_err(|_| bad_catalog("index ident"))?.to_string();
+            indexes.push(Arc::new(IndexMeta::from_spec(spec, ident)?));
+        }
+        Ok(Collection {
+            db: s("db")?,
+            name: s("name")?,
+            ns: s("ns")?,
+            uuid,
+            ident: s("ident")?,
+            options: d.get_document("options").cloned().unwrap_or_default(),
+            indexes,
+            shared: Arc::new(CollShared {
+                next_rid: AtomicI64::new(next_rid),
+                ddl: RwLock::new(()),
+                dropped: AtomicBool::new(false),
+            }),
+        })
+    }
+}
+
+fn bad_catalog(what: &str) -> StoreError {
+    StoreError::Corrupt(format!("catalog entry: bad or missing {what}"))
+}
+
+/// The in-memory catalog.
+pub struct Catalog {
+    colls: RwLock<HashMap<String, Arc<Collection>>>,
+    next_ident: AtomicU64,
+    /// Serialises DDL (create, drop, rename, index changes) across the process.
+    pub ddl_mutex: Mutex<()>,
+}
+
+impl Catalog {
+    pub fn load(session: &Session) -> StoreResult<Catalog> {
+        let mut rows = Vec::new();
+        {
+            let mut cur = session.open_cursor(CATALOG_TABLE, None)?;
+            while cur.next()? {
+                let v = cur.value()?;
+                let d = super::scan::parse_record(v)?;
+                rows.push(d);
+            }
+        }
+        let mut colls = HashMap::new();
+        let mut max_ident = 0u64;
+        for d in rows {
+            let ident = d.get_str("ident").map_err(|_| bad_catalog("ident"))?;
+            // Resume RecordIds after the largest one on disk.
+            let mut next_rid = 1;
+            {
+                let mut cur = session.open_cursor(&format!("table:{ident}"), None)?;
+                if cur.prev()? {
+                    next_rid = cur.key_int()? + 1;
+                }
+            }
+            let c = Collection::from_catalog_doc(&d, next_rid)?;
+            for id in std::iter::once(&c.ident).chain(c.indexes.iter().map(|i| &i.ident)) {
+                if let Some(n) = id.rsplit('-').next().and_then(|n| n.parse::<u64>().ok()) {
+                    max_ident = max_ident.max(n);
+                }
+            }
+            colls.insert(c.ns.clone(), Arc::new(c));
+        }
+        Ok(Catalog {
+            colls: RwLock::new(colls),
+            next_ident: AtomicU64::new(max_ident + 1),
+            ddl_mutex: Mutex::new(()),
+        })
+    }
+
+    pub fn get(&self, ns: &str) -> Option<Arc<Collection>> {
+        self.colls.read().get(ns).cloned()
+    }
+
+    /// Collections of one database, sorted by name.
+    pub fn list(&self, db: &str) -> Vec<Arc<Collection>> {
+        let mut v: Vec<_> = self.colls.read().values().filter(|c| c.db == db).cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Names of databases that hold at least one collection.
+    pub fn databases(&self) -> BTreeSet<String> {
+        self.colls.read().values().map(|c| c.db.clone()).collect()
+    }
+
+    pub fn all_idents(&self) -> HashSet<String> {
+        let mut s = HashSet::new();
+        for c in self.colls.read().values() {
+            s.insert(c.ident.clone());
+            for i in &c.indexes {
+                s.insert(i.ident.clone());
+            }
+        }
+        s
+    }
+
+    pub fn new_ident(&self, kind: &str) -> String {
+        format!("{kind}-{}", self.next_ident.fetch_add(1, Ordering::SeqCst))
+    }
+
+    pub(crate) fn install(&self, c: Arc<Collection>) {
+        self.colls.write().insert(c.ns.clone(), c);
+    }
+
+    pub(crate) fn remove(&self, ns: &str) -> Option<Arc<Collection>> {
+        self.colls.write().remove(ns)
+    }
+
+    /// Writes (or rewrites) a collection's catalog row inside the caller's transaction.
+    pub(crate) fn persist(session: &Session, c: &Collection) -> StoreResult<()> {
+        let bytes = super::txn::encode(&c.to_catalog_doc())?;
+        let mut cur = session.open_cursor(CATALOG_TABLE, None)?;
+        cur.insert(Key::Bytes(c.ns.as_bytes()), &bytes)?;
+        Ok(())
+    }
+
+    pub(crate) fn unpersist(session: &Session, ns: &str) -> StoreResult<()> {
+        let mut cur = session.open_cursor(CATALOG_TABLE, None)?;
+        if cur.search(Key::Bytes(ns.as_bytes()))? {
+            cur.remove(Key::Bytes(ns.as_bytes()))?;
+        }
+        Ok(())
+    }
+}
+
+pub fn new_shared() -> Arc<CollShared> {
+    Arc::new(CollShared {
+        next_rid: AtomicI64::new(1),
+        ddl: RwLock::new(()),
+        dropped: AtomicBool::new(false),
+    })
+}

@@ -1,0 +1,216 @@
+//! Index keys: which keys a document produces for an index, and keeping index tables in step.
+//!
+//! Table layout: a unique index maps `key -> RecordId` (so two writers inserting the same key
+//! collide inside WiredTiger and one of them retries and sees the duplicate); a non-unique index
+//! maps `key ++ RecordId -> ""`. RecordIds are 8 bytes big-endian.
+
+use super::catalog::IndexMeta;
+use super::keystring;
+use super::wt::{Key, Session};
+use super::{StoreError, StoreResult};
+use bson::{Bson, Document};
+
+/// One index key of a document: its encoded bytes and the values it was made from.
+#[derive(Debug, Clone)]
+pub struct IndexKey {
+    pub bytes: Vec<u8>,
+    pub values: Vec<Bson>,
+}
+
+/// Values found at a dotted path, expanding arrays as mongod's index key generation does.
+struct PathValues {
+    values: Vec<Bson>,
+    present: bool,
+    expanded_array: bool,
+}
+
+fn collect_path(doc: &Document, path: &str) -> PathValues {
+    let parts: Vec<&str> = path.split('.').collect();
+    let mut out = PathValues { values: Vec::new(), present: false, expanded_array: false };
+    collect_in_doc(doc, &parts, &mut out);
+    if out.values.is_empty() {
+        out.values.push(Bson::Null);
+    }
+    out
+}
+
+fn collect_in_doc(doc: &Document, parts: &[&str], out: &mut PathValues) {
+    let Some((first, rest)) = parts.split_first() else { return };
+    if let Some(v) = doc.get(*first) {
+        collect_value(v, rest, out);
+    }
+}
+
+fn collect_value(v: &Bson, rest: &[&str], out: &mut PathValues) {
+    match (v, rest.split_first()) {
+        (Bson::Array(a), None) => {
+            out.present = true;
+            out.expanded_array = true;
+            if a.is_empty() {
+                // mongod indexes an empty array as undefined so that {a: []} can be found.
+                out.values.push(Bson::Undefined);
+            }
+            for e in a {
+                out.values.push(e.clone());
+            }
+        }
+        (_, None) => {
+            out.present = true;
+            out.values.push(v.clone());
+        }
+        (Bson::Document(d), Some(_)) => collect_in_doc(d, rest, out),
+        (Bson::Array(a), Some((first, after))) => {
+            out.expanded_array = true;
+            // A numeric component addresses one element; otherwise descend into each element.
+            if let Ok(i) = first.parse::<usize>() {
+                if let Some(e) = a.get(i) {
+                    collect_value(e, after, out);
+                    return;
+                }
+            }
+            for e in a {
+                if let Bson::Document(d) = e {
+                    collect_in_doc(d, rest, out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Every distinct key `doc` produces for `idx` (none when a sparse or partial index skips it).
+pub fn keys_for(idx: &IndexMeta, doc: &Document) -> StoreResult<Vec<IndexKey>> {
+    if let Some(filter) = &idx.partial {
+        if !filter.matches(doc) {
+            return Ok(Vec::new());
+        }
+    }
+    let per_field: Vec<PathValues> = idx.fields.iter().map(|(p, _)| collect_path(doc, p)).collect();
+    if idx.sparse && per_field.iter().all(|f| !f.present) {
+        return Ok(Vec::new());
+    }
+    let arrays: Vec<&str> = idx
+        .fields
+        .iter()
+        .zip(&per_field)
+        .filter(|(_, f)| f.expanded_array)
+        .map(|((p, _), _)| p.as_str())
+        .collect();
+    if arrays.len() > 1 {
+        return Err(StoreError::ParallelArrays(format!(
+            "cannot index parallel arrays [{}] [{}]",
+            arrays[1], arrays[0]
+        )));
+    }
+    // Cartesian product; at most one field has more than one value.
+    let mut combos: Vec<Vec<Bson>> = vec![Vec::with_capacity(per_field.len())];
+    for f in &per_field {
+        let mut next = Vec::with_capacity(combos.len() * f.values.len());
+        for c in &combos {
+            for v in &f.values {
+                let mut c2 = c.clone();
+                c2.push(v.clone());
+                next.push(c2);
+            }
+        }
+        combos = next;
+    }
+    let mut keys: Vec<IndexKey> = combos
+        .into_iter()
+        .map(|values| {
+            let parts: Vec<(&Bson, bool)> =
+                values.iter().zip(&idx.fields).map(|(v, (_, desc))| (v, *desc)).collect();
+            IndexKey { bytes: keystring::encode_key(&parts), values }
+        })
+        .collect();
+    keys.sort_by(|a, b| a.bytes.cmp(&b.bytes));
+    keys.dedup_by(|a, b| a.bytes == b.bytes);
+    Ok(keys)
+}
+
+pub fn rid_bytes(rid: i64) -> [u8; 8] {
+    rid.to_be_bytes()
+}
+
+pub fn rid_from_bytes(b: &[u8]) -> Option<i64> {
+    Some(i64::from_be_bytes(b.get(..8)?.try_into().ok()?))
+}
+
+/// The `{field: value}` document mongod reports as `keyValue` in a duplicate-key error.
+pub fn key_value_doc(idx: &IndexMeta, values: &[Bson]) -> Document {
+    let mut d = Document::new();
+    for ((path, _), v) in idx.fields.iter().zip(values) {
+        d.insert(path.clone(), v.clone());
+    }
+    d
+}
+
+pub fn insert_keys(
+    session: &Session,
+    ns: &str,
+    idx: &IndexMeta,
+    keys: &[IndexKey],
+    rid: i64,
+) -> StoreResult<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let rb = rid_bytes(rid);
+    if idx.unique {
+        let mut cur = session.open_cursor(&idx.uri(), Some("overwrite=false"))?;
+        for k in keys {
+            match cur.insert(Key::Bytes(&k.bytes), &rb) {
+                Ok(()) => {}
+                Err(e) if e.is_duplicate_key() => {
+                    return Err(StoreError::DuplicateKey {
+                        ns: ns.to_string(),
+                        index: idx.name.clone(),
+                        key_pattern: idx.key.clone(),
+                        key_value: key_value_doc(idx, &k.values),
+                    })
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    } else {
+        let mut cur = session.open_cursor(&idx.uri(), None)?;
+        let mut buf = Vec::new();
+        for k in keys {
+            buf.clear();
+            buf.extend_from_slice(&k.bytes);
+            buf.extend_from_slice(&rb);
+            cur.insert(Key::Bytes(&buf), b"")?;
+        }
+    }
+    Ok(())
+}
+
+pub fn remove_keys(session: &Session, idx: &IndexMeta, keys: &[IndexKey], rid: i64) -> StoreResult<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let mut cur = session.open_cursor(&idx.uri(), None)?;
+    let rb = rid_bytes(rid);
+    let mut buf = Vec::new();
+    for k in keys {
+        let key: &[u8] = if idx.unique {
+            &k.bytes
+        } else {
+            buf.clear();
+            buf.extend_from_slice(&k.bytes);
+            buf.extend_from_slice(&rb);
+            &buf
+        };
+        match cur.remove(Key::Bytes(key)) {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Keys present in `a` but not in `b` (both sorted by bytes).
+pub fn key_difference(a: &[IndexKey], b: &[IndexKey]) -> Vec<IndexKey> {
+    a.iter().filter(|k| b.binary_search_by(|x| x.bytes.cmp(&k.bytes)).is_err()).cloned().collect()
+}

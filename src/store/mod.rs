@@ -1,0 +1,267 @@
+//! Storage: one WiredTiger connection per process, a catalog of collections and indexes, record
+//! tables keyed by RecordId, index tables keyed by the order-preserving key encoding, and the
+//! oplog table — all written together in one WiredTiger transaction per write.
+
+pub mod catalog;
+pub mod ddl;
+pub mod error;
+pub mod index;
+pub mod keystring;
+pub mod scan;
+pub mod txn;
+pub mod wt;
+
+use crate::config::{Config, Storage};
+use crate::oplog::OplogClock;
+use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
+use parking_lot::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub use catalog::{Catalog, Collection, IndexMeta};
+pub use error::StoreError;
+pub use txn::Txn;
+use wt::{Connection, Session};
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Table holding one row per collection: key = namespace, value = BSON metadata.
+pub const CATALOG_TABLE: &str = "table:_catalog";
+/// The oplog: key = timestamp as i64 (seconds << 32 | increment), value = BSON entry.
+pub const OPLOG_TABLE: &str = "table:oplog";
+
+/// Config of record tables (documents by RecordId) and index tables.
+pub const RECORD_TABLE_CONFIG: &str = "key_format=q,value_format=u,block_compressor=zstd";
+pub const INDEX_TABLE_CONFIG: &str = "key_format=u,value_format=u,block_compressor=zstd";
+
+/// The process-wide store. Cheap to share (`Arc<Store>`); each client thread opens its own
+/// `StoreSession`.
+pub struct Store {
+    conn: Arc<Connection>,
+    pub path: PathBuf,
+    pub catalog: Catalog,
+    pub clock: OplogClock,
+    /// Identifiers of tables that could not be dropped yet (a cursor still had them open).
+    pending_drops: Mutex<Vec<String>>,
+    background: Mutex<Option<(Sender<()>, JoinHandle<()>)>>,
+    // Declared last so the directory outlives the connection.
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store described by `config`, runs WiredTiger recovery,
+    /// loads the catalog and starts the journal flusher.
+    pub fn open(config: &Config) -> StoreResult<Arc<Store>> {
+        let (path, temp) = match &config.storage {
+            Storage::Path(p) => {
+                std::fs::create_dir_all(p).map_err(|e| StoreError::Io(e.to_string()))?;
+                (p.clone(), None)
+            }
+            Storage::Ephemeral => {
+                let t = tempfile::Builder::new()
+                    .prefix("secantusdb-")
+                    .tempdir()
+                    .map_err(|e| StoreError::Io(e.to_string()))?;
+                (t.path().to_path_buf(), Some(t))
+            }
+        };
+        let wt_config = format!(
+            "create,cache_size={}M,session_max={},\
+             log=(enabled=true,file_max=100MB,remove=true),\
+             transaction_sync=(enabled=false),\
+             checkpoint=(wait={}),\
+             eviction=(threads_min=1,threads_max=2)",
+            config.cache_size_mb.max(16),
+            config.max_connections + 200,
+            config.checkpoint_secs.max(1),
+        );
+        let conn = Connection::open(&path, &wt_config)?;
+        let session = conn.open_session()?;
+        session.create(CATALOG_TABLE, "key_format=u,value_format=u")?;
+        session.create(OPLOG_TABLE, "key_format=q,value_format=u,block_compressor=zstd")?;
+        let catalog = Catalog::load(&session)?;
+        let clock = OplogClock::new(crate::oplog::last_timestamp(&session)?);
+        drop(session);
+        let store = Arc::new(Store {
+            conn,
+            path,
+            catalog,
+            clock,
+            pending_drops: Mutex::new(Vec::new()),
+            background: Mutex::new(None),
+            _temp: temp,
+        });
+        store.drop_orphan_tables()?;
+        store.start_flusher(Duration::from_millis(config.journal_flush_ms.max(1)))?;
+        Ok(store)
+    }
+
+    pub fn session(self: &Arc<Self>) -> StoreResult<StoreSession> {
+        Ok(StoreSession { store: self.clone(), wt: self.conn.open_session()? })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Group commit: writes that did not ask for `j: true` reach the disk within one period.
+    fn start_flusher(self: &Arc<Self>, period: Duration) -> StoreResult<()> {
+        let session = self.conn.open_session()?;
+        let weak = Arc::downgrade(self);
+        let (tx, rx) = bounded::<()>(1);
+        let handle = std::thread::Builder::new()
+            .name("journal-flusher".into())
+            .spawn(move || loop {
+                match rx.recv_timeout(period) {
+                    Err(RecvTimeoutError::Timeout) => {
+                        if let Err(e) = session.log_flush("sync=on") {
+                            log::warn!("journal flush failed: {e}");
+                        }
+                        if let Some(store) = weak.upgrade() {
+                            store.retry_pending_drops(&session);
+                        }
+                    }
+                    _ => {
+                        let _ = session.log_flush("sync=on");
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Io(e.to_string()))?;
+        *self.background.lock() = Some((tx, handle));
+        Ok(())
+    }
+
+    /// Remembers a table to drop once no cursor holds it.
+    pub(crate) fn drop_later(&self, uri: String) {
+        self.pending_drops.lock().push(uri);
+    }
+
+    fn retry_pending_drops(&self, session: &Session) {
+        let mut pending = self.pending_drops.lock();
+        if pending.is_empty() {
+            return;
+        }
+        pending.retain(|uri| match session.drop_uri(uri, "") {
+            Ok(()) => false,
+            Err(e) if e.is_busy() => true,
+            Err(e) => {
+                log::warn!("dropping {uri}: {e}");
+                false
+            }
+        });
+    }
+
+    /// Tables left by a crash between creating a table and recording it in the catalog.
+    fn drop_orphan_tables(&self) -> StoreResult<()> {
+        let session = self.conn.open_session()?;
+        let known = self.catalog.all_idents();
+        let mut orphans = Vec::new();
+        {
+            let mut cur = session.open_cursor("metadata:", None)?;
+            while cur.next()? {
+                let key = cur.key_bytes()?;
+                let key = String::from_utf8_lossy(key.strip_suffix(&[0]).unwrap_or(key)).into_owned();
+                if let Some(name) = key.strip_prefix("table:") {
+                    let ours = name.starts_with("coll-") || name.starts_with("index-");
+                    if ours && !known.contains(name) {
+                        orphans.push(key.clone());
+                    }
+                }
+            }
+        }
+        for uri in orphans {
+            log::info!("dropping orphan table {uri}");
+            if let Err(e) = session.drop_uri(&uri, "") {
+                log::warn!("dropping orphan {uri}: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes the journal, checkpoints and closes WiredTiger. Callers first end every
+    /// client session; afterwards the store must not be used.
+    pub fn shutdown(&self) {
+        if let Some((tx, handle)) = self.background.lock().take() {
+            let _ = tx.send(());
+            let _ = handle.join();
+        }
+        if let Ok(session) = self.conn.open_session() {
+            self.retry_pending_drops(&session);
+            if let Err(e) = session.checkpoint("") {
+                log::warn!("final checkpoint failed: {e}");
+            }
+        }
+        if let Err(e) = self.conn.close("") {
+            log::warn!("closing WiredTiger: {e}");
+        }
+    }
+
+    /// Bytes on disk of one table (its `.wt` file).
+    pub fn table_file_size(&self, ident: &str) -> u64 {
+        std::fs::metadata(self.path.join(format!("{ident}.wt"))).map(|m| m.len()).unwrap_or(0)
+    }
+}
+
+/// One client thread's handle on the store: owns a WiredTiger session.
+pub struct StoreSession {
+    pub store: Arc<Store>,
+    pub wt: Session,
+}
+
+impl StoreSession {
+    /// Runs `f` in one WiredTiger transaction and commits it, retrying on write conflicts as
+    /// mongod does (the client never sees them). `durable` makes the commit wait for the
+    /// journal to reach the disk (`j: true`).
+    pub fn write<T>(
+        &mut self,
+        durable: bool,
+        mut f: impl FnMut(&mut Txn<'_>) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let mut attempt = 0u32;
+        loop {
+            self.wt.begin_transaction("isolation=snapshot")?;
+            let mut txn = Txn::new(&self.wt, &self.store);
+            let result = f(&mut txn);
+            let result = match result {
+                Ok(v) => {
+                    let commit = if durable { "sync=on" } else { "" };
+                    match self.wt.commit_transaction(commit) {
+                        Ok(()) => return Ok(v),
+                        Err(e) => Err(StoreError::from(e)),
+                    }
+                }
+                Err(e) => {
+                    let _ = self.wt.rollback_transaction("");
+                    Err(e)
+                }
+            };
+            match result {
+                Err(StoreError::WriteConflict) if attempt < 10_000 => {
+                    attempt += 1;
+                    // Back off a little more each time so two writers stop colliding.
+                    let micros = (1u64 << attempt.min(10)).min(20_000);
+                    std::thread::sleep(Duration::from_micros(rand::random::<u64>() % micros + 1));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Runs `f` inside a snapshot read transaction: every read it makes sees one point in time.
+    pub fn read<T>(&mut self, f: impl FnOnce(&Txn<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        self.wt.begin_transaction("isolation=snapshot")?;
+        let txn = Txn::new(&self.wt, &self.store);
+        let r = f(&txn);
+        drop(txn);
+        let _ = self.wt.rollback_transaction("");
+        r
+    }
+
+    /// Forces the journal to disk now (for `j: true` on a read-only or no-op write).
+    pub fn flush_journal(&self) -> StoreResult<()> {
+        Ok(self.wt.log_flush("sync=on")?)
+    }
+}

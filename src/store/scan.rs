@@ -1,0 +1,163 @@
+//! Read access for the executor: record scans in RecordId order, index range scans, fetches.
+//! Each call works inside whatever transaction the session has open.
+
+use super::catalog::{Collection, IndexMeta};
+use super::index::rid_from_bytes;
+use super::wt::{Key, Session};
+use super::{StoreError, StoreResult};
+use bson::Document;
+use std::cmp::Ordering;
+
+/// Decodes a stored document. Goes through `RawDocument` because `Document::from_reader`
+/// would turn user documents shaped like extended JSON (`{$numberLong: "5"}`) into other types.
+pub fn parse_record(bytes: &[u8]) -> StoreResult<Document> {
+    let raw = bson::RawDocument::from_bytes(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Document::try_from(raw).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub fn fetch(s: &Session, coll: &Collection, rid: i64) -> StoreResult<Option<Document>> {
+    let mut cur = s.open_cursor(&coll.uri(), None)?;
+    if cur.search(Key::Int(rid))? {
+        Ok(Some(parse_record(cur.value()?)?))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Visits records after `after` (exclusive) in RecordId order (or reverse); `f` returns false
+/// to stop.
+pub fn scan_records(
+    s: &Session,
+    coll: &Collection,
+    after: Option<i64>,
+    forward: bool,
+    mut f: impl FnMut(i64, &[u8]) -> StoreResult<bool>,
+) -> StoreResult<()> {
+    let mut cur = s.open_cursor(&coll.uri(), None)?;
+    let mut positioned = match after {
+        None => {
+            if forward {
+                cur.next()?
+            } else {
+                cur.prev()?
+            }
+        }
+        Some(rid) => match cur.search_near(Key::Int(rid))? {
+            None => false,
+            Some(ord) => {
+                let past = if forward { ord == Ordering::Greater } else { ord == Ordering::Less };
+                if past {
+                    true
+                } else if forward {
+                    cur.next()?
+                } else {
+                    cur.prev()?
+                }
+            }
+        },
+    };
+    while positioned {
+        let rid = cur.key_int()?;
+        if !f(rid, cur.value()?)? {
+            return Ok(());
+        }
+        positioned = if forward { cur.next()? } else { cur.prev()? };
+    }
+    Ok(())
+}
+
+/// The smallest byte string greater than every string that starts with `prefix`
+/// (None when there is none: the prefix is all 0xFF).
+fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut v = prefix.to_vec();
+    while let Some(last) = v.pop() {
+        if last != 0xFF {
+            v.push(last + 1);
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// The RecordId an index entry points at.
+pub fn entry_rid(idx: &IndexMeta, key: &[u8], value: &[u8]) -> StoreResult<i64> {
+    let r = if idx.unique {
+        rid_from_bytes(value)
+    } else {
+        key.len().checked_sub(8).and_then(|at| rid_from_bytes(&key[at..]))
+    };
+    r.ok_or_else(|| StoreError::Corrupt(format!("bad entry in index {}", idx.name)))
+}
+
+/// Visits index entries whose key starts with `prefix`, after the full entry key `after`
+/// (exclusive), in key order (or reverse). `f(entry_key, rid)` returns false to stop.
+pub fn scan_index(
+    s: &Session,
+    idx: &IndexMeta,
+    prefix: &[u8],
+    after: Option<&[u8]>,
+    forward: bool,
+    mut f: impl FnMut(&[u8], i64) -> StoreResult<bool>,
+) -> StoreResult<()> {
+    let mut cur = s.open_cursor(&idx.uri(), None)?;
+    let upper = prefix_successor(prefix);
+    let start: Option<Vec<u8>> = match (after, forward) {
+        (Some(a), _) => Some(a.to_vec()),
+        (None, true) => Some(prefix.to_vec()),
+        (None, false) => upper.clone(),
+    };
+    let mut positioned = match start {
+        None => {
+            if forward {
+                cur.next()?
+            } else {
+                cur.prev()?
+            }
+        }
+        Some(k) => match cur.search_near(Key::Bytes(&k))? {
+            None => false,
+            Some(ord) => {
+                // Inclusive start only for a fresh forward scan; `after` and `upper` exclude.
+                let inclusive = after.is_none() && forward;
+                let ok = match (forward, ord) {
+                    (true, Ordering::Greater) => true,
+                    (true, Ordering::Equal) => inclusive,
+                    (false, Ordering::Less) => true,
+                    _ => false,
+                };
+                if ok {
+                    true
+                } else if forward {
+                    cur.next()?
+                } else {
+                    cur.prev()?
+                }
+            }
+        },
+    };
+    while positioned {
+        let key = cur.key_bytes()?;
+        if !key.starts_with(prefix) {
+            break;
+        }
+        let rid = entry_rid(idx, key, cur.value()?)?;
+        if !f(key, rid)? {
+            return Ok(());
+        }
+        positioned = if forward { cur.next()? } else { cur.prev()? };
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_successor;
+
+    #[test]
+    fn successor() {
+        assert_eq!(prefix_successor(&[1, 2]), Some(vec![1, 3]));
+        assert_eq!(prefix_successor(&[1, 0xFF]), Some(vec![2]));
+        assert_eq!(prefix_successor(&[0xFF]), None);
+        assert_eq!(prefix_successor(&[]), None);
+    }
+}

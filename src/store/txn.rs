@@ -1,0 +1,120 @@
+//! The write path: one document change = record + every index entry + one oplog entry, all in
+//! the caller's WiredTiger transaction (see `StoreSession::write`).
+
+use super::catalog::Collection;
+use super::index::{self, key_difference};
+use super::keystring;
+use super::wt::{Key, Session};
+use super::{scan, Store, StoreError, StoreResult, OPLOG_TABLE};
+use crate::oplog;
+use bson::{Bson, Document, Timestamp};
+
+pub struct Txn<'a> {
+    pub s: &'a Session,
+    pub store: &'a Store,
+    /// Timestamp of the last oplog entry this transaction wrote.
+    pub last_ts: Option<Timestamp>,
+}
+
+pub fn encode(doc: &Document) -> StoreResult<Vec<u8>> {
+    let mut v = Vec::new();
+    doc.to_writer(&mut v).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(v)
+}
+
+impl<'a> Txn<'a> {
+    pub fn new(s: &'a Session, store: &'a Store) -> Self {
+        Txn { s, store, last_ts: None }
+    }
+
+    /// Appends an oplog entry built by `make` from a fresh timestamp.
+    pub fn log(&mut self, make: impl FnOnce(Timestamp) -> Document) -> StoreResult<()> {
+        let ts = self.store.clock.next();
+        let entry = make(ts);
+        let mut cur = self.s.open_cursor(OPLOG_TABLE, None)?;
+        cur.insert(Key::Int(oplog::pack(ts)), &oplog::to_bytes(&entry)?)?;
+        self.last_ts = Some(ts);
+        Ok(())
+    }
+
+    /// Inserts a document (which already has its `_id`); returns its RecordId.
+    pub fn insert(&mut self, coll: &Collection, doc: &Document) -> StoreResult<i64> {
+        let bytes = encode(doc)?;
+        let rid = coll.alloc_rid();
+        for idx in &coll.indexes {
+            let keys = index::keys_for(idx, doc)?;
+            index::insert_keys(self.s, &coll.ns, idx, &keys, rid)?;
+        }
+        {
+            let mut cur = self.s.open_cursor(&coll.uri(), None)?;
+            cur.insert(Key::Int(rid), &bytes)?;
+        }
+        let ns = coll.ns.clone();
+        let uuid = coll.uuid;
+        self.log(|ts| oplog::entry("i", &ns, Some(uuid), doc.clone(), Some(oplog::id_doc(doc)), ts))?;
+        Ok(rid)
+    }
+
+    /// Replaces the document at `rid`; `oplog_o` is the entry's `o` (a `$v: 2` diff or the
+    /// replacement document).
+    pub fn update(
+        &mut self,
+        coll: &Collection,
+        rid: i64,
+        old: &Document,
+        new: &Document,
+        oplog_o: Document,
+    ) -> StoreResult<()> {
+        let bytes = encode(new)?;
+        for idx in &coll.indexes {
+            let old_keys = index::keys_for(idx, old)?;
+            let new_keys = index::keys_for(idx, new)?;
+            index::remove_keys(self.s, idx, &key_difference(&old_keys, &new_keys), rid)?;
+            index::insert_keys(self.s, &coll.ns, idx, &key_difference(&new_keys, &old_keys), rid)?;
+        }
+        {
+            let mut cur = self.s.open_cursor(&coll.uri(), None)?;
+            cur.update(Key::Int(rid), &bytes)?;
+        }
+        let ns = coll.ns.clone();
+        let uuid = coll.uuid;
+        self.log(|ts| oplog::entry("u", &ns, Some(uuid), oplog_o, Some(oplog::id_doc(old)), ts))?;
+        Ok(())
+    }
+
+    pub fn delete(&mut self, coll: &Collection, rid: i64, old: &Document) -> StoreResult<()> {
+        for idx in &coll.indexes {
+            let keys = index::keys_for(idx, old)?;
+            index::remove_keys(self.s, idx, &keys, rid)?;
+        }
+        {
+            let mut cur = self.s.open_cursor(&coll.uri(), None)?;
+            cur.remove(Key::Int(rid))?;
+        }
+        let ns = coll.ns.clone();
+        let uuid = coll.uuid;
+        self.log(|ts| oplog::entry("d", &ns, Some(uuid), oplog::id_doc(old), None, ts))?;
+        Ok(())
+    }
+
+    pub fn get(&self, coll: &Collection, rid: i64) -> StoreResult<Option<Document>> {
+        scan::fetch(self.s, coll, rid)
+    }
+
+    /// Looks a document up through the `_id` index.
+    pub fn find_by_id(&self, coll: &Collection, id: &Bson) -> StoreResult<Option<(i64, Document)>> {
+        let Some(idx) = coll.id_index() else { return Ok(None) };
+        let key = keystring::encode_key(&[(id, false)]);
+        let rid = {
+            let mut cur = self.s.open_cursor(&idx.uri(), None)?;
+            if !cur.search(Key::Bytes(&key))? {
+                return Ok(None);
+            }
+            match index::rid_from_bytes(cur.value()?) {
+                Some(r) => r,
+                None => return Err(StoreError::Corrupt("bad _id index entry".into())),
+            }
+        };
+        Ok(self.get(coll, rid)?.map(|d| (rid, d)))
+    }
+}

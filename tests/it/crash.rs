@@ -1,0 +1,237 @@
+//! Durability under SIGKILL: every insert acknowledged with `j: true` survives a crash of the
+//! daemon process.
+
+use crate::common::raw;
+use mongodb::bson::{doc, Bson, Document};
+use mongodb::options::WriteConcern;
+use mongodb::sync::Client;
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// A daemon child process, SIGKILLed if the test panics before killing it itself.
+struct Daemon {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn kill(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// Answers a raw OP_MSG ping with ok 1?
+fn answers_ping(addr: SocketAddr) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(300)) else {
+        return false;
+    };
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok();
+    if s.write_all(&raw::op_msg(1, &doc! {"ping": 1, "$db": "admin"}))
+        .is_err()
+    {
+        return false;
+    }
+    match raw::read_frame(&mut s) {
+        Ok(r) => raw::try_op_msg_doc(&r).is_some_and(|d| raw::is_ok(&d)),
+        Err(_) => false,
+    }
+}
+
+/// Starts the daemon on `dbpath` and waits until it answers ping, retrying on a port clash.
+fn spawn(dbpath: &Path, logdir: &Path, attempt_tag: &str) -> Daemon {
+    for attempt in 0..5 {
+        let port = free_port();
+        let log = logdir.join(format!("daemon-{attempt_tag}-{attempt}.log"));
+        let out = File::create(&log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_secantusdb"))
+            .arg("--dbpath")
+            .arg(dbpath)
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--bind_ip")
+            .arg("127.0.0.1")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn the daemon");
+        let mut d = Daemon { child, port, log };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if answers_ping(d.addr()) {
+                return d;
+            }
+            if let Ok(Some(status)) = d.child.try_wait() {
+                let text = d.log_text();
+                // Someone else took the port between our probe and the daemon's bind: retry.
+                let lower = text.to_lowercase();
+                if lower.contains("address already in use") || lower.contains("os error 98") {
+                    break;
+                }
+                panic!("daemon exited with {status} before answering:\n{text}");
+            }
+            if Instant::now() > deadline {
+                panic!("daemon did not answer ping within 30 s:\n{}", d.log_text());
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+    panic!("could not start the daemon on a free port after 5 attempts");
+}
+
+fn client_for(d: &Daemon) -> Client {
+    // Direct connection and short timeouts: once the process is killed, writers must give up
+    // quickly; no retries, so an acknowledged write is one the server really acknowledged.
+    let uri = format!(
+        "mongodb://127.0.0.1:{}/?directConnection=true&serverSelectionTimeoutMS=2000&connectTimeoutMS=2000&retryWrites=false",
+        d.port
+    );
+    Client::with_uri_str(uri).expect("client")
+}
+
+fn present_ids(client: &Client) -> HashSet<i64> {
+    client
+        .database("crashdb")
+        .collection::<Document>("c")
+        .find(doc! {})
+        .projection(doc! {"_id": 1})
+        .run()
+        .expect("find after restart")
+        .map(|d| match d.expect("doc").get("_id") {
+            Some(Bson::Int64(v)) => *v,
+            other => panic!("unexpected _id {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn acknowledged_journaled_writes_survive_sigkill() {
+    let dbdir = tempfile::tempdir().expect("tempdir");
+    let logdir = tempfile::tempdir().expect("tempdir");
+    let acked: Arc<Mutex<Vec<i64>>> = Arc::new(Mutex::new(Vec::new()));
+    let next_id = Arc::new(AtomicI64::new(1));
+    const CYCLES: u32 = 3;
+
+    for cycle in 0..CYCLES {
+        let mut daemon = spawn(dbdir.path(), logdir.path(), &format!("c{cycle}"));
+        let client = client_for(&daemon);
+        let present = present_ids(&client);
+        let lost: Vec<i64> = acked
+            .lock()
+            .expect("lock")
+            .iter()
+            .copied()
+            .filter(|id| !present.contains(id))
+            .collect();
+        assert!(
+            lost.is_empty(),
+            "cycle {cycle}: {} acknowledged ids lost: {lost:?}",
+            lost.len()
+        );
+
+        let killing = Arc::new(AtomicBool::new(false));
+        let unexpected = Arc::new(Mutex::new(Vec::<String>::new()));
+        let before = acked.lock().expect("lock").len();
+        let writers: Vec<_> = (0..4)
+            .map(|t| {
+                let coll = client.database("crashdb").collection::<Document>("c");
+                let (acked, next_id, killing, unexpected) = (
+                    acked.clone(),
+                    next_id.clone(),
+                    killing.clone(),
+                    unexpected.clone(),
+                );
+                thread::spawn(move || {
+                    let wc = WriteConcern::builder().journal(true).build();
+                    loop {
+                        let id = next_id.fetch_add(1, Ordering::SeqCst);
+                        let d = doc! {"_id": id, "t": t, "cycle": cycle, "pad": "x".repeat(200)};
+                        match coll.insert_one(d).write_concern(wc.clone()).run() {
+                            Ok(_) => acked.lock().expect("lock").push(id),
+                            Err(e) => {
+                                if !killing.load(Ordering::SeqCst) {
+                                    unexpected.lock().expect("lock").push(e.to_string());
+                                }
+                                break;
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+
+        thread::sleep(Duration::from_millis(1000 + 300 * u64::from(cycle)));
+        // Flag first so errors caused by the kill are not reported as unexpected.
+        killing.store(true, Ordering::SeqCst);
+        daemon.kill();
+        for w in writers {
+            w.join().expect("writer thread");
+        }
+        drop(client);
+        let errs = unexpected.lock().expect("lock").clone();
+        assert!(
+            errs.is_empty(),
+            "cycle {cycle}: writes failed before the kill: {errs:?}"
+        );
+        let written = acked.lock().expect("lock").len() - before;
+        assert!(
+            written > 0,
+            "cycle {cycle}: no write was acknowledged in the window"
+        );
+    }
+
+    let daemon = spawn(dbdir.path(), logdir.path(), "final");
+    let client = client_for(&daemon);
+    let present = present_ids(&client);
+    let acked = acked.lock().expect("lock").clone();
+    let lost: Vec<i64> = acked
+        .iter()
+        .copied()
+        .filter(|id| !present.contains(id))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged ids lost: {lost:?}",
+        lost.len(),
+        acked.len()
+    );
+    // The store still accepts writes after the crashes.
+    client
+        .database("crashdb")
+        .collection::<Document>("c")
+        .insert_one(doc! {"_id": 0_i64})
+        .run()
+        .expect("insert after recovery");
+    drop(client);
+    drop(daemon);
+}

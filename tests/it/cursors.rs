@@ -1,0 +1,264 @@
+//! Cursors: batches, getMore, limits, killing, and unknown cursor ids.
+
+use crate::common::{self, assert_command_error, assert_ok, num};
+use mongodb::bson::{doc, Bson, Document};
+use mongodb::sync::{Collection, Database};
+
+const N: i32 = 1000;
+
+/// A permutation of 0..N so that natural order differs from `_id` order.
+fn scrambled_ids() -> Vec<i32> {
+    // 7919 is prime and coprime to N, so this visits every residue once.
+    (0..N).map(|i| (i * 7919 + 13) % N).collect()
+}
+
+/// Inserts N documents (in several insert_many calls) and returns their `_id`s in insertion order.
+fn seed(coll: &Collection<Document>) -> Vec<i32> {
+    let order = scrambled_ids();
+    for chunk in order.chunks(250) {
+        let docs: Vec<Document> = chunk
+            .iter()
+            .map(|i| doc! {"_id": *i, "v": *i % 17, "pad": "p".repeat(20)})
+            .collect();
+        coll.insert_many(docs).run().expect("seed");
+    }
+    order
+}
+
+fn getmore_count(env: &common::Env) -> i64 {
+    let s = env
+        .admin_cmd(doc! {"serverStatus": 1})
+        .expect("serverStatus");
+    num(s.get_document("opcounters").expect("opcounters"), "getmore")
+}
+
+fn collect_ids(cursor: mongodb::sync::Cursor<Document>) -> Vec<i32> {
+    cursor
+        .map(|d| d.expect("doc").get_i32("_id").expect("_id"))
+        .collect()
+}
+
+#[test]
+fn small_batches_return_everything_in_insertion_order() {
+    let env = common::start();
+    let coll = env.coll("batch7");
+    let order = seed(&coll);
+    let before = getmore_count(&env);
+    let got = collect_ids(coll.find(doc! {}).batch_size(7).run().expect("find"));
+    assert_eq!(got.len(), N as usize);
+    assert_eq!(got, order, "no sort: natural (insertion) order");
+    // 7 in the first batch, then ceil(993 / 7) = 142 getMores at least.
+    let getmores = getmore_count(&env) - before;
+    assert!(getmores >= 142, "only {getmores} getMores for batch size 7");
+
+    // The default batch sizes return the same.
+    assert_eq!(collect_ids(coll.find(doc! {}).run().expect("find")), order);
+}
+
+#[test]
+fn sorted_query_across_get_mores() {
+    let env = common::start();
+    let coll = env.coll("sorted");
+    seed(&coll);
+    let got: Vec<(i32, i32)> = coll
+        .find(doc! {"v": {"$lt": 5}})
+        .sort(doc! {"v": -1, "_id": 1})
+        .batch_size(11)
+        .run()
+        .expect("find")
+        .map(|d| {
+            let d = d.expect("doc");
+            (d.get_i32("v").expect("v"), d.get_i32("_id").expect("_id"))
+        })
+        .collect();
+    let mut expected: Vec<(i32, i32)> =
+        (0..N).filter(|i| i % 17 < 5).map(|i| (i % 17, i)).collect();
+    expected.sort_by_key(|&(v, id)| (-v, id));
+    assert_eq!(got, expected);
+}
+
+fn find_cmd(db: &Database, cmd: Document) -> (i64, Vec<Bson>, String) {
+    let r = db.run_command(cmd).run().expect("find/getMore");
+    assert_ok(&r);
+    let c = r.get_document("cursor").expect("cursor");
+    let id = match c.get("id") {
+        Some(Bson::Int64(id)) => *id,
+        other => panic!("cursor.id must be int64, got {other:?} in {r}"),
+    };
+    let batch = c
+        .get_array("firstBatch")
+        .or_else(|_| c.get_array("nextBatch"))
+        .unwrap_or_else(|_| panic!("no batch in {r}"))
+        .clone();
+    (id, batch, c.get_str("ns").expect("ns").to_string())
+}
+
+#[test]
+fn default_first_batch_is_101_then_get_more_returns_the_rest() {
+    let env = common::start();
+    let db = env.db("defbatch");
+    let coll = db.collection::<Document>("c");
+    seed(&coll);
+    let ns = format!("{}.c", db.name());
+    let (id, first, cns) = find_cmd(&db, doc! {"find": "c", "filter": {}});
+    assert_eq!(first.len(), 101);
+    assert_ne!(id, 0, "more to read: the cursor stays open");
+    assert_eq!(cns, ns);
+    let first_batch = first
+        .first()
+        .and_then(Bson::as_document)
+        .cloned()
+        .expect("doc");
+    assert!(first.iter().all(|d| matches!(d, Bson::Document(_))));
+
+    let (id2, next, gns) = find_cmd(
+        &db,
+        doc! {"getMore": id, "collection": "c", "batchSize": 500},
+    );
+    assert_eq!(next.len(), 500);
+    assert_eq!(id2, id, "same cursor id while open");
+    assert_eq!(gns, ns);
+    // Without batchSize, getMore returns everything left (well under 16 MB).
+    let (id3, rest, _) = find_cmd(&db, doc! {"getMore": id, "collection": "c"});
+    assert_eq!(rest.len(), (N as usize) - 601);
+    assert_eq!(id3, 0, "exhausted cursor reports id 0");
+    // An exhausted cursor is gone.
+    assert_command_error(
+        db.run_command(doc! {"getMore": id, "collection": "c"})
+            .run(),
+        43,
+        "CursorNotFound",
+    );
+    assert_eq!(first_batch.get_i32("_id").expect("_id"), scrambled_ids()[0]);
+}
+
+#[test]
+fn limit_and_batch_size_interplay() {
+    let env = common::start();
+    let db = env.db("limit");
+    let coll = db.collection::<Document>("c");
+    let order = seed(&coll);
+
+    let got = collect_ids(
+        coll.find(doc! {})
+            .limit(20)
+            .batch_size(7)
+            .run()
+            .expect("find"),
+    );
+    assert_eq!(got, order[..20].to_vec());
+    let got = collect_ids(
+        coll.find(doc! {})
+            .limit(5)
+            .batch_size(7)
+            .run()
+            .expect("find"),
+    );
+    assert_eq!(got, order[..5].to_vec());
+    let got = collect_ids(
+        coll.find(doc! {})
+            .skip(995)
+            .batch_size(2)
+            .run()
+            .expect("find"),
+    );
+    assert_eq!(got, order[995..].to_vec());
+
+    // Raw: limit 20 batchSize 7 -> 7, 7, 6 and the cursor closes with the limit.
+    let (id, b1, _) = find_cmd(&db, doc! {"find": "c", "limit": 20, "batchSize": 7});
+    assert_eq!(b1.len(), 7);
+    assert_ne!(id, 0);
+    let (id, b2, _) = find_cmd(&db, doc! {"getMore": id, "collection": "c", "batchSize": 7});
+    assert_eq!(b2.len(), 7);
+    assert_ne!(id, 0);
+    let (id, b3, _) = find_cmd(&db, doc! {"getMore": id, "collection": "c", "batchSize": 7});
+    assert_eq!(b3.len(), 6);
+    assert_eq!(id, 0, "limit reached: cursor closed");
+    // A limit inside the first batch closes the cursor at once.
+    let (id, b, _) = find_cmd(&db, doc! {"find": "c", "limit": 5, "batchSize": 7});
+    assert_eq!((b.len(), id), (5, 0));
+    // singleBatch never leaves a cursor open.
+    let (id, b, _) = find_cmd(&db, doc! {"find": "c", "batchSize": 3, "singleBatch": true});
+    assert_eq!((b.len(), id), (3, 0));
+}
+
+#[test]
+fn dropping_a_cursor_mid_way_leaves_the_server_healthy() {
+    let env = common::start();
+    let coll = env.coll("kill");
+    let order = seed(&coll);
+    for _ in 0..5 {
+        let mut cursor = coll.find(doc! {}).batch_size(7).run().expect("find");
+        let first: Vec<i32> = (&mut cursor)
+            .take(10)
+            .map(|d| d.expect("doc").get_i32("_id").expect("_id"))
+            .collect();
+        assert_eq!(first, order[..10].to_vec());
+        drop(cursor);
+    }
+    // Writes and full reads still work.
+    coll.insert_one(doc! {"_id": -1}).run().expect("insert");
+    let got = collect_ids(coll.find(doc! {}).batch_size(50).run().expect("find"));
+    assert_eq!(got.len(), N as usize + 1);
+    assert_eq!(got[..N as usize], order[..]);
+    assert_eq!(
+        coll.count_documents(doc! {}).run().expect("count"),
+        N as u64 + 1
+    );
+}
+
+#[test]
+fn kill_cursors_then_get_more_is_cursor_not_found() {
+    let env = common::start();
+    let db = env.db("killraw");
+    seed(&db.collection::<Document>("c"));
+    let (id, _, _) = find_cmd(&db, doc! {"find": "c", "batchSize": 2});
+    assert_ne!(id, 0);
+    let r = db
+        .run_command(doc! {"killCursors": "c", "cursors": [id, 123_456_789_i64]})
+        .run()
+        .expect("killCursors");
+    assert_ok(&r);
+    assert_eq!(
+        r.get_array("cursorsKilled").expect("cursorsKilled"),
+        &vec![Bson::Int64(id)]
+    );
+    assert_eq!(
+        r.get_array("cursorsNotFound").expect("cursorsNotFound"),
+        &vec![Bson::Int64(123_456_789)]
+    );
+    assert!(r
+        .get_array("cursorsAlive")
+        .expect("cursorsAlive")
+        .is_empty());
+    assert!(r
+        .get_array("cursorsUnknown")
+        .expect("cursorsUnknown")
+        .is_empty());
+    let msg = assert_command_error(
+        db.run_command(doc! {"getMore": id, "collection": "c"})
+            .run(),
+        43,
+        "CursorNotFound",
+    );
+    assert!(
+        msg.contains(&id.to_string()),
+        "errmsg names the cursor: {msg}"
+    );
+}
+
+#[test]
+fn get_more_on_unknown_cursor_id() {
+    let env = common::start();
+    let db = env.db("unknown");
+    db.collection::<Document>("c")
+        .insert_one(doc! {"a": 1})
+        .run()
+        .expect("insert");
+    assert_command_error(
+        db.run_command(doc! {"getMore": 987_654_321_987_i64, "collection": "c"})
+            .run(),
+        43,
+        "CursorNotFound",
+    );
+}

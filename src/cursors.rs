@@ -3,9 +3,9 @@
 
 use crate::query::exec::Exec;
 use bson::Document;
-use std::collections::VecDeque;
 use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,7 +39,14 @@ pub struct CursorManager {
 
 impl CursorManager {
     /// Registers a cursor and returns its id (positive, random, never 0).
-    pub fn register(&self, ns: String, source: CursorSource, batch_size: Option<usize>, no_timeout: bool, conn_id: i64) -> i64 {
+    pub fn register(
+        &self,
+        ns: String,
+        source: CursorSource,
+        batch_size: Option<usize>,
+        no_timeout: bool,
+        conn_id: i64,
+    ) -> i64 {
         let mut map = self.map.lock();
         let id = loop {
             let id = (rand::random::<u64>() >> 2) as i64;
@@ -47,7 +54,15 @@ impl CursorManager {
                 break id;
             }
         };
-        let c = ClientCursor { id, ns, source, batch_size, last_used: Instant::now(), no_timeout, conn_id };
+        let c = ClientCursor {
+            id,
+            ns,
+            source,
+            batch_size,
+            last_used: Instant::now(),
+            no_timeout,
+            conn_id,
+        };
         map.insert(id, Arc::new(Mutex::new(c)));
         id
     }
@@ -62,7 +77,9 @@ impl CursorManager {
 
     /// Drops every cursor on a namespace (its collection is being dropped or renamed).
     pub fn kill_namespace(&self, ns: &str) {
-        self.map.lock().retain(|_, c| c.try_lock().is_none_or(|c| c.ns != ns));
+        self.map
+            .lock()
+            .retain(|_, c| c.try_lock().is_none_or(|c| c.ns != ns));
     }
 
     /// Cursors idle longer than the timeout; returns how many were removed.

@@ -164,17 +164,23 @@ pub struct MongoError {
     pub code: ErrorCode,
     pub message: String,
     /// Extra reply fields some errors carry (`keyPattern`, `keyValue` for DuplicateKey ...).
-    pub info: Option<Document>,
+    /// Boxed so the error stays small in every `Result`.
+    pub info: Option<Box<Document>>,
     pub labels: Vec<String>,
 }
 
 impl MongoError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        MongoError { code, message: message.into(), info: None, labels: Vec::new() }
+        MongoError {
+            code,
+            message: message.into(),
+            info: None,
+            labels: Vec::new(),
+        }
     }
 
     pub fn with_info(mut self, info: Document) -> Self {
-        self.info = Some(info);
+        self.info = Some(Box::new(info));
         self
     }
 
@@ -199,7 +205,7 @@ impl MongoError {
             "codeName": self.code.name(),
         };
         if let Some(info) = &self.info {
-            for (k, v) in info {
+            for (k, v) in info.iter() {
                 d.insert(k.clone(), v.clone());
             }
         }
@@ -216,7 +222,7 @@ impl MongoError {
             "code": self.code.code(),
         };
         if let Some(info) = &self.info {
-            for (k, v) in info {
+            for (k, v) in info.iter() {
                 d.insert(k.clone(), v.clone());
             }
         }

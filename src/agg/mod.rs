@@ -22,11 +22,22 @@ pub fn run_basic(ctx: &mut Ctx, ns: &str, stages: &[Document]) -> Result<Vec<Doc
     let mut docs: Vec<Document> = Vec::new();
     if let Some(coll) = ctx.shared.store.catalog.get(ns) {
         let access = planner::plan(&coll, &filter, None, None)?;
-        let matcher = if filter.is_empty() { None } else { Some(Matcher::parse(&filter)?) };
+        let matcher = if filter.is_empty() {
+            None
+        } else {
+            Some(Matcher::parse(&filter)?)
+        };
         let mut exec = Exec::new(
             coll,
             access,
-            ExecOptions { filter: matcher, sort: None, projection: None, skip: 0, limit: None, allow_disk_use: false },
+            ExecOptions {
+                filter: matcher,
+                sort: None,
+                projection: None,
+                skip: 0,
+                limit: None,
+                allow_disk_use: false,
+            },
         );
         while let Some((_, d)) = exec.next_match(ctx.store)? {
             docs.push(d);
@@ -36,7 +47,9 @@ pub fn run_basic(ctx: &mut Ctx, ns: &str, stages: &[Document]) -> Result<Vec<Doc
     }
     let _ = Access::CollScan { forward: true };
     for stage in rest {
-        let Some((name, spec)) = stage.iter().next() else { continue };
+        let Some((name, spec)) = stage.iter().next() else {
+            continue;
+        };
         docs = match (name.as_str(), spec) {
             ("$match", Bson::Document(f)) => {
                 let m = Matcher::parse(f)?;
@@ -54,7 +67,10 @@ pub fn run_basic(ctx: &mut Ctx, ns: &str, stages: &[Document]) -> Result<Vec<Doc
             ("$limit", v) => {
                 let n = whole(v, "$limit")?;
                 if n == 0 {
-                    return Err(MongoError::new(ErrorCode::Location15958, "the limit must be positive"));
+                    return Err(MongoError::new(
+                        ErrorCode::Location15958,
+                        "the limit must be positive",
+                    ));
                 }
                 docs.into_iter().take(n).collect()
             }
@@ -86,7 +102,9 @@ fn whole(v: &Bson, stage: &str) -> Result<usize> {
         Bson::Int32(n) if *n >= 0 => Ok(*n as usize),
         Bson::Int64(n) if *n >= 0 => Ok(*n as usize),
         Bson::Double(n) if *n >= 0.0 && n.fract() == 0.0 => Ok(*n as usize),
-        _ => Err(MongoError::bad_value(format!("invalid argument to {stage} stage: expected a non-negative whole number"))),
+        _ => Err(MongoError::bad_value(format!(
+            "invalid argument to {stage} stage: expected a non-negative whole number"
+        ))),
     }
 }
 
@@ -94,10 +112,16 @@ fn whole(v: &Bson, stage: &str) -> Result<usize> {
 /// top-level fields: the shape countDocuments and simple totals use.
 fn group(docs: Vec<Document>, spec: &Document) -> Result<Vec<Document>> {
     let id = spec.get("_id").cloned().ok_or_else(|| {
-        MongoError::new(ErrorCode::Location15955, "a group specification must include an _id")
+        MongoError::new(
+            ErrorCode::Location15955,
+            "a group specification must include an _id",
+        )
     })?;
     if matches!(&id, Bson::String(s) if s.starts_with('$')) || matches!(id, Bson::Document(_)) {
-        return Err(MongoError::new(ErrorCode::NotImplemented, "$group by field arrives with the aggregation issue"));
+        return Err(MongoError::new(
+            ErrorCode::NotImplemented,
+            "$group by field arrives with the aggregation issue",
+        ));
     }
     if docs.is_empty() {
         return Ok(Vec::new());
@@ -105,17 +129,25 @@ fn group(docs: Vec<Document>, spec: &Document) -> Result<Vec<Document>> {
     let mut out = doc! { "_id": id };
     for (name, acc) in spec.iter().filter(|(k, _)| *k != "_id") {
         let Some(Bson::Document(acc)) = Some(acc) else {
-            return Err(MongoError::new(ErrorCode::Location40234, format!("The field '{name}' must be an accumulator object")));
+            return Err(MongoError::new(
+                ErrorCode::Location40234,
+                format!("The field '{name}' must be an accumulator object"),
+            ));
         };
         let Some(arg) = acc.get("$sum") else {
-            return Err(MongoError::new(ErrorCode::NotImplemented, "only $sum is available until the aggregation issue"));
+            return Err(MongoError::new(
+                ErrorCode::NotImplemented,
+                "only $sum is available until the aggregation issue",
+            ));
         };
         let mut total_i: i64 = 0;
         let mut total_f: f64 = 0.0;
         let mut float = false;
         for d in &docs {
             let v = match arg {
-                Bson::String(p) if p.starts_with('$') => d.get(&p[1..]).cloned().unwrap_or(Bson::Null),
+                Bson::String(p) if p.starts_with('$') => {
+                    d.get(&p[1..]).cloned().unwrap_or(Bson::Null)
+                }
                 other => other.clone(),
             };
             match v {

@@ -15,8 +15,16 @@ fn wrong_type(req: &Request, field: &str, v: &Bson, expected: &str) -> MongoErro
 
 /// Validates a database name as mongod does.
 pub fn check_db_name(db: &str) -> Result<()> {
-    if db.is_empty() || db.len() >= 64 || db.chars().any(|c| matches!(c, '/' | '\\' | '.' | ' ' | '"' | '$' | '\0')) {
-        return Err(MongoError::new(ErrorCode::InvalidNamespace, format!("Invalid database name: '{db}'")));
+    if db.is_empty()
+        || db.len() >= 64
+        || db
+            .chars()
+            .any(|c| matches!(c, '/' | '\\' | '.' | ' ' | '"' | '$' | '\0'))
+    {
+        return Err(MongoError::new(
+            ErrorCode::InvalidNamespace,
+            format!("Invalid database name: '{db}'"),
+        ));
     }
     Ok(())
 }
@@ -44,7 +52,10 @@ pub fn collection(req: &Request) -> Result<String> {
             ErrorCode::InvalidNamespace,
             format!("collection name has invalid type {}", type_name(other)),
         )),
-        None => Err(MongoError::new(ErrorCode::InvalidNamespace, "Invalid namespace")),
+        None => Err(MongoError::new(
+            ErrorCode::InvalidNamespace,
+            "Invalid namespace",
+        )),
     }
 }
 
@@ -66,7 +77,12 @@ pub fn opt_i64(req: &Request, field: &str) -> Result<Option<i64>> {
         Some(Bson::Int32(n)) => Ok(Some(*n as i64)),
         Some(Bson::Int64(n)) => Ok(Some(*n)),
         Some(Bson::Double(n)) if n.is_finite() => Ok(Some(*n as i64)),
-        Some(v) => Err(wrong_type(req, field, v, "s '[long, int, decimal, double]'")),
+        Some(v) => Err(wrong_type(
+            req,
+            field,
+            v,
+            "s '[long, int, decimal, double]'",
+        )),
     }
 }
 

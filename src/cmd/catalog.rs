@@ -9,9 +9,23 @@ use bson::{doc, Bson, Document};
 
 /// Fields every command may carry that are not options of the command itself.
 pub const GENERIC_FIELDS: &[&str] = &[
-    "$db", "lsid", "$clusterTime", "writeConcern", "readConcern", "txnNumber", "autocommit",
-    "startTransaction", "comment", "$readPreference", "apiVersion", "apiStrict",
-    "apiDeprecationErrors", "maxTimeMS", "$audit", "$client", "mayBypassWriteBlocking",
+    "$db",
+    "lsid",
+    "$clusterTime",
+    "writeConcern",
+    "readConcern",
+    "txnNumber",
+    "autocommit",
+    "startTransaction",
+    "comment",
+    "$readPreference",
+    "apiVersion",
+    "apiStrict",
+    "apiDeprecationErrors",
+    "maxTimeMS",
+    "$audit",
+    "$client",
+    "mayBypassWriteBlocking",
 ];
 
 /// mongod reports small counts as int32 and large ones as int64.
@@ -30,14 +44,20 @@ fn db_size(ctx: &Ctx, db: &str) -> u64 {
         .list(db)
         .iter()
         .map(|c| {
-            store.table_file_size(&c.ident) + c.indexes.iter().map(|i| store.table_file_size(&i.ident)).sum::<u64>()
+            store.table_file_size(&c.ident)
+                + c.indexes
+                    .iter()
+                    .map(|i| store.table_file_size(&i.ident))
+                    .sum::<u64>()
         })
         .sum()
 }
 
 pub fn list_databases(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let name_only = args::opt_bool(req, "nameOnly")?.unwrap_or(false);
-    let filter = args::opt_doc(req, "filter")?.map(Matcher::parse).transpose()?;
+    let filter = args::opt_doc(req, "filter")?
+        .map(Matcher::parse)
+        .transpose()?;
     let mut dbs = Vec::new();
     let mut total = 0u64;
     for name in ctx.shared.store.catalog.databases() {
@@ -47,7 +67,9 @@ pub fn list_databases(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         } else {
             doc! { "name": name.clone(), "sizeOnDisk": size as i64, "empty": false }
         };
-        if filter.as_ref().is_some_and(|f| !f.matches(&doc! {"name": name.clone(), "sizeOnDisk": size as i64, "empty": false})) {
+        if filter.as_ref().is_some_and(|f| {
+            !f.matches(&doc! {"name": name.clone(), "sizeOnDisk": size as i64, "empty": false})
+        }) {
             continue;
         }
         total += size;
@@ -56,7 +78,9 @@ pub fn list_databases(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     if name_only {
         return Ok(doc! { "databases": dbs });
     }
-    Ok(doc! { "databases": dbs, "totalSize": total as i64, "totalSizeMb": (total / (1024 * 1024)) as i64 })
+    Ok(
+        doc! { "databases": dbs, "totalSize": total as i64, "totalSizeMb": (total / (1024 * 1024)) as i64 },
+    )
 }
 
 fn collection_entry(c: &Collection) -> Document {
@@ -72,14 +96,20 @@ fn collection_entry(c: &Collection) -> Document {
 pub fn list_collections(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     args::check_db_name(&req.db)?;
     let name_only = args::opt_bool(req, "nameOnly")?.unwrap_or(false);
-    let filter = args::opt_doc(req, "filter")?.map(Matcher::parse).transpose()?;
+    let filter = args::opt_doc(req, "filter")?
+        .map(Matcher::parse)
+        .transpose()?;
     let mut out = Vec::new();
     for c in ctx.shared.store.catalog.list(&req.db) {
         let full = collection_entry(&c);
         if filter.as_ref().is_some_and(|f| !f.matches(&full)) {
             continue;
         }
-        out.push(if name_only { doc! { "name": c.name.clone(), "type": "collection" } } else { full });
+        out.push(if name_only {
+            doc! { "name": c.name.clone(), "type": "collection" }
+        } else {
+            full
+        });
     }
     let ns = format!("{}.$cmd.listCollections", req.db);
     super::cursor::single_batch_cursor(ctx, req, ns, out)
@@ -95,10 +125,16 @@ pub fn create(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         options.insert(k.clone(), v.clone());
     }
     if options.contains_key("viewOn") || options.contains_key("pipeline") {
-        return Err(MongoError::new(ErrorCode::NotImplemented, "views arrive with the aggregation issue"));
+        return Err(MongoError::new(
+            ErrorCode::NotImplemented,
+            "views arrive with the aggregation issue",
+        ));
     }
     if matches!(options.get("capped"), Some(Bson::Boolean(true))) && !options.contains_key("size") {
-        return Err(MongoError::new(ErrorCode::InvalidOptions, "the 'size' field is required when 'capped' is true"));
+        return Err(MongoError::new(
+            ErrorCode::InvalidOptions,
+            "the 'size' field is required when 'capped' is true",
+        ));
     }
     match ctx.store.create_collection(&req.db, &name, options) {
         Ok(_) => Ok(Document::new()),
@@ -135,7 +171,9 @@ pub fn drop_database(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         }
     }
     let cmd_ns = format!("{}.$cmd", req.db);
-    ctx.store.write(true, |t| t.log(|ts| crate::oplog::entry("c", &cmd_ns, None, doc! {"dropDatabase": 1}, None, ts)))?;
+    ctx.store.write(true, |t| {
+        t.log(|ts| crate::oplog::entry("c", &cmd_ns, None, doc! {"dropDatabase": 1}, None, ts))
+    })?;
     Ok(doc! { "dropped": req.db.clone() })
 }
 
@@ -148,31 +186,53 @@ pub fn rename_collection(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     }
     let from = match req.body.get("renameCollection") {
         Some(Bson::String(s)) => s.clone(),
-        _ => return Err(MongoError::type_mismatch("'renameCollection' must be of type String")),
+        _ => {
+            return Err(MongoError::type_mismatch(
+                "'renameCollection' must be of type String",
+            ))
+        }
     };
-    let to = args::opt_str(req, "to")?.ok_or_else(|| MongoError::type_mismatch("'to' must be of type String"))?.to_string();
+    let to = args::opt_str(req, "to")?
+        .ok_or_else(|| MongoError::type_mismatch("'to' must be of type String"))?
+        .to_string();
     let drop_target = args::opt_bool(req, "dropTarget")?.unwrap_or(false);
     for ns in [&from, &to] {
         let (db, coll) = ns.split_once('.').ok_or_else(|| {
-            MongoError::new(ErrorCode::InvalidNamespace, format!("Invalid namespace specified '{ns}'"))
+            MongoError::new(
+                ErrorCode::InvalidNamespace,
+                format!("Invalid namespace specified '{ns}'"),
+            )
         })?;
         args::check_db_name(db)?;
         args::check_coll_name(db, coll)?;
     }
     if from == to {
-        return Err(MongoError::new(ErrorCode::IllegalOperation, "Can't rename a collection to itself"));
+        return Err(MongoError::new(
+            ErrorCode::IllegalOperation,
+            "Can't rename a collection to itself",
+        ));
     }
     if ctx.shared.store.catalog.get(&from).is_none() {
-        return Err(MongoError::new(ErrorCode::NamespaceNotFound, format!("Source collection {from} does not exist")));
+        return Err(MongoError::new(
+            ErrorCode::NamespaceNotFound,
+            format!("Source collection {from} does not exist"),
+        ));
     }
     if !drop_target && ctx.shared.store.catalog.get(&to).is_some() {
-        return Err(MongoError::new(ErrorCode::NamespaceExists, "target namespace exists"));
+        return Err(MongoError::new(
+            ErrorCode::NamespaceExists,
+            "target namespace exists",
+        ));
     }
     ctx.shared.cursors.kill_namespace(&from);
-    ctx.store.rename_collection(&from, &to, drop_target).map_err(|e| match e {
-        StoreError::NamespaceExists(_) => MongoError::new(ErrorCode::NamespaceExists, "target namespace exists"),
-        other => other.into(),
-    })?;
+    ctx.store
+        .rename_collection(&from, &to, drop_target)
+        .map_err(|e| match e {
+            StoreError::NamespaceExists(_) => {
+                MongoError::new(ErrorCode::NamespaceExists, "target namespace exists")
+            }
+            other => other.into(),
+        })?;
     Ok(Document::new())
 }
 
@@ -180,7 +240,9 @@ fn scale(req: &Request) -> Result<u64> {
     match args::opt_i64(req, "scale")? {
         None => Ok(1),
         Some(s) if s > 0 => Ok(s as u64),
-        Some(_) => Err(MongoError::bad_value("Scale factor must be greater than zero")),
+        Some(_) => Err(MongoError::bad_value(
+            "Scale factor must be greater than zero",
+        )),
     }
 }
 
@@ -189,7 +251,10 @@ pub fn coll_stats(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let scale = scale(req)?;
     let ns = format!("{}.{}", req.db, name);
     let Some(coll) = ctx.shared.store.catalog.get(&ns) else {
-        return Err(MongoError::new(ErrorCode::NamespaceNotFound, format!("Collection [{ns}] not found.")));
+        return Err(MongoError::new(
+            ErrorCode::NamespaceNotFound,
+            format!("Collection [{ns}] not found."),
+        ));
     };
     let (count, size) = ctx.store.count_and_size(&coll)?;
     let store = &ctx.shared.store;
@@ -201,7 +266,7 @@ pub fn coll_stats(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         total_index += s;
         index_sizes.insert(i.name.clone(), num(s / scale));
     }
-    let avg = if count > 0 { size / count } else { 0 };
+    let avg = size.checked_div(count).unwrap_or(0);
     Ok(doc! {
         "ns": ns,
         "size": num(size / scale),
@@ -223,7 +288,8 @@ pub fn db_stats(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     args::check_db_name(&req.db)?;
     let scale = scale(req)?;
     let colls = ctx.shared.store.catalog.list(&req.db);
-    let (mut objects, mut data, mut storage, mut indexes, mut index_size) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut objects, mut data, mut storage, mut indexes, mut index_size) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
     for c in &colls {
         let (n, s) = ctx.store.count_and_size(c)?;
         objects += n;
@@ -234,7 +300,11 @@ pub fn db_stats(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             index_size += ctx.shared.store.table_file_size(&i.ident);
         }
     }
-    let avg = if objects > 0 { data as f64 / objects as f64 } else { 0.0 };
+    let avg = if objects > 0 {
+        data as f64 / objects as f64
+    } else {
+        0.0
+    };
     Ok(doc! {
         "db": req.db.clone(),
         "collections": colls.len() as i64,

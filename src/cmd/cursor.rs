@@ -19,7 +19,11 @@ pub fn cursor_reply(ns: &str, id: i64, batch: Vec<Document>, first: bool) -> Doc
 }
 
 /// Next batch from any cursor source.
-pub fn next_batch(ctx: &mut Ctx, source: &mut CursorSource, max_docs: usize) -> Result<(Vec<Document>, bool)> {
+pub fn next_batch(
+    ctx: &mut Ctx,
+    source: &mut CursorSource,
+    max_docs: usize,
+) -> Result<(Vec<Document>, bool)> {
     match source {
         CursorSource::Exec(exec) => {
             let batch = exec.next_batch(ctx.store, max_docs, BATCH_BYTES)?;
@@ -57,7 +61,9 @@ pub fn cursor_batch_size(req: &Request) -> Result<Option<usize>> {
                 ErrorCode::Location51024,
                 "BSON field 'batchSize' value must be >= 0",
             )),
-            Some(_) => Err(MongoError::type_mismatch("BSON field 'cursor.batchSize' is the wrong type")),
+            Some(_) => Err(MongoError::type_mismatch(
+                "BSON field 'cursor.batchSize' is the wrong type",
+            )),
         },
         Some(_) => Err(MongoError::type_mismatch(format!(
             "BSON field '{}.cursor' is the wrong type, expected type 'object'",
@@ -79,15 +85,29 @@ pub fn open_cursor(
     let id = if exhausted || single_batch {
         0
     } else {
-        ctx.shared.cursors.register(ns.clone(), source, later_batch, false, ctx.conn.id)
+        ctx.shared
+            .cursors
+            .register(ns.clone(), source, later_batch, false, ctx.conn.id)
     };
     Ok(cursor_reply(&ns, id, batch, true))
 }
 
 /// A catalog listing as a cursor (`listCollections`, `listIndexes`).
-pub fn single_batch_cursor(ctx: &mut Ctx, req: &Request, ns: String, docs: Vec<Document>) -> Result<Document> {
+pub fn single_batch_cursor(
+    ctx: &mut Ctx,
+    req: &Request,
+    ns: String,
+    docs: Vec<Document>,
+) -> Result<Document> {
     let bs = cursor_batch_size(req)?;
-    open_cursor(ctx, ns, CursorSource::Buffered(docs.into()), bs.unwrap_or(usize::MAX), None, false)
+    open_cursor(
+        ctx,
+        ns,
+        CursorSource::Buffered(docs.into()),
+        bs.unwrap_or(usize::MAX),
+        None,
+        false,
+    )
 }
 
 pub fn get_more(ctx: &mut Ctx, req: &Request) -> Result<Document> {
@@ -100,7 +120,12 @@ pub fn get_more(ctx: &mut Ctx, req: &Request) -> Result<Document> {
                 super::format::type_name(v)
             )))
         }
-        None => return Err(MongoError::new(ErrorCode::Location40414, "BSON field 'getMore.getMore' is missing but a required field")),
+        None => {
+            return Err(MongoError::new(
+                ErrorCode::Location40414,
+                "BSON field 'getMore.getMore' is missing but a required field",
+            ))
+        }
     };
     let coll = match req.body.get("collection") {
         Some(Bson::String(s)) => s.clone(),
@@ -119,17 +144,26 @@ pub fn get_more(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     };
     let batch_size = match args::opt_i64(req, "batchSize")? {
         Some(n) if n < 0 => {
-            return Err(MongoError::new(ErrorCode::Location51024, format!("BSON field 'batchSize' value must be >= 0, actual value '{n}'")))
+            return Err(MongoError::new(
+                ErrorCode::Location51024,
+                format!("BSON field 'batchSize' value must be >= 0, actual value '{n}'"),
+            ))
         }
         Some(0) | None => None,
         Some(n) => Some(n as usize),
     };
     let ns = format!("{}.{}", req.db, coll);
     let Some(cursor) = ctx.shared.cursors.get(id) else {
-        return Err(MongoError::new(ErrorCode::CursorNotFound, format!("cursor id {id} not found")));
+        return Err(MongoError::new(
+            ErrorCode::CursorNotFound,
+            format!("cursor id {id} not found"),
+        ));
     };
     let Some(mut c) = cursor.try_lock() else {
-        return Err(MongoError::new(ErrorCode::OperationFailed, format!("Cursor already in use (namespace: '{ns}', id: {id}).")));
+        return Err(MongoError::new(
+            ErrorCode::OperationFailed,
+            format!("Cursor already in use (namespace: '{ns}', id: {id})."),
+        ));
     };
     if c.ns != ns {
         return Err(MongoError::new(
@@ -162,15 +196,30 @@ pub fn kill_cursors(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let ns = format!("{}.{}", req.db, coll);
     let ids = match req.body.get("cursors") {
         Some(Bson::Array(a)) => a,
-        Some(_) => return Err(MongoError::type_mismatch("BSON field 'killCursors.cursors' is the wrong type, expected type 'array'")),
-        None => return Err(MongoError::new(ErrorCode::Location40414, "BSON field 'killCursors.cursors' is missing but a required field")),
+        Some(_) => {
+            return Err(MongoError::type_mismatch(
+                "BSON field 'killCursors.cursors' is the wrong type, expected type 'array'",
+            ))
+        }
+        None => {
+            return Err(MongoError::new(
+                ErrorCode::Location40414,
+                "BSON field 'killCursors.cursors' is missing but a required field",
+            ))
+        }
     };
     let (mut killed, mut not_found) = (Vec::new(), Vec::new());
     for v in ids {
         let Bson::Int64(id) = v else {
-            return Err(MongoError::type_mismatch("BSON field 'killCursors.cursors' element is the wrong type, expected type 'long'"));
+            return Err(MongoError::type_mismatch(
+                "BSON field 'killCursors.cursors' element is the wrong type, expected type 'long'",
+            ));
         };
-        let belongs = ctx.shared.cursors.get(*id).is_some_and(|c| c.try_lock().is_none_or(|c| c.ns == ns));
+        let belongs = ctx
+            .shared
+            .cursors
+            .get(*id)
+            .is_some_and(|c| c.try_lock().is_none_or(|c| c.ns == ns));
         if belongs && ctx.shared.cursors.remove(*id).is_some() {
             killed.push(Bson::Int64(*id));
         } else {

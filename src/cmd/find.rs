@@ -14,10 +14,33 @@ use bson::{Bson, Document};
 use std::sync::atomic::Ordering;
 
 const FIND_FIELDS: &[&str] = &[
-    "find", "filter", "projection", "sort", "hint", "skip", "limit", "batchSize", "singleBatch",
-    "comment", "maxTimeMS", "readConcern", "max", "min", "returnKey", "showRecordId", "tailable",
-    "oplogReplay", "noCursorTimeout", "awaitData", "allowPartialResults", "collation",
-    "allowDiskUse", "let", "readOnce", "term", "includeQueryStatsMetrics",
+    "find",
+    "filter",
+    "projection",
+    "sort",
+    "hint",
+    "skip",
+    "limit",
+    "batchSize",
+    "singleBatch",
+    "comment",
+    "maxTimeMS",
+    "readConcern",
+    "max",
+    "min",
+    "returnKey",
+    "showRecordId",
+    "tailable",
+    "oplogReplay",
+    "noCursorTimeout",
+    "awaitData",
+    "allowPartialResults",
+    "collation",
+    "allowDiskUse",
+    "let",
+    "readOnce",
+    "term",
+    "includeQueryStatsMetrics",
 ];
 
 pub fn check_known_fields(req: &Request, known: &[&str]) -> Result<()> {
@@ -50,14 +73,20 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let sort = args::opt_doc(req, "sort")?.cloned();
     let projection = args::opt_doc(req, "projection")?.cloned();
     let skip = non_negative(req, "skip")?.unwrap_or(0) as u64;
-    let limit = non_negative(req, "limit")?.filter(|l| *l > 0).map(|l| l as u64);
+    let limit = non_negative(req, "limit")?
+        .filter(|l| *l > 0)
+        .map(|l| l as u64);
     let batch_size = non_negative(req, "batchSize")?.map(|b| b as usize);
     let single_batch = args::opt_bool(req, "singleBatch")?.unwrap_or(false);
     let allow_disk_use = args::opt_bool(req, "allowDiskUse")?.unwrap_or(false);
     let hint = match req.body.get("hint") {
         None | Some(Bson::Null) => None,
         Some(h @ (Bson::String(_) | Bson::Document(_))) => Some(h.clone()),
-        Some(_) => return Err(MongoError::bad_value("hint must be either a string or nested object")),
+        Some(_) => {
+            return Err(MongoError::bad_value(
+                "hint must be either a string or nested object",
+            ))
+        }
     };
     if args::opt_bool(req, "tailable")?.unwrap_or(false) {
         return Err(MongoError::bad_value(
@@ -65,13 +94,23 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         ));
     }
     let matcher = Matcher::parse(&filter)?;
-    let sort_spec = sort.as_ref().filter(|s| !s.contains_key("$natural")).map(SortSpec::parse).transpose()?;
-    let projection = projection.as_ref().filter(|p| !p.is_empty()).map(Projection::parse).transpose()?;
+    let sort_spec = sort
+        .as_ref()
+        .filter(|s| !s.contains_key("$natural"))
+        .map(SortSpec::parse)
+        .transpose()?;
+    let projection = projection
+        .as_ref()
+        .filter(|p| !p.is_empty())
+        .map(Projection::parse)
+        .transpose()?;
     let ns = format!("{}.{}", req.db, coll_name);
     let Some(coll) = ctx.shared.store.catalog.get(&ns) else {
         if let Some(h) = &hint {
             if !matches!(h, Bson::Document(d) if d.contains_key("$natural")) {
-                return Err(MongoError::bad_value("hint provided does not correspond to an existing index"));
+                return Err(MongoError::bad_value(
+                    "hint provided does not correspond to an existing index",
+                ));
             }
         }
         return Ok(cursor::cursor_reply(&ns, 0, Vec::new(), true));
@@ -81,7 +120,11 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         coll,
         access,
         ExecOptions {
-            filter: if filter.is_empty() { None } else { Some(matcher) },
+            filter: if filter.is_empty() {
+                None
+            } else {
+                Some(matcher)
+            },
             sort: sort_spec,
             projection,
             skip,
@@ -95,7 +138,14 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         (None, Some(l)) => (l as usize).min(DEFAULT_FIRST_BATCH),
         (None, None) => DEFAULT_FIRST_BATCH,
     };
-    open_cursor(ctx, ns, CursorSource::Exec(Box::new(exec)), first, batch_size.filter(|b| *b > 0), single_batch)
+    open_cursor(
+        ctx,
+        ns,
+        CursorSource::Exec(Box::new(exec)),
+        first,
+        batch_size.filter(|b| *b > 0),
+        single_batch,
+    )
 }
 
 /// aggregate: until the aggregation issue, runs pipelines made of $match, $sort, $skip,
@@ -105,16 +155,35 @@ pub fn aggregate(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let coll_name = match req.body.get("aggregate") {
         Some(Bson::String(_)) => args::collection(req)?,
         Some(Bson::Int32(1)) | Some(Bson::Int64(1)) | Some(Bson::Double(_)) => {
-            return Err(MongoError::new(ErrorCode::NotImplemented, "collection-less aggregation arrives with the aggregation issue"))
+            return Err(MongoError::new(
+                ErrorCode::NotImplemented,
+                "collection-less aggregation arrives with the aggregation issue",
+            ))
         }
-        _ => return Err(MongoError::new(ErrorCode::InvalidNamespace, "aggregate needs a collection name")),
+        _ => {
+            return Err(MongoError::new(
+                ErrorCode::InvalidNamespace,
+                "aggregate needs a collection name",
+            ))
+        }
     };
     let pipeline = match req.body.get("pipeline") {
         Some(Bson::Array(a)) => a,
-        Some(_) => return Err(MongoError::type_mismatch("'pipeline' option must be specified as an array")),
-        None => return Err(MongoError::new(ErrorCode::Location40414, "BSON field 'aggregate.pipeline' is missing but a required field")),
+        Some(_) => {
+            return Err(MongoError::type_mismatch(
+                "'pipeline' option must be specified as an array",
+            ))
+        }
+        None => {
+            return Err(MongoError::new(
+                ErrorCode::Location40414,
+                "BSON field 'aggregate.pipeline' is missing but a required field",
+            ))
+        }
     };
-    if req.body.get("cursor").is_none() && !matches!(req.body.get("explain"), Some(Bson::Boolean(true))) {
+    if req.body.get("cursor").is_none()
+        && !matches!(req.body.get("explain"), Some(Bson::Boolean(true)))
+    {
         return Err(MongoError::new(
             ErrorCode::FailedToParse,
             "The 'cursor' option is required, except for aggregate with the explain argument",
@@ -134,5 +203,12 @@ pub fn aggregate(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let ns = format!("{}.{}", req.db, coll_name);
     let docs = crate::agg::run_basic(ctx, &ns, &stages)?;
     let first = batch_size.unwrap_or(DEFAULT_FIRST_BATCH);
-    open_cursor(ctx, ns, CursorSource::Buffered(docs.into()), first, None, false)
+    open_cursor(
+        ctx,
+        ns,
+        CursorSource::Buffered(docs.into()),
+        first,
+        None,
+        false,
+    )
 }

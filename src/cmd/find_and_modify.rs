@@ -14,11 +14,16 @@ use std::sync::atomic::Ordering;
 pub fn find_and_modify(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let coll_name = args::collection(req)?;
     let query = args::opt_doc(req, "query")?.cloned().unwrap_or_default();
-    let sort = args::opt_doc(req, "sort")?.cloned().filter(|s| !s.is_empty());
+    let sort = args::opt_doc(req, "sort")?
+        .cloned()
+        .filter(|s| !s.is_empty());
     let remove = args::opt_bool(req, "remove")?.unwrap_or(false);
     let return_new = args::opt_bool(req, "new")?.unwrap_or(false);
     let upsert = args::opt_bool(req, "upsert")?.unwrap_or(false);
-    let fields = args::opt_doc(req, "fields")?.filter(|f| !f.is_empty()).map(Projection::parse).transpose()?;
+    let fields = args::opt_doc(req, "fields")?
+        .filter(|f| !f.is_empty())
+        .map(Projection::parse)
+        .transpose()?;
     let update = req.body.get("update").filter(|u| !matches!(u, Bson::Null));
     let durable = args::journal_required(ctx, req)?;
     let fail = |m: &str| Err(MongoError::new(ErrorCode::FailedToParse, m.to_string()));
@@ -53,7 +58,14 @@ pub fn find_and_modify(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             let mut exec = Exec::new(
                 coll.clone(),
                 access,
-                ExecOptions { filter: Some(Matcher::parse(&query)?), sort: sort_spec, projection: None, skip: 0, limit: None, allow_disk_use: true },
+                ExecOptions {
+                    filter: Some(Matcher::parse(&query)?),
+                    sort: sort_spec,
+                    projection: None,
+                    skip: 0,
+                    limit: None,
+                    allow_disk_use: true,
+                },
             );
             while let Some((rid, _)) = exec.next_match(ctx.store)? {
                 if let Some(d) = delete_by_rid(ctx, &coll, rid, &matcher)? {
@@ -62,7 +74,10 @@ pub fn find_and_modify(ctx: &mut Ctx, req: &Request) -> Result<Document> {
                 }
             }
         }
-        ctx.shared.stats.delete.fetch_add(removed.is_some() as u64, Ordering::Relaxed);
+        ctx.shared
+            .stats
+            .delete
+            .fetch_add(removed.is_some() as u64, Ordering::Relaxed);
         let n = removed.is_some() as i32;
         doc! { "lastErrorObject": { "n": n }, "value": project(removed)? }
     } else {

@@ -10,11 +10,32 @@ use std::sync::Arc;
 
 /// Options an index spec may carry (others are 197 InvalidIndexSpecificationOption).
 const INDEX_OPTIONS: &[&str] = &[
-    "key", "name", "unique", "sparse", "partialFilterExpression", "expireAfterSeconds", "hidden",
-    "collation", "v", "background", "storageEngine", "weights", "default_language",
-    "language_override", "textIndexVersion", "2dsphereIndexVersion", "bits", "min", "max",
-    "wildcardProjection", "ns", "prepareUnique", "bucketSize", "coarsestIndexedLevel",
-    "finestIndexedLevel", "clustered",
+    "key",
+    "name",
+    "unique",
+    "sparse",
+    "partialFilterExpression",
+    "expireAfterSeconds",
+    "hidden",
+    "collation",
+    "v",
+    "background",
+    "storageEngine",
+    "weights",
+    "default_language",
+    "language_override",
+    "textIndexVersion",
+    "2dsphereIndexVersion",
+    "bits",
+    "min",
+    "max",
+    "wildcardProjection",
+    "ns",
+    "prepareUnique",
+    "bucketSize",
+    "coarsestIndexedLevel",
+    "finestIndexedLevel",
+    "clustered",
 ];
 
 /// Options that do not change what an index is (ignored when comparing specs).
@@ -39,7 +60,13 @@ pub fn default_name(key: &Document) -> String {
 }
 
 fn cannot_create(spec: &Document, why: &str) -> MongoError {
-    MongoError::new(ErrorCode::CannotCreateIndex, format!("Error in specification {} :: caused by :: {why}", shell(spec)))
+    MongoError::new(
+        ErrorCode::CannotCreateIndex,
+        format!(
+            "Error in specification {} :: caused by :: {why}",
+            shell(spec)
+        ),
+    )
 }
 
 /// Validates one spec and returns it in the shape listIndexes shows (`v`, `key`, `name`, ...).
@@ -64,7 +91,10 @@ fn normalize_spec(raw: &Document) -> Result<Document> {
     }
     for (field, v) in &key {
         if field.is_empty() || field.split('.').any(str::is_empty) {
-            return Err(cannot_create(raw, "Index keys cannot contain an empty field."));
+            return Err(cannot_create(
+                raw,
+                "Index keys cannot contain an empty field.",
+            ));
         }
         match v {
             Bson::Int32(0) | Bson::Int64(0) => return Err(cannot_create(raw, "Values in the index key pattern can't be 0.")),
@@ -94,7 +124,10 @@ fn normalize_spec(raw: &Document) -> Result<Document> {
         Some(Bson::String(s)) if !s.is_empty() => s.clone(),
         Some(Bson::String(_)) => return Err(cannot_create(raw, "index name cannot be empty")),
         Some(v) => {
-            return Err(MongoError::type_mismatch(format!("The field 'name' must be a string, but got {}", type_name(v))))
+            return Err(MongoError::type_mismatch(format!(
+                "The field 'name' must be a string, but got {}",
+                type_name(v)
+            )))
         }
         None => default_name(&key),
     };
@@ -107,10 +140,18 @@ fn normalize_spec(raw: &Document) -> Result<Document> {
         if !INDEX_OPTIONS.contains(&k.as_str()) {
             return Err(MongoError::new(
                 ErrorCode::InvalidIndexSpecificationOption,
-                format!("The field '{k}' is not valid for an index specification. Specification: {}", shell(raw)),
+                format!(
+                    "The field '{k}' is not valid for an index specification. Specification: {}",
+                    shell(raw)
+                ),
             ));
         }
-        if is_id && matches!(k.as_str(), "unique" | "sparse" | "partialFilterExpression" | "expireAfterSeconds" | "hidden") {
+        if is_id
+            && matches!(
+                k.as_str(),
+                "unique" | "sparse" | "partialFilterExpression" | "expireAfterSeconds" | "hidden"
+            )
+        {
             return Err(MongoError::new(
                 ErrorCode::InvalidIndexSpecificationOption,
                 format!("The field '{k}' is not valid for an _id index specification. Specification: {}", shell(raw)),
@@ -150,7 +191,10 @@ fn normalize_spec(raw: &Document) -> Result<Document> {
         spec.insert(k.clone(), v);
     }
     if spec.get_bool("sparse").unwrap_or(false) && spec.contains_key("partialFilterExpression") {
-        return Err(cannot_create(raw, "cannot mix \"partialFilterExpression\" and \"sparse\" options"));
+        return Err(cannot_create(
+            raw,
+            "cannot mix \"partialFilterExpression\" and \"sparse\" options",
+        ));
     }
     if spec.get_bool("unique").unwrap_or(false) && spec.get_bool("hidden").unwrap_or(false) {
         // mongod allows hidden unique indexes; nothing to refuse here.
@@ -164,7 +208,10 @@ fn field_is_wildcard(key: &Document) -> bool {
 
 /// The options that make two specs with the same key different indexes.
 fn options_of(spec: &Document) -> Document {
-    spec.iter().filter(|(k, _)| !COSMETIC.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect()
+    spec.iter()
+        .filter(|(k, _)| !COSMETIC.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 pub fn create_indexes(ctx: &mut Ctx, req: &Request) -> Result<Document> {
@@ -185,7 +232,9 @@ pub fn create_indexes(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         }
     };
     if raw.is_empty() {
-        return Err(MongoError::bad_value("Must specify at least one index to create"));
+        return Err(MongoError::bad_value(
+            "Must specify at least one index to create",
+        ));
     }
     let mut specs = Vec::new();
     for r in raw {
@@ -226,13 +275,22 @@ pub fn create_indexes(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             }
             continue;
         }
-        if let Some(same_key) = existing.iter().find(|i| i.key == key && options_of(&i.spec) == options_of(&spec)) {
+        if let Some(same_key) = existing
+            .iter()
+            .find(|i| i.key == key && options_of(&i.spec) == options_of(&spec))
+        {
             return Err(MongoError::new(
                 ErrorCode::IndexOptionsConflict,
-                format!("Index already exists with a different name: {}", same_key.name),
+                format!(
+                    "Index already exists with a different name: {}",
+                    same_key.name
+                ),
             ));
         }
-        if to_build.iter().any(|s| s.get_str("name").ok() == Some(name.as_str())) {
+        if to_build
+            .iter()
+            .any(|s| s.get_str("name").ok() == Some(name.as_str()))
+        {
             continue;
         }
         to_build.push(spec);
@@ -246,14 +304,21 @@ pub fn create_indexes(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         reply.insert("note", "all indexes already exist");
         return Ok(reply);
     }
-    ctx.store.create_indexes(&coll, to_build).map_err(|e| match e {
-        e @ StoreError::DuplicateKey { .. } => {
-            let mut m: MongoError = e.into();
-            m.message = format!("Index build failed: {}: Collection {ns} ( {} ) :: caused by :: {}", bson::Uuid::new(), coll.uuid, m.message);
-            m
-        }
-        other => other.into(),
-    })?;
+    ctx.store
+        .create_indexes(&coll, to_build)
+        .map_err(|e| match e {
+            e @ StoreError::DuplicateKey(_) => {
+                let mut m: MongoError = e.into();
+                m.message = format!(
+                    "Index build failed: {}: Collection {ns} ( {} ) :: caused by :: {}",
+                    bson::Uuid::new(),
+                    coll.uuid,
+                    m.message
+                );
+                m
+            }
+            other => other.into(),
+        })?;
     Ok(reply)
 }
 
@@ -261,17 +326,23 @@ pub fn list_indexes(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let coll_name = args::collection(req)?;
     let ns = format!("{}.{}", req.db, coll_name);
     let Some(coll) = ctx.shared.store.catalog.get(&ns) else {
-        return Err(MongoError::new(ErrorCode::NamespaceNotFound, format!("ns does not exist: {ns}")));
+        return Err(MongoError::new(
+            ErrorCode::NamespaceNotFound,
+            format!("ns does not exist: {ns}"),
+        ));
     };
     let specs: Vec<Document> = coll.indexes.iter().map(|i| i.spec.clone()).collect();
-    super::cursor::single_batch_cursor(ctx, req, format!("{ns}"), specs)
+    super::cursor::single_batch_cursor(ctx, req, ns, specs)
 }
 
 pub fn drop_indexes(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let coll_name = args::collection(req)?;
     let ns = format!("{}.{}", req.db, coll_name);
     let Some(coll) = ctx.shared.store.catalog.get(&ns) else {
-        return Err(MongoError::new(ErrorCode::NamespaceNotFound, format!("ns not found {ns}")));
+        return Err(MongoError::new(
+            ErrorCode::NamespaceNotFound,
+            format!("ns not found {ns}"),
+        ));
     };
     let was = coll.indexes.len() as i32;
     let names: Vec<String> = match req.body.get("index") {
@@ -310,10 +381,16 @@ pub fn drop_indexes(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     };
     for n in &names {
         if n == "_id_" {
-            return Err(MongoError::new(ErrorCode::InvalidOptions, "cannot drop _id index"));
+            return Err(MongoError::new(
+                ErrorCode::InvalidOptions,
+                "cannot drop _id index",
+            ));
         }
         if coll.index(n).is_none() {
-            return Err(MongoError::new(ErrorCode::IndexNotFound, format!("index not found with name [{n}]")));
+            return Err(MongoError::new(
+                ErrorCode::IndexNotFound,
+                format!("index not found with name [{n}]"),
+            ));
         }
     }
     for n in &names {

@@ -34,7 +34,11 @@ pub struct ConnState {
 
 impl ConnState {
     pub fn new(id: i64, peer: Option<SocketAddr>) -> Self {
-        ConnState { id, peer, client_metadata: None }
+        ConnState {
+            id,
+            peer,
+            client_metadata: None,
+        }
     }
 }
 
@@ -64,7 +68,12 @@ impl Request {
                 ))
             }
         };
-        Ok(Request { db, name, body, sequences })
+        Ok(Request {
+            db,
+            name,
+            body,
+            sequences,
+        })
     }
 
     /// The documents of an array field, given either in the body or as a document sequence.
@@ -117,10 +126,17 @@ pub fn dispatch(
 ) -> Document {
     shared.stats.command.fetch_add(1, Ordering::Relaxed);
     let Some(spec) = registry::lookup(&req.name) else {
-        let err = MongoError::new(ErrorCode::CommandNotFound, format!("no such command: '{}'", req.name));
+        let err = MongoError::new(
+            ErrorCode::CommandNotFound,
+            format!("no such command: '{}'", req.name),
+        );
         return error_reply(shared, &err);
     };
-    let mut ctx = Ctx { shared, store, conn };
+    let mut ctx = Ctx {
+        shared,
+        store,
+        conn,
+    };
     match (spec.handler)(&mut ctx, &req) {
         Ok(reply) => finish(shared, reply),
         Err(e) => error_reply(shared, &e),

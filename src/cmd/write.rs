@@ -38,15 +38,32 @@ pub fn prepare_insert(mut d: Document) -> Result<Document> {
             d = with_id;
         }
         Some(Bson::Array(_)) => {
-            return Err(MongoError::new(ErrorCode::InvalidIdField, "The '_id' value cannot be of type array"))
+            return Err(MongoError::new(
+                ErrorCode::InvalidIdField,
+                "The '_id' value cannot be of type array",
+            ))
         }
         Some(Bson::RegularExpression(_)) => {
-            return Err(MongoError::new(ErrorCode::InvalidIdField, "can't use a regex for _id"))
+            return Err(MongoError::new(
+                ErrorCode::InvalidIdField,
+                "can't use a regex for _id",
+            ))
         }
         Some(Bson::Undefined) => {
-            return Err(MongoError::new(ErrorCode::InvalidIdField, "can't use a undefined for _id"))
+            return Err(MongoError::new(
+                ErrorCode::InvalidIdField,
+                "can't use a undefined for _id",
+            ))
         }
-        Some(_) => {}
+        Some(_) => {
+            // mongod stores _id as the first field.
+            if d.keys().next().map(String::as_str) != Some("_id") {
+                let id = d.remove("_id").unwrap_or(Bson::Null);
+                let mut with_id = doc! { "_id": id };
+                with_id.extend(d);
+                d = with_id;
+            }
+        }
     }
     let size = bson_size(&d);
     if size > MAX_BSON_OBJECT_SIZE {
@@ -76,21 +93,31 @@ pub fn insert(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     check_batch_len(docs.len())?;
     let ordered = args::opt_bool(req, "ordered")?.unwrap_or(true);
     let durable = args::journal_required(ctx, req)?;
-    let mut out = WriteOutcome { n: 0, errors: Vec::new() };
+    let mut out = WriteOutcome {
+        n: 0,
+        errors: Vec::new(),
+    };
     let prepared: Vec<Result<Document>> = docs.into_iter().map(prepare_insert).collect();
     let mut i = 0;
     while i < prepared.len() {
         // A run of valid documents goes in as one transaction; on any error the run is
         // redone one by one to find which document failed.
-        let end = (i..prepared.len().min(i + INSERT_GROUP)).find(|j| prepared[*j].is_err()).unwrap_or(prepared.len().min(i + INSERT_GROUP));
+        let end = (i..prepared.len().min(i + INSERT_GROUP))
+            .find(|j| prepared[*j].is_err())
+            .unwrap_or(prepared.len().min(i + INSERT_GROUP));
         if end > i {
-            let group: Vec<&Document> = prepared[i..end].iter().filter_map(|r| r.as_ref().ok()).collect();
-            let grouped = ctx.store.write_collection(&req.db, &coll, true, false, |t, c| {
-                for d in &group {
-                    t.insert(c, d)?;
-                }
-                Ok(())
-            });
+            let group: Vec<&Document> = prepared[i..end]
+                .iter()
+                .filter_map(|r| r.as_ref().ok())
+                .collect();
+            let grouped = ctx
+                .store
+                .write_collection(&req.db, &coll, true, false, |t, c| {
+                    for d in &group {
+                        t.insert(c, d)?;
+                    }
+                    Ok(())
+                });
             match grouped {
                 Ok(_) => out.n += group.len(),
                 Err(StoreError::Engine(e)) => return Err(StoreError::Engine(e).into()),
@@ -123,7 +150,10 @@ pub fn insert(ctx: &mut Ctx, req: &Request) -> Result<Document> {
 }
 
 fn finish_insert(ctx: &mut Ctx, durable: bool, out: WriteOutcome) -> Result<Document> {
-    ctx.shared.stats.insert.fetch_add(out.n as u64, Ordering::Relaxed);
+    ctx.shared
+        .stats
+        .insert
+        .fetch_add(out.n as u64, Ordering::Relaxed);
     if durable {
         ctx.store.flush_journal()?;
     }
@@ -147,25 +177,54 @@ pub struct UpdateStmt {
 pub fn parse_update_stmt(u: &Document) -> Result<UpdateStmt> {
     let filter = match u.get("q") {
         Some(Bson::Document(q)) => q.clone(),
-        Some(_) => return Err(MongoError::type_mismatch("BSON field 'update.updates.q' is the wrong type, expected type 'object'")),
-        None => return Err(MongoError::new(ErrorCode::Location40414, "BSON field 'update.updates.q' is missing but a required field")),
+        Some(_) => {
+            return Err(MongoError::type_mismatch(
+                "BSON field 'update.updates.q' is the wrong type, expected type 'object'",
+            ))
+        }
+        None => {
+            return Err(MongoError::new(
+                ErrorCode::Location40414,
+                "BSON field 'update.updates.q' is missing but a required field",
+            ))
+        }
     };
-    let array_filters: Option<Vec<Document>> = match u.get("arrayFilters") {
-        None | Some(Bson::Null) => None,
-        Some(Bson::Array(a)) => Some(
-            a.iter()
-                .map(|f| f.as_document().cloned().ok_or_else(|| MongoError::type_mismatch("arrayFilters must be objects")))
-                .collect::<Result<_>>()?,
-        ),
-        Some(_) => return Err(MongoError::type_mismatch("BSON field 'update.updates.arrayFilters' is the wrong type, expected type 'array'")),
-    };
+    let array_filters: Option<Vec<Document>> =
+        match u.get("arrayFilters") {
+            None | Some(Bson::Null) => None,
+            Some(Bson::Array(a)) => Some(
+                a.iter()
+                    .map(|f| {
+                        f.as_document().cloned().ok_or_else(|| {
+                            MongoError::type_mismatch("arrayFilters must be objects")
+                        })
+                    })
+                    .collect::<Result<_>>()?,
+            ),
+            Some(_) => return Err(MongoError::type_mismatch(
+                "BSON field 'update.updates.arrayFilters' is the wrong type, expected type 'array'",
+            )),
+        };
     let spec = match u.get("u") {
         Some(Bson::Document(d)) => update::parse_update(d, array_filters.as_deref())?,
         Some(Bson::Array(_)) => {
-            return Err(MongoError::new(ErrorCode::NotImplemented, "pipeline-style updates arrive with the aggregation issue"))
+            return Err(MongoError::new(
+                ErrorCode::NotImplemented,
+                "pipeline-style updates arrive with the aggregation issue",
+            ))
         }
-        Some(_) => return Err(MongoError::new(ErrorCode::FailedToParse, "Update argument must be either an object or an array")),
-        None => return Err(MongoError::new(ErrorCode::Location40414, "BSON field 'update.updates.u' is missing but a required field")),
+        Some(_) => {
+            return Err(MongoError::new(
+                ErrorCode::FailedToParse,
+                "Update argument must be either an object or an array",
+            ))
+        }
+        None => {
+            return Err(MongoError::new(
+                ErrorCode::Location40414,
+                "BSON field 'update.updates.u' is missing but a required field",
+            ))
+        }
     };
     let flag = |k: &str| -> Result<bool> {
         match u.get(k) {
@@ -174,17 +233,29 @@ pub fn parse_update_stmt(u: &Document) -> Result<UpdateStmt> {
             Some(Bson::Int32(n)) => Ok(*n != 0),
             Some(Bson::Int64(n)) => Ok(*n != 0),
             Some(Bson::Double(n)) => Ok(*n != 0.0),
-            Some(_) => Err(MongoError::type_mismatch(format!("BSON field 'update.updates.{k}' is the wrong type, expected type 'bool'"))),
+            Some(_) => Err(MongoError::type_mismatch(format!(
+                "BSON field 'update.updates.{k}' is the wrong type, expected type 'bool'"
+            ))),
         }
     };
     let upsert = flag("upsert")?;
     let multi = flag("multi")?;
     if multi && matches!(spec, UpdateSpec::Replacement(_)) {
-        return Err(MongoError::new(ErrorCode::FailedToParse, "multi update is not supported for replacement-style update"));
+        return Err(MongoError::new(
+            ErrorCode::FailedToParse,
+            "multi update is not supported for replacement-style update",
+        ));
     }
     let matcher = Matcher::parse(&filter)?;
     let hint = u.get("hint").filter(|h| !matches!(h, Bson::Null)).cloned();
-    Ok(UpdateStmt { filter, matcher, spec, upsert, multi, hint })
+    Ok(UpdateStmt {
+        filter,
+        matcher,
+        spec,
+        upsert,
+        multi,
+        hint,
+    })
 }
 
 /// What one update statement did.
@@ -202,9 +273,7 @@ fn check_update_result(old: &Document, new: &Document) -> Result<()> {
     if old.get("_id") != new.get("_id") && new.get("_id").is_some() {
         return Err(MongoError::new(
             ErrorCode::ImmutableField,
-            format!(
-                "Performing an update on the path '_id' would modify the immutable field '_id'"
-            ),
+            "Performing an update on the path '_id' would modify the immutable field '_id'",
         ));
     }
     let size = bson_size(new);
@@ -227,41 +296,45 @@ fn update_by_rid(
     stmt: &UpdateStmt,
 ) -> Result<Option<(Document, Document, bool)>> {
     let mut failure: Option<MongoError> = None;
-    let r = ctx.store.write_collection(&coll.db, &coll.name, false, false, |t, c| {
-        failure = None;
-        let Some(old) = t.get(c, rid)? else { return Ok(None) };
-        let (matched, pos) = stmt.matcher.matches_with_details(&old);
-        if !matched {
-            return Ok(None);
-        }
-        let (mut new, changed) = match update::apply_update(&stmt.spec, &old, false, pos) {
-            Ok(r) => r,
-            Err(e) => {
+    let r = ctx
+        .store
+        .write_collection(&coll.db, &coll.name, false, false, |t, c| {
+            failure = None;
+            let Some(old) = t.get(c, rid)? else {
+                return Ok(None);
+            };
+            let (matched, pos) = stmt.matcher.matches_with_details(&old);
+            if !matched {
+                return Ok(None);
+            }
+            let (mut new, changed) = match update::apply_update(&stmt.spec, &old, false, pos) {
+                Ok(r) => r,
+                Err(e) => {
+                    failure = Some(e);
+                    return Ok(None);
+                }
+            };
+            if let UpdateSpec::Replacement(_) = stmt.spec {
+                // A replacement keeps the original _id, first.
+                if new.get("_id").is_none() {
+                    let mut with_id = doc! { "_id": old.get("_id").cloned().unwrap_or(Bson::Null) };
+                    with_id.extend(new);
+                    new = with_id;
+                }
+            }
+            if let Err(e) = check_update_result(&old, &new) {
                 failure = Some(e);
                 return Ok(None);
             }
-        };
-        if let UpdateSpec::Replacement(_) = stmt.spec {
-            // A replacement keeps the original _id, first.
-            if new.get("_id").is_none() {
-                let mut with_id = doc! { "_id": old.get("_id").cloned().unwrap_or(Bson::Null) };
-                with_id.extend(new);
-                new = with_id;
+            if changed {
+                let o = match stmt.spec {
+                    UpdateSpec::Replacement(_) => new.clone(),
+                    _ => oplog::update_diff(&old, &new),
+                };
+                t.update(c, rid, &old, &new, o)?;
             }
-        }
-        if let Err(e) = check_update_result(&old, &new) {
-            failure = Some(e);
-            return Ok(None);
-        }
-        if changed {
-            let o = match stmt.spec {
-                UpdateSpec::Replacement(_) => new.clone(),
-                _ => oplog::update_diff(&old, &new),
-            };
-            t.update(c, rid, &old, &new, o)?;
-        }
-        Ok(Some((old, new, changed)))
-    });
+            Ok(Some((old, new, changed)))
+        });
     if let Some(e) = failure {
         return Err(e);
     }
@@ -269,16 +342,32 @@ fn update_by_rid(
 }
 
 /// Runs one update statement (`sort` orders the candidates, for findAndModify).
-pub fn run_update(ctx: &mut Ctx, db: &str, coll_name: &str, stmt: &UpdateStmt, sort: Option<&Document>) -> Result<UpdateResult> {
+pub fn run_update(
+    ctx: &mut Ctx,
+    db: &str,
+    coll_name: &str,
+    stmt: &UpdateStmt,
+    sort: Option<&Document>,
+) -> Result<UpdateResult> {
     let ns = format!("{db}.{coll_name}");
     let mut res = UpdateResult::default();
     if let Some(coll) = ctx.shared.store.catalog.get(&ns) {
         let access = planner::plan(&coll, &stmt.filter, sort, stmt.hint.as_ref())?;
-        let sort_spec = sort.filter(|s| !s.is_empty()).map(crate::query::sort::SortSpec::parse).transpose()?;
+        let sort_spec = sort
+            .filter(|s| !s.is_empty())
+            .map(crate::query::sort::SortSpec::parse)
+            .transpose()?;
         let mut exec = Exec::new(
             coll.clone(),
             access,
-            ExecOptions { filter: Some(Matcher::parse(&stmt.filter)?), sort: sort_spec, projection: None, skip: 0, limit: None, allow_disk_use: true },
+            ExecOptions {
+                filter: Some(Matcher::parse(&stmt.filter)?),
+                sort: sort_spec,
+                projection: None,
+                skip: 0,
+                limit: None,
+                allow_disk_use: true,
+            },
         );
         while let Some((rid, _)) = exec.next_match(ctx.store)? {
             if let Some((old, new, changed)) = update_by_rid(ctx, &coll, rid, stmt)? {
@@ -355,7 +444,10 @@ pub fn update(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             }
         }
     }
-    ctx.shared.stats.update.fetch_add(stmts.len() as u64, Ordering::Relaxed);
+    ctx.shared
+        .stats
+        .update
+        .fetch_add(stmts.len() as u64, Ordering::Relaxed);
     if durable {
         ctx.store.flush_journal()?;
     }
@@ -370,15 +462,24 @@ pub fn update(ctx: &mut Ctx, req: &Request) -> Result<Document> {
 }
 
 /// Deletes one document by RecordId if it still matches; returns it.
-pub fn delete_by_rid(ctx: &mut Ctx, coll: &Arc<Collection>, rid: i64, matcher: &Matcher) -> Result<Option<Document>> {
-    let r = ctx.store.write_collection(&coll.db, &coll.name, false, false, |t, c| {
-        let Some(old) = t.get(c, rid)? else { return Ok(None) };
-        if !matcher.matches(&old) {
-            return Ok(None);
-        }
-        t.delete(c, rid, &old)?;
-        Ok(Some(old))
-    })?;
+pub fn delete_by_rid(
+    ctx: &mut Ctx,
+    coll: &Arc<Collection>,
+    rid: i64,
+    matcher: &Matcher,
+) -> Result<Option<Document>> {
+    let r = ctx
+        .store
+        .write_collection(&coll.db, &coll.name, false, false, |t, c| {
+            let Some(old) = t.get(c, rid)? else {
+                return Ok(None);
+            };
+            if !matcher.matches(&old) {
+                return Ok(None);
+            }
+            t.delete(c, rid, &old)?;
+            Ok(Some(old))
+        })?;
     Ok(r.flatten())
 }
 
@@ -393,29 +494,56 @@ pub fn delete(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let mut errors = Vec::new();
     for (i, d) in stmts.iter().enumerate() {
         let r = (|| -> Result<usize> {
-            let filter = match d.get("q") {
-                Some(Bson::Document(q)) => q.clone(),
-                Some(_) => return Err(MongoError::type_mismatch("BSON field 'delete.deletes.q' is the wrong type, expected type 'object'")),
-                None => return Err(MongoError::new(ErrorCode::Location40414, "BSON field 'delete.deletes.q' is missing but a required field")),
-            };
+            let filter =
+                match d.get("q") {
+                    Some(Bson::Document(q)) => q.clone(),
+                    Some(_) => return Err(MongoError::type_mismatch(
+                        "BSON field 'delete.deletes.q' is the wrong type, expected type 'object'",
+                    )),
+                    None => {
+                        return Err(MongoError::new(
+                            ErrorCode::Location40414,
+                            "BSON field 'delete.deletes.q' is missing but a required field",
+                        ))
+                    }
+                };
             let limit = match d.get("limit") {
                 Some(Bson::Int32(n)) => *n as i64,
                 Some(Bson::Int64(n)) => *n,
                 Some(Bson::Double(n)) => *n as i64,
-                Some(_) => return Err(MongoError::type_mismatch("BSON field 'delete.deletes.limit' is the wrong type, expected type 'number'")),
-                None => return Err(MongoError::new(ErrorCode::Location40414, "BSON field 'delete.deletes.limit' is missing but a required field")),
+                Some(_) => return Err(MongoError::type_mismatch(
+                    "BSON field 'delete.deletes.limit' is the wrong type, expected type 'number'",
+                )),
+                None => {
+                    return Err(MongoError::new(
+                        ErrorCode::Location40414,
+                        "BSON field 'delete.deletes.limit' is missing but a required field",
+                    ))
+                }
             };
             if limit != 0 && limit != 1 {
-                return Err(MongoError::new(ErrorCode::FailedToParse, format!("The limit field in delete objects must be 0 or 1. Got {limit}")));
+                return Err(MongoError::new(
+                    ErrorCode::FailedToParse,
+                    format!("The limit field in delete objects must be 0 or 1. Got {limit}"),
+                ));
             }
             let matcher = Matcher::parse(&filter)?;
-            let Some(coll) = ctx.shared.store.catalog.get(&ns) else { return Ok(0) };
+            let Some(coll) = ctx.shared.store.catalog.get(&ns) else {
+                return Ok(0);
+            };
             let hint = d.get("hint").filter(|h| !matches!(h, Bson::Null));
             let access = planner::plan(&coll, &filter, None, hint)?;
             let mut exec = Exec::new(
                 coll.clone(),
                 access,
-                ExecOptions { filter: Some(Matcher::parse(&filter)?), sort: None, projection: None, skip: 0, limit: None, allow_disk_use: false },
+                ExecOptions {
+                    filter: Some(Matcher::parse(&filter)?),
+                    sort: None,
+                    projection: None,
+                    skip: 0,
+                    limit: None,
+                    allow_disk_use: false,
+                },
             );
             let mut deleted = 0;
             while let Some((rid, _)) = exec.next_match(ctx.store)? {
@@ -438,7 +566,10 @@ pub fn delete(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             }
         }
     }
-    ctx.shared.stats.delete.fetch_add(n as u64, Ordering::Relaxed);
+    ctx.shared
+        .stats
+        .delete
+        .fetch_add(n as u64, Ordering::Relaxed);
     if durable {
         ctx.store.flush_journal()?;
     }

@@ -29,7 +29,9 @@ pub fn serve(stream: TcpStream, shared: &Arc<Shared>, id: i64) {
             return;
         }
     };
-    let Ok(read_half) = stream.try_clone() else { return };
+    let Ok(read_half) = stream.try_clone() else {
+        return;
+    };
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     let mut writer = BufWriter::with_capacity(64 * 1024, stream);
     let mut conn = ConnState::new(id, peer);
@@ -54,7 +56,11 @@ pub fn serve(stream: TcpStream, shared: &Arc<Shared>, id: i64) {
         match reply {
             Reply::None => {}
             Reply::Frame(frame) => {
-                if writer.write_all(&frame).and_then(|_| writer.flush()).is_err() {
+                if writer
+                    .write_all(&frame)
+                    .and_then(|_| writer.flush())
+                    .is_err()
+                {
                     break;
                 }
             }

@@ -23,11 +23,17 @@ const PULL_CHUNK: usize = 512;
 /// How documents are found.
 #[derive(Debug, Clone)]
 pub enum Access {
-    CollScan { forward: bool },
+    CollScan {
+        forward: bool,
+    },
     /// One `_id` value looked up through the `_id` index.
     IdLookup(Bson),
     /// Every entry whose key starts with one of `prefixes` (equality on a key prefix).
-    IndexPrefixes { index: Arc<IndexMeta>, prefixes: Vec<Vec<u8>>, forward: bool },
+    IndexPrefixes {
+        index: Arc<IndexMeta>,
+        prefixes: Vec<Vec<u8>>,
+        forward: bool,
+    },
 }
 
 impl Access {
@@ -104,7 +110,9 @@ impl Exec {
             if self.pending.is_empty() && !self.source_done {
                 self.pull(ss, PULL_CHUNK, 16 * 1024 * 1024)?;
             }
-            let Some(item) = self.pending.pop_front() else { return Ok(None) };
+            let Some(item) = self.pending.pop_front() else {
+                return Ok(None);
+            };
             if self.opts.skip > 0 {
                 self.opts.skip -= 1;
                 continue;
@@ -118,7 +126,12 @@ impl Exec {
 
     /// A batch of projected documents: at most `max_docs`, and no more than `max_bytes` unless
     /// a single document is larger.
-    pub fn next_batch(&mut self, ss: &mut StoreSession, max_docs: usize, max_bytes: usize) -> Result<Vec<Document>> {
+    pub fn next_batch(
+        &mut self,
+        ss: &mut StoreSession,
+        max_docs: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Document>> {
         let mut out = Vec::new();
         let mut bytes = 0usize;
         while out.len() < max_docs {
@@ -127,7 +140,9 @@ impl Exec {
                     break;
                 }
             }
-            let Some((_, doc, size)) = self.next_raw(ss)? else { break };
+            let Some((_, doc, size)) = self.next_raw(ss)? else {
+                break;
+            };
             let doc = match &self.opts.projection {
                 Some(p) => p.apply(&doc)?,
                 None => doc,
@@ -139,7 +154,11 @@ impl Exec {
     }
 
     fn sort_all(&mut self, ss: &mut StoreSession) -> Result<()> {
-        let limit = if self.opts.allow_disk_use { SORT_MEMORY_LIMIT_DISK_USE } else { SORT_MEMORY_LIMIT };
+        let limit = if self.opts.allow_disk_use {
+            SORT_MEMORY_LIMIT_DISK_USE
+        } else {
+            SORT_MEMORY_LIMIT
+        };
         while !self.source_done {
             self.pull(ss, PULL_CHUNK, usize::MAX)?;
             let used: usize = self.pending.iter().map(|(_, _, s)| *s).sum();
@@ -199,29 +218,40 @@ impl Exec {
                     }
                     self.source_done = true;
                 }
-                Access::IndexPrefixes { index, prefixes, forward } => {
+                Access::IndexPrefixes {
+                    index,
+                    prefixes,
+                    forward,
+                } => {
                     while self.prefix_at < prefixes.len() {
                         let prefix = &prefixes[self.prefix_at];
                         let mut stopped = false;
                         let pos = &mut self.pos_key;
                         let seen = &mut self.seen;
                         let after = pos.clone();
-                        scan::scan_index(t.s, index, prefix, after.as_deref(), *forward, |key, rid| {
-                            *pos = Some(key.to_vec());
-                            if seen.insert(rid) {
-                                if let Some(doc) = scan::fetch(t.s, &coll, rid)? {
-                                    if filter.is_none_or(|f| f.matches(&doc)) {
-                                        let size = bson_size(&doc);
-                                        n += 1;
-                                        bytes += size;
-                                        pending.push_back((rid, doc, size));
+                        scan::scan_index(
+                            t.s,
+                            index,
+                            prefix,
+                            after.as_deref(),
+                            *forward,
+                            |key, rid| {
+                                *pos = Some(key.to_vec());
+                                if seen.insert(rid) {
+                                    if let Some(doc) = scan::fetch(t.s, &coll, rid)? {
+                                        if filter.is_none_or(|f| f.matches(&doc)) {
+                                            let size = bson_size(&doc);
+                                            n += 1;
+                                            bytes += size;
+                                            pending.push_back((rid, doc, size));
+                                        }
                                     }
                                 }
-                            }
-                            let go_on = n < max_docs && bytes < max_bytes;
-                            stopped = !go_on;
-                            Ok(go_on)
-                        })?;
+                                let go_on = n < max_docs && bytes < max_bytes;
+                                stopped = !go_on;
+                                Ok(go_on)
+                            },
+                        )?;
                         if stopped {
                             return Ok(());
                         }
@@ -234,9 +264,10 @@ impl Exec {
             Ok(())
         });
         r.map_err(|e| match e {
-            crate::store::StoreError::Engine(ref w) if w.is_not_found() => {
-                MongoError::new(ErrorCode::QueryPlanKilled, format!("query plan killed: {e}"))
-            }
+            crate::store::StoreError::Engine(ref w) if w.is_not_found() => MongoError::new(
+                ErrorCode::QueryPlanKilled,
+                format!("query plan killed: {e}"),
+            ),
             other => other.into(),
         })
     }

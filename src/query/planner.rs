@@ -22,7 +22,9 @@ fn equality_points(filter: &Document, field: &str) -> Option<Vec<Bson>> {
             }
             match d.iter().next()? {
                 (op, v) if op == "$eq" && is_point(v) => Some(vec![v.clone()]),
-                (op, Bson::Array(vs)) if op == "$in" && vs.iter().all(is_point) && !vs.is_empty() => {
+                (op, Bson::Array(vs))
+                    if op == "$in" && vs.iter().all(is_point) && !vs.is_empty() =>
+                {
                     Some(vs.clone())
                 }
                 _ => None,
@@ -65,7 +67,9 @@ fn prefixes_for(idx: &IndexMeta, filter: &Document) -> (Vec<Vec<u8>>, usize) {
     let mut prefixes: Vec<Vec<u8>> = vec![Vec::new()];
     let mut covered = 0;
     for (field, desc) in &idx.fields {
-        let Some(points) = equality_points(filter, field) else { break };
+        let Some(points) = equality_points(filter, field) else {
+            break;
+        };
         if prefixes.len() * points.len() > MAX_PREFIXES {
             break;
         }
@@ -89,9 +93,15 @@ fn usable(idx: &IndexMeta) -> bool {
     idx.partial.is_none() && !idx.spec.get_bool("hidden").unwrap_or(false)
 }
 
-pub fn plan(coll: &Collection, filter: &Document, sort: Option<&Document>, hint: Option<&Bson>) -> Result<Access> {
+pub fn plan(
+    coll: &Collection,
+    filter: &Document,
+    sort: Option<&Document>,
+    hint: Option<&Bson>,
+) -> Result<Access> {
     let natural_dir = |d: &Document| -> Option<bool> {
-        d.get("$natural").map(|v| !crate::store::catalog::direction_is_descending(v))
+        d.get("$natural")
+            .map(|v| !crate::store::catalog::direction_is_descending(v))
     };
     if let Some(h) = hint {
         if let Bson::Document(d) = h {
@@ -101,8 +111,16 @@ pub fn plan(coll: &Collection, filter: &Document, sort: Option<&Document>, hint:
         }
         if let Some(idx) = index_by_hint(coll, h)? {
             let (prefixes, covered) = prefixes_for(idx, filter);
-            let prefixes = if covered == 0 { vec![Vec::new()] } else { prefixes };
-            return Ok(Access::IndexPrefixes { index: idx.clone(), prefixes, forward: true });
+            let prefixes = if covered == 0 {
+                vec![Vec::new()]
+            } else {
+                prefixes
+            };
+            return Ok(Access::IndexPrefixes {
+                index: idx.clone(),
+                prefixes,
+                forward: true,
+            });
         }
     }
     if let Some(forward) = sort.and_then(natural_dir) {
@@ -113,7 +131,9 @@ pub fn plan(coll: &Collection, filter: &Document, sort: Option<&Document>, hint:
             return Ok(Access::IdLookup(points[0].clone()));
         }
     }
-    let mut best: Option<(&Arc<IndexMeta>, Vec<Vec<u8>>, usize)> = None;
+    // (index, key prefixes, fields covered)
+    type Candidate<'a> = (&'a Arc<IndexMeta>, Vec<Vec<u8>>, usize);
+    let mut best: Option<Candidate> = None;
     for idx in coll.indexes.iter().filter(|i| usable(i)) {
         let (prefixes, covered) = prefixes_for(idx, filter);
         if covered == 0 {
@@ -128,7 +148,11 @@ pub fn plan(coll: &Collection, filter: &Document, sort: Option<&Document>, hint:
         }
     }
     Ok(match best {
-        Some((idx, prefixes, _)) => Access::IndexPrefixes { index: idx.clone(), prefixes, forward: true },
+        Some((idx, prefixes, _)) => Access::IndexPrefixes {
+            index: idx.clone(),
+            prefixes,
+            forward: true,
+        },
         None => Access::CollScan { forward: true },
     })
 }

@@ -6,12 +6,21 @@ use bson::Document;
 use std::fmt;
 
 #[derive(Debug, Clone)]
+pub struct DuplicateKey {
+    pub ns: String,
+    pub index: String,
+    pub key_pattern: Document,
+    pub key_value: Document,
+}
+
+#[derive(Debug, Clone)]
 pub enum StoreError {
     /// WiredTiger failed in a way that is not a write conflict.
     Engine(WtError),
     /// Two transactions wrote the same key; the write is retried.
     WriteConflict,
-    DuplicateKey { ns: String, index: String, key_pattern: Document, key_value: Document },
+    /// Boxed so `StoreResult` stays small.
+    DuplicateKey(Box<DuplicateKey>),
     NamespaceNotFound(String),
     NamespaceExists(String),
     IndexNotFound(String),
@@ -46,10 +55,12 @@ impl fmt::Display for StoreError {
         match self {
             StoreError::Engine(e) => write!(f, "storage engine error: {e}"),
             StoreError::WriteConflict => write!(f, "write conflict"),
-            StoreError::DuplicateKey { ns, index, key_value, .. } => write!(
+            StoreError::DuplicateKey(d) => write!(
                 f,
-                "E11000 duplicate key error collection: {ns} index: {index} dup key: {}",
-                crate::cmd::format::shell(key_value)
+                "E11000 duplicate key error collection: {} index: {} dup key: {}",
+                d.ns,
+                d.index,
+                crate::cmd::format::shell(&d.key_value)
             ),
             StoreError::NamespaceNotFound(ns) => write!(f, "ns does not exist: {ns}"),
             StoreError::NamespaceExists(ns) => write!(f, "Collection {ns} already exists."),
@@ -69,14 +80,17 @@ impl From<StoreError> for MongoError {
         let message = e.to_string();
         match e {
             StoreError::Mongo(m) => m,
-            StoreError::DuplicateKey { key_pattern, key_value, .. } => {
+            StoreError::DuplicateKey(d) => {
+                let d = *d;
                 MongoError::new(ErrorCode::DuplicateKey, message).with_info(bson::doc! {
-                    "keyPattern": key_pattern,
-                    "keyValue": key_value,
+                    "keyPattern": d.key_pattern,
+                    "keyValue": d.key_value,
                 })
             }
             StoreError::WriteConflict => MongoError::new(ErrorCode::WriteConflict, message),
-            StoreError::NamespaceNotFound(_) => MongoError::new(ErrorCode::NamespaceNotFound, message),
+            StoreError::NamespaceNotFound(_) => {
+                MongoError::new(ErrorCode::NamespaceNotFound, message)
+            }
             StoreError::NamespaceExists(_) => MongoError::new(ErrorCode::NamespaceExists, message),
             StoreError::IndexNotFound(_) => MongoError::new(ErrorCode::IndexNotFound, message),
             StoreError::ParallelArrays(_) => {

@@ -26,7 +26,11 @@ struct PathValues {
 
 fn collect_path(doc: &Document, path: &str) -> PathValues {
     let parts: Vec<&str> = path.split('.').collect();
-    let mut out = PathValues { values: Vec::new(), present: false, expanded_array: false };
+    let mut out = PathValues {
+        values: Vec::new(),
+        present: false,
+        expanded_array: false,
+    };
     collect_in_doc(doc, &parts, &mut out);
     if out.values.is_empty() {
         out.values.push(Bson::Null);
@@ -35,7 +39,9 @@ fn collect_path(doc: &Document, path: &str) -> PathValues {
 }
 
 fn collect_in_doc(doc: &Document, parts: &[&str], out: &mut PathValues) {
-    let Some((first, rest)) = parts.split_first() else { return };
+    let Some((first, rest)) = parts.split_first() else {
+        return;
+    };
     if let Some(v) = doc.get(*first) {
         collect_value(v, rest, out);
     }
@@ -85,7 +91,11 @@ pub fn keys_for(idx: &IndexMeta, doc: &Document) -> StoreResult<Vec<IndexKey>> {
             return Ok(Vec::new());
         }
     }
-    let per_field: Vec<PathValues> = idx.fields.iter().map(|(p, _)| collect_path(doc, p)).collect();
+    let per_field: Vec<PathValues> = idx
+        .fields
+        .iter()
+        .map(|(p, _)| collect_path(doc, p))
+        .collect();
     if idx.sparse && per_field.iter().all(|f| !f.present) {
         return Ok(Vec::new());
     }
@@ -118,9 +128,15 @@ pub fn keys_for(idx: &IndexMeta, doc: &Document) -> StoreResult<Vec<IndexKey>> {
     let mut keys: Vec<IndexKey> = combos
         .into_iter()
         .map(|values| {
-            let parts: Vec<(&Bson, bool)> =
-                values.iter().zip(&idx.fields).map(|(v, (_, desc))| (v, *desc)).collect();
-            IndexKey { bytes: keystring::encode_key(&parts), values }
+            let parts: Vec<(&Bson, bool)> = values
+                .iter()
+                .zip(&idx.fields)
+                .map(|(v, (_, desc))| (v, *desc))
+                .collect();
+            IndexKey {
+                bytes: keystring::encode_key(&parts),
+                values,
+            }
         })
         .collect();
     keys.sort_by(|a, b| a.bytes.cmp(&b.bytes));
@@ -162,12 +178,14 @@ pub fn insert_keys(
             match cur.insert(Key::Bytes(&k.bytes), &rb) {
                 Ok(()) => {}
                 Err(e) if e.is_duplicate_key() => {
-                    return Err(StoreError::DuplicateKey {
-                        ns: ns.to_string(),
-                        index: idx.name.clone(),
-                        key_pattern: idx.key.clone(),
-                        key_value: key_value_doc(idx, &k.values),
-                    })
+                    return Err(StoreError::DuplicateKey(Box::new(
+                        super::error::DuplicateKey {
+                            ns: ns.to_string(),
+                            index: idx.name.clone(),
+                            key_pattern: idx.key.clone(),
+                            key_value: key_value_doc(idx, &k.values),
+                        },
+                    )))
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -185,7 +203,12 @@ pub fn insert_keys(
     Ok(())
 }
 
-pub fn remove_keys(session: &Session, idx: &IndexMeta, keys: &[IndexKey], rid: i64) -> StoreResult<()> {
+pub fn remove_keys(
+    session: &Session,
+    idx: &IndexMeta,
+    keys: &[IndexKey],
+    rid: i64,
+) -> StoreResult<()> {
     if keys.is_empty() {
         return Ok(());
     }
@@ -212,5 +235,8 @@ pub fn remove_keys(session: &Session, idx: &IndexMeta, keys: &[IndexKey], rid: i
 
 /// Keys present in `a` but not in `b` (both sorted by bytes).
 pub fn key_difference(a: &[IndexKey], b: &[IndexKey]) -> Vec<IndexKey> {
-    a.iter().filter(|k| b.binary_search_by(|x| x.bytes.cmp(&k.bytes)).is_err()).cloned().collect()
+    a.iter()
+        .filter(|k| b.binary_search_by(|x| x.bytes.cmp(&k.bytes)).is_err())
+        .cloned()
+        .collect()
 }

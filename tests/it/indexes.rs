@@ -418,7 +418,7 @@ fn queries_agree_with_and_without_indexes() {
             .hint(mongodb::options::Hint::Keys(hint.clone()))
             .sort(doc! {"_id": 1})
             .run()
-            .expect("hinted find")
+            .unwrap_or_else(|e| panic!("filter {f} with hint {hint}: {e}"))
             .map(|d| d.expect("doc"))
             .collect();
         assert_eq!(got, without[idx], "filter {f} with hint {hint}");

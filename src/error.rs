@@ -104,6 +104,7 @@ error_codes! {
     TransactionCommitted = 256,
     TransactionTooLarge = 257,
     UnsatisfiableWriteConcern = 100,
+    UnknownReplWriteConcern = 79,
     WriteConcernFailed = 64,
     BSONObjectTooLarge = 10334,
     DuplicateKey = 11000,

@@ -86,6 +86,12 @@ pub fn run_basic(ctx: &mut Ctx, ns: &str, stages: &[Document]) -> Result<Vec<Doc
                 }
             }
             ("$group", Bson::Document(g)) => group(docs, g)?,
+            ("$listSearchIndexes", _) => {
+                return Err(MongoError::new(
+                    ErrorCode::CommandNotSupported,
+                    "Search index commands are only supported with Atlas.",
+                ))
+            }
             (other, _) => {
                 return Err(MongoError::new(
                     ErrorCode::Location40324,

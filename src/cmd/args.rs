@@ -125,3 +125,33 @@ pub fn journal_required(ctx: &Ctx, req: &Request) -> Result<bool> {
         None => majority || (w_missing && ctx.shared.is_replica_set()),
     })
 }
+
+/// The `writeConcernError` a single node reports for a concern it cannot satisfy: `w` above
+/// one (there is no second data-bearing node) or an unknown tag set name.
+pub fn write_concern_error(shared: &crate::server::Shared, body: &Document) -> Option<Document> {
+    let Some(Bson::Document(wc)) = body.get("writeConcern") else {
+        return None;
+    };
+    let (code, msg) = match wc.get("w") {
+        Some(Bson::Int32(n)) if *n > 1 => (
+            ErrorCode::UnsatisfiableWriteConcern,
+            "Not enough data-bearing nodes".to_string(),
+        ),
+        Some(Bson::Int64(n)) if *n > 1 => (
+            ErrorCode::UnsatisfiableWriteConcern,
+            "Not enough data-bearing nodes".to_string(),
+        ),
+        Some(Bson::Double(n)) if *n > 1.0 => (
+            ErrorCode::UnsatisfiableWriteConcern,
+            "Not enough data-bearing nodes".to_string(),
+        ),
+        Some(Bson::String(s)) if s != "majority" && shared.is_replica_set() => (
+            ErrorCode::UnknownReplWriteConcern,
+            format!("No write concern mode named '{s}' found in replica set configuration"),
+        ),
+        _ => return None,
+    };
+    Some(
+        bson::doc! { "code": code.code(), "codeName": code.name(), "errmsg": msg, "errInfo": { "writeConcern": wc.clone() } },
+    )
+}

@@ -130,6 +130,7 @@ pub fn create(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             "views arrive with the aggregation issue",
         ));
     }
+    check_validation_options(&options)?;
     if matches!(options.get("capped"), Some(Bson::Boolean(true))) && !options.contains_key("size") {
         return Err(MongoError::new(
             ErrorCode::InvalidOptions,
@@ -320,4 +321,201 @@ pub fn db_stats(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         "fsUsedSize": 0.0,
         "fsTotalSize": 0.0,
     })
+}
+
+fn check_validation_options(options: &Document) -> Result<()> {
+    if let Some(v) = options.get("validator") {
+        match v {
+            Bson::Document(d) => {
+                Matcher::parse(d)?;
+            }
+            _ => {
+                return Err(MongoError::type_mismatch(
+                    "'validator' option must be a document",
+                ))
+            }
+        }
+    }
+    for (field, allowed) in [
+        ("validationLevel", &["off", "strict", "moderate"][..]),
+        ("validationAction", &["error", "warn"][..]),
+    ] {
+        match options.get(field) {
+            None => {}
+            Some(Bson::String(s)) if allowed.contains(&s.as_str()) => {}
+            Some(Bson::String(s)) => {
+                return Err(MongoError::bad_value(format!(
+                    "Enumeration value '{s}' for field '{field}' is not a valid value."
+                )))
+            }
+            Some(_) => {
+                return Err(MongoError::type_mismatch(format!(
+                    "'{field}' must be a string"
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// collMod: validator / validationLevel / validationAction, and an index's `hidden` or
+/// `expireAfterSeconds`.
+pub fn coll_mod(ctx: &mut Ctx, req: &Request) -> Result<Document> {
+    let name = args::collection(req)?;
+    let ns = format!("{}.{}", req.db, name);
+    let Some(coll) = ctx.shared.store.catalog.get(&ns) else {
+        return Err(MongoError::new(
+            ErrorCode::NamespaceNotFound,
+            format!("ns does not exist: {ns}"),
+        ));
+    };
+    let mut options = coll.options.clone();
+    let mut o = doc! { "collMod": name.clone() };
+    let mut reply = Document::new();
+    let mut index_change: Option<(String, Document)> = None;
+    for (k, v) in &req.body {
+        if k == "collMod" || GENERIC_FIELDS.contains(&k.as_str()) {
+            continue;
+        }
+        match k.as_str() {
+            "validator"
+            | "validationLevel"
+            | "validationAction"
+            | "changeStreamPreAndPostImages" => {
+                options.insert(k.clone(), v.clone());
+            }
+            "index" => {
+                let Bson::Document(spec) = v else {
+                    return Err(MongoError::type_mismatch(
+                        "'index' option must be a document",
+                    ));
+                };
+                let idx = match (spec.get("name"), spec.get("keyPattern")) {
+                    (Some(Bson::String(n)), _) => coll.index(n).cloned(),
+                    (_, Some(Bson::Document(kp))) => {
+                        coll.indexes.iter().find(|i| &i.key == kp).cloned()
+                    }
+                    _ => {
+                        return Err(MongoError::new(
+                            ErrorCode::InvalidOptions,
+                            "must specify either index name or key pattern for collMod",
+                        ))
+                    }
+                };
+                let Some(idx) = idx else {
+                    return Err(MongoError::new(
+                        ErrorCode::IndexNotFound,
+                        format!("cannot find index {} for ns {ns}", shell_doc(spec)),
+                    ));
+                };
+                let mut new_spec = idx.spec.clone();
+                for opt in ["hidden", "expireAfterSeconds"] {
+                    if let Some(nv) = spec.get(opt) {
+                        if opt == "hidden" && idx.is_id() {
+                            return Err(MongoError::bad_value("can't hide _id index"));
+                        }
+                        let old = new_spec.get(opt).cloned();
+                        let nv = match (opt, nv) {
+                            ("hidden", Bson::Boolean(b)) => Bson::Boolean(*b),
+                            ("expireAfterSeconds", Bson::Int32(n)) => Bson::Int32(*n),
+                            ("expireAfterSeconds", Bson::Int64(n)) => Bson::Int32(*n as i32),
+                            ("expireAfterSeconds", Bson::Double(n)) => Bson::Int32(*n as i32),
+                            _ => {
+                                return Err(MongoError::type_mismatch(format!(
+                                    "'{opt}' has the wrong type"
+                                )))
+                            }
+                        };
+                        reply.insert(format!("{opt}_old"), old.unwrap_or(Bson::Boolean(false)));
+                        reply.insert(format!("{opt}_new"), nv.clone());
+                        new_spec.insert(opt, nv);
+                    }
+                }
+                index_change = Some((idx.name.clone(), new_spec));
+            }
+            other => {
+                return Err(MongoError::new(
+                    ErrorCode::InvalidOptions,
+                    format!("BSON field 'collMod.{other}' is an unknown field."),
+                ))
+            }
+        }
+        o.insert(k.clone(), v.clone());
+    }
+    check_validation_options(&options)?;
+    ctx.store.modify_collection(&ns, o, |c| {
+        let mut next = c.with_options(options);
+        if let Some((name, spec)) = index_change {
+            let mut indexes = Vec::new();
+            for i in &next.indexes {
+                if i.name == name {
+                    indexes.push(std::sync::Arc::new(crate::store::IndexMeta::from_spec(
+                        spec.clone(),
+                        i.ident.clone(),
+                    )?));
+                } else {
+                    indexes.push(i.clone());
+                }
+            }
+            next = next.with_indexes(indexes);
+        }
+        Ok(next)
+    })?;
+    Ok(reply)
+}
+
+fn shell_doc(d: &Document) -> String {
+    super::format::shell(d)
+}
+
+/// validate: walks the records and every index and reports counts (no repair).
+pub fn validate(ctx: &mut Ctx, req: &Request) -> Result<Document> {
+    let name = args::collection(req)?;
+    let ns = format!("{}.{}", req.db, name);
+    let Some(coll) = ctx.shared.store.catalog.get(&ns) else {
+        return Err(MongoError::new(
+            ErrorCode::NamespaceNotFound,
+            format!("Collection '{ns}' does not exist to validate."),
+        ));
+    };
+    let (count, _) = ctx.store.count_and_size(&coll)?;
+    let mut keys_per_index = Document::new();
+    let mut index_details = Document::new();
+    for idx in &coll.indexes {
+        let n = ctx.store.read(|t| {
+            let mut n = 0i64;
+            crate::store::scan::scan_index(t.s, idx, &[], None, true, |_, _| {
+                n += 1;
+                Ok(true)
+            })?;
+            Ok(n)
+        })?;
+        keys_per_index.insert(idx.name.clone(), n);
+        index_details.insert(idx.name.clone(), doc! { "valid": true });
+    }
+    Ok(doc! {
+        "ns": ns,
+        "uuid": coll.uuid,
+        "nInvalidDocuments": 0,
+        "nNonCompliantDocuments": 0,
+        "nrecords": num(count),
+        "nIndexes": coll.indexes.len() as i32,
+        "keysPerIndex": keys_per_index,
+        "indexDetails": index_details,
+        "valid": true,
+        "repaired": false,
+        "warnings": [],
+        "errors": [],
+        "extraIndexEntries": [],
+        "missingIndexEntries": [],
+        "corruptRecords": [],
+    })
+}
+
+/// Atlas Search index commands: refused as a non-Atlas mongod refuses them.
+pub fn search_index_unsupported(_: &mut Ctx, _: &Request) -> Result<Document> {
+    Err(MongoError::new(
+        ErrorCode::CommandNotSupported,
+        "Search index commands are only supported with Atlas.",
+    ))
 }

@@ -91,7 +91,8 @@ pub fn find_and_modify(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         if let Some(h) = req.body.get("hint") {
             u.insert("hint", h.clone());
         }
-        let stmt: UpdateStmt = write::parse_update_stmt(&u)?;
+        let mut stmt: UpdateStmt = write::parse_update_stmt(&u)?;
+        stmt.bypass = args::opt_bool(req, "bypassDocumentValidation")?.unwrap_or(false);
         let r = run_update(ctx, &req.db, &coll_name, &stmt, sort.as_ref())?;
         ctx.shared.stats.update.fetch_add(1, Ordering::Relaxed);
         let mut leo = doc! { "n": (r.matched + r.upserted.is_some() as usize) as i32, "updatedExisting": r.matched > 0 };

@@ -134,7 +134,8 @@ fn normalize_spec(raw: &Document) -> Result<Document> {
     let is_id = key.len() == 1 && key.contains_key("_id");
     let mut spec = doc! { "v": 2, "key": key.clone(), "name": name.clone() };
     for (k, v) in raw {
-        if matches!(k.as_str(), "key" | "name" | "v" | "background" | "ns") {
+        // dropDups is accepted and ignored since 3.0; ns is legacy.
+        if matches!(k.as_str(), "key" | "name" | "v" | "ns" | "dropDups") {
             continue;
         }
         if !INDEX_OPTIONS.contains(&k.as_str()) {

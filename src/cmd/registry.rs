@@ -96,6 +96,13 @@ pub static COMMANDS: &[CommandSpec] = &[
         false,
         "distinct values of a field",
     ),
+    cmd(
+        "dropSearchIndex",
+        &[],
+        catalog::search_index_unsupported,
+        false,
+        "Atlas only",
+    ),
     cmd("drop", &[], catalog::drop, false, "drop a collection"),
     cmd(
         "dropDatabase",

@@ -55,7 +55,10 @@ pub fn prepare_insert(mut d: Document) -> Result<Document> {
                 "can't use a undefined for _id",
             ))
         }
-        Some(_) => {
+        Some(id) => {
+            if let Bson::Document(d) = id {
+                check_id_storage(d)?;
+            }
             // mongod stores _id as the first field.
             if d.keys().next().map(String::as_str) != Some("_id") {
                 let id = d.remove("_id").unwrap_or(Bson::Null);
@@ -75,14 +78,73 @@ pub fn prepare_insert(mut d: Document) -> Result<Document> {
     Ok(d)
 }
 
+/// `_id` sub-documents may not hold `$`-prefixed fields (they could not be queried).
+fn check_id_storage(d: &Document) -> Result<()> {
+    for (k, v) in d {
+        if k.starts_with('$') {
+            return Err(MongoError::new(
+                ErrorCode::DollarPrefixedFieldName,
+                format!(
+                    "_id fields may not contain '$'-prefixed fields: {k} is not valid for storage."
+                ),
+            ));
+        }
+        if let Bson::Document(sub) = v {
+            check_id_storage(sub)?;
+        }
+    }
+    Ok(())
+}
+
+/// Document validation (the collection's `validator`), as mongod applies it: skipped when
+/// bypassed or `validationLevel: "off"`; with `"moderate"` an update of a document that
+/// already failed validation is allowed; `validationAction: "warn"` only logs.
+pub fn validate_document(
+    coll: &Collection,
+    doc: &Document,
+    old: Option<&Document>,
+    bypass: bool,
+) -> Result<()> {
+    let Some(v) = &coll.validator else {
+        return Ok(());
+    };
+    let level = coll.options.get_str("validationLevel").unwrap_or("strict");
+    if bypass || level == "off" {
+        return Ok(());
+    }
+    if level == "moderate" && old.is_some_and(|o| !v.matches(o)) {
+        return Ok(());
+    }
+    if v.matches(doc) {
+        return Ok(());
+    }
+    if coll.options.get_str("validationAction").unwrap_or("error") == "warn" {
+        log::warn!("Document would fail validation: collection {}", coll.ns);
+        return Ok(());
+    }
+    Err(MongoError::new(
+        ErrorCode::DocumentValidationFailure,
+        "Document failed validation",
+    )
+    .with_info(doc! {
+        "errInfo": {
+            "failingDocumentId": doc.get("_id").cloned().unwrap_or(Bson::Null),
+            "details": { "operatorName": "$and", "schemaRulesNotSatisfied": [] },
+        }
+    }))
+}
+
 struct WriteOutcome {
     n: usize,
     errors: Vec<Document>,
 }
 
-fn insert_one(ctx: &mut Ctx, db: &str, coll: &str, d: &Document) -> Result<()> {
+fn insert_one(ctx: &mut Ctx, db: &str, coll: &str, d: &Document, bypass: bool) -> Result<()> {
     ctx.store
-        .write_collection(db, coll, true, false, |t, c| t.insert(c, d).map(|_| ()))
+        .write_collection(db, coll, true, false, |t, c| {
+            validate_document(c, d, None, bypass)?;
+            t.insert(c, d).map(|_| ())
+        })
         .map(|_| ())
         .map_err(MongoError::from)
 }
@@ -93,6 +155,7 @@ pub fn insert(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     check_batch_len(docs.len())?;
     let ordered = args::opt_bool(req, "ordered")?.unwrap_or(true);
     let durable = args::journal_required(ctx, req)?;
+    let bypass = args::opt_bool(req, "bypassDocumentValidation")?.unwrap_or(false);
     let mut out = WriteOutcome {
         n: 0,
         errors: Vec::new(),
@@ -114,6 +177,7 @@ pub fn insert(ctx: &mut Ctx, req: &Request) -> Result<Document> {
                 .store
                 .write_collection(&req.db, &coll, true, false, |t, c| {
                     for d in &group {
+                        validate_document(c, d, None, bypass)?;
                         t.insert(c, d)?;
                     }
                     Ok(())
@@ -123,7 +187,7 @@ pub fn insert(ctx: &mut Ctx, req: &Request) -> Result<Document> {
                 Err(StoreError::Engine(e)) => return Err(StoreError::Engine(e).into()),
                 Err(_) => {
                     for (k, d) in group.iter().enumerate() {
-                        match insert_one(ctx, &req.db, &coll, d) {
+                        match insert_one(ctx, &req.db, &coll, d, bypass) {
                             Ok(()) => out.n += 1,
                             Err(e) => {
                                 out.errors.push(e.to_write_error(i + k));
@@ -172,6 +236,8 @@ pub struct UpdateStmt {
     pub upsert: bool,
     pub multi: bool,
     pub hint: Option<Bson>,
+    /// bypassDocumentValidation of the command.
+    pub bypass: bool,
 }
 
 pub fn parse_update_stmt(u: &Document) -> Result<UpdateStmt> {
@@ -255,6 +321,7 @@ pub fn parse_update_stmt(u: &Document) -> Result<UpdateStmt> {
         upsert,
         multi,
         hint,
+        bypass: false,
     })
 }
 
@@ -322,7 +389,13 @@ fn update_by_rid(
                     new = with_id;
                 }
             }
-            if let Err(e) = check_update_result(&old, &new) {
+            if let Err(e) = check_update_result(&old, &new).and_then(|_| {
+                if changed {
+                    validate_document(c, &new, Some(&old), stmt.bypass)
+                } else {
+                    Ok(())
+                }
+            }) {
                 failure = Some(e);
                 return Ok(None);
             }
@@ -386,7 +459,7 @@ pub fn run_update(
     if res.matched == 0 && stmt.upsert {
         let new = upsert_document(stmt)?;
         let id = new.get("_id").cloned().unwrap_or(Bson::Null);
-        insert_one(ctx, db, coll_name, &new)?;
+        insert_one(ctx, db, coll_name, &new, stmt.bypass)?;
         res.upserted = Some(id);
         res.after = Some(new);
     }
@@ -422,11 +495,15 @@ pub fn update(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     check_batch_len(stmts.len())?;
     let ordered = args::opt_bool(req, "ordered")?.unwrap_or(true);
     let durable = args::journal_required(ctx, req)?;
+    let bypass = args::opt_bool(req, "bypassDocumentValidation")?.unwrap_or(false);
     let (mut n, mut modified) = (0usize, 0usize);
     let mut upserted = Vec::new();
     let mut errors = Vec::new();
     for (i, u) in stmts.iter().enumerate() {
-        let r = parse_update_stmt(u).and_then(|s| run_update(ctx, &req.db, &coll, &s, None));
+        let r = parse_update_stmt(u).and_then(|mut s| {
+            s.bypass = bypass;
+            run_update(ctx, &req.db, &coll, &s, None)
+        });
         match r {
             Ok(r) => {
                 n += r.matched;

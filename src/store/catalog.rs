@@ -102,6 +102,16 @@ pub struct Collection {
     pub options: Document,
     pub indexes: Vec<Arc<IndexMeta>>,
     pub shared: Arc<CollShared>,
+    /// The compiled `validator` option, if any.
+    pub validator: Option<Arc<Matcher>>,
+}
+
+/// Compiles a collection's `validator` option (validated when it was set).
+pub fn compile_validator(options: &Document) -> Option<Arc<Matcher>> {
+    match options.get("validator") {
+        Some(Bson::Document(v)) if !v.is_empty() => Matcher::parse(v).ok().map(Arc::new),
+        _ => None,
+    }
 }
 
 impl Collection {
@@ -150,6 +160,16 @@ impl Collection {
             options: self.options.clone(),
             indexes,
             shared: self.shared.clone(),
+            validator: self.validator.clone(),
+        }
+    }
+
+    /// A new snapshot with different options (same tables, indexes and shared state).
+    pub fn with_options(&self, options: Document) -> Collection {
+        Collection {
+            validator: compile_validator(&options),
+            options,
+            ..self.with_indexes(self.indexes.clone())
         }
     }
 
@@ -185,6 +205,7 @@ impl Collection {
             ns: s("ns")?,
             uuid,
             ident: s("ident")?,
+            validator: compile_validator(&d.get_document("options").cloned().unwrap_or_default()),
             options: d.get_document("options").cloned().unwrap_or_default(),
             indexes,
             shared: Arc::new(CollShared {

@@ -47,6 +47,7 @@ impl StoreSession {
             ns: ns.clone(),
             uuid: bson::Uuid::new(),
             ident,
+            validator: super::catalog::compile_validator(&options),
             options: options.clone(),
             indexes: vec![Arc::new(IndexMeta::from_spec(id_index_spec(), id_ident)?)],
             shared: new_shared(),
@@ -176,6 +177,7 @@ impl StoreSession {
             uuid: coll.uuid,
             ident: coll.ident.clone(),
             options: coll.options.clone(),
+            validator: coll.validator.clone(),
             indexes: coll.indexes.clone(),
             shared: Arc::new(CollShared {
                 next_rid: AtomicI64::new(coll.shared.next_rid.load(Ordering::SeqCst)),
@@ -295,6 +297,31 @@ impl StoreSession {
         })?;
         store.catalog.install(next);
         self.drop_tables(vec![idx.uri()]);
+        Ok(())
+    }
+
+    /// collMod: replaces a collection's options and index list (same tables), logging
+    /// `o` as the oplog entry.
+    pub fn modify_collection(
+        &mut self,
+        ns: &str,
+        o: Document,
+        change: impl FnOnce(&Collection) -> StoreResult<Collection>,
+    ) -> StoreResult<()> {
+        let store = self.store.clone();
+        let _ddl = store.catalog.ddl_mutex.lock();
+        let coll = store
+            .catalog
+            .get(ns)
+            .ok_or_else(|| StoreError::NamespaceNotFound(ns.into()))?;
+        let _excl = coll.shared.ddl.write();
+        let next = Arc::new(change(&coll)?);
+        let cmd_ns = format!("{}.$cmd", coll.db);
+        self.write(true, |t| {
+            Catalog::persist(t.s, &next)?;
+            t.log(|ts| oplog::entry("c", &cmd_ns, Some(coll.uuid), o.clone(), None, ts))
+        })?;
+        store.catalog.install(next);
         Ok(())
     }
 

@@ -54,15 +54,7 @@ impl CursorManager {
                 break id;
             }
         };
-        let c = ClientCursor {
-            id,
-            ns,
-            source,
-            batch_size,
-            last_used: Instant::now(),
-            no_timeout,
-            conn_id,
-        };
+        let c = ClientCursor { id, ns, source, batch_size, last_used: Instant::now(), no_timeout, conn_id };
         map.insert(id, Arc::new(Mutex::new(c)));
         id
     }
@@ -77,9 +69,7 @@ impl CursorManager {
 
     /// Drops every cursor on a namespace (its collection is being dropped or renamed).
     pub fn kill_namespace(&self, ns: &str) {
-        self.map
-            .lock()
-            .retain(|_, c| c.try_lock().is_none_or(|c| c.ns != ns));
+        self.map.lock().retain(|_, c| c.try_lock().is_none_or(|c| c.ns != ns));
     }
 
     /// Cursors idle longer than the timeout; returns how many were removed.

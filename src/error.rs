@@ -138,6 +138,29 @@ error_codes! {
     Location15974 = 15974,
     Location40414 = 40414,
     Location40415 = 40415,
+    Location15975 = 15975,
+    Location17312 = 17312,
+    Location15998 = 15998,
+    Location51091 = 51091,
+    Location51074 = 51074,
+    Location51075 = 51075,
+    Location51246 = 51246,
+    Location51270 = 51270,
+    Location51050 = 51050,
+    Location31255 = 31255,
+    Location31256 = 31256,
+    Location31257 = 31257,
+    Location31258 = 31258,
+    Location31259 = 31259,
+    Location31271 = 31271,
+    Location31272 = 31272,
+    Location31273 = 31273,
+    Location31274 = 31274,
+    Location31275 = 31275,
+    Location31276 = 31276,
+    Location31277 = 31277,
+    Location31308 = 31308,
+    Location31394 = 31394,
     Location17217 = 17217,
     Location17419 = 17419,
     Location15958 = 15958,
@@ -172,12 +195,7 @@ pub struct MongoError {
 
 impl MongoError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        MongoError {
-            code,
-            message: message.into(),
-            info: None,
-            labels: Vec::new(),
-        }
+        MongoError { code, message: message.into(), info: None, labels: Vec::new() }
     }
 
     pub fn with_info(mut self, info: Document) -> Self {

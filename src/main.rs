@@ -9,28 +9,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "secantusdb",
-    version,
-    about = "A single-node MongoDB server on WiredTiger"
-)]
+#[command(name = "secantusdb", version, about = "A single-node MongoDB server on WiredTiger")]
 struct Args {
     /// Data directory (`:memory:` for a temporary store removed on exit).
-    #[arg(
-        long = "dbpath",
-        alias = "storage-path",
-        default_value = "./secantus-data"
-    )]
+    #[arg(long = "dbpath", alias = "storage-path", default_value = "./secantus-data")]
     dbpath: String,
     #[arg(long, default_value_t = 27017)]
     port: u16,
     /// Address to listen on.
-    #[arg(
-        long = "bind_ip",
-        alias = "host",
-        alias = "bind-ip",
-        default_value = "127.0.0.1"
-    )]
+    #[arg(long = "bind_ip", alias = "host", alias = "bind-ip", default_value = "127.0.0.1")]
     bind_ip: String,
     /// WiredTiger cache size in megabytes.
     #[arg(long = "cache-size", default_value_t = 256)]
@@ -87,11 +74,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    log::info!(
-        "secantusdb {} ready on {}",
-        env!("CARGO_PKG_VERSION"),
-        server.addr()
-    );
+    log::info!("secantusdb {} ready on {}", env!("CARGO_PKG_VERSION"), server.addr());
     if let Some(sig) = signals.forever().next() {
         log::info!("signal {sig}: shutting down");
     }

@@ -129,43 +129,29 @@ pub struct Server {
 /// Expires idle cursors. (The change-stream issue turns this into the deadline-ordered reaper
 /// that also serves TTL indexes and oplog pruning.)
 fn start_reaper(shared: Arc<Shared>) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("reaper".into())
-        .spawn(move || loop {
-            match shared
-                .shutdown_signal
-                .recv_timeout(std::time::Duration::from_secs(5))
-            {
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                    let n = shared.cursors.reap(Instant::now());
-                    if n > 0 {
-                        log::debug!("reaped {n} idle cursors");
-                    }
+    std::thread::Builder::new().name("reaper".into()).spawn(move || loop {
+        match shared.shutdown_signal.recv_timeout(std::time::Duration::from_secs(5)) {
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                let n = shared.cursors.reap(Instant::now());
+                if n > 0 {
+                    log::debug!("reaped {n} idle cursors");
                 }
-                _ => return,
             }
-        })
+            _ => return,
+        }
+    })
 }
 
 impl Server {
     pub fn builder() -> ServerBuilder {
-        let config = Config {
-            port: 0,
-            enable_test_commands: true,
-            ..Config::default()
-        };
+        let config = Config { port: 0, enable_test_commands: true, ..Config::default() };
         ServerBuilder { config }
     }
 
     pub fn start(config: Config) -> Result<Server, StartError> {
         let store = Store::open(&config).map_err(StartError::Store)?;
-        let (std_listener, addr) =
-            listener::bind(&config.host, config.port).map_err(StartError::Bind)?;
-        let host = if addr.ip().is_unspecified() {
-            "127.0.0.1".to_string()
-        } else {
-            addr.ip().to_string()
-        };
+        let (std_listener, addr) = listener::bind(&config.host, config.port).map_err(StartError::Bind)?;
+        let host = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
         let (signal_tx, signal_rx) = crossbeam_channel::bounded(0);
         let shared = Arc::new(Shared {
             config,
@@ -179,19 +165,11 @@ impl Server {
             next_conn_id: AtomicI64::new(1),
             shutdown_signal: signal_rx,
         });
-        let listener = Listener::start(std_listener, addr, shared.clone(), signal_tx)
-            .map_err(StartError::Bind)?;
+        let listener =
+            Listener::start(std_listener, addr, shared.clone(), signal_tx).map_err(StartError::Bind)?;
         let reaper = start_reaper(shared.clone()).map_err(StartError::Bind)?;
-        log::info!(
-            "listening on {addr}, data in {}",
-            shared.store.path().display()
-        );
-        Ok(Server {
-            shared,
-            addr,
-            listener: Some(listener),
-            reaper: Some(reaper),
-        })
+        log::info!("listening on {addr}, data in {}", shared.store.path().display());
+        Ok(Server { shared, addr, listener: Some(listener), reaper: Some(reaper) })
     }
 
     pub fn addr(&self) -> SocketAddr {

@@ -22,11 +22,7 @@ pub fn run_basic(ctx: &mut Ctx, ns: &str, stages: &[Document]) -> Result<Vec<Doc
     let mut docs: Vec<Document> = Vec::new();
     if let Some(coll) = ctx.shared.store.catalog.get(ns) {
         let access = planner::plan(&coll, &filter, None, None)?;
-        let matcher = if filter.is_empty() {
-            None
-        } else {
-            Some(Matcher::parse(&filter)?)
-        };
+        let matcher = if filter.is_empty() { None } else { Some(Matcher::parse(&filter)?) };
         let mut exec = Exec::new(
             coll,
             access,
@@ -67,10 +63,7 @@ pub fn run_basic(ctx: &mut Ctx, ns: &str, stages: &[Document]) -> Result<Vec<Doc
             ("$limit", v) => {
                 let n = whole(v, "$limit")?;
                 if n == 0 {
-                    return Err(MongoError::new(
-                        ErrorCode::Location15958,
-                        "the limit must be positive",
-                    ));
+                    return Err(MongoError::new(ErrorCode::Location15958, "the limit must be positive"));
                 }
                 docs.into_iter().take(n).collect()
             }
@@ -118,10 +111,7 @@ fn whole(v: &Bson, stage: &str) -> Result<usize> {
 /// top-level fields: the shape countDocuments and simple totals use.
 fn group(docs: Vec<Document>, spec: &Document) -> Result<Vec<Document>> {
     let id = spec.get("_id").cloned().ok_or_else(|| {
-        MongoError::new(
-            ErrorCode::Location15955,
-            "a group specification must include an _id",
-        )
+        MongoError::new(ErrorCode::Location15955, "a group specification must include an _id")
     })?;
     if matches!(&id, Bson::String(s) if s.starts_with('$')) || matches!(id, Bson::Document(_)) {
         return Err(MongoError::new(
@@ -151,9 +141,7 @@ fn group(docs: Vec<Document>, spec: &Document) -> Result<Vec<Document>> {
         let mut float = false;
         for d in &docs {
             let v = match arg {
-                Bson::String(p) if p.starts_with('$') => {
-                    d.get(&p[1..]).cloned().unwrap_or(Bson::Null)
-                }
+                Bson::String(p) if p.starts_with('$') => d.get(&p[1..]).cloned().unwrap_or(Bson::Null),
                 other => other.clone(),
             };
             match v {

@@ -43,11 +43,9 @@ fn proc_status_kb(field: &str) -> i64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with(field)).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|n| n.parse::<i64>().ok())
-            })
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse::<i64>().ok()))
         })
         .unwrap_or(0)
 }
@@ -62,19 +60,14 @@ fn mem_total_mb() -> i64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .next()
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse::<i64>().ok())
+            s.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|n| n.parse::<i64>().ok())
         })
         .map(|kb| kb / 1024)
         .unwrap_or(0)
 }
 
 pub fn host_info(_: &mut Ctx, _: &Request) -> Result<Document> {
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get() as i32)
-        .unwrap_or(1);
+    let cores = std::thread::available_parallelism().map(|n| n.get() as i32).unwrap_or(1);
     Ok(doc! {
         "system": {
             "currentTime": bson::DateTime::now(),
@@ -194,10 +187,7 @@ pub fn get_parameter(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         }
     }
     if out.is_empty() {
-        return Err(MongoError::new(
-            ErrorCode::InvalidOptions,
-            "no option found to get",
-        ));
+        return Err(MongoError::new(ErrorCode::InvalidOptions, "no option found to get"));
     }
     Ok(out)
 }
@@ -212,10 +202,7 @@ pub fn get_cmd_line_opts(ctx: &mut Ctx, _: &Request) -> Result<Document> {
         parsed.insert("storage", doc! { "dbPath": p.display().to_string() });
     }
     if !cfg.standalone {
-        parsed.insert(
-            "replication",
-            doc! { "replSet": cfg.replica_set_name.clone() },
-        );
+        parsed.insert("replication", doc! { "replSet": cfg.replica_set_name.clone() });
     }
     if cfg.enable_test_commands {
         parsed.insert("setParameter", doc! { "enableTestCommands": "1" });
@@ -256,13 +243,10 @@ pub fn get_log(_: &mut Ctx, req: &Request) -> Result<Document> {
         Some(Bson::String(s)) if s == "global" || s == "startupWarnings" => {
             Ok(doc! { "totalLinesWritten": 0, "log": [] })
         }
-        Some(Bson::String(s)) => Err(MongoError::new(
-            ErrorCode::OperationFailed,
-            format!("no RamLog named: {s}"),
-        )),
-        _ => Err(MongoError::type_mismatch(
-            "Argument to getLog must be of type String",
-        )),
+        Some(Bson::String(s)) => {
+            Err(MongoError::new(ErrorCode::OperationFailed, format!("no RamLog named: {s}")))
+        }
+        _ => Err(MongoError::type_mismatch("Argument to getLog must be of type String")),
     }
 }
 

@@ -17,14 +17,9 @@ fn wrong_type(req: &Request, field: &str, v: &Bson, expected: &str) -> MongoErro
 pub fn check_db_name(db: &str) -> Result<()> {
     if db.is_empty()
         || db.len() >= 64
-        || db
-            .chars()
-            .any(|c| matches!(c, '/' | '\\' | '.' | ' ' | '"' | '$' | '\0'))
+        || db.chars().any(|c| matches!(c, '/' | '\\' | '.' | ' ' | '"' | '$' | '\0'))
     {
-        return Err(MongoError::new(
-            ErrorCode::InvalidNamespace,
-            format!("Invalid database name: '{db}'"),
-        ));
+        return Err(MongoError::new(ErrorCode::InvalidNamespace, format!("Invalid database name: '{db}'")));
     }
     Ok(())
 }
@@ -52,10 +47,7 @@ pub fn collection(req: &Request) -> Result<String> {
             ErrorCode::InvalidNamespace,
             format!("collection name has invalid type {}", type_name(other)),
         )),
-        None => Err(MongoError::new(
-            ErrorCode::InvalidNamespace,
-            "Invalid namespace",
-        )),
+        None => Err(MongoError::new(ErrorCode::InvalidNamespace, "Invalid namespace")),
     }
 }
 
@@ -77,12 +69,7 @@ pub fn opt_i64(req: &Request, field: &str) -> Result<Option<i64>> {
         Some(Bson::Int32(n)) => Ok(Some(*n as i64)),
         Some(Bson::Int64(n)) => Ok(Some(*n)),
         Some(Bson::Double(n)) if n.is_finite() => Ok(Some(*n as i64)),
-        Some(v) => Err(wrong_type(
-            req,
-            field,
-            v,
-            "s '[long, int, decimal, double]'",
-        )),
+        Some(v) => Err(wrong_type(req, field, v, "s '[long, int, decimal, double]'")),
     }
 }
 
@@ -133,18 +120,15 @@ pub fn write_concern_error(shared: &crate::server::Shared, body: &Document) -> O
         return None;
     };
     let (code, msg) = match wc.get("w") {
-        Some(Bson::Int32(n)) if *n > 1 => (
-            ErrorCode::UnsatisfiableWriteConcern,
-            "Not enough data-bearing nodes".to_string(),
-        ),
-        Some(Bson::Int64(n)) if *n > 1 => (
-            ErrorCode::UnsatisfiableWriteConcern,
-            "Not enough data-bearing nodes".to_string(),
-        ),
-        Some(Bson::Double(n)) if *n > 1.0 => (
-            ErrorCode::UnsatisfiableWriteConcern,
-            "Not enough data-bearing nodes".to_string(),
-        ),
+        Some(Bson::Int32(n)) if *n > 1 => {
+            (ErrorCode::UnsatisfiableWriteConcern, "Not enough data-bearing nodes".to_string())
+        }
+        Some(Bson::Int64(n)) if *n > 1 => {
+            (ErrorCode::UnsatisfiableWriteConcern, "Not enough data-bearing nodes".to_string())
+        }
+        Some(Bson::Double(n)) if *n > 1.0 => {
+            (ErrorCode::UnsatisfiableWriteConcern, "Not enough data-bearing nodes".to_string())
+        }
         Some(Bson::String(s)) if s != "majority" && shared.is_replica_set() => (
             ErrorCode::UnknownReplWriteConcern,
             format!("No write concern mode named '{s}' found in replica set configuration"),

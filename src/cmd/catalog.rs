@@ -45,19 +45,14 @@ fn db_size(ctx: &Ctx, db: &str) -> u64 {
         .iter()
         .map(|c| {
             store.table_file_size(&c.ident)
-                + c.indexes
-                    .iter()
-                    .map(|i| store.table_file_size(&i.ident))
-                    .sum::<u64>()
+                + c.indexes.iter().map(|i| store.table_file_size(&i.ident)).sum::<u64>()
         })
         .sum()
 }
 
 pub fn list_databases(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let name_only = args::opt_bool(req, "nameOnly")?.unwrap_or(false);
-    let filter = args::opt_doc(req, "filter")?
-        .map(Matcher::parse)
-        .transpose()?;
+    let filter = args::opt_doc(req, "filter")?.map(Matcher::parse).transpose()?;
     let mut dbs = Vec::new();
     let mut total = 0u64;
     for name in ctx.shared.store.catalog.databases() {
@@ -78,9 +73,7 @@ pub fn list_databases(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     if name_only {
         return Ok(doc! { "databases": dbs });
     }
-    Ok(
-        doc! { "databases": dbs, "totalSize": total as i64, "totalSizeMb": (total / (1024 * 1024)) as i64 },
-    )
+    Ok(doc! { "databases": dbs, "totalSize": total as i64, "totalSizeMb": (total / (1024 * 1024)) as i64 })
 }
 
 fn collection_entry(c: &Collection) -> Document {
@@ -96,9 +89,7 @@ fn collection_entry(c: &Collection) -> Document {
 pub fn list_collections(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     args::check_db_name(&req.db)?;
     let name_only = args::opt_bool(req, "nameOnly")?.unwrap_or(false);
-    let filter = args::opt_doc(req, "filter")?
-        .map(Matcher::parse)
-        .transpose()?;
+    let filter = args::opt_doc(req, "filter")?.map(Matcher::parse).transpose()?;
     let mut out = Vec::new();
     for c in ctx.shared.store.catalog.list(&req.db) {
         let full = collection_entry(&c);
@@ -125,10 +116,7 @@ pub fn create(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         options.insert(k.clone(), v.clone());
     }
     if options.contains_key("viewOn") || options.contains_key("pipeline") {
-        return Err(MongoError::new(
-            ErrorCode::NotImplemented,
-            "views arrive with the aggregation issue",
-        ));
+        return Err(MongoError::new(ErrorCode::NotImplemented, "views arrive with the aggregation issue"));
     }
     check_validation_options(&options)?;
     if matches!(options.get("capped"), Some(Bson::Boolean(true))) && !options.contains_key("size") {
@@ -139,10 +127,9 @@ pub fn create(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     }
     match ctx.store.create_collection(&req.db, &name, options) {
         Ok(_) => Ok(Document::new()),
-        Err(StoreError::NamespaceExists(ns)) => Err(MongoError::new(
-            ErrorCode::NamespaceExists,
-            format!("Collection {ns} already exists."),
-        )),
+        Err(StoreError::NamespaceExists(ns)) => {
+            Err(MongoError::new(ErrorCode::NamespaceExists, format!("Collection {ns} already exists.")))
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -187,11 +174,7 @@ pub fn rename_collection(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     }
     let from = match req.body.get("renameCollection") {
         Some(Bson::String(s)) => s.clone(),
-        _ => {
-            return Err(MongoError::type_mismatch(
-                "'renameCollection' must be of type String",
-            ))
-        }
+        _ => return Err(MongoError::type_mismatch("'renameCollection' must be of type String")),
     };
     let to = args::opt_str(req, "to")?
         .ok_or_else(|| MongoError::type_mismatch("'to' must be of type String"))?
@@ -199,19 +182,13 @@ pub fn rename_collection(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let drop_target = args::opt_bool(req, "dropTarget")?.unwrap_or(false);
     for ns in [&from, &to] {
         let (db, coll) = ns.split_once('.').ok_or_else(|| {
-            MongoError::new(
-                ErrorCode::InvalidNamespace,
-                format!("Invalid namespace specified '{ns}'"),
-            )
+            MongoError::new(ErrorCode::InvalidNamespace, format!("Invalid namespace specified '{ns}'"))
         })?;
         args::check_db_name(db)?;
         args::check_coll_name(db, coll)?;
     }
     if from == to {
-        return Err(MongoError::new(
-            ErrorCode::IllegalOperation,
-            "Can't rename a collection to itself",
-        ));
+        return Err(MongoError::new(ErrorCode::IllegalOperation, "Can't rename a collection to itself"));
     }
     if ctx.shared.store.catalog.get(&from).is_none() {
         return Err(MongoError::new(
@@ -220,20 +197,15 @@ pub fn rename_collection(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         ));
     }
     if !drop_target && ctx.shared.store.catalog.get(&to).is_some() {
-        return Err(MongoError::new(
-            ErrorCode::NamespaceExists,
-            "target namespace exists",
-        ));
+        return Err(MongoError::new(ErrorCode::NamespaceExists, "target namespace exists"));
     }
     ctx.shared.cursors.kill_namespace(&from);
-    ctx.store
-        .rename_collection(&from, &to, drop_target)
-        .map_err(|e| match e {
-            StoreError::NamespaceExists(_) => {
-                MongoError::new(ErrorCode::NamespaceExists, "target namespace exists")
-            }
-            other => other.into(),
-        })?;
+    ctx.store.rename_collection(&from, &to, drop_target).map_err(|e| match e {
+        StoreError::NamespaceExists(_) => {
+            MongoError::new(ErrorCode::NamespaceExists, "target namespace exists")
+        }
+        other => other.into(),
+    })?;
     Ok(Document::new())
 }
 
@@ -241,9 +213,7 @@ fn scale(req: &Request) -> Result<u64> {
     match args::opt_i64(req, "scale")? {
         None => Ok(1),
         Some(s) if s > 0 => Ok(s as u64),
-        Some(_) => Err(MongoError::bad_value(
-            "Scale factor must be greater than zero",
-        )),
+        Some(_) => Err(MongoError::bad_value("Scale factor must be greater than zero")),
     }
 }
 
@@ -252,10 +222,7 @@ pub fn coll_stats(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let scale = scale(req)?;
     let ns = format!("{}.{}", req.db, name);
     let Some(coll) = ctx.shared.store.catalog.get(&ns) else {
-        return Err(MongoError::new(
-            ErrorCode::NamespaceNotFound,
-            format!("Collection [{ns}] not found."),
-        ));
+        return Err(MongoError::new(ErrorCode::NamespaceNotFound, format!("Collection [{ns}] not found.")));
     };
     let (count, size) = ctx.store.count_and_size(&coll)?;
     let store = &ctx.shared.store;
@@ -289,8 +256,7 @@ pub fn db_stats(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     args::check_db_name(&req.db)?;
     let scale = scale(req)?;
     let colls = ctx.shared.store.catalog.list(&req.db);
-    let (mut objects, mut data, mut storage, mut indexes, mut index_size) =
-        (0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut objects, mut data, mut storage, mut indexes, mut index_size) = (0u64, 0u64, 0u64, 0u64, 0u64);
     for c in &colls {
         let (n, s) = ctx.store.count_and_size(c)?;
         objects += n;
@@ -301,11 +267,7 @@ pub fn db_stats(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             index_size += ctx.shared.store.table_file_size(&i.ident);
         }
     }
-    let avg = if objects > 0 {
-        data as f64 / objects as f64
-    } else {
-        0.0
-    };
+    let avg = if objects > 0 { data as f64 / objects as f64 } else { 0.0 };
     Ok(doc! {
         "db": req.db.clone(),
         "collections": colls.len() as i64,
@@ -329,11 +291,7 @@ fn check_validation_options(options: &Document) -> Result<()> {
             Bson::Document(d) => {
                 Matcher::parse(d)?;
             }
-            _ => {
-                return Err(MongoError::type_mismatch(
-                    "'validator' option must be a document",
-                ))
-            }
+            _ => return Err(MongoError::type_mismatch("'validator' option must be a document")),
         }
     }
     for (field, allowed) in [
@@ -348,11 +306,7 @@ fn check_validation_options(options: &Document) -> Result<()> {
                     "Enumeration value '{s}' for field '{field}' is not a valid value."
                 )))
             }
-            Some(_) => {
-                return Err(MongoError::type_mismatch(format!(
-                    "'{field}' must be a string"
-                )))
-            }
+            Some(_) => return Err(MongoError::type_mismatch(format!("'{field}' must be a string"))),
         }
     }
     Ok(())
@@ -364,10 +318,7 @@ pub fn coll_mod(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let name = args::collection(req)?;
     let ns = format!("{}.{}", req.db, name);
     let Some(coll) = ctx.shared.store.catalog.get(&ns) else {
-        return Err(MongoError::new(
-            ErrorCode::NamespaceNotFound,
-            format!("ns does not exist: {ns}"),
-        ));
+        return Err(MongoError::new(ErrorCode::NamespaceNotFound, format!("ns does not exist: {ns}")));
     };
     let mut options = coll.options.clone();
     let mut o = doc! { "collMod": name.clone() };
@@ -378,23 +329,16 @@ pub fn coll_mod(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             continue;
         }
         match k.as_str() {
-            "validator"
-            | "validationLevel"
-            | "validationAction"
-            | "changeStreamPreAndPostImages" => {
+            "validator" | "validationLevel" | "validationAction" | "changeStreamPreAndPostImages" => {
                 options.insert(k.clone(), v.clone());
             }
             "index" => {
                 let Bson::Document(spec) = v else {
-                    return Err(MongoError::type_mismatch(
-                        "'index' option must be a document",
-                    ));
+                    return Err(MongoError::type_mismatch("'index' option must be a document"));
                 };
                 let idx = match (spec.get("name"), spec.get("keyPattern")) {
                     (Some(Bson::String(n)), _) => coll.index(n).cloned(),
-                    (_, Some(Bson::Document(kp))) => {
-                        coll.indexes.iter().find(|i| &i.key == kp).cloned()
-                    }
+                    (_, Some(Bson::Document(kp))) => coll.indexes.iter().find(|i| &i.key == kp).cloned(),
                     _ => {
                         return Err(MongoError::new(
                             ErrorCode::InvalidOptions,
@@ -421,9 +365,7 @@ pub fn coll_mod(ctx: &mut Ctx, req: &Request) -> Result<Document> {
                             ("expireAfterSeconds", Bson::Int64(n)) => Bson::Int32(*n as i32),
                             ("expireAfterSeconds", Bson::Double(n)) => Bson::Int32(*n as i32),
                             _ => {
-                                return Err(MongoError::type_mismatch(format!(
-                                    "'{opt}' has the wrong type"
-                                )))
+                                return Err(MongoError::type_mismatch(format!("'{opt}' has the wrong type")))
                             }
                         };
                         reply.insert(format!("{opt}_old"), old.unwrap_or(Bson::Boolean(false)));

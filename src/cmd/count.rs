@@ -13,14 +13,10 @@ pub fn count(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let filter = args::opt_doc(req, "query")?.cloned().unwrap_or_default();
     let skip = args::opt_i64(req, "skip")?.unwrap_or(0);
     if skip < 0 {
-        return Err(MongoError::bad_value(
-            "skip value is negative in count query",
-        ));
+        return Err(MongoError::bad_value("skip value is negative in count query"));
     }
     // A negative limit counts like a positive one, as mongod does.
-    let limit = args::opt_i64(req, "limit")?
-        .map(|l| l.unsigned_abs())
-        .filter(|l| *l > 0);
+    let limit = args::opt_i64(req, "limit")?.map(|l| l.unsigned_abs()).filter(|l| *l > 0);
     let matcher = Matcher::parse(&filter)?;
     let ns = format!("{}.{}", req.db, coll_name);
     let Some(coll) = ctx.shared.store.catalog.get(&ns) else {
@@ -32,11 +28,7 @@ pub fn count(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         coll,
         access,
         ExecOptions {
-            filter: if filter.is_empty() {
-                None
-            } else {
-                Some(matcher)
-            },
+            filter: if filter.is_empty() { None } else { Some(matcher) },
             sort: None,
             projection: None,
             skip: skip as u64,
@@ -106,11 +98,7 @@ pub fn distinct(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             coll,
             access,
             ExecOptions {
-                filter: if filter.is_empty() {
-                    None
-                } else {
-                    Some(matcher)
-                },
+                filter: if filter.is_empty() { None } else { Some(matcher) },
                 sort: None,
                 projection: None,
                 skip: 0,
@@ -131,15 +119,9 @@ pub fn distinct(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     }
     values.sort_by(compare_bson);
     values.dedup_by(|a, b| compare_bson(a, b).is_eq());
-    let size: usize = values
-        .iter()
-        .map(|v| crate::query::exec::bson_size(&doc! {"v": v.clone()}))
-        .sum();
+    let size: usize = values.iter().map(|v| crate::query::exec::bson_size(&doc! {"v": v.clone()})).sum();
     if size > crate::net::wire::MAX_BSON_OBJECT_SIZE {
-        return Err(MongoError::new(
-            crate::error::ErrorCode::Location17217,
-            "distinct too big, 16mb cap",
-        ));
+        return Err(MongoError::new(crate::error::ErrorCode::Location17217, "distinct too big, 16mb cap"));
     }
     Ok(doc! { "values": values })
 }

@@ -57,13 +57,10 @@ pub fn cursor_batch_size(req: &Request) -> Result<Option<usize>> {
             Some(Bson::Int32(n)) if *n >= 0 => Ok(Some(*n as usize)),
             Some(Bson::Int64(n)) if *n >= 0 => Ok(Some(*n as usize)),
             Some(Bson::Double(n)) if *n >= 0.0 => Ok(Some(*n as usize)),
-            Some(Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_)) => Err(MongoError::new(
-                ErrorCode::Location51024,
-                "BSON field 'batchSize' value must be >= 0",
-            )),
-            Some(_) => Err(MongoError::type_mismatch(
-                "BSON field 'cursor.batchSize' is the wrong type",
-            )),
+            Some(Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_)) => {
+                Err(MongoError::new(ErrorCode::Location51024, "BSON field 'batchSize' value must be >= 0"))
+            }
+            Some(_) => Err(MongoError::type_mismatch("BSON field 'cursor.batchSize' is the wrong type")),
         },
         Some(_) => Err(MongoError::type_mismatch(format!(
             "BSON field '{}.cursor' is the wrong type, expected type 'object'",
@@ -85,9 +82,7 @@ pub fn open_cursor(
     let id = if exhausted || single_batch {
         0
     } else {
-        ctx.shared
-            .cursors
-            .register(ns.clone(), source, later_batch, false, ctx.conn.id)
+        ctx.shared.cursors.register(ns.clone(), source, later_batch, false, ctx.conn.id)
     };
     Ok(cursor_reply(&ns, id, batch, true))
 }
@@ -100,14 +95,7 @@ pub fn single_batch_cursor(
     docs: Vec<Document>,
 ) -> Result<Document> {
     let bs = cursor_batch_size(req)?;
-    open_cursor(
-        ctx,
-        ns,
-        CursorSource::Buffered(docs.into()),
-        bs.unwrap_or(usize::MAX),
-        None,
-        false,
-    )
+    open_cursor(ctx, ns, CursorSource::Buffered(docs.into()), bs.unwrap_or(usize::MAX), None, false)
 }
 
 pub fn get_more(ctx: &mut Ctx, req: &Request) -> Result<Document> {
@@ -154,10 +142,7 @@ pub fn get_more(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     };
     let ns = format!("{}.{}", req.db, coll);
     let Some(cursor) = ctx.shared.cursors.get(id) else {
-        return Err(MongoError::new(
-            ErrorCode::CursorNotFound,
-            format!("cursor id {id} not found"),
-        ));
+        return Err(MongoError::new(ErrorCode::CursorNotFound, format!("cursor id {id} not found")));
     };
     let Some(mut c) = cursor.try_lock() else {
         return Err(MongoError::new(
@@ -168,7 +153,10 @@ pub fn get_more(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     if c.ns != ns {
         return Err(MongoError::new(
             ErrorCode::Unauthorized,
-            format!("Requested getMore on namespace '{ns}', but cursor belongs to a different namespace {}", c.ns),
+            format!(
+                "Requested getMore on namespace '{ns}', but cursor belongs to a different namespace {}",
+                c.ns
+            ),
         ));
     }
     let c: &mut ClientCursor = &mut c;
@@ -215,11 +203,7 @@ pub fn kill_cursors(ctx: &mut Ctx, req: &Request) -> Result<Document> {
                 "BSON field 'killCursors.cursors' element is the wrong type, expected type 'long'",
             ));
         };
-        let belongs = ctx
-            .shared
-            .cursors
-            .get(*id)
-            .is_some_and(|c| c.try_lock().is_none_or(|c| c.ns == ns));
+        let belongs = ctx.shared.cursors.get(*id).is_some_and(|c| c.try_lock().is_none_or(|c| c.ns == ns));
         if belongs && ctx.shared.cursors.remove(*id).is_some() {
             killed.push(Bson::Int64(*id));
         } else {

@@ -73,20 +73,14 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let sort = args::opt_doc(req, "sort")?.cloned();
     let projection = args::opt_doc(req, "projection")?.cloned();
     let skip = non_negative(req, "skip")?.unwrap_or(0) as u64;
-    let limit = non_negative(req, "limit")?
-        .filter(|l| *l > 0)
-        .map(|l| l as u64);
+    let limit = non_negative(req, "limit")?.filter(|l| *l > 0).map(|l| l as u64);
     let batch_size = non_negative(req, "batchSize")?.map(|b| b as usize);
     let single_batch = args::opt_bool(req, "singleBatch")?.unwrap_or(false);
     let allow_disk_use = args::opt_bool(req, "allowDiskUse")?.unwrap_or(false);
     let hint = match req.body.get("hint") {
         None | Some(Bson::Null) => None,
         Some(h @ (Bson::String(_) | Bson::Document(_))) => Some(h.clone()),
-        Some(_) => {
-            return Err(MongoError::bad_value(
-                "hint must be either a string or nested object",
-            ))
-        }
+        Some(_) => return Err(MongoError::bad_value("hint must be either a string or nested object")),
     };
     if args::opt_bool(req, "tailable")?.unwrap_or(false) {
         return Err(MongoError::bad_value(
@@ -94,23 +88,17 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         ));
     }
     let matcher = Matcher::parse(&filter)?;
-    let sort_spec = sort
-        .as_ref()
-        .filter(|s| !s.contains_key("$natural"))
-        .map(SortSpec::parse)
-        .transpose()?;
+    let sort_spec = sort.as_ref().filter(|s| !s.contains_key("$natural")).map(SortSpec::parse).transpose()?;
     let projection = projection
         .as_ref()
         .filter(|p| !p.is_empty())
-        .map(Projection::parse)
+        .map(|p| Projection::parse_with_query(p, Some(&filter)))
         .transpose()?;
     let ns = format!("{}.{}", req.db, coll_name);
     let Some(coll) = ctx.shared.store.catalog.get(&ns) else {
         if let Some(h) = &hint {
             if !matches!(h, Bson::Document(d) if d.contains_key("$natural")) {
-                return Err(MongoError::bad_value(
-                    "hint provided does not correspond to an existing index",
-                ));
+                return Err(MongoError::bad_value("hint provided does not correspond to an existing index"));
             }
         }
         return Ok(cursor::cursor_reply(&ns, 0, Vec::new(), true));
@@ -120,11 +108,7 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         coll,
         access,
         ExecOptions {
-            filter: if filter.is_empty() {
-                None
-            } else {
-                Some(matcher)
-            },
+            filter: if filter.is_empty() { None } else { Some(matcher) },
             sort: sort_spec,
             projection,
             skip,
@@ -160,20 +144,11 @@ pub fn aggregate(ctx: &mut Ctx, req: &Request) -> Result<Document> {
                 "collection-less aggregation arrives with the aggregation issue",
             ))
         }
-        _ => {
-            return Err(MongoError::new(
-                ErrorCode::InvalidNamespace,
-                "aggregate needs a collection name",
-            ))
-        }
+        _ => return Err(MongoError::new(ErrorCode::InvalidNamespace, "aggregate needs a collection name")),
     };
     let pipeline = match req.body.get("pipeline") {
         Some(Bson::Array(a)) => a,
-        Some(_) => {
-            return Err(MongoError::type_mismatch(
-                "'pipeline' option must be specified as an array",
-            ))
-        }
+        Some(_) => return Err(MongoError::type_mismatch("'pipeline' option must be specified as an array")),
         None => {
             return Err(MongoError::new(
                 ErrorCode::Location40414,
@@ -181,9 +156,7 @@ pub fn aggregate(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             ))
         }
     };
-    if req.body.get("cursor").is_none()
-        && !matches!(req.body.get("explain"), Some(Bson::Boolean(true)))
-    {
+    if req.body.get("cursor").is_none() && !matches!(req.body.get("explain"), Some(Bson::Boolean(true))) {
         return Err(MongoError::new(
             ErrorCode::FailedToParse,
             "The 'cursor' option is required, except for aggregate with the explain argument",
@@ -203,12 +176,5 @@ pub fn aggregate(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let ns = format!("{}.{}", req.db, coll_name);
     let docs = crate::agg::run_basic(ctx, &ns, &stages)?;
     let first = batch_size.unwrap_or(DEFAULT_FIRST_BATCH);
-    open_cursor(
-        ctx,
-        ns,
-        CursorSource::Buffered(docs.into()),
-        first,
-        None,
-        false,
-    )
+    open_cursor(ctx, ns, CursorSource::Buffered(docs.into()), first, None, false)
 }

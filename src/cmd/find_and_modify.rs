@@ -14,15 +14,13 @@ use std::sync::atomic::Ordering;
 pub fn find_and_modify(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let coll_name = args::collection(req)?;
     let query = args::opt_doc(req, "query")?.cloned().unwrap_or_default();
-    let sort = args::opt_doc(req, "sort")?
-        .cloned()
-        .filter(|s| !s.is_empty());
+    let sort = args::opt_doc(req, "sort")?.cloned().filter(|s| !s.is_empty());
     let remove = args::opt_bool(req, "remove")?.unwrap_or(false);
     let return_new = args::opt_bool(req, "new")?.unwrap_or(false);
     let upsert = args::opt_bool(req, "upsert")?.unwrap_or(false);
     let fields = args::opt_doc(req, "fields")?
         .filter(|f| !f.is_empty())
-        .map(Projection::parse)
+        .map(|f| Projection::parse_with_query(f, Some(&query)))
         .transpose()?;
     let update = req.body.get("update").filter(|u| !matches!(u, Bson::Null));
     let durable = args::journal_required(ctx, req)?;
@@ -35,13 +33,19 @@ pub fn find_and_modify(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             return fail("Cannot specify both upsert=true and remove=true ");
         }
         if return_new {
-            return fail("Cannot specify both new=true and remove=true; 'remove' always returns the deleted document");
+            return fail(
+                "Cannot specify both new=true and remove=true; 'remove' always returns the deleted document",
+            );
         }
     } else if update.is_none() {
         return fail("Either an update or remove=true must be specified");
     }
     let project = |d: Option<Document>| -> Result<Bson> {
         match (d, &fields) {
+            (Some(d), Some(p)) if p.needs_position() => {
+                let pos = Matcher::parse(&query)?.matches_with_details(&d).1;
+                Ok(Bson::Document(p.apply_with_position(&d, pos)?))
+            }
             (Some(d), Some(p)) => Ok(Bson::Document(p.apply(&d)?)),
             (Some(d), None) => Ok(Bson::Document(d)),
             (None, _) => Ok(Bson::Null),
@@ -74,14 +78,11 @@ pub fn find_and_modify(ctx: &mut Ctx, req: &Request) -> Result<Document> {
                 }
             }
         }
-        ctx.shared
-            .stats
-            .delete
-            .fetch_add(removed.is_some() as u64, Ordering::Relaxed);
+        ctx.shared.stats.delete.fetch_add(removed.is_some() as u64, Ordering::Relaxed);
         let n = removed.is_some() as i32;
         doc! { "lastErrorObject": { "n": n }, "value": project(removed)? }
     } else {
-        let mut u = doc! { "q": query, "upsert": upsert, "multi": false };
+        let mut u = doc! { "q": query.clone(), "upsert": upsert, "multi": false };
         if let Some(up) = update {
             u.insert("u", up.clone());
         }

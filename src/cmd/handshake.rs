@@ -34,9 +34,7 @@ fn respond(ctx: &mut Ctx, req: &Request, new_style: bool) -> Result<Document> {
         ctx.conn.client_metadata = Some(client.clone());
     }
     if matches!(req.body.get("loadBalanced"), Some(Bson::Boolean(true))) {
-        return Err(MongoError::bad_value(
-            "The server is not configured for load balancing",
-        ));
+        return Err(MongoError::bad_value("The server is not configured for load balancing"));
     }
     wait_if_awaitable(ctx, req)?;
     let shared = ctx.shared;
@@ -91,19 +89,15 @@ fn respond(ctx: &mut Ctx, req: &Request, new_style: bool) -> Result<Document> {
 /// only when the topology changes or the time is up. Ours never changes while running, so we
 /// wait out the time (waking early on shutdown) instead of letting the monitor spin.
 fn wait_if_awaitable(ctx: &Ctx, req: &Request) -> Result<()> {
-    let (Some(tv), Some(max_await)) = (
-        args::opt_doc(req, "topologyVersion")?,
-        args::opt_i64(req, "maxAwaitTimeMS")?,
-    ) else {
+    let (Some(tv), Some(max_await)) =
+        (args::opt_doc(req, "topologyVersion")?, args::opt_i64(req, "maxAwaitTimeMS")?)
+    else {
         return Ok(());
     };
     if max_await < 0 {
-        return Err(MongoError::bad_value(
-            "maxAwaitTimeMS must be a non-negative integer",
-        ));
+        return Err(MongoError::bad_value("maxAwaitTimeMS must be a non-negative integer"));
     }
-    let same_process =
-        matches!(tv.get("processId"), Some(Bson::ObjectId(o)) if *o == ctx.shared.process_id);
+    let same_process = matches!(tv.get("processId"), Some(Bson::ObjectId(o)) if *o == ctx.shared.process_id);
     if !same_process {
         return Ok(());
     }

@@ -62,10 +62,7 @@ pub fn default_name(key: &Document) -> String {
 fn cannot_create(spec: &Document, why: &str) -> MongoError {
     MongoError::new(
         ErrorCode::CannotCreateIndex,
-        format!(
-            "Error in specification {} :: caused by :: {why}",
-            shell(spec)
-        ),
+        format!("Error in specification {} :: caused by :: {why}", shell(spec)),
     )
 }
 
@@ -91,10 +88,7 @@ fn normalize_spec(raw: &Document) -> Result<Document> {
     }
     for (field, v) in &key {
         if field.is_empty() || field.split('.').any(str::is_empty) {
-            return Err(cannot_create(
-                raw,
-                "Index keys cannot contain an empty field.",
-            ));
+            return Err(cannot_create(raw, "Index keys cannot contain an empty field."));
         }
         match v {
             Bson::Int32(0) | Bson::Int64(0) => return Err(cannot_create(raw, "Values in the index key pattern can't be 0.")),
@@ -155,7 +149,10 @@ fn normalize_spec(raw: &Document) -> Result<Document> {
         {
             return Err(MongoError::new(
                 ErrorCode::InvalidIndexSpecificationOption,
-                format!("The field '{k}' is not valid for an _id index specification. Specification: {}", shell(raw)),
+                format!(
+                    "The field '{k}' is not valid for an _id index specification. Specification: {}",
+                    shell(raw)
+                ),
             ));
         }
         let v = match (k.as_str(), v) {
@@ -163,14 +160,20 @@ fn normalize_spec(raw: &Document) -> Result<Document> {
             ("unique" | "sparse" | "hidden", Bson::Int32(n)) => Bson::Boolean(*n != 0),
             ("unique" | "sparse" | "hidden", Bson::Double(n)) => Bson::Boolean(*n != 0.0),
             ("unique" | "sparse" | "hidden", other) => {
-                return Err(MongoError::type_mismatch(format!("The field '{k}' must be a bool, but got {}", type_name(other))))
+                return Err(MongoError::type_mismatch(format!(
+                    "The field '{k}' must be a bool, but got {}",
+                    type_name(other)
+                )))
             }
             ("partialFilterExpression", Bson::Document(f)) => {
                 Matcher::parse(f)?;
                 Bson::Document(f.clone())
             }
             ("partialFilterExpression", other) => {
-                return Err(MongoError::type_mismatch(format!("The field 'partialFilterExpression' must be an object, but got {}", type_name(other))))
+                return Err(MongoError::type_mismatch(format!(
+                    "The field 'partialFilterExpression' must be an object, but got {}",
+                    type_name(other)
+                )))
             }
             ("expireAfterSeconds", n @ (Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_))) => {
                 let secs = match n {
@@ -180,22 +183,28 @@ fn normalize_spec(raw: &Document) -> Result<Document> {
                     _ => 0,
                 };
                 if !(0..=i32::MAX as i64).contains(&secs) {
-                    return Err(cannot_create(raw, "TTL index 'expireAfterSeconds' option must be within an acceptable range"));
+                    return Err(cannot_create(
+                        raw,
+                        "TTL index 'expireAfterSeconds' option must be within an acceptable range",
+                    ));
                 }
                 Bson::Int32(secs as i32)
             }
             ("expireAfterSeconds", other) => {
-                return Err(cannot_create(raw, &format!("TTL index 'expireAfterSeconds' option must be numeric, but received a type of '{}'", type_name(other))))
+                return Err(cannot_create(
+                    raw,
+                    &format!(
+                        "TTL index 'expireAfterSeconds' option must be numeric, but received a type of '{}'",
+                        type_name(other)
+                    ),
+                ))
             }
             (_, v) => v.clone(),
         };
         spec.insert(k.clone(), v);
     }
     if spec.get_bool("sparse").unwrap_or(false) && spec.contains_key("partialFilterExpression") {
-        return Err(cannot_create(
-            raw,
-            "cannot mix \"partialFilterExpression\" and \"sparse\" options",
-        ));
+        return Err(cannot_create(raw, "cannot mix \"partialFilterExpression\" and \"sparse\" options"));
     }
     if spec.get_bool("unique").unwrap_or(false) && spec.get_bool("hidden").unwrap_or(false) {
         // mongod allows hidden unique indexes; nothing to refuse here.
@@ -233,14 +242,14 @@ pub fn create_indexes(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         }
     };
     if raw.is_empty() {
-        return Err(MongoError::bad_value(
-            "Must specify at least one index to create",
-        ));
+        return Err(MongoError::bad_value("Must specify at least one index to create"));
     }
     let mut specs = Vec::new();
     for r in raw {
         let Bson::Document(r) = r else {
-            return Err(MongoError::type_mismatch("BSON field 'createIndexes.indexes' element is the wrong type, expected type 'object'"));
+            return Err(MongoError::type_mismatch(
+                "BSON field 'createIndexes.indexes' element is the wrong type, expected type 'object'",
+            ));
         };
         specs.push(normalize_spec(r)?);
     }
@@ -276,22 +285,15 @@ pub fn create_indexes(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             }
             continue;
         }
-        if let Some(same_key) = existing
-            .iter()
-            .find(|i| i.key == key && options_of(&i.spec) == options_of(&spec))
+        if let Some(same_key) =
+            existing.iter().find(|i| i.key == key && options_of(&i.spec) == options_of(&spec))
         {
             return Err(MongoError::new(
                 ErrorCode::IndexOptionsConflict,
-                format!(
-                    "Index already exists with a different name: {}",
-                    same_key.name
-                ),
+                format!("Index already exists with a different name: {}", same_key.name),
             ));
         }
-        if to_build
-            .iter()
-            .any(|s| s.get_str("name").ok() == Some(name.as_str()))
-        {
+        if to_build.iter().any(|s| s.get_str("name").ok() == Some(name.as_str())) {
             continue;
         }
         to_build.push(spec);
@@ -305,21 +307,19 @@ pub fn create_indexes(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         reply.insert("note", "all indexes already exist");
         return Ok(reply);
     }
-    ctx.store
-        .create_indexes(&coll, to_build)
-        .map_err(|e| match e {
-            e @ StoreError::DuplicateKey(_) => {
-                let mut m: MongoError = e.into();
-                m.message = format!(
-                    "Index build failed: {}: Collection {ns} ( {} ) :: caused by :: {}",
-                    bson::Uuid::new(),
-                    coll.uuid,
-                    m.message
-                );
-                m
-            }
-            other => other.into(),
-        })?;
+    ctx.store.create_indexes(&coll, to_build).map_err(|e| match e {
+        e @ StoreError::DuplicateKey(_) => {
+            let mut m: MongoError = e.into();
+            m.message = format!(
+                "Index build failed: {}: Collection {ns} ( {} ) :: caused by :: {}",
+                bson::Uuid::new(),
+                coll.uuid,
+                m.message
+            );
+            m
+        }
+        other => other.into(),
+    })?;
     Ok(reply)
 }
 
@@ -327,10 +327,7 @@ pub fn list_indexes(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let coll_name = args::collection(req)?;
     let ns = format!("{}.{}", req.db, coll_name);
     let Some(coll) = ctx.shared.store.catalog.get(&ns) else {
-        return Err(MongoError::new(
-            ErrorCode::NamespaceNotFound,
-            format!("ns does not exist: {ns}"),
-        ));
+        return Err(MongoError::new(ErrorCode::NamespaceNotFound, format!("ns does not exist: {ns}")));
     };
     let specs: Vec<Document> = coll.indexes.iter().map(|i| i.spec.clone()).collect();
     super::cursor::single_batch_cursor(ctx, req, ns, specs)
@@ -340,10 +337,7 @@ pub fn drop_indexes(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let coll_name = args::collection(req)?;
     let ns = format!("{}.{}", req.db, coll_name);
     let Some(coll) = ctx.shared.store.catalog.get(&ns) else {
-        return Err(MongoError::new(
-            ErrorCode::NamespaceNotFound,
-            format!("ns not found {ns}"),
-        ));
+        return Err(MongoError::new(ErrorCode::NamespaceNotFound, format!("ns not found {ns}")));
     };
     let was = coll.indexes.len() as i32;
     let names: Vec<String> = match req.body.get("index") {
@@ -353,19 +347,30 @@ pub fn drop_indexes(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         Some(Bson::String(s)) => vec![s.clone()],
         Some(Bson::Array(a)) => a
             .iter()
-            .map(|v| v.as_str().map(str::to_string).ok_or_else(|| MongoError::type_mismatch("dropIndexes index names must be strings")))
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| MongoError::type_mismatch("dropIndexes index names must be strings"))
+            })
             .collect::<Result<_>>()?,
         Some(Bson::Document(key)) => {
             let found: Vec<&Arc<IndexMeta>> = coll.indexes.iter().filter(|i| &i.key == key).collect();
             match found.as_slice() {
                 [] => {
-                    return Err(MongoError::new(ErrorCode::IndexNotFound, format!("can't find index with key: {}", shell(key))))
+                    return Err(MongoError::new(
+                        ErrorCode::IndexNotFound,
+                        format!("can't find index with key: {}", shell(key)),
+                    ))
                 }
                 [one] => vec![one.name.clone()],
                 _ => {
                     return Err(MongoError::new(
                         ErrorCode::IndexNotFound,
-                        format!("{} indexes found for key: {}, identify by name instead.", found.len(), shell(key)),
+                        format!(
+                            "{} indexes found for key: {}, identify by name instead.",
+                            found.len(),
+                            shell(key)
+                        ),
                     ))
                 }
             }
@@ -377,15 +382,15 @@ pub fn drop_indexes(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             )))
         }
         None => {
-            return Err(MongoError::new(ErrorCode::Location40414, "BSON field 'dropIndexes.index' is missing but a required field"))
+            return Err(MongoError::new(
+                ErrorCode::Location40414,
+                "BSON field 'dropIndexes.index' is missing but a required field",
+            ))
         }
     };
     for n in &names {
         if n == "_id_" {
-            return Err(MongoError::new(
-                ErrorCode::InvalidOptions,
-                "cannot drop _id index",
-            ));
+            return Err(MongoError::new(ErrorCode::InvalidOptions, "cannot drop _id index"));
         }
         if coll.index(n).is_none() {
             return Err(MongoError::new(

@@ -34,11 +34,7 @@ pub struct ConnState {
 
 impl ConnState {
     pub fn new(id: i64, peer: Option<SocketAddr>) -> Self {
-        ConnState {
-            id,
-            peer,
-            client_metadata: None,
-        }
+        ConnState { id, peer, client_metadata: None }
     }
 }
 
@@ -68,21 +64,16 @@ impl Request {
                 ))
             }
         };
-        Ok(Request {
-            db,
-            name,
-            body,
-            sequences,
-        })
+        Ok(Request { db, name, body, sequences })
     }
 
     /// The documents of an array field, given either in the body or as a document sequence.
     pub fn documents(&self, field: &str) -> Result<Vec<Document>> {
         let from_seq = self.sequences.iter().find(|(id, _)| id == field);
         match (self.body.get(field), from_seq) {
-            (Some(_), Some(_)) => Err(MongoError::bad_value(format!(
-                "Duplicate field {field} in body and document sequence"
-            ))),
+            (Some(_), Some(_)) => {
+                Err(MongoError::bad_value(format!("Duplicate field {field} in body and document sequence")))
+            }
             (None, Some((_, docs))) => Ok(docs.clone()),
             (Some(Bson::Array(a)), None) => a
                 .iter()
@@ -126,22 +117,46 @@ pub fn dispatch(
 ) -> Document {
     shared.stats.command.fetch_add(1, Ordering::Relaxed);
     let Some(spec) = registry::lookup(&req.name) else {
-        let err = MongoError::new(
-            ErrorCode::CommandNotFound,
-            format!("no such command: '{}'", req.name),
-        );
+        let err = MongoError::new(ErrorCode::CommandNotFound, format!("no such command: '{}'", req.name));
         return error_reply(shared, &err);
     };
-    let mut ctx = Ctx {
-        shared,
-        store,
-        conn,
-    };
+    // Until transactions land, refuse them rather than apply their writes outside one.
+    if req.body.contains_key("autocommit") || req.body.contains_key("startTransaction") {
+        let err = MongoError::new(
+            ErrorCode::IllegalOperation,
+            "multi-document transactions are not supported by this server yet",
+        );
+        return error_reply(shared, &err);
+    }
+    let mut ctx = Ctx { shared, store, conn };
     match (spec.handler)(&mut ctx, &req) {
-        Ok(reply) => finish(shared, reply),
+        Ok(mut reply) => {
+            if WRITE_CONCERN_COMMANDS.contains(&spec.name) {
+                if let Some(wce) = args::write_concern_error(shared, &req.body) {
+                    reply.insert("writeConcernError", wce);
+                }
+            }
+            finish(shared, reply)
+        }
         Err(e) => error_reply(shared, &e),
     }
 }
+
+/// Commands that take a writeConcern; after they run, a concern one node cannot satisfy is
+/// reported as mongod reports it (the write itself stands).
+const WRITE_CONCERN_COMMANDS: &[&str] = &[
+    "insert",
+    "update",
+    "delete",
+    "findAndModify",
+    "create",
+    "drop",
+    "dropDatabase",
+    "createIndexes",
+    "dropIndexes",
+    "renameCollection",
+    "collMod",
+];
 
 fn finish(shared: &Shared, mut reply: Document) -> Document {
     if !reply.contains_key("ok") {

@@ -1,9 +1,7 @@
 //! The one table of commands: name, aliases, handler, whether it runs before authentication,
 //! and one line of help. `listCommands` is generated from it.
 
-use super::{
-    admin, catalog, count, cursor, find, find_and_modify, handshake, index, write, Ctx, Request,
-};
+use super::{admin, catalog, count, cursor, find, find_and_modify, handshake, index, write, Ctx, Request};
 use crate::error::Result;
 use bson::Document;
 use std::collections::HashMap;
@@ -27,208 +25,51 @@ const fn cmd(
     pre_auth: bool,
     help: &'static str,
 ) -> CommandSpec {
-    CommandSpec {
-        name,
-        aliases,
-        handler,
-        pre_auth,
-        help,
-    }
+    CommandSpec { name, aliases, handler, pre_auth, help }
 }
 
-/// Sorted by name.
+/// Sorted by name (a unit test checks it).
+#[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
-    cmd(
-        "aggregate",
-        &[],
-        find::aggregate,
-        false,
-        "run an aggregation pipeline (subset until the aggregation issue)",
-    ),
-    cmd(
-        "buildInfo",
-        &["buildinfo"],
-        admin::build_info,
-        true,
-        "server version and build details",
-    ),
-    cmd(
-        "collStats",
-        &[],
-        catalog::coll_stats,
-        false,
-        "sizes and counts of one collection",
-    ),
-    cmd(
-        "connectionStatus",
-        &[],
-        admin::connection_status,
-        true,
-        "authenticated users of this connection",
-    ),
-    cmd(
-        "count",
-        &[],
-        count::count,
-        false,
-        "count documents matching a filter",
-    ),
+    cmd("aggregate", &[], find::aggregate, false, "run an aggregation pipeline (subset until the aggregation issue)"),
+    cmd("buildInfo", &["buildinfo"], admin::build_info, true, "server version and build details"),
+    cmd("collMod", &[], catalog::coll_mod, false, "change collection options"),
+    cmd("collStats", &[], catalog::coll_stats, false, "sizes and counts of one collection"),
+    cmd("connectionStatus", &[], admin::connection_status, true, "authenticated users of this connection"),
+    cmd("count", &[], count::count, false, "count documents matching a filter"),
     cmd("create", &[], catalog::create, false, "create a collection"),
-    cmd(
-        "createIndexes",
-        &[],
-        index::create_indexes,
-        false,
-        "build indexes",
-    ),
-    cmd(
-        "dbStats",
-        &[],
-        catalog::db_stats,
-        false,
-        "sizes and counts of one database",
-    ),
+    cmd("createIndexes", &[], index::create_indexes, false, "build indexes"),
+    cmd("createSearchIndexes", &[], catalog::search_index_unsupported, false, "Atlas Search only: refused"),
+    cmd("dbStats", &[], catalog::db_stats, false, "sizes and counts of one database"),
     cmd("delete", &[], write::delete, false, "delete documents"),
-    cmd(
-        "distinct",
-        &[],
-        count::distinct,
-        false,
-        "distinct values of a field",
-    ),
-    cmd(
-        "dropSearchIndex",
-        &[],
-        catalog::search_index_unsupported,
-        false,
-        "Atlas only",
-    ),
+    cmd("distinct", &[], count::distinct, false, "distinct values of a field"),
     cmd("drop", &[], catalog::drop, false, "drop a collection"),
-    cmd(
-        "dropDatabase",
-        &[],
-        catalog::drop_database,
-        false,
-        "drop a database",
-    ),
-    cmd(
-        "dropIndexes",
-        &["deleteIndexes"],
-        index::drop_indexes,
-        false,
-        "drop indexes",
-    ),
-    cmd(
-        "endSessions",
-        &[],
-        admin::end_sessions,
-        false,
-        "end logical sessions",
-    ),
+    cmd("dropDatabase", &[], catalog::drop_database, false, "drop a database"),
+    cmd("dropIndexes", &["deleteIndexes"], index::drop_indexes, false, "drop indexes"),
+    cmd("dropSearchIndex", &[], catalog::search_index_unsupported, false, "Atlas Search only: refused"),
+    cmd("endSessions", &[], admin::end_sessions, false, "end logical sessions"),
     cmd("find", &[], find::find, false, "query documents"),
-    cmd(
-        "findAndModify",
-        &["findandmodify"],
-        find_and_modify::find_and_modify,
-        false,
-        "update or delete one document and return it",
-    ),
-    cmd(
-        "getCmdLineOpts",
-        &[],
-        admin::get_cmd_line_opts,
-        false,
-        "the server's command-line options",
-    ),
+    cmd("findAndModify", &["findandmodify"], find_and_modify::find_and_modify, false, "update or delete one document and return it"),
+    cmd("getCmdLineOpts", &[], admin::get_cmd_line_opts, false, "the server's command-line options"),
     cmd("getLog", &[], admin::get_log, false, "recent log lines"),
-    cmd(
-        "getMore",
-        &[],
-        cursor::get_more,
-        false,
-        "next batch of a cursor",
-    ),
-    cmd(
-        "getParameter",
-        &[],
-        admin::get_parameter,
-        false,
-        "server parameters",
-    ),
-    cmd(
-        "hello",
-        &[],
-        handshake::hello,
-        true,
-        "handshake and topology",
-    ),
-    cmd(
-        "hostInfo",
-        &[],
-        admin::host_info,
-        false,
-        "the host the server runs on",
-    ),
+    cmd("getMore", &[], cursor::get_more, false, "next batch of a cursor"),
+    cmd("getParameter", &[], admin::get_parameter, false, "server parameters"),
+    cmd("hello", &[], handshake::hello, true, "handshake and topology"),
+    cmd("hostInfo", &[], admin::host_info, false, "the host the server runs on"),
     cmd("insert", &[], write::insert, false, "insert documents"),
-    cmd(
-        "isMaster",
-        &["ismaster"],
-        handshake::is_master,
-        true,
-        "legacy handshake",
-    ),
-    cmd(
-        "killCursors",
-        &[],
-        cursor::kill_cursors,
-        false,
-        "close cursors",
-    ),
-    cmd(
-        "listCollections",
-        &[],
-        catalog::list_collections,
-        false,
-        "collections of a database",
-    ),
+    cmd("isMaster", &["ismaster"], handshake::is_master, true, "legacy handshake"),
+    cmd("killCursors", &[], cursor::kill_cursors, false, "close cursors"),
+    cmd("listCollections", &[], catalog::list_collections, false, "collections of a database"),
     cmd("listCommands", &[], admin::list_commands, true, "this list"),
-    cmd(
-        "listDatabases",
-        &[],
-        catalog::list_databases,
-        false,
-        "databases with their sizes",
-    ),
-    cmd(
-        "listIndexes",
-        &[],
-        index::list_indexes,
-        false,
-        "indexes of a collection",
-    ),
+    cmd("listDatabases", &[], catalog::list_databases, false, "databases with their sizes"),
+    cmd("listIndexes", &[], index::list_indexes, false, "indexes of a collection"),
     cmd("ping", &[], admin::ping, true, "check the server answers"),
-    cmd(
-        "renameCollection",
-        &[],
-        catalog::rename_collection,
-        false,
-        "rename a collection",
-    ),
-    cmd(
-        "serverStatus",
-        &[],
-        admin::server_status,
-        false,
-        "server statistics",
-    ),
+    cmd("renameCollection", &[], catalog::rename_collection, false, "rename a collection"),
+    cmd("serverStatus", &[], admin::server_status, false, "server statistics"),
     cmd("update", &[], write::update, false, "update documents"),
-    cmd(
-        "whatsmyuri",
-        &[],
-        admin::whats_my_uri,
-        true,
-        "the client's address as the server sees it",
-    ),
+    cmd("updateSearchIndex", &[], catalog::search_index_unsupported, false, "Atlas Search only: refused"),
+    cmd("validate", &[], catalog::validate, false, "check a collection's records and indexes"),
+    cmd("whatsmyuri", &[], admin::whats_my_uri, true, "the client's address as the server sees it"),
 ];
 
 fn index() -> &'static HashMap<&'static str, &'static CommandSpec> {
@@ -255,15 +96,17 @@ mod tests {
 
     #[test]
     fn names_and_aliases_are_unique() {
-        let mut all: Vec<&str> = COMMANDS
-            .iter()
-            .flat_map(|c| std::iter::once(c.name).chain(c.aliases.iter().copied()))
-            .collect();
+        let mut all: Vec<&str> =
+            COMMANDS.iter().flat_map(|c| std::iter::once(c.name).chain(c.aliases.iter().copied())).collect();
         let n = all.len();
         all.sort();
         all.dedup();
         assert_eq!(all.len(), n);
         assert!(lookup("ismaster").is_some());
+        let names: Vec<&str> = COMMANDS.iter().map(|c| c.name).collect();
+        let mut sorted = names.clone();
+        sorted.sort_by_key(|n| n.to_lowercase());
+        assert_eq!(names, sorted);
         assert!(lookup("nosuch").is_none());
     }
 }

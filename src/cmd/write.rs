@@ -38,22 +38,13 @@ pub fn prepare_insert(mut d: Document) -> Result<Document> {
             d = with_id;
         }
         Some(Bson::Array(_)) => {
-            return Err(MongoError::new(
-                ErrorCode::InvalidIdField,
-                "The '_id' value cannot be of type array",
-            ))
+            return Err(MongoError::new(ErrorCode::InvalidIdField, "The '_id' value cannot be of type array"))
         }
         Some(Bson::RegularExpression(_)) => {
-            return Err(MongoError::new(
-                ErrorCode::InvalidIdField,
-                "can't use a regex for _id",
-            ))
+            return Err(MongoError::new(ErrorCode::InvalidIdField, "can't use a regex for _id"))
         }
         Some(Bson::Undefined) => {
-            return Err(MongoError::new(
-                ErrorCode::InvalidIdField,
-                "can't use a undefined for _id",
-            ))
+            return Err(MongoError::new(ErrorCode::InvalidIdField, "can't use a undefined for _id"))
         }
         Some(id) => {
             if let Bson::Document(d) = id {
@@ -84,9 +75,7 @@ fn check_id_storage(d: &Document) -> Result<()> {
         if k.starts_with('$') {
             return Err(MongoError::new(
                 ErrorCode::DollarPrefixedFieldName,
-                format!(
-                    "_id fields may not contain '$'-prefixed fields: {k} is not valid for storage."
-                ),
+                format!("_id fields may not contain '$'-prefixed fields: {k} is not valid for storage."),
             ));
         }
         if let Bson::Document(sub) = v {
@@ -122,11 +111,7 @@ pub fn validate_document(
         log::warn!("Document would fail validation: collection {}", coll.ns);
         return Ok(());
     }
-    Err(MongoError::new(
-        ErrorCode::DocumentValidationFailure,
-        "Document failed validation",
-    )
-    .with_info(doc! {
+    Err(MongoError::new(ErrorCode::DocumentValidationFailure, "Document failed validation").with_info(doc! {
         "errInfo": {
             "failingDocumentId": doc.get("_id").cloned().unwrap_or(Bson::Null),
             "details": { "operatorName": "$and", "schemaRulesNotSatisfied": [] },
@@ -156,10 +141,7 @@ pub fn insert(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let ordered = args::opt_bool(req, "ordered")?.unwrap_or(true);
     let durable = args::journal_required(ctx, req)?;
     let bypass = args::opt_bool(req, "bypassDocumentValidation")?.unwrap_or(false);
-    let mut out = WriteOutcome {
-        n: 0,
-        errors: Vec::new(),
-    };
+    let mut out = WriteOutcome { n: 0, errors: Vec::new() };
     let prepared: Vec<Result<Document>> = docs.into_iter().map(prepare_insert).collect();
     let mut i = 0;
     while i < prepared.len() {
@@ -169,19 +151,14 @@ pub fn insert(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             .find(|j| prepared[*j].is_err())
             .unwrap_or(prepared.len().min(i + INSERT_GROUP));
         if end > i {
-            let group: Vec<&Document> = prepared[i..end]
-                .iter()
-                .filter_map(|r| r.as_ref().ok())
-                .collect();
-            let grouped = ctx
-                .store
-                .write_collection(&req.db, &coll, true, false, |t, c| {
-                    for d in &group {
-                        validate_document(c, d, None, bypass)?;
-                        t.insert(c, d)?;
-                    }
-                    Ok(())
-                });
+            let group: Vec<&Document> = prepared[i..end].iter().filter_map(|r| r.as_ref().ok()).collect();
+            let grouped = ctx.store.write_collection(&req.db, &coll, true, false, |t, c| {
+                for d in &group {
+                    validate_document(c, d, None, bypass)?;
+                    t.insert(c, d)?;
+                }
+                Ok(())
+            });
             match grouped {
                 Ok(_) => out.n += group.len(),
                 Err(StoreError::Engine(e)) => return Err(StoreError::Engine(e).into()),
@@ -214,10 +191,7 @@ pub fn insert(ctx: &mut Ctx, req: &Request) -> Result<Document> {
 }
 
 fn finish_insert(ctx: &mut Ctx, durable: bool, out: WriteOutcome) -> Result<Document> {
-    ctx.shared
-        .stats
-        .insert
-        .fetch_add(out.n as u64, Ordering::Relaxed);
+    ctx.shared.stats.insert.fetch_add(out.n as u64, Ordering::Relaxed);
     if durable {
         ctx.store.flush_journal()?;
     }
@@ -255,22 +229,23 @@ pub fn parse_update_stmt(u: &Document) -> Result<UpdateStmt> {
             ))
         }
     };
-    let array_filters: Option<Vec<Document>> =
-        match u.get("arrayFilters") {
-            None | Some(Bson::Null) => None,
-            Some(Bson::Array(a)) => Some(
-                a.iter()
-                    .map(|f| {
-                        f.as_document().cloned().ok_or_else(|| {
-                            MongoError::type_mismatch("arrayFilters must be objects")
-                        })
-                    })
-                    .collect::<Result<_>>()?,
-            ),
-            Some(_) => return Err(MongoError::type_mismatch(
+    let array_filters: Option<Vec<Document>> = match u.get("arrayFilters") {
+        None | Some(Bson::Null) => None,
+        Some(Bson::Array(a)) => Some(
+            a.iter()
+                .map(|f| {
+                    f.as_document()
+                        .cloned()
+                        .ok_or_else(|| MongoError::type_mismatch("arrayFilters must be objects"))
+                })
+                .collect::<Result<_>>()?,
+        ),
+        Some(_) => {
+            return Err(MongoError::type_mismatch(
                 "BSON field 'update.updates.arrayFilters' is the wrong type, expected type 'array'",
-            )),
-        };
+            ))
+        }
+    };
     let spec = match u.get("u") {
         Some(Bson::Document(d)) => update::parse_update(d, array_filters.as_deref())?,
         Some(Bson::Array(_)) => {
@@ -314,15 +289,7 @@ pub fn parse_update_stmt(u: &Document) -> Result<UpdateStmt> {
     }
     let matcher = Matcher::parse(&filter)?;
     let hint = u.get("hint").filter(|h| !matches!(h, Bson::Null)).cloned();
-    Ok(UpdateStmt {
-        filter,
-        matcher,
-        spec,
-        upsert,
-        multi,
-        hint,
-        bypass: false,
-    })
+    Ok(UpdateStmt { filter, matcher, spec, upsert, multi, hint, bypass: false })
 }
 
 /// What one update statement did.
@@ -363,51 +330,49 @@ fn update_by_rid(
     stmt: &UpdateStmt,
 ) -> Result<Option<(Document, Document, bool)>> {
     let mut failure: Option<MongoError> = None;
-    let r = ctx
-        .store
-        .write_collection(&coll.db, &coll.name, false, false, |t, c| {
-            failure = None;
-            let Some(old) = t.get(c, rid)? else {
-                return Ok(None);
-            };
-            let (matched, pos) = stmt.matcher.matches_with_details(&old);
-            if !matched {
-                return Ok(None);
-            }
-            let (mut new, changed) = match update::apply_update(&stmt.spec, &old, false, pos) {
-                Ok(r) => r,
-                Err(e) => {
-                    failure = Some(e);
-                    return Ok(None);
-                }
-            };
-            if let UpdateSpec::Replacement(_) = stmt.spec {
-                // A replacement keeps the original _id, first.
-                if new.get("_id").is_none() {
-                    let mut with_id = doc! { "_id": old.get("_id").cloned().unwrap_or(Bson::Null) };
-                    with_id.extend(new);
-                    new = with_id;
-                }
-            }
-            if let Err(e) = check_update_result(&old, &new).and_then(|_| {
-                if changed {
-                    validate_document(c, &new, Some(&old), stmt.bypass)
-                } else {
-                    Ok(())
-                }
-            }) {
+    let r = ctx.store.write_collection(&coll.db, &coll.name, false, false, |t, c| {
+        failure = None;
+        let Some(old) = t.get(c, rid)? else {
+            return Ok(None);
+        };
+        let (matched, pos) = stmt.matcher.matches_with_details(&old);
+        if !matched {
+            return Ok(None);
+        }
+        let (mut new, changed) = match update::apply_update(&stmt.spec, &old, false, pos) {
+            Ok(r) => r,
+            Err(e) => {
                 failure = Some(e);
                 return Ok(None);
             }
-            if changed {
-                let o = match stmt.spec {
-                    UpdateSpec::Replacement(_) => new.clone(),
-                    _ => oplog::update_diff(&old, &new),
-                };
-                t.update(c, rid, &old, &new, o)?;
+        };
+        if let UpdateSpec::Replacement(_) = stmt.spec {
+            // A replacement keeps the original _id, first.
+            if new.get("_id").is_none() {
+                let mut with_id = doc! { "_id": old.get("_id").cloned().unwrap_or(Bson::Null) };
+                with_id.extend(new);
+                new = with_id;
             }
-            Ok(Some((old, new, changed)))
-        });
+        }
+        if let Err(e) = check_update_result(&old, &new).and_then(|_| {
+            if changed {
+                validate_document(c, &new, Some(&old), stmt.bypass)
+            } else {
+                Ok(())
+            }
+        }) {
+            failure = Some(e);
+            return Ok(None);
+        }
+        if changed {
+            let o = match stmt.spec {
+                UpdateSpec::Replacement(_) => new.clone(),
+                _ => oplog::update_diff(&old, &new),
+            };
+            t.update(c, rid, &old, &new, o)?;
+        }
+        Ok(Some((old, new, changed)))
+    });
     if let Some(e) = failure {
         return Err(e);
     }
@@ -426,10 +391,8 @@ pub fn run_update(
     let mut res = UpdateResult::default();
     if let Some(coll) = ctx.shared.store.catalog.get(&ns) {
         let access = planner::plan(&coll, &stmt.filter, sort, stmt.hint.as_ref())?;
-        let sort_spec = sort
-            .filter(|s| !s.is_empty())
-            .map(crate::query::sort::SortSpec::parse)
-            .transpose()?;
+        let sort_spec =
+            sort.filter(|s| !s.is_empty()).map(crate::query::sort::SortSpec::parse).transpose()?;
         let mut exec = Exec::new(
             coll.clone(),
             access,
@@ -521,10 +484,7 @@ pub fn update(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             }
         }
     }
-    ctx.shared
-        .stats
-        .update
-        .fetch_add(stmts.len() as u64, Ordering::Relaxed);
+    ctx.shared.stats.update.fetch_add(stmts.len() as u64, Ordering::Relaxed);
     if durable {
         ctx.store.flush_journal()?;
     }
@@ -545,18 +505,16 @@ pub fn delete_by_rid(
     rid: i64,
     matcher: &Matcher,
 ) -> Result<Option<Document>> {
-    let r = ctx
-        .store
-        .write_collection(&coll.db, &coll.name, false, false, |t, c| {
-            let Some(old) = t.get(c, rid)? else {
-                return Ok(None);
-            };
-            if !matcher.matches(&old) {
-                return Ok(None);
-            }
-            t.delete(c, rid, &old)?;
-            Ok(Some(old))
-        })?;
+    let r = ctx.store.write_collection(&coll.db, &coll.name, false, false, |t, c| {
+        let Some(old) = t.get(c, rid)? else {
+            return Ok(None);
+        };
+        if !matcher.matches(&old) {
+            return Ok(None);
+        }
+        t.delete(c, rid, &old)?;
+        Ok(Some(old))
+    })?;
     Ok(r.flatten())
 }
 
@@ -571,26 +529,29 @@ pub fn delete(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let mut errors = Vec::new();
     for (i, d) in stmts.iter().enumerate() {
         let r = (|| -> Result<usize> {
-            let filter =
-                match d.get("q") {
-                    Some(Bson::Document(q)) => q.clone(),
-                    Some(_) => return Err(MongoError::type_mismatch(
+            let filter = match d.get("q") {
+                Some(Bson::Document(q)) => q.clone(),
+                Some(_) => {
+                    return Err(MongoError::type_mismatch(
                         "BSON field 'delete.deletes.q' is the wrong type, expected type 'object'",
-                    )),
-                    None => {
-                        return Err(MongoError::new(
-                            ErrorCode::Location40414,
-                            "BSON field 'delete.deletes.q' is missing but a required field",
-                        ))
-                    }
-                };
+                    ))
+                }
+                None => {
+                    return Err(MongoError::new(
+                        ErrorCode::Location40414,
+                        "BSON field 'delete.deletes.q' is missing but a required field",
+                    ))
+                }
+            };
             let limit = match d.get("limit") {
                 Some(Bson::Int32(n)) => *n as i64,
                 Some(Bson::Int64(n)) => *n,
                 Some(Bson::Double(n)) => *n as i64,
-                Some(_) => return Err(MongoError::type_mismatch(
-                    "BSON field 'delete.deletes.limit' is the wrong type, expected type 'number'",
-                )),
+                Some(_) => {
+                    return Err(MongoError::type_mismatch(
+                        "BSON field 'delete.deletes.limit' is the wrong type, expected type 'number'",
+                    ))
+                }
                 None => {
                     return Err(MongoError::new(
                         ErrorCode::Location40414,
@@ -643,10 +604,7 @@ pub fn delete(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             }
         }
     }
-    ctx.shared
-        .stats
-        .delete
-        .fetch_add(n as u64, Ordering::Relaxed);
+    ctx.shared.stats.delete.fetch_add(n as u64, Ordering::Relaxed);
     if durable {
         ctx.store.flush_journal()?;
     }

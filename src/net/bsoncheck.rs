@@ -31,10 +31,7 @@ pub struct BsonCheckError {
 
 impl BsonCheckError {
     fn invalid(message: impl Into<String>) -> Self {
-        BsonCheckError {
-            kind: BsonCheckKind::Invalid,
-            message: message.into(),
-        }
+        BsonCheckError { kind: BsonCheckKind::Invalid, message: message.into() }
     }
 }
 
@@ -68,12 +65,7 @@ fn read_i32(bytes: &[u8], pos: usize) -> Option<i32> {
 }
 
 /// Reads a NUL-terminated UTF-8 string in `bytes[pos..limit]`; returns the index just past the NUL.
-fn read_cstring(
-    bytes: &[u8],
-    pos: usize,
-    limit: usize,
-    what: &str,
-) -> Result<usize, BsonCheckError> {
+fn read_cstring(bytes: &[u8], pos: usize, limit: usize, what: &str) -> Result<usize, BsonCheckError> {
     let region = bytes.get(pos..limit).unwrap_or(&[]);
     let nul = region
         .iter()
@@ -85,31 +77,20 @@ fn read_cstring(
 }
 
 /// Reads a length-prefixed BSON string ending at or before `limit`; returns the index past it.
-fn read_string(
-    bytes: &[u8],
-    pos: usize,
-    limit: usize,
-    what: &str,
-) -> Result<usize, BsonCheckError> {
+fn read_string(bytes: &[u8], pos: usize, limit: usize, what: &str) -> Result<usize, BsonCheckError> {
     let len = read_i32(bytes, pos)
         .filter(|_| pos + 4 <= limit)
         .ok_or_else(|| BsonCheckError::invalid(format!("truncated {what} length")))?;
     if len < 1 {
-        return Err(BsonCheckError::invalid(format!(
-            "invalid {what} length {len}"
-        )));
+        return Err(BsonCheckError::invalid(format!("invalid {what} length {len}")));
     }
     let start = pos + 4;
     let end = start
         .checked_add(len as usize)
         .filter(|&e| e <= limit)
-        .ok_or_else(|| {
-            BsonCheckError::invalid(format!("{what} length {len} exceeds its document"))
-        })?;
+        .ok_or_else(|| BsonCheckError::invalid(format!("{what} length {len} exceeds its document")))?;
     if bytes.get(end - 1) != Some(&0) {
-        return Err(BsonCheckError::invalid(format!(
-            "{what} is not NUL-terminated"
-        )));
+        return Err(BsonCheckError::invalid(format!("{what} is not NUL-terminated")));
     }
     std::str::from_utf8(&bytes[start..end - 1])
         .map_err(|_| BsonCheckError::invalid(format!("invalid UTF-8 in {what}")))?;
@@ -120,38 +101,29 @@ fn read_string(
 /// levels deep. Iterative: hostile nesting cannot overflow the stack, and the explicit stack
 /// never grows past `max_depth + 1` frames.
 pub fn validate(bytes: &[u8], max_depth: usize) -> Result<(), BsonCheckError> {
-    let declared = read_i32(bytes, 0)
-        .ok_or_else(|| BsonCheckError::invalid("document shorter than 4 bytes"))?;
+    let declared =
+        read_i32(bytes, 0).ok_or_else(|| BsonCheckError::invalid("document shorter than 4 bytes"))?;
     if declared < MIN_DOC_LEN as i32 || declared as usize != bytes.len() {
         return Err(BsonCheckError::invalid(format!(
             "document length field {declared} does not match the {} bytes given",
             bytes.len()
         )));
     }
-    let mut stack = vec![Frame {
-        end: bytes.len() - 1,
-        cws_end: None,
-    }];
+    let mut stack = vec![Frame { end: bytes.len() - 1, cws_end: None }];
     let mut pos = 4;
     while let Some(top) = stack.last() {
         let end = top.end;
-        let type_byte = *bytes
-            .get(pos)
-            .ok_or_else(|| BsonCheckError::invalid("document truncated"))?;
+        let type_byte = *bytes.get(pos).ok_or_else(|| BsonCheckError::invalid("document truncated"))?;
         if type_byte == 0 {
             if pos != end {
-                return Err(BsonCheckError::invalid(
-                    "document terminator before its declared end",
-                ));
+                return Err(BsonCheckError::invalid("document terminator before its declared end"));
             }
             let cws_end = top.cws_end;
             stack.pop();
             pos += 1;
             if let Some(cws_end) = cws_end {
                 if pos != cws_end {
-                    return Err(BsonCheckError::invalid(
-                        "code with scope length inconsistent",
-                    ));
+                    return Err(BsonCheckError::invalid("code with scope length inconsistent"));
                 }
             }
             continue;
@@ -162,9 +134,9 @@ pub fn validate(bytes: &[u8], max_depth: usize) -> Result<(), BsonCheckError> {
         // Every value must end at or before the document's terminator.
         pos = read_cstring(bytes, pos + 1, end, "element name")?;
         let fixed = |at: usize, n: usize| -> Result<usize, BsonCheckError> {
-            at.checked_add(n).filter(|&e| e <= end).ok_or_else(|| {
-                BsonCheckError::invalid(format!("value of type 0x{type_byte:02x} truncated"))
-            })
+            at.checked_add(n)
+                .filter(|&e| e <= end)
+                .ok_or_else(|| BsonCheckError::invalid(format!("value of type 0x{type_byte:02x} truncated")))
         };
         pos = match type_byte {
             0x01 | 0x09 | 0x11 | 0x12 => fixed(pos, 8)?, // double, datetime, timestamp, int64
@@ -195,26 +167,19 @@ pub fn validate(bytes: &[u8], max_depth: usize) -> Result<(), BsonCheckError> {
                     .filter(|_| pos + 5 <= end)
                     .ok_or_else(|| BsonCheckError::invalid("truncated binary header"))?;
                 if len < 0 {
-                    return Err(BsonCheckError::invalid(format!(
-                        "negative binary length {len}"
-                    )));
+                    return Err(BsonCheckError::invalid(format!("negative binary length {len}")));
                 }
                 let subtype = bytes[pos + 4];
                 let data = pos + 5;
-                let data_end = data
-                    .checked_add(len as usize)
-                    .filter(|&e| e <= end)
-                    .ok_or_else(|| {
-                        BsonCheckError::invalid(format!("binary length {len} exceeds its document"))
-                    })?;
+                let data_end = data.checked_add(len as usize).filter(|&e| e <= end).ok_or_else(|| {
+                    BsonCheckError::invalid(format!("binary length {len} exceeds its document"))
+                })?;
                 if subtype == 0x02 {
                     // The deprecated "old binary" subtype repeats the length inside the payload.
                     match read_i32(bytes, data) {
                         Some(inner) if len >= 4 && inner == len - 4 => {}
                         _ => {
-                            return Err(BsonCheckError::invalid(
-                                "old binary (subtype 2) length inconsistent",
-                            ))
+                            return Err(BsonCheckError::invalid("old binary (subtype 2) length inconsistent"))
                         }
                     }
                 }
@@ -224,22 +189,17 @@ pub fn validate(bytes: &[u8], max_depth: usize) -> Result<(), BsonCheckError> {
                 let mut cws_end = None;
                 let doc_start = if type_byte == 0x0F {
                     // int32 total length, string code, document scope.
-                    let total =
-                        read_i32(bytes, pos)
-                            .filter(|_| pos + 4 <= end)
-                            .ok_or_else(|| {
-                                BsonCheckError::invalid("truncated code with scope length")
-                            })?;
+                    let total = read_i32(bytes, pos)
+                        .filter(|_| pos + 4 <= end)
+                        .ok_or_else(|| BsonCheckError::invalid("truncated code with scope length"))?;
                     // 4 (total) + 5 (empty string) + 5 (empty scope)
                     if total < 14 {
                         return Err(BsonCheckError::invalid(format!(
                             "invalid code with scope length {total}"
                         )));
                     }
-                    let total_end = pos
-                        .checked_add(total as usize)
-                        .filter(|&e| e <= end)
-                        .ok_or_else(|| {
+                    let total_end =
+                        pos.checked_add(total as usize).filter(|&e| e <= end).ok_or_else(|| {
                             BsonCheckError::invalid("code with scope length exceeds its document")
                         })?;
                     cws_end = Some(total_end);
@@ -251,36 +211,25 @@ pub fn validate(bytes: &[u8], max_depth: usize) -> Result<(), BsonCheckError> {
                     .filter(|_| doc_start + 4 <= end)
                     .ok_or_else(|| BsonCheckError::invalid("truncated embedded document length"))?;
                 if len < MIN_DOC_LEN as i32 {
-                    return Err(BsonCheckError::invalid(format!(
-                        "invalid embedded document length {len}"
-                    )));
+                    return Err(BsonCheckError::invalid(format!("invalid embedded document length {len}")));
                 }
                 let doc_end = doc_start
                     .checked_add(len as usize)
                     .filter(|&e| e <= cws_end.unwrap_or(end))
                     .ok_or_else(|| {
-                        BsonCheckError::invalid(format!(
-                            "embedded document length {len} exceeds its parent"
-                        ))
+                        BsonCheckError::invalid(format!("embedded document length {len} exceeds its parent"))
                     })?;
                 if stack.len() > max_depth {
                     return Err(BsonCheckError {
                         kind: BsonCheckKind::TooDeep,
-                        message: format!(
-                            "BSONObj exceeded maximum nested object depth: {max_depth}"
-                        ),
+                        message: format!("BSONObj exceeded maximum nested object depth: {max_depth}"),
                     });
                 }
-                stack.push(Frame {
-                    end: doc_end - 1,
-                    cws_end,
-                });
+                stack.push(Frame { end: doc_end - 1, cws_end });
                 doc_start + 4
             }
             other => {
-                return Err(BsonCheckError::invalid(format!(
-                    "unknown BSON type 0x{other:02x}"
-                )));
+                return Err(BsonCheckError::invalid(format!("unknown BSON type 0x{other:02x}")));
             }
         };
     }
@@ -438,17 +387,11 @@ mod tests {
     #[test]
     fn hundred_thousand_levels_do_not_overflow() {
         let bomb = nested(100_000, false);
-        assert_eq!(
-            validate(&bomb, 200).unwrap_err().kind,
-            BsonCheckKind::TooDeep
-        );
+        assert_eq!(validate(&bomb, 200).unwrap_err().kind, BsonCheckKind::TooDeep);
         // Even with no practical limit the iterative walk copes...
         validate(&bomb, usize::MAX).unwrap();
         // ...and parse_document still refuses to hand it to the recursive decoder.
-        assert_eq!(
-            parse_document(&bomb, usize::MAX).unwrap_err().kind,
-            BsonCheckKind::TooDeep
-        );
+        assert_eq!(parse_document(&bomb, usize::MAX).unwrap_err().kind, BsonCheckKind::TooDeep);
         let arrays = nested(100_000, true);
         assert!(parse_document(&arrays, 200).is_err());
     }
@@ -516,9 +459,7 @@ mod tests {
         b[7] = 2;
         assert!(validate(&b, 10).is_err());
         // Old binary with a lying inner length.
-        let mut b = to_bytes(
-            &doc! { "o": Binary { subtype: BinarySubtype::BinaryOld, bytes: vec![1, 2] } },
-        );
+        let mut b = to_bytes(&doc! { "o": Binary { subtype: BinarySubtype::BinaryOld, bytes: vec![1, 2] } });
         let inner = b.len() - 1 - 6;
         b[inner] = 9;
         assert!(validate(&b, 10).is_err());
@@ -549,10 +490,7 @@ mod tests {
     fn check_agrees(bytes: &[u8]) -> bool {
         match validate(bytes, 50) {
             Ok(()) => {
-                assert!(
-                    parse_document(bytes, 50).is_ok(),
-                    "validated but undecodable: {bytes:?}"
-                );
+                assert!(parse_document(bytes, 50).is_ok(), "validated but undecodable: {bytes:?}");
                 true
             }
             Err(_) => false,

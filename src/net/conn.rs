@@ -56,11 +56,7 @@ pub fn serve(stream: TcpStream, shared: &Arc<Shared>, id: i64) {
         match reply {
             Reply::None => {}
             Reply::Frame(frame) => {
-                if writer
-                    .write_all(&frame)
-                    .and_then(|_| writer.flush())
-                    .is_err()
-                {
+                if writer.write_all(&frame).and_then(|_| writer.flush()).is_err() {
                     break;
                 }
             }
@@ -143,7 +139,9 @@ fn handle_op_query(
             if !matches!(name.as_str(), "isMaster" | "ismaster" | "hello") {
                 let err = MongoError::new(
                     ErrorCode::UnsupportedOpQueryCommand,
-                    format!("Unsupported OP_QUERY command: {name}. The client driver may require an upgrade."),
+                    format!(
+                        "Unsupported OP_QUERY command: {name}. The client driver may require an upgrade."
+                    ),
                 );
                 cmd::error_reply(shared, &err)
             } else {

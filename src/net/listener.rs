@@ -12,12 +12,10 @@ use std::thread::JoinHandle;
 
 /// Binds with SO_REUSEADDR so a restarted daemon can take its port back at once.
 pub fn bind(host: &str, port: u16) -> io::Result<(TcpListener, SocketAddr)> {
-    let addr = (host, port).to_socket_addrs()?.next().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("cannot resolve {host}"),
-        )
-    })?;
+    let addr = (host, port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("cannot resolve {host}")))?;
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.bind(&addr.into())?;
@@ -55,13 +53,7 @@ impl Listener {
         let accept_thread = std::thread::Builder::new()
             .name("accept".into())
             .spawn(move || accept_loop(listener, shared2, conns2))?;
-        Ok(Listener {
-            addr,
-            accept_thread: Some(accept_thread),
-            conns,
-            shared,
-            signal: Some(signal),
-        })
+        Ok(Listener { addr, accept_thread: Some(accept_thread), conns, shared, signal: Some(signal) })
     }
 
     /// Stops accepting, closes every client socket and joins the connection threads.
@@ -112,10 +104,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>, conns: ConnMap) {
         };
         let current = shared.stats.connections_current.load(Ordering::SeqCst);
         if current as usize >= shared.config.max_connections {
-            shared
-                .stats
-                .connections_rejected
-                .fetch_add(1, Ordering::Relaxed);
+            shared.stats.connections_rejected.fetch_add(1, Ordering::Relaxed);
             log::warn!("connection refused because too many open connections: {current}");
             let _ = stream.shutdown(Shutdown::Both);
             continue;
@@ -125,27 +114,16 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>, conns: ConnMap) {
         let Ok(registered) = stream.try_clone() else {
             continue;
         };
-        shared
-            .stats
-            .connections_current
-            .fetch_add(1, Ordering::SeqCst);
-        shared
-            .stats
-            .connections_total
-            .fetch_add(1, Ordering::Relaxed);
+        shared.stats.connections_current.fetch_add(1, Ordering::SeqCst);
+        shared.stats.connections_total.fetch_add(1, Ordering::Relaxed);
         let shared2 = shared.clone();
         let conns2 = conns.clone();
         // Register before the thread starts so it can always find (and remove) itself.
         conns.lock().insert(id, (registered, None));
-        let spawned = std::thread::Builder::new()
-            .name(format!("conn{id}"))
-            .stack_size(CONN_STACK)
-            .spawn(move || {
+        let spawned =
+            std::thread::Builder::new().name(format!("conn{id}")).stack_size(CONN_STACK).spawn(move || {
                 super::conn::serve(stream, &shared2, id);
-                shared2
-                    .stats
-                    .connections_current
-                    .fetch_sub(1, Ordering::SeqCst);
+                shared2.stats.connections_current.fetch_sub(1, Ordering::SeqCst);
                 conns2.lock().remove(&id);
             });
         match spawned {
@@ -157,10 +135,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>, conns: ConnMap) {
             Err(e) => {
                 log::warn!("cannot start a connection thread: {e}");
                 conns.lock().remove(&id);
-                shared
-                    .stats
-                    .connections_current
-                    .fetch_sub(1, Ordering::SeqCst);
+                shared.stats.connections_current.fetch_sub(1, Ordering::SeqCst);
             }
         }
     }

@@ -97,12 +97,7 @@ pub struct Header {
 impl Header {
     pub fn parse(bytes: &[u8; HEADER_LEN]) -> Header {
         let f = |i: usize| i32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
-        Header {
-            length: f(0),
-            request_id: f(4),
-            response_to: f(8),
-            op_code: f(12),
-        }
+        Header { length: f(0), request_id: f(4), response_to: f(8), op_code: f(12) }
     }
 
     pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
@@ -177,10 +172,7 @@ impl WireError {
     }
 
     fn protocol(code: ErrorCode, message: impl Into<String>) -> Self {
-        WireError::Protocol(RequestError {
-            code,
-            message: message.into(),
-        })
+        WireError::Protocol(RequestError { code, message: message.into() })
     }
 }
 
@@ -294,16 +286,9 @@ fn cstring(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
 
 /// Takes the BSON document at the start of `bytes` by its length prefix, checking the prefix
 /// against `max_size` and the bytes present. Returns (document bytes, rest).
-fn take_doc<'a>(
-    bytes: &'a [u8],
-    max_size: usize,
-    what: &str,
-) -> Result<(&'a [u8], &'a [u8]), WireError> {
+fn take_doc<'a>(bytes: &'a [u8], max_size: usize, what: &str) -> Result<(&'a [u8], &'a [u8]), WireError> {
     let len = le_i32(bytes, 0).ok_or_else(|| {
-        WireError::protocol(
-            ErrorCode::InvalidBSON,
-            format!("{what}: no room for a BSON length"),
-        )
+        WireError::protocol(ErrorCode::InvalidBSON, format!("{what}: no room for a BSON length"))
     })?;
     if len < 5 {
         return Err(WireError::protocol(
@@ -315,7 +300,9 @@ fn take_doc<'a>(
     if len > max_size {
         return Err(WireError::protocol(
             ErrorCode::BSONObjectTooLarge,
-            format!("BSONObj size: {len} (0x{len:X}) is invalid. Size must be between 0 and {max_size}(16MB)"),
+            format!(
+                "BSONObj size: {len} (0x{len:X}) is invalid. Size must be between 0 and {max_size}(16MB)"
+            ),
         ));
     }
     if len > bytes.len() {
@@ -333,10 +320,7 @@ pub enum Section<'a> {
     /// Kind 0: the command document.
     Body(&'a [u8]),
     /// Kind 1: identifier plus zero or more documents.
-    Sequence {
-        identifier: &'a str,
-        documents: Vec<&'a [u8]>,
-    },
+    Sequence { identifier: &'a str, documents: Vec<&'a [u8]> },
 }
 
 /// A parsed OP_MSG request.
@@ -369,11 +353,7 @@ const CRC32C_TABLE: [u32; 256] = {
         let mut c = i as u32;
         let mut k = 0;
         while k < 8 {
-            c = if c & 1 != 0 {
-                (c >> 1) ^ 0x82F6_3B78
-            } else {
-                c >> 1
-            };
+            c = if c & 1 != 0 { (c >> 1) ^ 0x82F6_3B78 } else { c >> 1 };
             k += 1;
         }
         table[i] = c;
@@ -403,17 +383,11 @@ fn op_msg_checksum(header: &Header, body_without_crc: &[u8]) -> u32 {
 
 /// Checks flags and checksum and splits an OP_MSG body into raw sections; no document is
 /// decoded. `header` must be the header read with `body` (the checksum covers it).
-pub fn split_op_msg<'a>(
-    header: &Header,
-    body: &'a [u8],
-) -> Result<(u32, Vec<Section<'a>>), WireError> {
-    let flags = le_u32(body, 0).ok_or_else(|| {
-        WireError::protocol(ErrorCode::Overflow, "OP_MSG too short to hold its flags")
-    })?;
+pub fn split_op_msg<'a>(header: &Header, body: &'a [u8]) -> Result<(u32, Vec<Section<'a>>), WireError> {
+    let flags = le_u32(body, 0)
+        .ok_or_else(|| WireError::protocol(ErrorCode::Overflow, "OP_MSG too short to hold its flags"))?;
     if flags & REQUIRED_FLAGS_MASK & !KNOWN_FLAGS != 0 {
-        return Err(WireError::Fatal(format!(
-            "Message contains illegal flags value: Ob{flags:032b}"
-        )));
+        return Err(WireError::Fatal(format!("Message contains illegal flags value: Ob{flags:032b}")));
     }
     let mut end = body.len();
     if flags & FLAG_CHECKSUM_PRESENT != 0 {
@@ -426,9 +400,7 @@ pub fn split_op_msg<'a>(
         end -= 4;
         let sent = le_u32(body, end).unwrap_or(0);
         if sent != op_msg_checksum(header, &body[..end]) {
-            return Err(WireError::Fatal(
-                "OP_MSG checksum does not match contents".into(),
-            ));
+            return Err(WireError::Fatal("OP_MSG checksum does not match contents".into()));
         }
     }
     let mut rest = &body[4..end];
@@ -452,16 +424,11 @@ pub fn split_op_msg<'a>(
             1 => {
                 // mongod accepts at most two sequences and drops the connection otherwise.
                 if sequence_count >= 2 {
-                    return Err(WireError::Fatal(
-                        "Too many document sequences in OP_MSG".into(),
-                    ));
+                    return Err(WireError::Fatal("Too many document sequences in OP_MSG".into()));
                 }
                 sequence_count += 1;
                 let size = le_i32(after_kind, 0).ok_or_else(|| {
-                    WireError::protocol(
-                        ErrorCode::Overflow,
-                        "OP_MSG document sequence: no room for its size",
-                    )
+                    WireError::protocol(ErrorCode::Overflow, "OP_MSG document sequence: no room for its size")
                 })?;
                 if size < 4 || size as usize > after_kind.len() {
                     return Err(WireError::protocol(
@@ -483,9 +450,9 @@ pub fn split_op_msg<'a>(
                         "OP_MSG document sequence identifier is not valid UTF-8",
                     )
                 })?;
-                let duplicate = sections.iter().any(
-                    |s| matches!(s, Section::Sequence { identifier: i, .. } if *i == identifier),
-                );
+                let duplicate = sections
+                    .iter()
+                    .any(|s| matches!(s, Section::Sequence { identifier: i, .. } if *i == identifier));
                 if duplicate {
                     return Err(WireError::protocol(
                         ErrorCode::ProtocolError,
@@ -503,15 +470,11 @@ pub fn split_op_msg<'a>(
                             ),
                         ));
                     }
-                    let (doc, after_doc) =
-                        take_doc(docs, MAX_COMMAND_SIZE, "OP_MSG document sequence")?;
+                    let (doc, after_doc) = take_doc(docs, MAX_COMMAND_SIZE, "OP_MSG document sequence")?;
                     documents.push(doc);
                     docs = after_doc;
                 }
-                sections.push(Section::Sequence {
-                    identifier,
-                    documents,
-                });
+                sections.push(Section::Sequence { identifier, documents });
             }
             other => {
                 return Err(WireError::protocol(
@@ -522,10 +485,7 @@ pub fn split_op_msg<'a>(
         }
     }
     if !have_body {
-        return Err(WireError::protocol(
-            ErrorCode::ProtocolError,
-            "OP_MSG messages must have a body",
-        ));
+        return Err(WireError::protocol(ErrorCode::ProtocolError, "OP_MSG messages must have a body"));
     }
     Ok((flags, sections))
 }
@@ -554,10 +514,7 @@ pub fn parse_op_msg(header: &Header, body: &[u8]) -> Result<OpMsg, WireError> {
     for section in sections {
         match section {
             Section::Body(raw) => command = Some(bsoncheck::parse_document(raw, MAX_BSON_DEPTH)?),
-            Section::Sequence {
-                identifier,
-                documents,
-            } => {
+            Section::Sequence { identifier, documents } => {
                 let mut docs = Vec::with_capacity(documents.len());
                 for raw in documents {
                     docs.push(bsoncheck::parse_document(raw, MAX_BSON_DEPTH)?);
@@ -567,9 +524,8 @@ pub fn parse_op_msg(header: &Header, body: &[u8]) -> Result<OpMsg, WireError> {
         }
     }
     // split_op_msg guarantees a body; stay panic-free regardless.
-    let body = command.ok_or_else(|| {
-        WireError::protocol(ErrorCode::ProtocolError, "OP_MSG messages must have a body")
-    })?;
+    let body = command
+        .ok_or_else(|| WireError::protocol(ErrorCode::ProtocolError, "OP_MSG messages must have a body"))?;
     for (identifier, _) in &sequences {
         if has_path(&body, identifier) {
             return Err(WireError::protocol(
@@ -578,11 +534,7 @@ pub fn parse_op_msg(header: &Header, body: &[u8]) -> Result<OpMsg, WireError> {
             ));
         }
     }
-    Ok(OpMsg {
-        flags,
-        body,
-        sequences,
-    })
+    Ok(OpMsg { flags, body, sequences })
 }
 
 /// A parsed legacy OP_QUERY (still used for the first `hello`/`isMaster` of old drivers).
@@ -599,23 +551,19 @@ pub struct OpQuery {
 /// Parses an OP_QUERY body: flags, cstring namespace, skip, return, query doc, optional
 /// projection doc, and nothing after it.
 pub fn parse_op_query(body: &[u8]) -> Result<OpQuery, WireError> {
-    let flags = le_u32(body, 0)
-        .ok_or_else(|| WireError::protocol(ErrorCode::Overflow, "OP_QUERY truncated"))?;
-    let (ns, rest) = cstring(body.get(4..).unwrap_or(&[])).ok_or_else(|| {
-        WireError::protocol(ErrorCode::Overflow, "OP_QUERY namespace is not terminated")
-    })?;
+    let flags =
+        le_u32(body, 0).ok_or_else(|| WireError::protocol(ErrorCode::Overflow, "OP_QUERY truncated"))?;
+    let (ns, rest) = cstring(body.get(4..).unwrap_or(&[]))
+        .ok_or_else(|| WireError::protocol(ErrorCode::Overflow, "OP_QUERY namespace is not terminated"))?;
     let full_collection_name = std::str::from_utf8(ns)
         .map_err(|_| {
-            WireError::protocol(
-                ErrorCode::InvalidNamespace,
-                "OP_QUERY namespace is not valid UTF-8",
-            )
+            WireError::protocol(ErrorCode::InvalidNamespace, "OP_QUERY namespace is not valid UTF-8")
         })?
         .to_string();
-    let number_to_skip = le_i32(rest, 0)
-        .ok_or_else(|| WireError::protocol(ErrorCode::Overflow, "OP_QUERY truncated"))?;
-    let number_to_return = le_i32(rest, 4)
-        .ok_or_else(|| WireError::protocol(ErrorCode::Overflow, "OP_QUERY truncated"))?;
+    let number_to_skip =
+        le_i32(rest, 0).ok_or_else(|| WireError::protocol(ErrorCode::Overflow, "OP_QUERY truncated"))?;
+    let number_to_return =
+        le_i32(rest, 4).ok_or_else(|| WireError::protocol(ErrorCode::Overflow, "OP_QUERY truncated"))?;
     let (query_raw, rest) = take_doc(&rest[8..], MAX_COMMAND_SIZE, "OP_QUERY query")?;
     let query = bsoncheck::parse_document(query_raw, MAX_BSON_DEPTH)?;
     let return_fields_selector = if rest.is_empty() {
@@ -668,7 +616,9 @@ fn append_doc(out: &mut Vec<u8>, doc: &Document, max_size: usize) -> Result<(), 
         out.truncate(start);
         return Err(MongoError::new(
             ErrorCode::BSONObjectTooLarge,
-            format!("BSONObj size: {size} (0x{size:X}) is invalid. Size must be between 0 and {max_size}(16MB)"),
+            format!(
+                "BSONObj size: {size} (0x{size:X}) is invalid. Size must be between 0 and {max_size}(16MB)"
+            ),
         ));
     }
     Ok(())
@@ -679,10 +629,7 @@ fn finish_frame(mut frame: Vec<u8>) -> Result<Vec<u8>, MongoError> {
     if frame.len() > MAX_MESSAGE_SIZE {
         return Err(MongoError::new(
             ErrorCode::BSONObjectTooLarge,
-            format!(
-                "reply of {} bytes exceeds the maximum message size {MAX_MESSAGE_SIZE}",
-                frame.len()
-            ),
+            format!("reply of {} bytes exceeds the maximum message size {MAX_MESSAGE_SIZE}", frame.len()),
         ));
     }
     let len = frame.len() as i32;
@@ -692,15 +639,7 @@ fn finish_frame(mut frame: Vec<u8>) -> Result<Vec<u8>, MongoError> {
 
 fn frame_start(request_id: i32, response_to: i32, op_code: i32) -> Vec<u8> {
     let mut frame = Vec::with_capacity(256);
-    frame.extend_from_slice(
-        &Header {
-            length: 0,
-            request_id,
-            response_to,
-            op_code,
-        }
-        .to_bytes(),
-    );
+    frame.extend_from_slice(&Header { length: 0, request_id, response_to, op_code }.to_bytes());
     frame
 }
 
@@ -719,9 +658,7 @@ pub fn encode_op_msg_with_sequences(
     append_doc(&mut frame, body, MAX_COMMAND_SIZE)?;
     for (identifier, docs) in sequences {
         if identifier.as_bytes().contains(&0) {
-            return Err(MongoError::internal(
-                "document sequence identifier contains a NUL byte",
-            ));
+            return Err(MongoError::internal("document sequence identifier contains a NUL byte"));
         }
         frame.push(1);
         let size_at = frame.len();
@@ -785,12 +722,7 @@ fn minimal_frame(request_id: i32, response_to: i32, op_code: i32) -> Vec<u8> {
 
 /// `encode_op_msg` that never fails: if `body` cannot be encoded, the frame carries the
 /// matching error reply instead, so the client always gets an answer.
-pub fn encode_op_msg_or_error(
-    request_id: i32,
-    response_to: i32,
-    flags: u32,
-    body: &Document,
-) -> Vec<u8> {
+pub fn encode_op_msg_or_error(request_id: i32, response_to: i32, flags: u32, body: &Document) -> Vec<u8> {
     encode_op_msg(request_id, response_to, flags, body)
         .unwrap_or_else(|e| encode_error_op_msg(request_id, response_to, &e))
 }
@@ -808,8 +740,7 @@ pub fn encode_op_reply(
     frame.extend_from_slice(&response_flags.to_le_bytes());
     frame.extend_from_slice(&cursor_id.to_le_bytes());
     frame.extend_from_slice(&starting_from.to_le_bytes());
-    let count = i32::try_from(docs.len())
-        .map_err(|_| MongoError::internal("too many documents in reply"))?;
+    let count = i32::try_from(docs.len()).map_err(|_| MongoError::internal("too many documents in reply"))?;
     frame.extend_from_slice(&count.to_le_bytes());
     for d in docs {
         append_doc(&mut frame, d, MAX_COMMAND_SIZE)?;
@@ -829,25 +760,12 @@ pub fn encode_op_reply_or_error(
     starting_from: i32,
     docs: &[Document],
 ) -> Vec<u8> {
-    encode_op_reply(
-        request_id,
-        response_to,
-        response_flags,
-        cursor_id,
-        starting_from,
-        docs,
+    encode_op_reply(request_id, response_to, response_flags, cursor_id, starting_from, docs).unwrap_or_else(
+        |e| {
+            encode_op_reply(request_id, response_to, response_flags, 0, 0, &[e.to_reply()])
+                .unwrap_or_else(|_| minimal_frame(request_id, response_to, OP_REPLY))
+        },
     )
-    .unwrap_or_else(|e| {
-        encode_op_reply(
-            request_id,
-            response_to,
-            response_flags,
-            0,
-            0,
-            &[e.to_reply()],
-        )
-        .unwrap_or_else(|_| minimal_frame(request_id, response_to, OP_REPLY))
-    })
 }
 
 #[cfg(test)]
@@ -911,10 +829,7 @@ mod tests {
 
     #[test]
     fn request_error_converts_for_replies() {
-        let e = RequestError {
-            code: ErrorCode::Overflow,
-            message: "too deep".into(),
-        };
+        let e = RequestError { code: ErrorCode::Overflow, message: "too deep".into() };
         // Usable wherever a message is expected, and as a MongoError with its code.
         let as_msg = MongoError::new(ErrorCode::InvalidBSON, e.clone());
         assert_eq!(as_msg.message, "too deep");
@@ -936,12 +851,7 @@ mod tests {
 
     #[test]
     fn header_round_trip() {
-        let h = Header {
-            length: 100,
-            request_id: -5,
-            response_to: 77,
-            op_code: OP_MSG,
-        };
+        let h = Header { length: 100, request_id: -5, response_to: 77, op_code: OP_MSG };
         assert_eq!(Header::parse(&h.to_bytes()), h);
         assert_eq!(&h.to_bytes()[..4], &[100, 0, 0, 0]);
     }
@@ -951,43 +861,22 @@ mod tests {
         let body = doc! { "ping": 1, "$db": "admin", "nested": { "a": [1, 2, 3] } };
         let frame = encode_op_msg_or_error(42, 9, 0, &body);
         let (h, raw) = read(&frame).unwrap();
-        assert_eq!(
-            h,
-            Header {
-                length: frame.len() as i32,
-                request_id: 42,
-                response_to: 9,
-                op_code: OP_MSG
-            }
-        );
+        assert_eq!(h, Header { length: frame.len() as i32, request_id: 42, response_to: 9, op_code: OP_MSG });
         let m = parse_op_msg(&h, &raw).unwrap();
         assert_eq!(m.body, body);
         assert_eq!(m.flags, 0);
         assert!(m.sequences.is_empty());
         // Optional flag bits (16-31) are accepted.
-        let m = parse(&encode_op_msg_or_error(
-            1,
-            0,
-            FLAG_EXHAUST_ALLOWED | 1 << 20,
-            &body,
-        ))
-        .unwrap();
+        let m = parse(&encode_op_msg_or_error(1, 0, FLAG_EXHAUST_ALLOWED | 1 << 20, &body)).unwrap();
         assert!(m.exhaust_allowed());
-        assert!(
-            parse(&encode_op_msg_or_error(1, 0, FLAG_MORE_TO_COME, &body))
-                .unwrap()
-                .more_to_come()
-        );
+        assert!(parse(&encode_op_msg_or_error(1, 0, FLAG_MORE_TO_COME, &body)).unwrap().more_to_come());
     }
 
     #[test]
     fn kind1_sequences() {
         let body = doc! { "insert": "c", "$db": "test" };
         let docs: Vec<Document> = (0..5).map(|i| doc! { "_id": i }).collect();
-        let seqs = vec![
-            ("documents".to_string(), docs.clone()),
-            ("empty".to_string(), vec![]),
-        ];
+        let seqs = vec![("documents".to_string(), docs.clone()), ("empty".to_string(), vec![])];
         let frame = encode_op_msg_with_sequences(1, 0, 0, &body, &seqs).unwrap();
         let m = parse(&frame).unwrap();
         assert_eq!(m.body, body);
@@ -1004,10 +893,7 @@ mod tests {
         b.push(0);
         b.extend_from_slice(&bson_bytes(&body));
         let m = parse(&raw_frame(&b)).unwrap();
-        assert_eq!(
-            m.sequences,
-            vec![("docs".to_string(), vec![doc! { "a": 1 }])]
-        );
+        assert_eq!(m.sequences, vec![("docs".to_string(), vec![doc! { "a": 1 }])]);
     }
 
     fn seq_section(ident: &str, docs: &[Document]) -> Vec<u8> {
@@ -1040,33 +926,18 @@ mod tests {
     fn section_rules() {
         let ping = doc! { "ping": 1 };
         expect_protocol(parse(&msg(0, &[])), ErrorCode::ProtocolError); // no body
-        expect_protocol(
-            parse(&msg(0, &[seq_section("d", &[])])),
-            ErrorCode::ProtocolError,
-        );
+        expect_protocol(parse(&msg(0, &[seq_section("d", &[])])), ErrorCode::ProtocolError);
         expect_protocol(
             parse(&msg(0, &[body_section(&ping), body_section(&ping)])),
             ErrorCode::ProtocolError,
         );
         expect_protocol(
-            parse(&msg(
-                0,
-                &[
-                    body_section(&ping),
-                    seq_section("d", &[]),
-                    seq_section("d", &[]),
-                ],
-            )),
+            parse(&msg(0, &[body_section(&ping), seq_section("d", &[]), seq_section("d", &[])])),
             ErrorCode::ProtocolError,
         );
         expect_fatal(parse(&msg(
             0,
-            &[
-                body_section(&ping),
-                seq_section("a", &[]),
-                seq_section("b", &[]),
-                seq_section("c", &[]),
-            ],
+            &[body_section(&ping), seq_section("a", &[]), seq_section("b", &[]), seq_section("c", &[])],
         )));
         expect_protocol(
             parse(&msg(0, &[body_section(&ping), vec![2, 0, 0, 0, 0]])),
@@ -1074,33 +945,14 @@ mod tests {
         );
         // Sequence name clashing with a body field, also through a dotted path.
         expect_protocol(
-            parse(&msg(
-                0,
-                &[
-                    body_section(&doc! { "ping": 1, "docs": [] }),
-                    seq_section("docs", &[]),
-                ],
-            )),
+            parse(&msg(0, &[body_section(&doc! { "ping": 1, "docs": [] }), seq_section("docs", &[])])),
             ErrorCode::ProtocolError,
         );
         expect_protocol(
-            parse(&msg(
-                0,
-                &[
-                    body_section(&doc! { "a": { "b": [] } }),
-                    seq_section("a.b", &[]),
-                ],
-            )),
+            parse(&msg(0, &[body_section(&doc! { "a": { "b": [] } }), seq_section("a.b", &[])])),
             ErrorCode::ProtocolError,
         );
-        assert!(parse(&msg(
-            0,
-            &[
-                body_section(&doc! { "a": { "c": 1 } }),
-                seq_section("a.b", &[])
-            ]
-        ))
-        .is_ok());
+        assert!(parse(&msg(0, &[body_section(&doc! { "a": { "c": 1 } }), seq_section("a.b", &[])])).is_ok());
         // Flags too short.
         expect_protocol(parse_op_msg_raw(&[0, 0]), ErrorCode::Overflow);
     }
@@ -1138,47 +990,27 @@ mod tests {
             expect_fatal(parse(&bad));
         }
         // Checksum flag with no room for a checksum.
-        expect_protocol(
-            parse_op_msg_raw(&[1, 0, 0, 0, 0, 0, 0, 0]),
-            ErrorCode::ProtocolError,
-        );
+        expect_protocol(parse_op_msg_raw(&[1, 0, 0, 0, 0, 0, 0, 0]), ErrorCode::ProtocolError);
         expect_protocol(parse_op_msg_raw(&[1, 0, 0, 0]), ErrorCode::ProtocolError);
     }
 
     #[test]
     fn lying_lengths() {
         let frame = encode_op_msg_or_error(1, 0, 0, &doc! { "ping": 1 });
-        for len in [
-            0i32,
-            15,
-            -1,
-            i32::MIN,
-            (MAX_MESSAGE_SIZE + 1) as i32,
-            i32::MAX,
-        ] {
+        for len in [0i32, 15, -1, i32::MIN, (MAX_MESSAGE_SIZE + 1) as i32, i32::MAX] {
             let mut f = frame.clone();
             f[..4].copy_from_slice(&len.to_le_bytes());
-            assert!(
-                matches!(read(&f), Err(WireError::BadLength(_))),
-                "len {len}"
-            );
+            assert!(matches!(read(&f), Err(WireError::BadLength(_))), "len {len}");
         }
         // Longer than the data: EOF inside the body.
         let mut f = frame.clone();
         f[..4].copy_from_slice(&((frame.len() + 1) as i32).to_le_bytes());
-        assert!(
-            matches!(read(&f), Err(WireError::Io(ref e)) if e.kind() == io::ErrorKind::UnexpectedEof)
-        );
+        assert!(matches!(read(&f), Err(WireError::Io(ref e)) if e.kind() == io::ErrorKind::UnexpectedEof));
         // Empty stream is a clean close; a partial header is not.
         assert!(matches!(read(&[]), Err(WireError::Closed)));
         assert!(matches!(read(&frame[..7]), Err(WireError::Io(_))));
         // Exactly 16: empty body.
-        let h = Header {
-            length: 16,
-            request_id: 1,
-            response_to: 0,
-            op_code: OP_MSG,
-        };
+        let h = Header { length: 16, request_id: 1, response_to: 0, op_code: OP_MSG };
         let (_, body) = read(&h.to_bytes()).unwrap();
         assert!(body.is_empty());
         expect_protocol(parse_op_msg(&h, &body), ErrorCode::Overflow);
@@ -1187,14 +1019,10 @@ mod tests {
     #[test]
     fn claimed_size_is_not_allocated_up_front() {
         // 48 MB claimed, 10 bytes sent.
-        let mut data = Header {
-            length: MAX_MESSAGE_SIZE as i32,
-            request_id: 1,
-            response_to: 0,
-            op_code: OP_MSG,
-        }
-        .to_bytes()
-        .to_vec();
+        let mut data =
+            Header { length: MAX_MESSAGE_SIZE as i32, request_id: 1, response_to: 0, op_code: OP_MSG }
+                .to_bytes()
+                .to_vec();
         data.extend_from_slice(&[0; 10]);
         assert!(matches!(read(&data), Err(WireError::Io(_))));
         let mut buf = Vec::new();
@@ -1224,22 +1052,13 @@ mod tests {
     #[test]
     fn truncated_and_overreaching_sections() {
         let ping = doc! { "ping": 1 };
-        let good = msg(
-            0,
-            &[body_section(&ping), seq_section("docs", &[doc! { "a": 1 }])],
-        );
+        let good = msg(0, &[body_section(&ping), seq_section("docs", &[doc! { "a": 1 }])]);
         let (h, body) = read(&good).unwrap();
         // Every truncation of the body (with a consistent header) is refused without panic.
         let body_only = 4 + body_section(&ping).len(); // a complete message on its own
         for cut in (0..body.len()).filter(|&c| c != body_only) {
             let b = &body[..cut];
-            let r = parse_op_msg(
-                &Header {
-                    length: (HEADER_LEN + cut) as i32,
-                    ..h
-                },
-                b,
-            );
+            let r = parse_op_msg(&Header { length: (HEADER_LEN + cut) as i32, ..h }, b);
             assert!(r.is_err(), "cut {cut}");
         }
         // Body length pointing past the end.
@@ -1285,11 +1104,7 @@ mod tests {
         match r {
             Err(WireError::Protocol(e)) => {
                 assert_eq!(e.code, ErrorCode::Overflow);
-                assert!(
-                    e.message.contains("maximum nested object depth: 200"),
-                    "{}",
-                    e.message
-                );
+                assert!(e.message.contains("maximum nested object depth: 200"), "{}", e.message);
             }
             other => panic!("{other:?}"),
         }
@@ -1338,10 +1153,7 @@ mod tests {
         );
         let mut with_proj = body.clone();
         with_proj.extend_from_slice(&bson_bytes(&proj));
-        assert_eq!(
-            parse_op_query(&with_proj).unwrap().return_fields_selector,
-            Some(proj)
-        );
+        assert_eq!(parse_op_query(&with_proj).unwrap().return_fields_selector, Some(proj));
         let mut trailing = with_proj.clone();
         trailing.push(0);
         assert!(parse_op_query(&trailing).is_err());
@@ -1358,11 +1170,7 @@ mod tests {
         b.extend_from_slice(&[1, 2, 3]);
         assert_eq!(
             parse_op_compressed(&b).unwrap(),
-            OpCompressed {
-                original_op_code: OP_MSG,
-                uncompressed_size: 100,
-                compressor_id: 2
-            }
+            OpCompressed { original_op_code: OP_MSG, uncompressed_size: 100, compressor_id: 2 }
         );
         assert!(parse_op_compressed(&b[..8]).is_err());
     }
@@ -1372,15 +1180,7 @@ mod tests {
         let docs = vec![doc! { "ismaster": true, "ok": 1.0 }, doc! { "x": 1 }];
         let f = encode_op_reply_or_error(5, 4, REPLY_FLAG_AWAIT_CAPABLE, 99, 3, &docs);
         let (h, body) = read(&f).unwrap();
-        assert_eq!(
-            h,
-            Header {
-                length: f.len() as i32,
-                request_id: 5,
-                response_to: 4,
-                op_code: OP_REPLY
-            }
-        );
+        assert_eq!(h, Header { length: f.len() as i32, request_id: 5, response_to: 4, op_code: OP_REPLY });
         assert_eq!(le_i32(&body, 0), Some(REPLY_FLAG_AWAIT_CAPABLE));
         assert_eq!(i64::from_le_bytes(body[4..12].try_into().unwrap()), 99);
         assert_eq!(le_i32(&body, 12), Some(3));
@@ -1401,17 +1201,11 @@ mod tests {
         bad.insert("a\0b", 1);
         let m = parse(&encode_op_msg_or_error(1, 2, 0, &bad)).unwrap();
         assert_eq!(m.body.get_f64("ok").unwrap(), 0.0);
-        assert_eq!(
-            m.body.get_i32("code").unwrap(),
-            ErrorCode::InternalError.code()
-        );
+        assert_eq!(m.body.get_i32("code").unwrap(), ErrorCode::InternalError.code());
         // Oversized document.
         let big = doc! { "s": "x".repeat(MAX_COMMAND_SIZE) };
         let m = parse(&encode_op_msg_or_error(1, 2, 0, &big)).unwrap();
-        assert_eq!(
-            m.body.get_i32("code").unwrap(),
-            ErrorCode::BSONObjectTooLarge.code()
-        );
+        assert_eq!(m.body.get_i32("code").unwrap(), ErrorCode::BSONObjectTooLarge.code());
         let f = encode_op_reply_or_error(1, 2, 0, 7, 0, &[bad]);
         let (_, body) = read(&f).unwrap();
         assert_eq!(le_i32(&body, 16), Some(1));
@@ -1421,10 +1215,7 @@ mod tests {
             let (h, body) = read(&f).unwrap();
             let doc_at = if op == OP_MSG { 5 } else { 20 };
             assert_eq!(h.op_code, op);
-            assert_eq!(
-                bsoncheck::parse_document(&body[doc_at..], 1).unwrap(),
-                doc! { "ok": 0.0 }
-            );
+            assert_eq!(bsoncheck::parse_document(&body[doc_at..], 1).unwrap(), doc! { "ok": 0.0 });
         }
     }
 
@@ -1437,10 +1228,7 @@ mod tests {
                 0,
                 FLAG_CHECKSUM_PRESENT,
                 &doc! { "insert": "c", "$db": "d" },
-                &[(
-                    "documents".into(),
-                    vec![doc! { "_id": 1, "a": [1, { "b": 2 }] }],
-                )],
+                &[("documents".into(), vec![doc! { "_id": 1, "a": [1, { "b": 2 }] }])],
             )
             .unwrap(),
             encode_op_msg_with_sequences(
@@ -1451,14 +1239,7 @@ mod tests {
                 &[],
             )
             .unwrap(),
-            msg(
-                0,
-                &[
-                    seq_section("a", &[doc! {}]),
-                    body_section(&doc! { "x": 1 }),
-                    seq_section("b", &[]),
-                ],
-            ),
+            msg(0, &[seq_section("a", &[doc! {}]), body_section(&doc! { "x": 1 }), seq_section("b", &[])]),
         ];
         let mut parsed = 0;
         for i in 0..30_000 {
@@ -1498,9 +1279,6 @@ mod tests {
             }
             let _ = parse_op_query(&f);
         }
-        assert!(
-            parsed > 100,
-            "fuzzer never produced a parseable message ({parsed})"
-        );
+        assert!(parsed > 100, "fuzzer never produced a parseable message ({parsed})");
     }
 }

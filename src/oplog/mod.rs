@@ -18,35 +18,23 @@ pub fn pack(ts: Timestamp) -> i64 {
 
 pub fn unpack(v: i64) -> Timestamp {
     let v = v as u64;
-    Timestamp {
-        time: (v >> 32) as u32,
-        increment: v as u32,
-    }
+    Timestamp { time: (v >> 32) as u32, increment: v as u32 }
 }
 
 fn now_secs() -> u32 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as u32)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or(0)
 }
 
 impl OplogClock {
     pub fn new(last: Option<Timestamp>) -> Self {
-        OplogClock {
-            last: Mutex::new(last.map(pack).unwrap_or(0) as u64),
-        }
+        OplogClock { last: Mutex::new(last.map(pack).unwrap_or(0) as u64) }
     }
 
     pub fn next(&self) -> Timestamp {
         let mut last = self.last.lock();
         let secs = now_secs() as u64;
         let cur = *last;
-        let next = if secs > cur >> 32 {
-            (secs << 32) | 1
-        } else {
-            cur + 1
-        };
+        let next = if secs > cur >> 32 { (secs << 32) | 1 } else { cur + 1 };
         *last = next;
         unpack(next as i64)
     }
@@ -55,10 +43,7 @@ impl OplogClock {
     pub fn last(&self) -> Timestamp {
         let v = *self.last.lock();
         if v == 0 {
-            Timestamp {
-                time: now_secs(),
-                increment: 0,
-            }
+            Timestamp { time: now_secs(), increment: 0 }
         } else {
             unpack(v as i64)
         }

@@ -154,17 +154,9 @@ pub fn decode_decimal128(d: &Decimal128) -> DecimalParts {
     } else {
         ((bits >> 113) & 0x3fff, bits & ((1u128 << 113) - 1))
     };
-    let coefficient = if coefficient > DECIMAL128_MAX_COEFFICIENT {
-        0
-    } else {
-        coefficient
-    };
+    let coefficient = if coefficient > DECIMAL128_MAX_COEFFICIENT { 0 } else { coefficient };
     // `biased` has 14 bits, so the cast cannot truncate.
-    DecimalParts::Finite {
-        negative,
-        coefficient,
-        exponent: biased as i32 + DECIMAL128_MIN_EXPONENT,
-    }
+    DecimalParts::Finite { negative, coefficient, exponent: biased as i32 + DECIMAL128_MIN_EXPONENT }
 }
 
 /// Builds a finite decimal128 from its parts; `None` if the coefficient or exponent is out of
@@ -191,15 +183,9 @@ pub fn decimal128_to_f64(d: &Decimal128) -> f64 {
                 f64::INFINITY
             }
         }
-        DecimalParts::Finite {
-            negative,
-            coefficient,
-            exponent,
-        } => {
+        DecimalParts::Finite { negative, coefficient, exponent } => {
             // The standard library's parser rounds correctly; the text is at most ~45 bytes.
-            let magnitude = format!("{coefficient}e{exponent}")
-                .parse::<f64>()
-                .unwrap_or(f64::NAN);
+            let magnitude = format!("{coefficient}e{exponent}").parse::<f64>().unwrap_or(f64::NAN);
             if negative {
                 -magnitude
             } else {
@@ -221,10 +207,7 @@ enum Frame<'a> {
 fn drain(mut stack: Vec<Frame<'_>>) -> Ordering {
     while let Some(top) = stack.last_mut() {
         let (left, right) = match top {
-            Frame::Docs(l, r) => (
-                l.next().map(|(k, v)| (Some(k), v)),
-                r.next().map(|(k, v)| (Some(k), v)),
-            ),
+            Frame::Docs(l, r) => (l.next().map(|(k, v)| (Some(k), v)), r.next().map(|(k, v)| (Some(k), v))),
             Frame::Arrays(l, r) => (l.next().map(|v| (None, v)), r.next().map(|v| (None, v))),
         };
         match (left, right) {
@@ -306,10 +289,7 @@ fn compare_scalars(a: &Bson, b: &Bson) -> Ordering {
         (Bson::DbPointer(_), Bson::DbPointer(_)) => {
             let (nx, ox) = db_pointer_parts(a);
             let (ny, oy) = db_pointer_parts(b);
-            nx.len()
-                .cmp(&ny.len())
-                .then_with(|| nx.as_bytes().cmp(ny.as_bytes()))
-                .then_with(|| ox.cmp(&oy))
+            nx.len().cmp(&ny.len()).then_with(|| nx.as_bytes().cmp(ny.as_bytes())).then_with(|| ox.cmp(&oy))
         }
         (Bson::JavaScriptCode(x), Bson::JavaScriptCode(y)) => x.as_bytes().cmp(y.as_bytes()),
         // MinKey, Undefined, Null, MaxKey: one value per rank.
@@ -369,12 +349,7 @@ fn compare_f64(x: f64, y: f64) -> Ordering {
 pub(crate) enum ExactNum {
     NaN,
     NegInf,
-    Finite {
-        neg: bool,
-        mant: u128,
-        pow2: i32,
-        pow5: i32,
-    },
+    Finite { neg: bool, mant: u128, pow2: i32, pow5: i32 },
     Zero,
     PosInf,
 }
@@ -401,11 +376,7 @@ impl ExactNum {
             return ExactNum::NaN;
         }
         if f.is_infinite() {
-            return if f < 0.0 {
-                ExactNum::NegInf
-            } else {
-                ExactNum::PosInf
-            };
+            return if f < 0.0 { ExactNum::NegInf } else { ExactNum::PosInf };
         }
         if f == 0.0 {
             return ExactNum::Zero;
@@ -413,11 +384,8 @@ impl ExactNum {
         let bits = f.to_bits();
         let biased = ((bits >> 52) & 0x7ff) as i32;
         let fraction = bits & ((1u64 << 52) - 1);
-        let (mant, pow2) = if biased == 0 {
-            (fraction, -1074)
-        } else {
-            (fraction | (1u64 << 52), biased - 1075)
-        };
+        let (mant, pow2) =
+            if biased == 0 { (fraction, -1074) } else { (fraction | (1u64 << 52), biased - 1075) };
         Self::finite(f < 0.0, u128::from(mant), pow2, 0)
     }
 
@@ -426,11 +394,9 @@ impl ExactNum {
             DecimalParts::NaN => ExactNum::NaN,
             DecimalParts::Infinity { negative: true } => ExactNum::NegInf,
             DecimalParts::Infinity { negative: false } => ExactNum::PosInf,
-            DecimalParts::Finite {
-                negative,
-                coefficient,
-                exponent,
-            } => Self::finite(negative, coefficient, exponent, exponent),
+            DecimalParts::Finite { negative, coefficient, exponent } => {
+                Self::finite(negative, coefficient, exponent, exponent)
+            }
         }
     }
 
@@ -440,12 +406,7 @@ impl ExactNum {
             return ExactNum::Zero;
         }
         let tz = mant.trailing_zeros();
-        ExactNum::Finite {
-            neg,
-            mant: mant >> tz,
-            pow2: pow2.saturating_add(tz as i32),
-            pow5,
-        }
+        ExactNum::Finite { neg, mant: mant >> tz, pow2: pow2.saturating_add(tz as i32), pow5 }
     }
 
     /// Position in NaN < -inf < negative < 0 < positive < +inf.
@@ -468,18 +429,8 @@ pub(crate) fn exact_number(v: &Bson) -> Option<ExactNum> {
 fn compare_exact(a: &ExactNum, b: &ExactNum) -> Ordering {
     match (*a, *b) {
         (
-            ExactNum::Finite {
-                neg: na,
-                mant: ma,
-                pow2: ea,
-                pow5: fa,
-            },
-            ExactNum::Finite {
-                neg: nb,
-                mant: mb,
-                pow2: eb,
-                pow5: fb,
-            },
+            ExactNum::Finite { neg: na, mant: ma, pow2: ea, pow5: fa },
+            ExactNum::Finite { neg: nb, mant: mb, pow2: eb, pow5: fb },
         ) if na == nb => {
             let by_magnitude = compare_magnitudes((ma, ea, fa), (mb, eb, fb));
             if na {
@@ -546,9 +497,7 @@ pub(crate) struct BigNat {
 
 impl BigNat {
     pub(crate) fn from_u128(v: u128) -> BigNat {
-        let mut n = BigNat {
-            limbs: vec![v as u64, (v >> 64) as u64],
-        };
+        let mut n = BigNat { limbs: vec![v as u64, (v >> 64) as u64] };
         n.trim();
         n
     }
@@ -782,11 +731,7 @@ pub(crate) mod tests {
             i32::MIN as i64,
             (1 << 62) + 1,
         ];
-        E[r.gen_range(0..E.len())].saturating_add(if r.gen_bool(0.3) {
-            r.gen_range(-2..=2)
-        } else {
-            0
-        })
+        E[r.gen_range(0..E.len())].saturating_add(if r.gen_bool(0.3) { r.gen_range(-2..=2) } else { 0 })
     }
 
     /// Renders an exactly-representable integer as a random numeric type.
@@ -798,9 +743,7 @@ pub(crate) mod tests {
                 // Random trailing zeros so that 1, 1.0, 10E-1 all occur.
                 let zeros = r.gen_range(0..4u32);
                 let c = u128::from(i.unsigned_abs()) * 10u128.pow(zeros);
-                make_decimal128(i < 0, c, -(zeros as i32))
-                    .map(Bson::Decimal128)
-                    .unwrap_or(Bson::Int64(i))
+                make_decimal128(i < 0, c, -(zeros as i32)).map(Bson::Decimal128).unwrap_or(Bson::Int64(i))
             }
             _ => Bson::Int64(i),
         }
@@ -822,11 +765,7 @@ pub(crate) mod tests {
                 // f64 neighbours of an edge value.
                 let mut f = edge_double(r);
                 for _ in 0..r.gen_range(1..=3) {
-                    f = if r.gen_bool(0.5) {
-                        f.next_up()
-                    } else {
-                        f.next_down()
-                    };
+                    f = if r.gen_bool(0.5) { f.next_up() } else { f.next_down() };
                 }
                 Bson::Double(f)
             }
@@ -842,14 +781,7 @@ pub(crate) mod tests {
                 let text = format!("{f:.33e}");
                 match Decimal128::from_str(&text) {
                     Ok(d) => match (r.gen_range(0..3), decode_decimal128(&d)) {
-                        (
-                            0,
-                            DecimalParts::Finite {
-                                negative,
-                                coefficient,
-                                exponent,
-                            },
-                        ) => {
+                        (0, DecimalParts::Finite { negative, coefficient, exponent }) => {
                             let c = if r.gen_bool(0.5) {
                                 coefficient.saturating_add(1)
                             } else {
@@ -894,9 +826,7 @@ pub(crate) mod tests {
 
     fn random_str(r: &mut StdRng) -> String {
         const ALPHABET: &[&str] = &["a", "b", "\0", "\u{7f}", "é", "ab"];
-        (0..r.gen_range(0..=3))
-            .map(|_| ALPHABET[r.gen_range(0..ALPHABET.len())])
-            .collect()
+        (0..r.gen_range(0..=3)).map(|_| ALPHABET[r.gen_range(0..ALPHABET.len())]).collect()
     }
 
     fn random_doc(r: &mut StdRng, depth: u32) -> Document {
@@ -906,10 +836,7 @@ pub(crate) mod tests {
             return d;
         }
         for _ in 0..r.gen_range(0..=3) {
-            d.insert(
-                NAMES[r.gen_range(0..NAMES.len())],
-                random_value(r, depth - 1),
-            );
+            d.insert(NAMES[r.gen_range(0..NAMES.len())], random_value(r, depth - 1));
         }
         d
     }
@@ -921,11 +848,9 @@ pub(crate) mod tests {
             40..=47 => Bson::String(random_str(r)),
             48..=50 => Bson::Symbol(random_str(r)),
             51..=57 if depth > 0 => Bson::Document(random_doc(r, depth)),
-            58..=64 if depth > 0 => Bson::Array(
-                (0..r.gen_range(0..=3))
-                    .map(|_| random_value(r, depth - 1))
-                    .collect(),
-            ),
+            58..=64 if depth > 0 => {
+                Bson::Array((0..r.gen_range(0..=3)).map(|_| random_value(r, depth - 1)).collect())
+            }
             65..=68 => {
                 const SUBTYPES: &[BinarySubtype] = &[
                     BinarySubtype::Generic,
@@ -948,19 +873,12 @@ pub(crate) mod tests {
             71..=72 => Bson::Boolean(r.gen()),
             73..=75 => {
                 const MS: &[i64] = &[i64::MIN, -1, 0, 1, i64::MAX];
-                let ms = if r.gen_bool(0.8) {
-                    MS[r.gen_range(0..MS.len())]
-                } else {
-                    r.gen()
-                };
+                let ms = if r.gen_bool(0.8) { MS[r.gen_range(0..MS.len())] } else { r.gen() };
                 Bson::DateTime(bson::DateTime::from_millis(ms))
             }
             76..=78 => {
                 const T: &[u32] = &[0, 1, u32::MAX];
-                Bson::Timestamp(Timestamp {
-                    time: T[r.gen_range(0..3)],
-                    increment: T[r.gen_range(0..3)],
-                })
+                Bson::Timestamp(Timestamp { time: T[r.gen_range(0..3)], increment: T[r.gen_range(0..3)] })
             }
             79..=81 => {
                 const OPTS: &[&str] = &["", "i", "im", "m"];
@@ -1011,11 +929,9 @@ pub(crate) mod tests {
                 DecimalParts::Infinity { negative } => {
                     return (if negative { 1 } else { 5 }, 0, String::new())
                 }
-                DecimalParts::Finite {
-                    negative,
-                    coefficient,
-                    exponent,
-                } => (negative, coefficient.to_string(), i64::from(exponent)),
+                DecimalParts::Finite { negative, coefficient, exponent } => {
+                    (negative, coefficient.to_string(), i64::from(exponent))
+                }
             },
             _ => unreachable!(),
         };
@@ -1067,31 +983,11 @@ pub(crate) mod tests {
     fn numeric_edge_cases() {
         use Ordering::*;
         let cases: Vec<(Bson, Bson, Ordering)> = vec![
-            (
-                Bson::Int64(i64::MAX),
-                Bson::Double(9.223372036854776e18),
-                Less,
-            ),
-            (
-                Bson::Int64(i64::MIN),
-                Bson::Double(-9.223372036854776e18),
-                Equal,
-            ),
-            (
-                Bson::Int64((1 << 53) + 1),
-                Bson::Double(9007199254740992.0),
-                Greater,
-            ),
-            (
-                Bson::Int64(1 << 53),
-                Bson::Double(9007199254740992.0),
-                Equal,
-            ),
-            (
-                Bson::Double(f64::NAN),
-                Bson::Double(f64::NEG_INFINITY),
-                Less,
-            ),
+            (Bson::Int64(i64::MAX), Bson::Double(9.223372036854776e18), Less),
+            (Bson::Int64(i64::MIN), Bson::Double(-9.223372036854776e18), Equal),
+            (Bson::Int64((1 << 53) + 1), Bson::Double(9007199254740992.0), Greater),
+            (Bson::Int64(1 << 53), Bson::Double(9007199254740992.0), Equal),
+            (Bson::Double(f64::NAN), Bson::Double(f64::NEG_INFINITY), Less),
             (Bson::Double(f64::NAN), dec("NaN"), Equal),
             (dec("-NaN"), Bson::Double(f64::NAN), Equal),
             (Bson::Double(-0.0), Bson::Int32(0), Equal),
@@ -1100,32 +996,16 @@ pub(crate) mod tests {
             (dec("1.0"), Bson::Int32(1), Equal),
             (dec("10E-1"), Bson::Double(1.0), Equal),
             (dec("0.1"), Bson::Double(0.1), Less),
-            (
-                dec("0.1000000000000000055511151231257828"),
-                Bson::Double(0.1),
-                Greater,
-            ),
-            (
-                dec("0.1000000000000000055511151231257827"),
-                Bson::Double(0.1),
-                Less,
-            ),
+            (dec("0.1000000000000000055511151231257828"), Bson::Double(0.1), Greater),
+            (dec("0.1000000000000000055511151231257827"), Bson::Double(0.1), Less),
             (dec("1E-6000"), Bson::Double(5e-324), Less),
             (dec("1E-6000"), Bson::Int32(0), Greater),
             (dec("-1E+10"), Bson::Int64(-10_000_000_000), Equal),
             (dec("9223372036854775808"), Bson::Int64(i64::MAX), Greater),
-            (
-                dec("9223372036854775808"),
-                Bson::Double(9.223372036854776e18),
-                Equal,
-            ),
+            (dec("9223372036854775808"), Bson::Double(9.223372036854776e18), Equal),
             (dec("Infinity"), Bson::Double(f64::INFINITY), Equal),
             (dec("Infinity"), Bson::Double(f64::MAX), Greater),
-            (
-                dec("-Infinity"),
-                dec("-9.999999999999999999999999999999999E+6144"),
-                Less,
-            ),
+            (dec("-Infinity"), dec("-9.999999999999999999999999999999999E+6144"), Less),
             (dec("1E+400"), Bson::Double(f64::MAX), Greater),
             (dec("0.5"), Bson::Double(0.5), Equal),
         ];
@@ -1147,27 +1027,15 @@ pub(crate) mod tests {
             Bson::String(String::new()),
             Bson::Document(doc! {}),
             Bson::Array(vec![]),
-            Bson::Binary(Binary {
-                subtype: BinarySubtype::Generic,
-                bytes: vec![],
-            }),
+            Bson::Binary(Binary { subtype: BinarySubtype::Generic, bytes: vec![] }),
             Bson::ObjectId(bson::oid::ObjectId::from_bytes([0; 12])),
             Bson::Boolean(false),
             Bson::DateTime(bson::DateTime::from_millis(i64::MIN)),
-            Bson::Timestamp(Timestamp {
-                time: 0,
-                increment: 0,
-            }),
-            Bson::RegularExpression(Regex {
-                pattern: String::new(),
-                options: String::new(),
-            }),
+            Bson::Timestamp(Timestamp { time: 0, increment: 0 }),
+            Bson::RegularExpression(Regex { pattern: String::new(), options: String::new() }),
             db_pointer("", 0),
             Bson::JavaScriptCode(String::new()),
-            Bson::JavaScriptCodeWithScope(JavaScriptCodeWithScope {
-                code: String::new(),
-                scope: doc! {},
-            }),
+            Bson::JavaScriptCodeWithScope(JavaScriptCodeWithScope { code: String::new(), scope: doc! {} }),
             Bson::MaxKey,
         ];
         for w in ordered.windows(2) {
@@ -1178,73 +1046,27 @@ pub(crate) mod tests {
             (Bson::String("a".into()), Bson::String("a\0".into()), Less),
             (Bson::String("Z".into()), Bson::String("a".into()), Less),
             // Type rank decides before field name.
-            (
-                Bson::Document(doc! {"b": 1}),
-                Bson::Document(doc! {"a": "x"}),
-                Less,
-            ),
-            (
-                Bson::Document(doc! {"a": 1}),
-                Bson::Document(doc! {"b": 1}),
-                Less,
-            ),
-            (
-                Bson::Document(doc! {"a": 1}),
-                Bson::Document(doc! {"a": 1, "b": 0}),
-                Less,
-            ),
-            (
-                Bson::Document(doc! {"a": 2}),
-                Bson::Document(doc! {"a": 1.0, "b": 0}),
-                Greater,
-            ),
-            (
-                Bson::Array(vec![1.into()]),
-                Bson::Array(vec![1.into(), 2.into()]),
-                Less,
-            ),
-            (
-                Bson::Array(vec![2.into()]),
-                Bson::Array(vec![1.into(), 2.into()]),
-                Greater,
-            ),
-            (
-                Bson::Array(vec!["a".into()]),
-                Bson::Array(vec![1.into(), 2.into()]),
-                Greater,
-            ),
+            (Bson::Document(doc! {"b": 1}), Bson::Document(doc! {"a": "x"}), Less),
+            (Bson::Document(doc! {"a": 1}), Bson::Document(doc! {"b": 1}), Less),
+            (Bson::Document(doc! {"a": 1}), Bson::Document(doc! {"a": 1, "b": 0}), Less),
+            (Bson::Document(doc! {"a": 2}), Bson::Document(doc! {"a": 1.0, "b": 0}), Greater),
+            (Bson::Array(vec![1.into()]), Bson::Array(vec![1.into(), 2.into()]), Less),
+            (Bson::Array(vec![2.into()]), Bson::Array(vec![1.into(), 2.into()]), Greater),
+            (Bson::Array(vec!["a".into()]), Bson::Array(vec![1.into(), 2.into()]), Greater),
             // BinData: length, then subtype, then bytes; subtype 2 counts its inner length.
             (
-                Bson::Binary(Binary {
-                    subtype: BinarySubtype::Uuid,
-                    bytes: vec![0],
-                }),
-                Bson::Binary(Binary {
-                    subtype: BinarySubtype::Generic,
-                    bytes: vec![0, 0],
-                }),
+                Bson::Binary(Binary { subtype: BinarySubtype::Uuid, bytes: vec![0] }),
+                Bson::Binary(Binary { subtype: BinarySubtype::Generic, bytes: vec![0, 0] }),
                 Less,
             ),
             (
-                Bson::Binary(Binary {
-                    subtype: BinarySubtype::Generic,
-                    bytes: vec![9],
-                }),
-                Bson::Binary(Binary {
-                    subtype: BinarySubtype::Uuid,
-                    bytes: vec![0],
-                }),
+                Bson::Binary(Binary { subtype: BinarySubtype::Generic, bytes: vec![9] }),
+                Bson::Binary(Binary { subtype: BinarySubtype::Uuid, bytes: vec![0] }),
                 Less,
             ),
             (
-                Bson::Binary(Binary {
-                    subtype: BinarySubtype::BinaryOld,
-                    bytes: vec![],
-                }),
-                Bson::Binary(Binary {
-                    subtype: BinarySubtype::Generic,
-                    bytes: vec![1; 4],
-                }),
+                Bson::Binary(Binary { subtype: BinarySubtype::BinaryOld, bytes: vec![] }),
+                Bson::Binary(Binary { subtype: BinarySubtype::Generic, bytes: vec![1; 4] }),
                 Greater,
             ),
             (
@@ -1253,14 +1075,8 @@ pub(crate) mod tests {
                 Less,
             ),
             (
-                Bson::Timestamp(Timestamp {
-                    time: 1,
-                    increment: 0,
-                }),
-                Bson::Timestamp(Timestamp {
-                    time: 0,
-                    increment: u32::MAX,
-                }),
+                Bson::Timestamp(Timestamp { time: 1, increment: 0 }),
+                Bson::Timestamp(Timestamp { time: 0, increment: u32::MAX }),
                 Greater,
             ),
             (db_pointer("b", 0), db_pointer("aa", 0), Less),
@@ -1278,26 +1094,13 @@ pub(crate) mod tests {
     fn decimal_codec() {
         for s in EDGE_DECIMALS {
             let d = Decimal128::from_str(s).expect("parse");
-            if let DecimalParts::Finite {
-                negative,
-                coefficient,
-                exponent,
-            } = decode_decimal128(&d)
-            {
-                assert_eq!(
-                    make_decimal128(negative, coefficient, exponent),
-                    Some(d),
-                    "{s}"
-                );
+            if let DecimalParts::Finite { negative, coefficient, exponent } = decode_decimal128(&d) {
+                assert_eq!(make_decimal128(negative, coefficient, exponent), Some(d), "{s}");
             }
         }
         assert_eq!(
             decode_decimal128(&Decimal128::from_str("-1.5E-3").expect("parse")),
-            DecimalParts::Finite {
-                negative: true,
-                coefficient: 15,
-                exponent: -4
-            }
+            DecimalParts::Finite { negative: true, coefficient: 15, exponent: -4 }
         );
         // Non-canonical coefficient (10^34) and the "11" form both mean zero.
         let big = (6176u128 << 113) | (DECIMAL128_MAX_COEFFICIENT + 1);
@@ -1306,14 +1109,8 @@ pub(crate) mod tests {
             let v = Bson::Decimal128(Decimal128::from_bytes(bits.to_le_bytes()));
             assert!(bson_equal(&v, &Bson::Int32(0)));
         }
-        assert_eq!(
-            decimal128_to_f64(&Decimal128::from_str("0.1").expect("p")),
-            0.1
-        );
-        assert_eq!(
-            decimal128_to_f64(&Decimal128::from_str("-1E+400").expect("p")),
-            f64::NEG_INFINITY
-        );
+        assert_eq!(decimal128_to_f64(&Decimal128::from_str("0.1").expect("p")), 0.1);
+        assert_eq!(decimal128_to_f64(&Decimal128::from_str("-1E+400").expect("p")), f64::NEG_INFINITY);
         assert!(decimal128_to_f64(&Decimal128::from_str("NaN").expect("p")).is_nan());
         assert_eq!(as_number(&Bson::Int32(3)).map(|n| n.to_f64()), Some(3.0));
         assert_eq!(as_number(&Bson::Null), None);

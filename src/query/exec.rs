@@ -144,6 +144,10 @@ impl Exec {
                 break;
             };
             let doc = match &self.opts.projection {
+                Some(p) if p.needs_position() => {
+                    let pos = self.opts.filter.as_ref().and_then(|f| f.matches_with_details(&doc).1);
+                    p.apply_with_position(&doc, pos)?
+                }
                 Some(p) => p.apply(&doc)?,
                 None => doc,
             };
@@ -154,11 +158,7 @@ impl Exec {
     }
 
     fn sort_all(&mut self, ss: &mut StoreSession) -> Result<()> {
-        let limit = if self.opts.allow_disk_use {
-            SORT_MEMORY_LIMIT_DISK_USE
-        } else {
-            SORT_MEMORY_LIMIT
-        };
+        let limit = if self.opts.allow_disk_use { SORT_MEMORY_LIMIT_DISK_USE } else { SORT_MEMORY_LIMIT };
         while !self.source_done {
             self.pull(ss, PULL_CHUNK, usize::MAX)?;
             let used: usize = self.pending.iter().map(|(_, _, s)| *s).sum();
@@ -218,40 +218,29 @@ impl Exec {
                     }
                     self.source_done = true;
                 }
-                Access::IndexPrefixes {
-                    index,
-                    prefixes,
-                    forward,
-                } => {
+                Access::IndexPrefixes { index, prefixes, forward } => {
                     while self.prefix_at < prefixes.len() {
                         let prefix = &prefixes[self.prefix_at];
                         let mut stopped = false;
                         let pos = &mut self.pos_key;
                         let seen = &mut self.seen;
                         let after = pos.clone();
-                        scan::scan_index(
-                            t.s,
-                            index,
-                            prefix,
-                            after.as_deref(),
-                            *forward,
-                            |key, rid| {
-                                *pos = Some(key.to_vec());
-                                if seen.insert(rid) {
-                                    if let Some(doc) = scan::fetch(t.s, &coll, rid)? {
-                                        if filter.is_none_or(|f| f.matches(&doc)) {
-                                            let size = bson_size(&doc);
-                                            n += 1;
-                                            bytes += size;
-                                            pending.push_back((rid, doc, size));
-                                        }
+                        scan::scan_index(t.s, index, prefix, after.as_deref(), *forward, |key, rid| {
+                            *pos = Some(key.to_vec());
+                            if seen.insert(rid) {
+                                if let Some(doc) = scan::fetch(t.s, &coll, rid)? {
+                                    if filter.is_none_or(|f| f.matches(&doc)) {
+                                        let size = bson_size(&doc);
+                                        n += 1;
+                                        bytes += size;
+                                        pending.push_back((rid, doc, size));
                                     }
                                 }
-                                let go_on = n < max_docs && bytes < max_bytes;
-                                stopped = !go_on;
-                                Ok(go_on)
-                            },
-                        )?;
+                            }
+                            let go_on = n < max_docs && bytes < max_bytes;
+                            stopped = !go_on;
+                            Ok(go_on)
+                        })?;
                         if stopped {
                             return Ok(());
                         }
@@ -264,10 +253,9 @@ impl Exec {
             Ok(())
         });
         r.map_err(|e| match e {
-            crate::store::StoreError::Engine(ref w) if w.is_not_found() => MongoError::new(
-                ErrorCode::QueryPlanKilled,
-                format!("query plan killed: {e}"),
-            ),
+            crate::store::StoreError::Engine(ref w) if w.is_not_found() => {
+                MongoError::new(ErrorCode::QueryPlanKilled, format!("query plan killed: {e}"))
+            }
             other => other.into(),
         })
     }

@@ -60,16 +60,8 @@ pub enum Expr {
 
 impl Expr {
     pub fn path(path: &str, pred: impl ElementPredicate + 'static) -> Expr {
-        let parts = if path.is_empty() {
-            Vec::new()
-        } else {
-            path.split('.').map(str::to_string).collect()
-        };
-        Expr::Path {
-            path: path.to_string(),
-            parts,
-            pred: Arc::new(pred),
-        }
+        let parts = if path.is_empty() { Vec::new() } else { path.split('.').map(str::to_string).collect() };
+        Expr::Path { path: path.to_string(), parts, pred: Arc::new(pred) }
     }
 
     pub fn negate(e: Expr) -> Expr {
@@ -109,9 +101,7 @@ impl Expr {
                     }
                     found = true;
                     if want {
-                        index = c
-                            .array_index
-                            .or_else(|| c.value.and_then(|v| pred.inner_index(v)));
+                        index = c.array_index.or_else(|| c.value.and_then(|v| pred.inner_index(v)));
                     }
                     true
                 });
@@ -148,21 +138,19 @@ impl Expr {
 }
 
 /// Parsing state passed to the operator families.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Ctx {
     pub depth: usize,
+    /// Inside `$elemMatch`: document-level operators (`$where`, `$expr`...) are refused.
+    pub sub_document: bool,
 }
 
 impl Ctx {
     pub fn deeper(self) -> Result<Ctx> {
         if self.depth >= MAX_DEPTH {
-            return Err(bad_value(format!(
-                "exceeded maximum query nesting depth of {MAX_DEPTH}"
-            )));
+            return Err(bad_value(format!("exceeded maximum query nesting depth of {MAX_DEPTH}")));
         }
-        Ok(Ctx {
-            depth: self.depth + 1,
-        })
+        Ok(Ctx { depth: self.depth + 1, ..self })
     }
 }
 
@@ -174,9 +162,7 @@ pub struct Matcher {
 
 impl Matcher {
     pub fn parse(filter: &Document) -> Result<Matcher> {
-        Ok(Matcher {
-            root: parse_filter(filter, Ctx { depth: 0 })?,
-        })
+        Ok(Matcher { root: parse_filter(filter, Ctx::default())? })
     }
 
     /// A matcher around an already-built expression (for callers composing filters).
@@ -227,10 +213,13 @@ fn parse_top_level(op: &str, arg: &Bson, ctx: Ctx) -> Result<Expr> {
     if let Some(r) = ops_eval::parse_top_level(op, arg, ctx) {
         return r;
     }
-    Err(bad_value(format!(
-        "unknown top level operator: {op}. If you have a field name that starts with a '$' \
-         symbol, consider using $getField or $setField."
-    )))
+    let hint = if op == "$not" {
+        ". If you are trying to negate an entire expression, use $nor."
+    } else {
+        ". If you have a field name that starts with a '$' symbol, consider using $getField or \
+         $setField."
+    };
+    Err(bad_value(format!("unknown top level operator: {op}{hint}")))
 }
 
 /// `field: <value>`: an operator document, a regex, or a literal to compare with.
@@ -243,12 +232,51 @@ pub fn parse_field(path: &str, value: &Bson, ctx: Ctx) -> Result<Expr> {
 }
 
 /// Whether `{$...}` is a set of operators rather than a literal document: the first field
-/// starts with `$` and is not one of a DBRef's fields.
+/// starts with `$` and the document is not a DBRef (`$ref` and `$id`).
 pub fn is_operator_doc(d: &Document) -> bool {
-    match d.keys().next() {
-        Some(k) => k.starts_with('$') && !matches!(k.as_str(), "$ref" | "$id" | "$db"),
-        None => false,
-    }
+    starts_with_dollar(d) && !(d.contains_key("$ref") && d.contains_key("$id"))
+}
+
+/// As `is_operator_doc`, where any of `$ref`/`$id`/`$db` makes a DBRef (`$elemMatch`).
+pub fn is_operator_doc_loose(d: &Document) -> bool {
+    starts_with_dollar(d) && !["$ref", "$id", "$db"].iter().any(|k| d.contains_key(*k))
+}
+
+fn starts_with_dollar(d: &Document) -> bool {
+    d.keys().next().is_some_and(|k| k.starts_with('$'))
+}
+
+/// The field operators mongod knows (its path-accepting keywords).
+pub fn is_field_operator(op: &str) -> bool {
+    matches!(
+        op,
+        "$eq"
+            | "$ne"
+            | "$gt"
+            | "$gte"
+            | "$lt"
+            | "$lte"
+            | "$in"
+            | "$nin"
+            | "$all"
+            | "$elemMatch"
+            | "$size"
+            | "$exists"
+            | "$type"
+            | "$mod"
+            | "$regex"
+            | "$options"
+            | "$bitsAllSet"
+            | "$bitsAllClear"
+            | "$bitsAnySet"
+            | "$bitsAnyClear"
+            | "$geoWithin"
+            | "$within"
+            | "$geoIntersects"
+            | "$near"
+            | "$nearSphere"
+            | "$geoNear"
+    )
 }
 
 /// The operators of `{path: {$op: arg, ...}}`; each applies to the path independently.
@@ -285,11 +313,11 @@ pub fn parse_operator(path: &str, op: &str, arg: &Bson, ctx: Ctx) -> Result<Expr
             return r;
         }
     }
-    if matches!(
-        op,
-        "$near" | "$nearSphere" | "$geoWithin" | "$geoIntersects" | "$within" | "$geoNear"
-    ) {
+    if matches!(op, "$near" | "$nearSphere" | "$geoWithin" | "$geoIntersects" | "$within" | "$geoNear") {
         return Err(bad_value(format!("{op} is not supported yet")));
+    }
+    if op == "$where" {
+        return Err(bad_value("$where cannot be applied to a field"));
     }
     Err(bad_value(format!("unknown operator: {op}")))
 }
@@ -325,14 +353,8 @@ mod tests {
         assert!(m(doc! {"a.b": 2}, doc! {"a": [{"b": 1}, {"b": 2}]}));
         assert!(m(doc! {"a.b": 2}, doc! {"a": [{"b": [1, 2]}]}));
         // Sub-documents compare whole and in order.
-        assert!(m(
-            doc! {"a": {"b": 1, "c": 2}},
-            doc! {"a": {"b": 1, "c": 2}}
-        ));
-        assert!(!m(
-            doc! {"a": {"b": 1, "c": 2}},
-            doc! {"a": {"c": 2, "b": 1}}
-        ));
+        assert!(m(doc! {"a": {"b": 1, "c": 2}}, doc! {"a": {"b": 1, "c": 2}}));
+        assert!(!m(doc! {"a": {"b": 1, "c": 2}}, doc! {"a": {"c": 2, "b": 1}}));
     }
 
     #[test]
@@ -361,29 +383,14 @@ mod tests {
     #[test]
     fn positional_details() {
         let f = Matcher::parse(&doc! {"a": {"$gt": 2}}).unwrap();
-        assert_eq!(
-            f.matches_with_details(&doc! {"a": [1, 5, 7]}),
-            (true, Some(1))
-        );
+        assert_eq!(f.matches_with_details(&doc! {"a": [1, 5, 7]}), (true, Some(1)));
         let f = Matcher::parse(&doc! {"a.b": 2}).unwrap();
-        assert_eq!(
-            f.matches_with_details(&doc! {"a": [{"b": 1}, {"b": [0, 2]}]}),
-            (true, Some(1))
-        );
+        assert_eq!(f.matches_with_details(&doc! {"a": [{"b": 1}, {"b": [0, 2]}]}), (true, Some(1)));
         let f = Matcher::parse(&doc! {"a": {"$elemMatch": {"b": 2}}}).unwrap();
-        assert_eq!(
-            f.matches_with_details(&doc! {"a": [{"b": 1}, {"b": 2}]}),
-            (true, Some(1))
-        );
+        assert_eq!(f.matches_with_details(&doc! {"a": [{"b": 1}, {"b": 2}]}), (true, Some(1)));
         let f = Matcher::parse(&doc! {"x": 1, "a": 3}).unwrap();
-        assert_eq!(
-            f.matches_with_details(&doc! {"x": 1, "a": [1, 2, 3]}),
-            (true, Some(2))
-        );
-        assert_eq!(
-            f.matches_with_details(&doc! {"x": 2, "a": [1, 2, 3]}),
-            (false, None)
-        );
+        assert_eq!(f.matches_with_details(&doc! {"x": 1, "a": [1, 2, 3]}), (true, Some(2)));
+        assert_eq!(f.matches_with_details(&doc! {"x": 2, "a": [1, 2, 3]}), (false, None));
         let f = Matcher::parse(&doc! {"a": 3}).unwrap();
         assert_eq!(f.matches_with_details(&doc! {"a": 3}), (true, None));
     }
@@ -393,27 +400,17 @@ mod tests {
         let (c, msg) = err(doc! {"$foo": 1});
         assert_eq!(c, ErrorCode::BadValue);
         assert!(msg.starts_with("unknown top level operator: $foo"));
-        assert_eq!(
-            err(doc! {"a": {"$foo": 1}}),
-            (ErrorCode::BadValue, "unknown operator: $foo".into())
-        );
-        assert_eq!(
-            err(doc! {"a": {"$gt": 1, "b": 1}}),
-            (ErrorCode::BadValue, "unknown operator: b".into())
-        );
+        assert_eq!(err(doc! {"a": {"$foo": 1}}), (ErrorCode::BadValue, "unknown operator: $foo".into()));
+        assert_eq!(err(doc! {"a": {"$gt": 1, "b": 1}}), (ErrorCode::BadValue, "unknown operator: b".into()));
         assert_eq!(err(doc! {"a": {"$near": [0, 0]}}).0, ErrorCode::BadValue);
     }
 
     #[test]
     fn literal_docs_and_dbrefs() {
-        assert!(m(
-            doc! {"a": {"b": {"$gt": 1}}},
-            doc! {"a": {"b": {"$gt": 1}}}
-        ));
-        assert!(m(
-            doc! {"a": {"$ref": "c", "$id": 1}},
-            doc! {"a": {"$ref": "c", "$id": 1}}
-        ));
+        assert!(m(doc! {"a": {"b": {"$gt": 1}}}, doc! {"a": {"b": {"$gt": 1}}}));
+        assert!(m(doc! {"a": {"$ref": "c", "$id": 1}}, doc! {"a": {"$ref": "c", "$id": 1}}));
+        // Without both $ref and $id it is an operator document.
+        assert!(Matcher::parse(&doc! {"a": {"$id": 1}}).is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! (or of `$elemMatch`es), each seeing the usual expanded values.
 
 use super::matcher::{
-    is_operator_doc, parse_filter, parse_operator_doc, Ctx, ElementPredicate, Expr,
+    is_field_operator, is_operator_doc_loose, parse_filter, parse_operator_doc, Ctx, ElementPredicate, Expr,
 };
 use super::ops_comparison::eq_expr;
 use super::ops_eval::regex_expr;
@@ -103,7 +103,7 @@ impl ElementPredicate for ElemMatchValue {
 }
 
 /// Operators that do not name a path: under `$elemMatch` they make the object form.
-fn is_pathless(op: &str) -> bool {
+pub fn is_pathless(op: &str) -> bool {
     matches!(
         op,
         "$and"
@@ -117,6 +117,9 @@ fn is_pathless(op: &str) -> bool {
             | "$alwaysTrue"
             | "$alwaysFalse"
             | "$sampleRate"
+            | "$id"
+            | "$ref"
+            | "$db"
     )
 }
 
@@ -124,15 +127,12 @@ pub fn elem_match_expr(path: &str, arg: &Bson, ctx: Ctx) -> Result<Expr> {
     let Bson::Document(d) = arg else {
         return Err(bad_value("$elemMatch needs an Object"));
     };
-    let value_form = is_operator_doc(d) && d.keys().next().is_some_and(|k| !is_pathless(k));
+    let value_form = is_operator_doc_loose(d) && d.keys().next().is_some_and(|k| !is_pathless(k));
     if value_form {
-        let conditions = parse_operator_doc("", d, ctx)?;
+        let conditions = parse_operator_doc("", d, Ctx { sub_document: true, ..ctx })?;
         return Ok(Expr::path(path, ElemMatchValue { conditions }));
     }
-    if d.contains_key("$where") {
-        return Err(bad_value("$elemMatch cannot contain $where expression"));
-    }
-    let filter = parse_filter(d, ctx)?;
+    let filter = parse_filter(d, Ctx { sub_document: true, ..ctx })?;
     Ok(Expr::path(path, ElemMatchObject { filter }))
 }
 
@@ -184,7 +184,7 @@ fn all_expr(path: &str, arg: &Bson, ctx: Ctx) -> Result<Expr> {
         }
         match item {
             Bson::RegularExpression(re) => out.push(regex_expr(path, &re.pattern, &re.options)?),
-            Bson::Document(d) if is_operator_doc(d) => {
+            Bson::Document(d) if d.keys().next().is_some_and(|k| is_field_operator(k)) => {
                 return Err(bad_value("no $ expressions in $all"));
             }
             other => out.push(eq_expr(path, other)?),
@@ -230,16 +230,10 @@ mod tests {
         assert!(m(doc! {"a": {"$size": 0}}, doc! {"a": []}));
         assert!(!m(doc! {"a": {"$size": 0}}, doc! {}));
         assert!(m(doc! {"a": {"$size": 2.0}}, doc! {"a": [1, 2]}));
-        assert!(m(
-            doc! {"a.b": {"$size": 1}},
-            doc! {"a": [{"b": [1, 2]}, {"b": [3]}]}
-        ));
+        assert!(m(doc! {"a.b": {"$size": 1}}, doc! {"a": [{"b": [1, 2]}, {"b": [3]}]}));
         assert_eq!(err(doc! {"a": {"$size": "x"}}), "$size needs a number");
         assert_eq!(err(doc! {"a": {"$size": -1}}), "$size may not be negative");
-        assert_eq!(
-            err(doc! {"a": {"$size": 1.5}}),
-            "$size must be a whole number"
-        );
+        assert_eq!(err(doc! {"a": {"$size": 1.5}}), "$size must be a whole number");
     }
 
     #[test]
@@ -261,10 +255,9 @@ mod tests {
             err(doc! {"a": {"$all": [{"$elemMatch": {}}, 1]}}),
             "$all/$elemMatch has to be consistent"
         );
-        assert_eq!(
-            err(doc! {"a": {"$all": [{"$gt": 1}]}}),
-            "no $ expressions in $all"
-        );
+        assert_eq!(err(doc! {"a": {"$all": [{"$gt": 1}]}}), "no $ expressions in $all");
+        // Unknown `$` names are literal documents in $all.
+        assert!(m(doc! {"a": {"$all": [{"$x": 1}]}}, doc! {"a": [{"$x": 1}]}));
     }
 
     #[test]
@@ -283,18 +276,9 @@ mod tests {
         let q = doc! {"a": {"$elemMatch": {"$or": [{"b": 1}, {"b": 2}]}}};
         assert!(m(q, doc! {"a": [{"b": 2}]}));
         // Nested arrays are elements viewed as documents.
-        assert!(m(
-            doc! {"a": {"$elemMatch": {"0": 1}}},
-            doc! {"a": [[1, 2]]}
-        ));
+        assert!(m(doc! {"a": {"$elemMatch": {"0": 1}}}, doc! {"a": [[1, 2]]}));
         assert!(m(doc! {"a": {"$elemMatch": {}}}, doc! {"a": [1, {}]}));
-        assert!(m(
-            doc! {"a": {"$elemMatch": {"$not": {"$gt": 5}}}},
-            doc! {"a": [7, 3]}
-        ));
-        assert_eq!(
-            err(doc! {"a": {"$elemMatch": 1}}),
-            "$elemMatch needs an Object"
-        );
+        assert!(m(doc! {"a": {"$elemMatch": {"$not": {"$gt": 5}}}}, doc! {"a": [7, 3]}));
+        assert_eq!(err(doc! {"a": {"$elemMatch": 1}}), "$elemMatch needs an Object");
     }
 }

@@ -6,7 +6,7 @@
 //! by its bytes; anything else never matches.
 
 use super::matcher::{Ctx, ElementPredicate, Expr};
-use super::util::{bad_value, element_to_string, exact_i64, number_as_f64};
+use super::util::{bad_value, element_to_string, exact_i64, failed_to_parse, parse_non_negative_integer};
 use crate::error::Result;
 use bson::Bson;
 
@@ -55,11 +55,7 @@ impl ElementPredicate for BitsPredicate {
                 }
             }
             Some(Bson::Binary(b)) => self.eval(|p| {
-                let byte = usize::try_from(p / 8)
-                    .ok()
-                    .and_then(|i| b.bytes.get(i))
-                    .copied()
-                    .unwrap_or(0);
+                let byte = usize::try_from(p / 8).ok().and_then(|i| b.bytes.get(i)).copied().unwrap_or(0);
                 (byte >> (p % 8)) & 1 == 1
             }),
             _ => false,
@@ -67,53 +63,27 @@ impl ElementPredicate for BitsPredicate {
     }
 }
 
-fn non_negative_integer(op: &str, v: &Bson) -> Result<u64> {
-    let shown = || element_to_string(op, v);
-    let Some(d) = number_as_f64(v) else {
-        return Err(bad_value(format!("Expected an integer: {}", shown())));
-    };
-    let n = match v {
-        Bson::Int32(_) | Bson::Int64(_) => exact_i64(v),
-        _ if d.fract() != 0.0 || !d.is_finite() => {
-            return Err(bad_value(format!("Expected an integer: {}", shown())));
-        }
-        _ => exact_i64(v),
-    };
-    let Some(n) = n else {
-        return Err(bad_value(format!(
-            "Cannot represent as a 64-bit integer: {}",
-            shown()
-        )));
-    };
-    u64::try_from(n).map_err(|_| bad_value(format!("Expected a positive number in: {}", shown())))
-}
-
 fn bits_expr(path: &str, op: &str, test: BitTest, arg: &Bson) -> Result<Expr> {
     let mut positions = Vec::new();
     match arg {
         Bson::Array(items) => {
-            for item in items {
-                if !matches!(
-                    item,
-                    Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_)
-                ) {
-                    return Err(bad_value(format!(
-                        "bit positions must be an integer but got: {}",
-                        element_to_string(op, item)
-                    )));
-                }
-                let p = non_negative_integer(op, item)?;
-                if p > i32::MAX as u64 {
-                    return Err(bad_value(format!(
-                        "bit positions cannot be represented as a 32-bit signed integer: {}",
-                        element_to_string(op, item)
-                    )));
-                }
-                positions.push(p);
+            for (i, item) in items.iter().enumerate() {
+                // mongod parses each position as a non-negative int32.
+                let p = parse_non_negative_integer(&i.to_string(), item)
+                    .and_then(|p| {
+                        u32::try_from(p).ok().filter(|p| *p <= i32::MAX as u32).ok_or_else(|| {
+                            failed_to_parse(format!(
+                                "Cannot represent {} in an int",
+                                element_to_string(&i.to_string(), item)
+                            ))
+                        })
+                    })
+                    .map_err(|e| bad_value(format!("Failed to parse bit position. {}", e.message)))?;
+                positions.push(u64::from(p));
             }
         }
         Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) => {
-            let mask = non_negative_integer(op, arg)?;
+            let mask = parse_non_negative_integer(op, arg)?;
             positions.extend((0..64).filter(|b| (mask >> b) & 1 == 1));
         }
         Bson::Binary(b) => {
@@ -176,18 +146,9 @@ mod tests {
 
     #[test]
     fn bindata() {
-        let bin = Bson::Binary(Binary {
-            subtype: BinarySubtype::Generic,
-            bytes: vec![0b0000_0010, 0b1],
-        });
-        assert!(m(
-            doc! {"a": {"$bitsAllSet": [1, 8]}},
-            doc! {"a": bin.clone()}
-        ));
-        assert!(m(
-            doc! {"a": {"$bitsAllClear": [100]}},
-            doc! {"a": bin.clone()}
-        ));
+        let bin = Bson::Binary(Binary { subtype: BinarySubtype::Generic, bytes: vec![0b0000_0010, 0b1] });
+        assert!(m(doc! {"a": {"$bitsAllSet": [1, 8]}}, doc! {"a": bin.clone()}));
+        assert!(m(doc! {"a": {"$bitsAllClear": [100]}}, doc! {"a": bin.clone()}));
         assert!(m(doc! {"a": {"$bitsAnySet": bin.clone()}}, doc! {"a": 2}));
     }
 
@@ -195,10 +156,17 @@ mod tests {
     fn errors() {
         let e = Matcher::parse(&doc! {"a": {"$bitsAllSet": "x"}}).unwrap_err();
         assert_eq!(e.code, ErrorCode::BadValue);
-        assert!(e
-            .message
-            .starts_with("$bitsAllSet takes an Array, a number, or a BinData"));
-        assert!(Matcher::parse(&doc! {"a": {"$bitsAllSet": -1}}).is_err());
+        assert!(e.message.starts_with("$bitsAllSet takes an Array, a number, or a BinData"));
+        let e = Matcher::parse(&doc! {"a": {"$bitsAllSet": -1}}).unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (ErrorCode::FailedToParse, "Expected a positive number in: $bitsAllSet: -1")
+        );
+        let e = Matcher::parse(&doc! {"a": {"$bitsAllSet": [1, -2]}}).unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (ErrorCode::BadValue, "Failed to parse bit position. Expected a positive number in: 1: -2")
+        );
         assert!(Matcher::parse(&doc! {"a": {"$bitsAllSet": [1.5]}}).is_err());
         assert!(Matcher::parse(&doc! {"a": {"$bitsAllSet": ["x"]}}).is_err());
     }

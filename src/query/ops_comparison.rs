@@ -98,11 +98,7 @@ impl InPredicate {
         let has_null = values.iter().any(|v| matches!(v, Bson::Null));
         let mut values = values;
         values.sort_by(compare_bson);
-        InPredicate {
-            values,
-            regexes,
-            has_null,
-        }
+        InPredicate { values, regexes, has_null }
     }
 }
 
@@ -116,10 +112,7 @@ impl ElementPredicate for InPredicate {
             return true;
         }
         if let Ok(i) = self.values.binary_search_by(|x| compare_bson(x, v)) {
-            return self
-                .values
-                .get(i)
-                .is_some_and(|x| compare_matches(CmpOp::Eq, Some(v), x));
+            return self.values.get(i).is_some_and(|x| compare_matches(CmpOp::Eq, Some(v), x));
         }
         false
     }
@@ -128,13 +121,7 @@ impl ElementPredicate for InPredicate {
 /// `{path: value}` / `{path: {$eq: value}}`.
 pub fn eq_expr(path: &str, value: &Bson) -> Result<Expr> {
     check_not_undefined(value)?;
-    Ok(Expr::path(
-        path,
-        ComparisonPredicate {
-            op: CmpOp::Eq,
-            rhs: value.clone(),
-        },
-    ))
+    Ok(Expr::path(path, ComparisonPredicate { op: CmpOp::Eq, rhs: value.clone() }))
 }
 
 fn check_not_undefined(value: &Bson) -> Result<()> {
@@ -153,15 +140,11 @@ pub fn in_predicate(arg: &Bson, op: &str) -> Result<InPredicate> {
     let mut regexes = Vec::new();
     for item in items {
         match item {
-            Bson::RegularExpression(re) => {
-                regexes.push(RegexPredicate::new(&re.pattern, &re.options)?)
-            }
+            Bson::RegularExpression(re) => regexes.push(RegexPredicate::new(&re.pattern, &re.options)?),
             Bson::Document(d) if is_operator_doc(d) => {
                 return Err(bad_value("cannot nest $ under $in"));
             }
-            Bson::Undefined => {
-                return Err(bad_value("InMatchExpression equality cannot be undefined"))
-            }
+            Bson::Undefined => return Err(bad_value("InMatchExpression equality cannot be undefined")),
             other => values.push(other.clone()),
         }
     }
@@ -172,13 +155,7 @@ pub fn in_predicate(arg: &Bson, op: &str) -> Result<InPredicate> {
 pub fn parse_op(path: &str, op: &str, arg: &Bson, _ctx: Ctx) -> Option<Result<Expr>> {
     let cmp = |op: CmpOp| -> Result<Expr> {
         check_not_undefined(arg)?;
-        Ok(Expr::path(
-            path,
-            ComparisonPredicate {
-                op,
-                rhs: arg.clone(),
-            },
-        ))
+        Ok(Expr::path(path, ComparisonPredicate { op, rhs: arg.clone() }))
     };
     Some(match op {
         "$eq" => cmp(CmpOp::Eq),
@@ -262,10 +239,7 @@ mod tests {
         assert!(m(doc! {"a": {"$in": [null]}}, doc! {}));
         assert!(m(doc! {"a": {"$in": [[1, 2]]}}, doc! {"a": [1, 2]}));
         assert!(m(doc! {"a": {"$in": [2]}}, doc! {"a": [1, 2]}));
-        let re = Bson::RegularExpression(bson::Regex {
-            pattern: "^ab".into(),
-            options: "i".into(),
-        });
+        let re = Bson::RegularExpression(bson::Regex { pattern: "^ab".into(), options: "i".into() });
         assert!(m(doc! {"a": {"$in": [5, re.clone()]}}, doc! {"a": "ABc"}));
         assert!(m(doc! {"a": {"$in": [re]}}, doc! {"a": ["x", "abz"]}));
         assert!(!m(doc! {"a": {"$in": []}}, doc! {"a": 1}));
@@ -274,28 +248,19 @@ mod tests {
     #[test]
     fn errors() {
         let e = Matcher::parse(&doc! {"a": {"$in": 1}}).unwrap_err();
-        assert_eq!(
-            (e.code, e.message.as_str()),
-            (ErrorCode::BadValue, "$in needs an array")
-        );
+        assert_eq!((e.code, e.message.as_str()), (ErrorCode::BadValue, "$in needs an array"));
         let e = Matcher::parse(&doc! {"a": {"$nin": {}}}).unwrap_err();
         assert_eq!(e.message, "$nin needs an array");
         let e = Matcher::parse(&doc! {"a": {"$in": [{"$gt": 1}]}}).unwrap_err();
         assert_eq!(e.message, "cannot nest $ under $in");
-        let re = Bson::RegularExpression(bson::Regex {
-            pattern: "x".into(),
-            options: String::new(),
-        });
+        let re = Bson::RegularExpression(bson::Regex { pattern: "x".into(), options: String::new() });
         let e = Matcher::parse(&doc! {"a": {"$ne": re}}).unwrap_err();
         assert_eq!(e.code, ErrorCode::BadValue);
     }
 
     #[test]
     fn eq_with_regex_is_literal() {
-        let re = Bson::RegularExpression(bson::Regex {
-            pattern: "x".into(),
-            options: String::new(),
-        });
+        let re = Bson::RegularExpression(bson::Regex { pattern: "x".into(), options: String::new() });
         assert!(!m(doc! {"a": {"$eq": re.clone()}}, doc! {"a": "x"}));
         assert!(m(doc! {"a": {"$eq": re.clone()}}, doc! {"a": re}));
     }

@@ -1,7 +1,7 @@
 //! Element operators: `$exists` and `$type`.
 
 use super::matcher::{Ctx, ElementPredicate, Expr};
-use super::util::{bad_value, exact_i64, number_as_f64, true_value, type_code};
+use super::util::{bad_value, exact_i64, failed_to_parse, number_as_f64, true_value, type_code};
 use crate::error::{MongoError, Result};
 use bson::Bson;
 
@@ -26,10 +26,7 @@ impl ElementPredicate for TypePredicate {
     fn matches(&self, v: Option<&Bson>) -> bool {
         let Some(v) = v else { return false };
         if self.any_number
-            && matches!(
-                v,
-                Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_)
-            )
+            && matches!(v, Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_))
         {
             return true;
         }
@@ -98,9 +95,7 @@ fn add_type(p: &mut TypePredicate, v: &Bson) -> Result<()> {
                 }
             }
         }
-        _ => Err(MongoError::type_mismatch(
-            "type must be represented as a number or a string",
-        )),
+        _ => Err(MongoError::type_mismatch("type must be represented as a number or a string")),
     }
 }
 
@@ -114,6 +109,9 @@ pub fn type_predicate(arg: &Bson) -> Result<TypePredicate> {
             }
         }
         other => add_type(&mut p, other)?,
+    }
+    if p.codes.is_empty() && !p.any_number {
+        return Err(failed_to_parse("$type must match at least one type"));
     }
     Ok(p)
 }
@@ -147,10 +145,7 @@ mod tests {
         assert!(m(doc! {"a": {"$exists": false}}, doc! {"b": 1}));
         assert!(m(doc! {"a": {"$exists": 0}}, doc! {"b": 1}));
         assert!(m(doc! {"a": {"$exists": 1}}, doc! {"a": []}));
-        assert!(m(
-            doc! {"a.b": {"$exists": true}},
-            doc! {"a": [{"c": 1}, {"b": 2}]}
-        ));
+        assert!(m(doc! {"a.b": {"$exists": true}}, doc! {"a": [{"c": 1}, {"b": 2}]}));
         assert!(m(doc! {"a.b": {"$exists": false}}, doc! {"a": [1, 2]}));
         assert!(!m(doc! {"a.b": {"$exists": false}}, doc! {"a": [{"b": 1}]}));
     }
@@ -169,22 +164,21 @@ mod tests {
         assert!(!m(doc! {"a": {"$type": "array"}}, doc! {"a": 1}));
         assert!(m(doc! {"a": {"$type": "null"}}, doc! {"a": null}));
         assert!(!m(doc! {"a": {"$type": "null"}}, doc! {}));
-        assert!(m(
-            doc! {"a": {"$type": "minKey"}},
-            doc! {"a": bson::Bson::MinKey}
-        ));
+        assert!(m(doc! {"a": {"$type": "minKey"}}, doc! {"a": bson::Bson::MinKey}));
     }
 
     #[test]
     fn type_errors() {
         let e = Matcher::parse(&doc! {"a": {"$type": "foo"}}).unwrap_err();
-        assert_eq!(
-            (e.code, e.message.as_str()),
-            (ErrorCode::BadValue, "Unknown type name alias: foo")
-        );
+        assert_eq!((e.code, e.message.as_str()), (ErrorCode::BadValue, "Unknown type name alias: foo"));
         let e = Matcher::parse(&doc! {"a": {"$type": 100}}).unwrap_err();
         assert_eq!(e.message, "Invalid numerical type code: 100");
         let e = Matcher::parse(&doc! {"a": {"$type": {}}}).unwrap_err();
         assert_eq!(e.code, ErrorCode::TypeMismatch);
+        let e = Matcher::parse(&doc! {"a": {"$type": []}}).unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (ErrorCode::FailedToParse, "$type must match at least one type")
+        );
     }
 }

@@ -14,6 +14,8 @@ use bson::{Bson, Document};
 const MAX_PATTERN_LEN: usize = 32 * 1024;
 /// Bounds the compiled program a client can make us build.
 const REGEX_SIZE_LIMIT: usize = 8 << 20;
+/// Bounds the work one match may do on hostile patterns (catastrophic backtracking).
+const REGEX_BACKTRACK_LIMIT: usize = 1_000_000;
 
 /// A compiled regex test: strings and symbols match by pattern, stored regex values match
 /// when pattern and flags are the same.
@@ -21,27 +23,28 @@ const REGEX_SIZE_LIMIT: usize = 8 << 20;
 pub struct RegexPredicate {
     pub pattern: String,
     pub options: String,
-    re: regex::Regex,
+    re: fancy_regex::Regex,
 }
 
 impl RegexPredicate {
     pub fn new(pattern: &str, options: &str) -> Result<RegexPredicate> {
         if pattern.contains('\0') {
-            return Err(bad_value(
-                "Regular expression cannot contain an embedded null byte",
-            ));
+            return Err(bad_value("Regular expression cannot contain an embedded null byte"));
         }
         if pattern.len() > MAX_PATTERN_LEN {
             return Err(invalid_regex(pattern, "pattern is too long"));
         }
-        let mut b = regex::RegexBuilder::new(pattern);
+        // fancy-regex (backtracking, with look-around and back-references) is closer to the
+        // PCRE mongod uses than the regex crate; flags become an inline group.
+        let mut flags = String::new();
         for c in options.chars() {
             match c {
-                'i' => b.case_insensitive(true),
-                'm' => b.multi_line(true),
-                's' => b.dot_matches_new_line(true),
-                'x' => b.ignore_whitespace(true),
-                'u' => &mut b,
+                'i' | 'm' | 's' | 'x' => {
+                    if !flags.contains(c) {
+                        flags.push(c);
+                    }
+                }
+                'u' => {}
                 other => {
                     return Err(located(
                         51108,
@@ -49,50 +52,33 @@ impl RegexPredicate {
                         format!("invalid flag in regex options: {other}"),
                     ))
                 }
-            };
+            }
         }
-        b.size_limit(REGEX_SIZE_LIMIT)
-            .dfa_size_limit(REGEX_SIZE_LIMIT);
-        let re = b.build().map_err(|e| {
-            let msg = match e {
-                regex::Error::Syntax(s) => s
-                    .lines()
-                    .last()
-                    .unwrap_or("syntax error")
-                    .trim()
-                    .to_string(),
-                regex::Error::CompiledTooBig(_) => "pattern is too large".to_string(),
-                _ => "invalid pattern".to_string(),
-            };
-            invalid_regex(pattern, &msg)
-        })?;
-        Ok(RegexPredicate {
-            pattern: pattern.to_string(),
-            options: options.to_string(),
-            re,
-        })
+        let full = if flags.is_empty() { pattern.to_string() } else { format!("(?{flags}){pattern}") };
+        let re = fancy_regex::RegexBuilder::new(&full)
+            .backtrack_limit(REGEX_BACKTRACK_LIMIT)
+            .delegate_size_limit(REGEX_SIZE_LIMIT)
+            .delegate_dfa_size_limit(REGEX_SIZE_LIMIT)
+            .build()
+            .map_err(|e| invalid_regex(pattern, &e.to_string()))?;
+        Ok(RegexPredicate { pattern: pattern.to_string(), options: options.to_string(), re })
     }
 
+    /// A match that hits the backtracking limit counts as no match.
     pub fn is_match(&self, s: &str) -> bool {
-        self.re.is_match(s)
+        self.re.is_match(s).unwrap_or(false)
     }
 }
 
 fn invalid_regex(pattern: &str, why: &str) -> MongoError {
-    located(
-        51091,
-        ErrorCode::BadValue,
-        format!("Regular expression is invalid: {why} (pattern: {pattern})"),
-    )
+    located(51091, ErrorCode::BadValue, format!("Regular expression is invalid: {why} (pattern: {pattern})"))
 }
 
 impl ElementPredicate for RegexPredicate {
     fn matches(&self, v: Option<&Bson>) -> bool {
         match v {
-            Some(Bson::String(s)) | Some(Bson::Symbol(s)) => self.re.is_match(s),
-            Some(Bson::RegularExpression(r)) => {
-                r.pattern == self.pattern && r.options == self.options
-            }
+            Some(Bson::String(s)) | Some(Bson::Symbol(s)) => self.is_match(s),
+            Some(Bson::RegularExpression(r)) => r.pattern == self.pattern && r.options == self.options,
             _ => false,
         }
     }
@@ -115,7 +101,11 @@ pub fn parse_regex_pair(path: &str, ops: &Document) -> Result<Expr> {
                     pattern = Some(re.pattern.clone());
                     if !re.options.is_empty() {
                         if !options.is_empty() {
-                            return Err(bad_value("options set in both $regex and $options"));
+                            return Err(located(
+                                51074,
+                                ErrorCode::BadValue,
+                                "options set in both $regex and $options",
+                            ));
                         }
                         options = re.options.clone();
                     }
@@ -127,7 +117,11 @@ pub fn parse_regex_pair(path: &str, ops: &Document) -> Result<Expr> {
                     return Err(bad_value("$options has to be a string"));
                 };
                 if !options.is_empty() {
-                    return Err(bad_value("options set in both $regex and $options"));
+                    return Err(located(
+                        51075,
+                        ErrorCode::BadValue,
+                        "options set in both $regex and $options",
+                    ));
                 }
                 options = s.clone();
             }
@@ -167,11 +161,9 @@ fn mod_operand(v: &Bson, what: &str) -> Result<i64> {
         Bson::Int32(i) => Ok(i64::from(*i)),
         Bson::Int64(i) => Ok(*i),
         Bson::Double(_) | Bson::Decimal128(_) => match number_as_f64(v) {
-            Some(d) if d.is_finite() => Ok(exact_i64(&Bson::Double(d.trunc())).unwrap_or(if d < 0.0 {
-                i64::MIN
-            } else {
-                i64::MAX
-            })),
+            Some(d) if d.is_finite() => {
+                Ok(exact_i64(&Bson::Double(d.trunc())).unwrap_or(if d < 0.0 { i64::MIN } else { i64::MAX }))
+            }
             _ => Err(bad_value(format!(
                 "malformed mod, {what} value is invalid :: caused by :: Unable to coerce NaN/Inf to \
                  integral type"
@@ -220,18 +212,23 @@ pub fn parse_op(path: &str, op: &str, arg: &Bson, _ctx: Ctx) -> Option<Result<Ex
 }
 
 /// Parses path-less top-level operators of this family; `None` for others.
-pub fn parse_top_level(op: &str, _arg: &Bson, _ctx: Ctx) -> Option<Result<Expr>> {
+pub fn parse_top_level(op: &str, arg: &Bson, ctx: Ctx) -> Option<Result<Expr>> {
+    let top_only = |what: &str| bad_value(format!("{what} can only be applied to the top-level document"));
     Some(match op {
         "$comment" => Ok(Expr::Const(true)),
         // mongod without a script engine.
+        "$where" if ctx.sub_document => Err(top_only("$where")),
         "$where" => Err(bad_value("no globalScriptEngine in $where parsing")),
-        "$text" => Err(MongoError::new(
-            ErrorCode::IndexNotFound,
-            "text index required for $text query",
-        )),
-        "$expr" | "$jsonSchema" | "$sampleRate" => {
-            Err(bad_value(format!("{op} is not supported yet")))
+        "$text" if ctx.sub_document => Err(top_only("$text")),
+        "$text" => Err(MongoError::new(ErrorCode::IndexNotFound, "text index required for $text query")),
+        "$expr" if ctx.sub_document => Err(top_only("$expr")),
+        "$sampleRate" if ctx.sub_document => Err(top_only("$sampleRate")),
+        "$jsonSchema" if !matches!(arg, Bson::Document(_)) => {
+            Err(MongoError::type_mismatch("$jsonSchema must be an object"))
         }
+        "$expr" | "$jsonSchema" | "$sampleRate" => Err(bad_value(format!("{op} is not supported yet"))),
+        // A DBRef's fields queried at the top level are plain equalities.
+        "$id" | "$ref" | "$db" => super::ops_comparison::eq_expr(op, arg),
         _ => return None,
     })
 }
@@ -247,10 +244,7 @@ mod tests {
     }
 
     fn re(p: &str, o: &str) -> Bson {
-        Bson::RegularExpression(Regex {
-            pattern: p.into(),
-            options: o.into(),
-        })
+        Bson::RegularExpression(Regex { pattern: p.into(), options: o.into() })
     }
 
     fn err(filter: Document) -> (ErrorCode, String) {
@@ -263,52 +257,25 @@ mod tests {
         assert!(m(doc! {"a": re("^ab", "")}, doc! {"a": "abc"}));
         assert!(!m(doc! {"a": re("^ab", "")}, doc! {"a": "ABc"}));
         assert!(m(doc! {"a": re("^ab", "i")}, doc! {"a": "ABc"}));
-        assert!(m(
-            doc! {"a": {"$regex": "^ab", "$options": "i"}},
-            doc! {"a": "ABc"}
-        ));
-        assert!(m(
-            doc! {"a": {"$options": "i", "$regex": "^ab"}},
-            doc! {"a": "ABc"}
-        ));
+        assert!(m(doc! {"a": {"$regex": "^ab", "$options": "i"}}, doc! {"a": "ABc"}));
+        assert!(m(doc! {"a": {"$options": "i", "$regex": "^ab"}}, doc! {"a": "ABc"}));
         assert!(m(doc! {"a": {"$regex": re("^ab", "i")}}, doc! {"a": "ABc"}));
-        assert!(m(
-            doc! {"a": {"$regex": "^b", "$options": "m"}},
-            doc! {"a": "a\nb"}
-        ));
+        assert!(m(doc! {"a": {"$regex": "^b", "$options": "m"}}, doc! {"a": "a\nb"}));
         assert!(!m(doc! {"a": {"$regex": "^b"}}, doc! {"a": "a\nb"}));
-        assert!(m(
-            doc! {"a": {"$regex": "a.b", "$options": "s"}},
-            doc! {"a": "a\nb"}
-        ));
-        assert!(m(
-            doc! {"a": {"$regex": "a b # comment", "$options": "x"}},
-            doc! {"a": "ab"}
-        ));
+        assert!(m(doc! {"a": {"$regex": "a.b", "$options": "s"}}, doc! {"a": "a\nb"}));
+        assert!(m(doc! {"a": {"$regex": "a b # comment", "$options": "x"}}, doc! {"a": "ab"}));
         // Array elements; non-strings never match; stored regexes match by value.
         assert!(m(doc! {"a": re("x", "")}, doc! {"a": [1, "yx"]}));
         assert!(!m(doc! {"a": re("1", "")}, doc! {"a": 1}));
         assert!(m(doc! {"a": re("x", "i")}, doc! {"a": re("x", "i")}));
-        assert!(m(
-            doc! {"a": re("x", "")},
-            doc! {"a": Bson::Symbol("x".into())}
-        ));
+        assert!(m(doc! {"a": re("x", "")}, doc! {"a": Bson::Symbol("x".into())}));
     }
 
     #[test]
     fn regex_errors() {
-        assert_eq!(
-            err(doc! {"a": {"$regex": 1}}),
-            (ErrorCode::BadValue, "$regex has to be a string".into())
-        );
-        assert_eq!(
-            err(doc! {"a": {"$regex": "x", "$options": 1}}).1,
-            "$options has to be a string"
-        );
-        assert_eq!(
-            err(doc! {"a": {"$options": "i"}}).1,
-            "$options needs a $regex"
-        );
+        assert_eq!(err(doc! {"a": {"$regex": 1}}), (ErrorCode::BadValue, "$regex has to be a string".into()));
+        assert_eq!(err(doc! {"a": {"$regex": "x", "$options": 1}}).1, "$options has to be a string");
+        assert_eq!(err(doc! {"a": {"$options": "i"}}).1, "$options needs a $regex");
         assert_eq!(
             err(doc! {"a": {"$regex": re("x", "i"), "$options": "m"}}).1,
             "options set in both $regex and $options"
@@ -316,9 +283,7 @@ mod tests {
         assert!(err(doc! {"a": {"$regex": "x", "$options": "z"}})
             .1
             .starts_with("invalid flag in regex options: z"));
-        assert!(err(doc! {"a": {"$regex": "("}})
-            .1
-            .starts_with("Regular expression is invalid"));
+        assert!(err(doc! {"a": {"$regex": "("}}).1.starts_with("Regular expression is invalid"));
     }
 
     #[test]
@@ -330,26 +295,11 @@ mod tests {
         assert!(!m(doc! {"a": {"$mod": [4, 0]}}, doc! {"a": "8"}));
         assert!(m(doc! {"a": {"$mod": [4, 0]}}, doc! {"a": [1, 12]}));
         assert!(m(doc! {"a": {"$mod": [-1, 0]}}, doc! {"a": i64::MIN}));
-        assert_eq!(
-            err(doc! {"a": {"$mod": 4}}).1,
-            "malformed mod, needs to be an array"
-        );
-        assert_eq!(
-            err(doc! {"a": {"$mod": [4]}}).1,
-            "malformed mod, not enough elements"
-        );
-        assert_eq!(
-            err(doc! {"a": {"$mod": [4, 1, 2]}}).1,
-            "malformed mod, too many elements"
-        );
-        assert_eq!(
-            err(doc! {"a": {"$mod": ["x", 1]}}).1,
-            "malformed mod, divisor not a number"
-        );
-        assert_eq!(
-            err(doc! {"a": {"$mod": [1, "x"]}}).1,
-            "malformed mod, remainder not a number"
-        );
+        assert_eq!(err(doc! {"a": {"$mod": 4}}).1, "malformed mod, needs to be an array");
+        assert_eq!(err(doc! {"a": {"$mod": [4]}}).1, "malformed mod, not enough elements");
+        assert_eq!(err(doc! {"a": {"$mod": [4, 1, 2]}}).1, "malformed mod, too many elements");
+        assert_eq!(err(doc! {"a": {"$mod": ["x", 1]}}).1, "malformed mod, divisor not a number");
+        assert_eq!(err(doc! {"a": {"$mod": [1, "x"]}}).1, "malformed mod, remainder not a number");
         assert_eq!(err(doc! {"a": {"$mod": [0, 1]}}).1, "divisor cannot be 0");
     }
 
@@ -358,16 +308,18 @@ mod tests {
         assert!(m(doc! {"$comment": "hi", "a": 1}, doc! {"a": 1}));
         assert_eq!(
             err(doc! {"$where": "1"}),
-            (
-                ErrorCode::BadValue,
-                "no globalScriptEngine in $where parsing".into()
-            )
+            (ErrorCode::BadValue, "no globalScriptEngine in $where parsing".into())
         );
-        assert_eq!(
-            err(doc! {"$text": {"$search": "x"}}).0,
-            ErrorCode::IndexNotFound
-        );
+        assert_eq!(err(doc! {"$text": {"$search": "x"}}).0, ErrorCode::IndexNotFound);
         assert_eq!(err(doc! {"$expr": {"$eq": [1, 1]}}).0, ErrorCode::BadValue);
         assert_eq!(err(doc! {"$jsonSchema": {}}).0, ErrorCode::BadValue);
+        assert_eq!(err(doc! {"$jsonSchema": 1}).0, ErrorCode::TypeMismatch);
+        assert_eq!(
+            err(doc! {"a": {"$elemMatch": {"$where": "1"}}}).1,
+            "$where can only be applied to the top-level document"
+        );
+        assert_eq!(err(doc! {"a": {"$where": "1"}}).1, "$where cannot be applied to a field");
+        // Top-level DBRef fields are equalities.
+        assert!(m(doc! {"$id": 5}, doc! {"$id": 5}));
     }
 }

@@ -3,7 +3,7 @@
 
 use super::matcher::{parse_filter, parse_operator_doc, Ctx, Expr};
 use super::ops_eval;
-use super::util::bad_value;
+use super::util::{bad_value, failed_to_parse, parse_integer_element};
 use crate::error::Result;
 use bson::Bson;
 
@@ -15,10 +15,10 @@ pub fn parse_top_level(op: &str, arg: &Bson, ctx: Ctx) -> Option<Result<Expr>> {
             "$or" => Expr::Or(children),
             _ => Expr::Nor(children),
         }),
-        "$alwaysTrue" | "$alwaysFalse" => match arg {
-            Bson::Int32(1) | Bson::Int64(1) => Ok(Expr::Const(op == "$alwaysTrue")),
-            Bson::Double(d) if *d == 1.0 => Ok(Expr::Const(op == "$alwaysTrue")),
-            _ => Err(bad_value(format!("{op} must be an integer value of 1"))),
+        "$alwaysTrue" | "$alwaysFalse" => match parse_integer_element(op, arg) {
+            Ok(1) => Ok(Expr::Const(op == "$alwaysTrue")),
+            Ok(_) => Err(failed_to_parse(format!("{op} must be an integer value of 1"))),
+            Err(e) => Err(e),
         },
         _ => return None,
     })
@@ -47,9 +47,7 @@ pub fn parse_op(path: &str, op: &str, arg: &Bson, ctx: Ctx) -> Option<Result<Exp
         return None;
     }
     Some(match arg {
-        Bson::RegularExpression(re) => {
-            ops_eval::regex_expr(path, &re.pattern, &re.options).map(Expr::negate)
-        }
+        Bson::RegularExpression(re) => ops_eval::regex_expr(path, &re.pattern, &re.options).map(Expr::negate),
         Bson::Document(d) => {
             if d.is_empty() {
                 Err(bad_value("$not cannot be empty"))
@@ -94,10 +92,7 @@ mod tests {
         assert!(m(doc! {"a": {"$not": {"$gt": 5}}}, doc! {"a": 3}));
         assert!(m(doc! {"a": {"$not": {"$gt": 5}}}, doc! {}));
         assert!(!m(doc! {"a": {"$not": {"$gt": 5}}}, doc! {"a": [1, 6]}));
-        let re = Bson::RegularExpression(bson::Regex {
-            pattern: "^x".into(),
-            options: String::new(),
-        });
+        let re = Bson::RegularExpression(bson::Regex { pattern: "^x".into(), options: String::new() });
         assert!(m(doc! {"a": {"$not": re.clone()}}, doc! {"a": "yx"}));
         assert!(!m(doc! {"a": {"$not": re}}, doc! {"a": "xy"}));
         assert!(m(doc! {"a": {"$not": {"$regex": "^x"}}}, doc! {"a": "yx"}));
@@ -105,27 +100,19 @@ mod tests {
 
     #[test]
     fn errors() {
-        let e = (
-            ErrorCode::BadValue,
-            "$and/$or/$nor must be a nonempty array".to_string(),
-        );
+        let e = (ErrorCode::BadValue, "$and/$or/$nor must be a nonempty array".to_string());
         assert_eq!(err(doc! {"$or": []}), e);
-        assert_eq!(
-            err(doc! {"$and": 1}),
-            (ErrorCode::BadValue, "$and must be an array".into())
-        );
-        assert_eq!(
-            err(doc! {"$nor": [1]}).1,
-            "$or/$and/$nor entries need to be full objects"
-        );
-        assert_eq!(
-            err(doc! {"a": {"$not": 1}}).1,
-            "$not needs a regex or a document"
-        );
+        assert_eq!(err(doc! {"$and": 1}), (ErrorCode::BadValue, "$and must be an array".into()));
+        assert_eq!(err(doc! {"$nor": [1]}).1, "$or/$and/$nor entries need to be full objects");
+        assert_eq!(err(doc! {"a": {"$not": 1}}).1, "$not needs a regex or a document");
         assert_eq!(err(doc! {"a": {"$not": {}}}).1, "$not cannot be empty");
+        assert!(err(doc! {"$not": {"a": 1}}).1.starts_with("unknown top level operator: $not"));
+        assert_eq!(
+            err(doc! {"$alwaysTrue": 2}),
+            (ErrorCode::FailedToParse, "$alwaysTrue must be an integer value of 1".into())
+        );
         assert!(err(doc! {"$not": {"a": 1}})
             .1
-            .starts_with("unknown top level operator: $not"));
-        assert_eq!(err(doc! {"$alwaysTrue": 2}).0, ErrorCode::BadValue);
+            .ends_with("If you are trying to negate an entire expression, use $nor."));
     }
 }

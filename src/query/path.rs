@@ -62,34 +62,13 @@ pub fn visit<'a, S: AsRef<str>>(
     f: &mut dyn FnMut(Candidate<'a>) -> bool,
 ) -> bool {
     if parts.is_empty() {
-        return f(Candidate {
-            value: None,
-            array_index: None,
-        });
+        return f(Candidate { value: None, array_index: None });
     }
-    walk(Node::Doc(doc), parts, mode, None, f)
-}
-
-/// The value a path is evaluated against: a document, or an array addressed by index
-/// (an array reached through an index component is looked into as if its elements were
-/// fields named "0", "1"...).
-#[derive(Clone, Copy)]
-enum Node<'a> {
-    Doc(&'a Document),
-    Arr(&'a [Bson]),
-}
-
-impl<'a> Node<'a> {
-    fn get(self, name: &str) -> Option<&'a Bson> {
-        match self {
-            Node::Doc(d) => d.get(name),
-            Node::Arr(a) => array_index(name).and_then(|i| a.get(i)),
-        }
-    }
+    walk(doc, parts, mode, None, f)
 }
 
 fn walk<'a, S: AsRef<str>>(
-    start: Node<'a>,
+    start: &'a Document,
     parts: &[S],
     mode: LeafArrays,
     outer: Option<usize>,
@@ -100,43 +79,24 @@ fn walk<'a, S: AsRef<str>>(
     while let Some(part) = parts.get(i) {
         let last = i + 1 == parts.len();
         let Some(v) = node.get(part.as_ref()) else {
-            return f(Candidate {
-                value: None,
-                array_index: outer,
-            });
+            return f(Candidate { value: None, array_index: outer });
         };
         match v {
             Bson::Array(arr) if last => {
                 if mode == LeafArrays::Traverse {
                     for (j, e) in arr.iter().enumerate() {
-                        if f(Candidate {
-                            value: Some(e),
-                            array_index: outer.or(Some(j)),
-                        }) {
+                        if f(Candidate { value: Some(e), array_index: outer.or(Some(j)) }) {
                             return true;
                         }
                     }
                 }
-                return f(Candidate {
-                    value: Some(v),
-                    array_index: outer,
-                });
+                return f(Candidate { value: Some(v), array_index: outer });
             }
             Bson::Array(arr) => return walk_array(arr, &parts[i + 1..], mode, outer, f),
-            _ if last => {
-                return f(Candidate {
-                    value: Some(v),
-                    array_index: outer,
-                })
-            }
-            Bson::Document(d) => node = Node::Doc(d),
+            _ if last => return f(Candidate { value: Some(v), array_index: outer }),
+            Bson::Document(d) => node = d,
             // A scalar where the path needs a document: the path is missing.
-            _ => {
-                return f(Candidate {
-                    value: None,
-                    array_index: outer,
-                })
-            }
+            _ => return f(Candidate { value: None, array_index: outer }),
         }
         i += 1;
     }
@@ -144,6 +104,12 @@ fn walk<'a, S: AsRef<str>>(
 }
 
 /// An array met before the end of the path; `rest` is non-empty.
+///
+/// Sub-documents are searched with the whole rest of the path (a missing field there is a
+/// candidate, so `{"a.b": null}` matches `{a: [{}]}`); when the next component is an index,
+/// the element at that index is also looked into with the rest after it (a nested array
+/// there is traversed as an array). Scalars and other nested arrays are not looked into.
+/// Values reached through an index keep the position of an enclosing traversal only.
 fn walk_array<'a, S: AsRef<str>>(
     arr: &'a [Bson],
     rest: &[S],
@@ -155,33 +121,27 @@ fn walk_array<'a, S: AsRef<str>>(
         return false;
     };
     let offset = array_index(next.as_ref());
+    let after = rest.get(1..).unwrap_or(&[]);
     for (j, e) in arr.iter().enumerate() {
-        let here = outer.or(Some(j));
-        if offset == Some(j) {
-            // The component addresses this element by position.
-            let stop = if rest.len() == 1 {
-                f(Candidate {
-                    value: Some(e),
-                    array_index: outer,
-                })
-            } else {
-                match e {
-                    Bson::Document(d) => walk(Node::Doc(d), &rest[1..], mode, here, f),
-                    Bson::Array(a) => walk(Node::Arr(a), &rest[1..], mode, here, f),
-                    _ => false,
-                }
-            };
-            if stop {
+        if let Bson::Document(d) = e {
+            if walk(d, rest, mode, outer.or(Some(j)), f) {
                 return true;
             }
+        }
+        if offset != Some(j) {
             continue;
         }
-        // Sub-documents are searched with the whole rest of the path; scalars and nested
-        // arrays are not looked into.
-        if let Bson::Document(d) = e {
-            if walk(Node::Doc(d), rest, mode, here, f) {
-                return true;
+        let stop = if after.is_empty() {
+            f(Candidate { value: Some(e), array_index: outer })
+        } else {
+            match e {
+                Bson::Document(d) => walk(d, after, mode, outer, f),
+                Bson::Array(a) => walk_array(a, after, mode, outer, f),
+                _ => false,
             }
+        };
+        if stop {
+            return true;
         }
     }
     false
@@ -289,11 +249,7 @@ pub fn set_path(doc: &mut Document, path: &str, value: Bson) -> Result<Option<Bs
         if last || !exists {
             let desc = element_to_string(&cur_name, cur);
             let old = if exists { child(cur, p).cloned() } else { None };
-            let v = if last {
-                value
-            } else {
-                nest(&rest[i + 1..], value)
-            };
+            let v = if last { value } else { nest(&rest[i + 1..], value) };
             store_child(cur, p, v, &desc)?;
             return Ok(old);
         }
@@ -347,19 +303,13 @@ mod tests {
     use bson::{bson, doc};
 
     fn vals(doc: &Document, path: &str, mode: LeafArrays) -> Vec<(Option<Bson>, Option<usize>)> {
-        lookup_with(doc, path, mode)
-            .into_iter()
-            .map(|c| (c.value.cloned(), c.array_index))
-            .collect()
+        lookup_with(doc, path, mode).into_iter().map(|c| (c.value.cloned(), c.array_index)).collect()
     }
 
     #[test]
     fn plain_and_missing() {
         let d = doc! {"a": {"b": {"c": 5}}, "x": 1};
-        assert_eq!(
-            vals(&d, "a.b.c", LeafArrays::Traverse),
-            vec![(Some(bson!(5)), None)]
-        );
+        assert_eq!(vals(&d, "a.b.c", LeafArrays::Traverse), vec![(Some(bson!(5)), None)]);
         assert_eq!(vals(&d, "a.z", LeafArrays::Traverse), vec![(None, None)]);
         // A scalar in the middle of the path: missing.
         assert_eq!(vals(&d, "x.y", LeafArrays::Traverse), vec![(None, None)]);
@@ -370,11 +320,7 @@ mod tests {
         let d = doc! {"a": [{"b": 1}, {"b": 2}, {"c": 3}, 7]};
         assert_eq!(
             vals(&d, "a.b", LeafArrays::Traverse),
-            vec![
-                (Some(bson!(1)), Some(0)),
-                (Some(bson!(2)), Some(1)),
-                (None, Some(2))
-            ]
+            vec![(Some(bson!(1)), Some(0)), (Some(bson!(2)), Some(1)), (None, Some(2))]
         );
     }
 
@@ -383,16 +329,9 @@ mod tests {
         let d = doc! {"a": [1, [2, 3]]};
         assert_eq!(
             vals(&d, "a", LeafArrays::Traverse),
-            vec![
-                (Some(bson!(1)), Some(0)),
-                (Some(bson!([2, 3])), Some(1)),
-                (Some(bson!([1, [2, 3]])), None)
-            ]
+            vec![(Some(bson!(1)), Some(0)), (Some(bson!([2, 3])), Some(1)), (Some(bson!([1, [2, 3]])), None)]
         );
-        assert_eq!(
-            vals(&d, "a", LeafArrays::NoTraverse),
-            vec![(Some(bson!([1, [2, 3]])), None)]
-        );
+        assert_eq!(vals(&d, "a", LeafArrays::NoTraverse), vec![(Some(bson!([1, [2, 3]])), None)]);
     }
 
     #[test]
@@ -400,18 +339,15 @@ mod tests {
         let d = doc! {"a": [{"b": 1}, {"b": 2}]};
         assert_eq!(
             vals(&d, "a.1.b", LeafArrays::Traverse),
-            vec![(None, Some(0)), (Some(bson!(2)), Some(1))]
+            vec![(None, Some(0)), (None, Some(1)), (Some(bson!(2)), None)]
         );
         let d = doc! {"a": [5, 6]};
-        assert_eq!(
-            vals(&d, "a.1", LeafArrays::Traverse),
-            vec![(Some(bson!(6)), None)]
-        );
+        assert_eq!(vals(&d, "a.1", LeafArrays::Traverse), vec![(Some(bson!(6)), None)]);
         // A numeric component also names a field of sub-documents.
         let d = doc! {"a": [{"0": "x"}, 9]};
         assert_eq!(
             vals(&d, "a.0", LeafArrays::Traverse),
-            vec![(Some(bson!({"0": "x"})), None)]
+            vec![(Some(bson!("x")), Some(0)), (Some(bson!({"0": "x"})), None)]
         );
         let d = doc! {"a": [9, {"0": "x"}]};
         assert_eq!(
@@ -420,10 +356,10 @@ mod tests {
         );
         // Nested arrays addressed by index.
         let d = doc! {"a": [[4, 5]]};
-        assert_eq!(
-            vals(&d, "a.0.1", LeafArrays::Traverse),
-            vec![(Some(bson!(5)), Some(0))]
-        );
+        assert_eq!(vals(&d, "a.0.1", LeafArrays::Traverse), vec![(Some(bson!(5)), None)]);
+        // ...and searched as arrays with the rest of the path.
+        let d = doc! {"a": [[{"b": 1}]]};
+        assert_eq!(vals(&d, "a.0.b", LeafArrays::Traverse), vec![(Some(bson!(1)), Some(0))]);
     }
 
     #[test]
@@ -444,10 +380,7 @@ mod tests {
         set_path(&mut d, "a.4", bson!(9)).unwrap();
         assert_eq!(d, doc! {"a": [1, 2, null, null, 9]});
         let err = set_path(&mut d, "a.b", bson!(1)).unwrap_err();
-        assert_eq!(
-            err.message,
-            "Cannot create field 'b' in element {a: [ 1, 2, null, null, 9 ]}"
-        );
+        assert_eq!(err.message, "Cannot create field 'b' in element {a: [ 1, 2, null, null, 9 ]}");
         assert!(unset_path(&mut d, "a.0"));
         assert_eq!(d, doc! {"a": [null, 2, null, null, 9]});
         assert!(!unset_path(&mut d, "zz.y"));

@@ -22,9 +22,7 @@ fn equality_points(filter: &Document, field: &str) -> Option<Vec<Bson>> {
             }
             match d.iter().next()? {
                 (op, v) if op == "$eq" && is_point(v) => Some(vec![v.clone()]),
-                (op, Bson::Array(vs))
-                    if op == "$in" && vs.iter().all(is_point) && !vs.is_empty() =>
-                {
+                (op, Bson::Array(vs)) if op == "$in" && vs.iter().all(is_point) && !vs.is_empty() => {
                     Some(vs.clone())
                 }
                 _ => None,
@@ -100,8 +98,7 @@ pub fn plan(
     hint: Option<&Bson>,
 ) -> Result<Access> {
     let natural_dir = |d: &Document| -> Option<bool> {
-        d.get("$natural")
-            .map(|v| !crate::store::catalog::direction_is_descending(v))
+        d.get("$natural").map(|v| !crate::store::catalog::direction_is_descending(v))
     };
     if let Some(h) = hint {
         if let Bson::Document(d) = h {
@@ -111,16 +108,8 @@ pub fn plan(
         }
         if let Some(idx) = index_by_hint(coll, h)? {
             let (prefixes, covered) = prefixes_for(idx, filter);
-            let prefixes = if covered == 0 {
-                vec![Vec::new()]
-            } else {
-                prefixes
-            };
-            return Ok(Access::IndexPrefixes {
-                index: idx.clone(),
-                prefixes,
-                forward: true,
-            });
+            let prefixes = if covered == 0 { vec![Vec::new()] } else { prefixes };
+            return Ok(Access::IndexPrefixes { index: idx.clone(), prefixes, forward: true });
         }
     }
     if let Some(forward) = sort.and_then(natural_dir) {
@@ -148,11 +137,7 @@ pub fn plan(
         }
     }
     Ok(match best {
-        Some((idx, prefixes, _)) => Access::IndexPrefixes {
-            index: idx.clone(),
-            prefixes,
-            forward: true,
-        },
+        Some((idx, prefixes, _)) => Access::IndexPrefixes { index: idx.clone(), prefixes, forward: true },
         None => Access::CollScan { forward: true },
     })
 }

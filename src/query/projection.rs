@@ -7,8 +7,8 @@
 //! and appended after them, as mongod does. `$slice` trims arrays in either kind. Computed
 //! fields (expressions, literals) and `$meta` are refused for now.
 
-use super::matcher::Matcher;
-use super::util::{bad_value, located, number_as_f64, true_value};
+use super::matcher::{Expr, Matcher};
+use super::util::{bad_value, located, number_as_f64, true_value, type_name};
 use crate::error::{ErrorCode, Result};
 use bson::{Bson, Document};
 
@@ -48,6 +48,7 @@ impl Node {
 #[derive(Clone, Debug)]
 pub struct Projection {
     inclusion: bool,
+    /// `_id` is not mentioned: included by an inclusion projection.
     include_id: bool,
     root: Node,
     /// The dotted path of a positional projection (without `.$`).
@@ -55,26 +56,40 @@ pub struct Projection {
 }
 
 impl Projection {
+    /// Parses without the query (a positional projection is then not checked against it).
     pub fn parse(spec: &Document) -> Result<Projection> {
+        Self::parse_inner(spec, None)
+    }
+
+    /// Parses with the query filter (`None`: the command has none), which a positional
+    /// projection (`a.$`) must refer to (mongod's 31277 / 51050 checks).
+    pub fn parse_with_query(spec: &Document, query: Option<&Document>) -> Result<Projection> {
+        Self::parse_inner(spec, Some(query))
+    }
+
+    fn parse_inner(spec: &Document, query: Option<Option<&Document>>) -> Result<Projection> {
         let mut flat = Vec::new();
         flatten(spec, "", &mut flat)?;
         let mut root = Node::default();
         let mut kind: Option<bool> = None; // Some(true) = inclusion
-        let mut include_id = true;
-        let mut id_explicitly_included = false;
+        let mut id_specified = false;
+        let mut id_included = false;
+        let mut id_excluded = false;
         let mut positional: Option<Vec<String>> = None;
         let mut has_elem_match = false;
-        for (path, item) in flat {
+        let mut has_slice = false;
+        for Flat { path, local, item, raw } in flat {
+            id_specified |= path == "_id" || path.starts_with("_id.");
             let is_id = path == "_id";
             match &item {
-                Item::Include if is_id => id_explicitly_included = true,
-                Item::Exclude if is_id => include_id = false,
+                Item::Include if is_id => id_included = true,
+                Item::Exclude if is_id => id_excluded = true,
                 Item::Include | Item::Positional => {
                     if kind == Some(false) {
                         return Err(located(
                             31253,
                             ErrorCode::BadValue,
-                            format!("Cannot do inclusion on field {path} in exclusion projection"),
+                            format!("Cannot do inclusion on field {local} in exclusion projection"),
                         ));
                     }
                     kind = Some(true);
@@ -84,13 +99,23 @@ impl Projection {
                         return Err(located(
                             31254,
                             ErrorCode::BadValue,
-                            format!("Cannot do exclusion on field {path} in inclusion projection"),
+                            format!("Cannot do exclusion on field {local} in inclusion projection"),
                         ));
                     }
                     kind = Some(false);
                 }
-                Item::ElemMatch(_) => has_elem_match = true,
-                Item::Slice { .. } | Item::Sub(_) => {}
+                Item::ElemMatch(_) => {
+                    if positional.is_some() {
+                        return Err(located(
+                            31255,
+                            ErrorCode::BadValue,
+                            "Cannot specify positional operator and $elemMatch.",
+                        ));
+                    }
+                    has_elem_match = true;
+                }
+                Item::Slice { .. } => has_slice = true,
+                Item::Sub(_) => {}
             }
             let parts: Vec<String> = path.split('.').map(str::to_string).collect();
             if matches!(item, Item::Positional) {
@@ -101,23 +126,38 @@ impl Projection {
                         "Cannot specify more than one positional projection per query.",
                     ));
                 }
+                if has_elem_match {
+                    return Err(located(
+                        31256,
+                        ErrorCode::BadValue,
+                        "Cannot specify positional operator and $elemMatch.",
+                    ));
+                }
+                if let Some(q) = query {
+                    let Some(q) = q else {
+                        return Err(located(
+                            51050,
+                            ErrorCode::BadValue,
+                            "Projections with a positional operator require a matcher",
+                        ));
+                    };
+                    let first = parts.first().map(String::as_str).unwrap_or("");
+                    if !query_mentions(q, first) {
+                        return Err(located(
+                            31277,
+                            ErrorCode::BadValue,
+                            format!("Positional projection '{raw}' does not match the query document."),
+                        ));
+                    }
+                }
                 positional = Some(parts.clone());
             }
             insert(&mut root, &path, &parts, item)?;
         }
-        if positional.is_some() && has_elem_match {
-            return Err(bad_value(
-                "Cannot specify positional operator and $elemMatch.",
-            ));
-        }
-        let inclusion =
-            kind.unwrap_or(has_elem_match || positional.is_some() || id_explicitly_included);
-        Ok(Projection {
-            inclusion,
-            include_id,
-            root,
-            positional,
-        })
+        // mongod's rules for projections without a plain inclusion or exclusion.
+        let inclusion = kind.unwrap_or(if has_slice { id_included } else { has_elem_match || id_included });
+        let _ = id_excluded;
+        Ok(Projection { inclusion, include_id: !id_specified, root, positional })
     }
 
     pub fn is_inclusion(&self) -> bool {
@@ -140,13 +180,8 @@ impl Projection {
         let mut deferred: Vec<&str> = Vec::new();
         for (k, v) in doc {
             let item = self.root.get(k);
-            if k == "_id"
-                && !matches!(
-                    item,
-                    Some(Item::Sub(_) | Item::Slice { .. } | Item::ElemMatch(_))
-                )
-            {
-                if self.include_id {
+            if k == "_id" && item.is_none() {
+                if self.include_id || !self.inclusion {
                     out.insert(k.clone(), v.clone());
                 }
                 continue;
@@ -170,8 +205,12 @@ impl Projection {
             let Some(v) = doc.get(k) else { continue };
             match item {
                 Item::ElemMatch(m) => {
-                    if let Bson::Array(a) = v {
-                        if let Some(e) = a.iter().find(|e| m.matches_value(e)) {
+                    let index = match m.expr() {
+                        Expr::Path { pred, .. } => pred.inner_index(v),
+                        _ => None,
+                    };
+                    if let (Bson::Array(a), Some(i)) = (v, index) {
+                        if let Some(e) = a.get(i) {
                             out.insert(k.clone(), Bson::Array(vec![e.clone()]));
                         }
                     }
@@ -180,11 +219,7 @@ impl Projection {
                     let Some(mut v) = project_field(Some(item), v, true) else {
                         continue;
                     };
-                    let rest = self
-                        .positional
-                        .as_deref()
-                        .and_then(|p| p.get(1..))
-                        .unwrap_or(&[]);
+                    let rest = self.positional.as_deref().and_then(|p| p.get(1..)).unwrap_or(&[]);
                     apply_positional(&mut v, rest, position)?;
                     out.insert(k.clone(), v);
                 }
@@ -271,35 +306,55 @@ fn slice(v: &Bson, skip: Option<i64>, limit: i64) -> Bson {
     Bson::Array(a.iter().skip(start).take(count).cloned().collect())
 }
 
-/// Turns the spec into (dotted path, item) pairs in spec order.
-fn flatten(spec: &Document, prefix: &str, out: &mut Vec<(String, Item)>) -> Result<()> {
+/// One entry of a flattened spec: its full dotted path (without a trailing `.$`), the name
+/// it was written under (mongod's messages use it), and the key as written.
+struct Flat {
+    path: String,
+    local: String,
+    item: Item,
+    raw: String,
+}
+
+fn is_number_or_bool(v: &Bson) -> bool {
+    matches!(v, Bson::Boolean(_) | Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_))
+}
+
+/// Turns the spec into entries in spec order; `{a: {b: 1}}` is `a.b`.
+fn flatten(spec: &Document, prefix: &str, out: &mut Vec<Flat>) -> Result<()> {
     for (k, v) in spec {
-        let path = if prefix.is_empty() {
-            k.clone()
-        } else {
-            format!("{prefix}.{k}")
-        };
+        let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
         check_path(&path, prefix.is_empty())?;
+        let flat = |path: String, item: Item| Flat { path, local: k.clone(), item, raw: k.clone() };
         if let Some(base) = path.strip_suffix(".$") {
-            if !true_value(v)
-                || !matches!(
-                    v,
-                    Bson::Boolean(_)
-                        | Bson::Int32(_)
-                        | Bson::Int64(_)
-                        | Bson::Double(_)
-                        | Bson::Decimal128(_)
-                )
-            {
-                return Err(bad_value(format!(
-                    "Cannot exclude a positional projection: {path}"
-                )));
+            if matches!(v, Bson::Document(_)) {
+                return Err(located(
+                    31271,
+                    ErrorCode::BadValue,
+                    "positional projection cannot be used with an expression or sub object",
+                ));
             }
-            out.push((base.to_string(), Item::Positional));
+            if !is_number_or_bool(v) {
+                return Err(located(
+                    31308,
+                    ErrorCode::BadValue,
+                    "positional projection cannot be used with a literal",
+                ));
+            }
+            if true_value(v) {
+                out.push(flat(base.to_string(), Item::Positional));
+            } else {
+                // An excluded `a.$` is an exclusion of a field named "$", refused by FieldPath.
+                return Err(located(
+                    16410,
+                    ErrorCode::BadValue,
+                    "FieldPath field names may not start with '$'. Consider using $getField or \
+                     $setField.",
+                ));
+            }
             continue;
         }
         let item = match v {
-            Bson::Boolean(_) | Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) => {
+            _ if is_number_or_bool(v) => {
                 if true_value(v) {
                     Item::Include
                 } else {
@@ -311,23 +366,43 @@ fn flatten(spec: &Document, prefix: &str, out: &mut Vec<(String, Item)>) -> Resu
                     return Err(located(
                         51270,
                         ErrorCode::BadValue,
-                        format!("An empty sub-projection is not a valid value. Found empty object at path {path}"),
+                        format!(
+                            "An empty sub-projection is not a valid value. Found empty object at \
+                             path {path}"
+                        ),
                     ))
                 }
                 Some("$slice") if d.len() == 1 => parse_slice(d.get("$slice").unwrap_or(&Bson::Null))?,
                 Some("$elemMatch") if d.len() == 1 => {
+                    let arg = d.get("$elemMatch").unwrap_or(&Bson::Null);
+                    let Bson::Document(_) = arg else {
+                        return Err(located(
+                            31274,
+                            ErrorCode::BadValue,
+                            format!(
+                                "elemMatch: Invalid argument, object required, but got {}",
+                                type_name(arg)
+                            ),
+                        ));
+                    };
                     if path.contains('.') {
-                        return Err(bad_value("Cannot use $elemMatch projection on a nested field."));
+                        return Err(located(
+                            31275,
+                            ErrorCode::BadValue,
+                            "Cannot use $elemMatch projection on a nested field.",
+                        ));
                     }
-                    match d.get("$elemMatch") {
-                        Some(Bson::Document(f)) => Item::ElemMatch(Matcher::parse(f)?),
-                        _ => return Err(bad_value("elemMatch: Invalid argument, object required.")),
-                    }
+                    // Evaluated as mongod does: the query {field: {$elemMatch: arg}}.
+                    let mut q = Document::new();
+                    q.insert(path.clone(), Bson::Document(d.clone()));
+                    Item::ElemMatch(Matcher::parse(&q)?)
                 }
-                Some("$meta") => {
-                    return Err(bad_value(format!("$meta projections are not supported yet (field '{path}')")))
+                Some("$meta") if d.len() == 1 => {
+                    return Err(bad_value(format!(
+                        "$meta projections are not supported yet (field '{path}')"
+                    )))
                 }
-                Some(op) if op.starts_with('$') => {
+                Some(op) if d.len() == 1 && op.starts_with('$') => {
                     return Err(bad_value(format!(
                         "projection expressions are not supported yet (field '{path}')"
                     )))
@@ -343,9 +418,24 @@ fn flatten(spec: &Document, prefix: &str, out: &mut Vec<(String, Item)>) -> Resu
                 )))
             }
         };
-        out.push((path, item));
+        out.push(flat(path, item));
     }
     Ok(())
+}
+
+/// Whether the query has a condition whose path starts with `field` (what a positional
+/// projection needs), looking through `$and`/`$or`/`$nor`.
+fn query_mentions(q: &Document, field: &str) -> bool {
+    q.iter().any(|(k, v)| match k.as_str() {
+        "$and" | "$or" | "$nor" => match v {
+            Bson::Array(items) => {
+                items.iter().any(|i| matches!(i, Bson::Document(d) if query_mentions(d, field)))
+            }
+            _ => false,
+        },
+        _ if k.starts_with('$') => false,
+        _ => k.split('.').next() == Some(field),
+    })
 }
 
 fn check_path(path: &str, top: bool) -> Result<()> {
@@ -380,53 +470,59 @@ fn check_path(path: &str, top: bool) -> Result<()> {
             continue;
         }
         if p.starts_with('$') && (top || i > 0) {
-            return Err(located(
-                16410,
-                ErrorCode::BadValue,
-                "FieldPath field names may not start with '$'.",
-            ));
+            return Err(located(16410, ErrorCode::BadValue, "FieldPath field names may not start with '$'."));
         }
     }
     Ok(())
 }
 
+/// A `$slice` number as mongod reads it (`numberInt()`: truncated to an int32).
 fn slice_number(v: &Bson) -> Option<i64> {
     let d = number_as_f64(v)?;
     if d.is_nan() {
         return Some(0);
     }
-    // Truncated and clamped, as mongod's coercion to an integer does.
-    Some(d.trunc().clamp(i64::MIN as f64, i64::MAX as f64) as i64)
+    Some(d.trunc().clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i64)
 }
 
 fn parse_slice(arg: &Bson) -> Result<Item> {
     match arg {
         Bson::Array(a) => {
-            if a.len() != 2 {
-                return Err(bad_value(format!(
-                    "$slice array wrong size. Should be 2, was {}",
-                    a.len()
-                )));
-            }
-            let (Some(skip), Some(limit)) = (
-                a.first().and_then(slice_number),
-                a.get(1).and_then(slice_number),
-            ) else {
-                return Err(bad_value(
-                    "$slice only supports numbers and [skip, limit] arrays",
+            let (Some(skip), Some(limit), 2) = (a.first(), a.get(1), a.len()) else {
+                return Err(located(
+                    31272,
+                    ErrorCode::BadValue,
+                    "$slice array argument should be of form [skip, limit]",
                 ));
             };
-            if limit <= 0 {
-                return Err(bad_value("$slice limit must be positive"));
+            let Some(skip) = slice_number(skip) else {
+                return Err(located(
+                    31257,
+                    ErrorCode::BadValue,
+                    format!("$slice expects the skip argument to be a number, got {}", type_name(skip)),
+                ));
+            };
+            let Some(limit_n) = slice_number(limit) else {
+                return Err(located(
+                    31258,
+                    ErrorCode::BadValue,
+                    format!("$slice expects the limit argument to be a number, got {}", type_name(limit)),
+                ));
+            };
+            if limit_n <= 0 {
+                return Err(located(
+                    31259,
+                    ErrorCode::BadValue,
+                    format!("$slice limit must be positive, got {limit_n}"),
+                ));
             }
-            Ok(Item::Slice {
-                skip: Some(skip),
-                limit,
-            })
+            Ok(Item::Slice { skip: Some(skip), limit: limit_n })
         }
         other => match slice_number(other) {
             Some(limit) => Ok(Item::Slice { skip: None, limit }),
-            None => Err(bad_value(
+            None => Err(located(
+                31273,
+                ErrorCode::BadValue,
                 "$slice only supports numbers and [skip, limit] arrays",
             )),
         },
@@ -441,11 +537,7 @@ fn insert(root: &mut Node, full: &str, parts: &[String], item: Item) -> Result<(
         let pos = node.fields.iter().position(|(n, _)| n == p);
         if last {
             if pos.is_some() {
-                return Err(located(
-                    31250,
-                    ErrorCode::BadValue,
-                    format!("Path collision at {full}"),
-                ));
+                return Err(located(31250, ErrorCode::BadValue, format!("Path collision at {full}")));
             }
             node.fields.push((p.clone(), item));
             return Ok(());
@@ -489,16 +581,10 @@ mod tests {
     #[test]
     fn inclusion_keeps_document_order_and_id() {
         let d = doc! {"_id": 1, "a": 1, "b": 2, "c": 3};
-        assert_eq!(
-            p(doc! {"c": 1, "a": 1}, d.clone()),
-            doc! {"_id": 1, "a": 1, "c": 3}
-        );
+        assert_eq!(p(doc! {"c": 1, "a": 1}, d.clone()), doc! {"_id": 1, "a": 1, "c": 3});
         assert_eq!(p(doc! {"c": 1, "_id": 0}, d.clone()), doc! {"c": 3});
         assert_eq!(p(doc! {"_id": 1}, d.clone()), doc! {"_id": 1});
-        assert_eq!(
-            p(doc! {"a": true, "b": 5}, d.clone()),
-            doc! {"_id": 1, "a": 1, "b": 2}
-        );
+        assert_eq!(p(doc! {"a": true, "b": 5}, d.clone()), doc! {"_id": 1, "a": 1, "b": 2});
         assert_eq!(p(doc! {"zz": 1}, d.clone()), doc! {"_id": 1});
         assert_eq!(p(doc! {}, d.clone()), d);
     }
@@ -508,27 +594,15 @@ mod tests {
         let d = doc! {"_id": 1, "a": 1, "b": 2, "c": 3};
         assert_eq!(p(doc! {"b": 0}, d.clone()), doc! {"_id": 1, "a": 1, "c": 3});
         assert_eq!(p(doc! {"_id": 0}, d.clone()), doc! {"a": 1, "b": 2, "c": 3});
-        assert_eq!(
-            p(doc! {"b": false, "_id": 1}, d.clone()),
-            doc! {"_id": 1, "a": 1, "c": 3}
-        );
+        assert_eq!(p(doc! {"b": false, "_id": 1}, d.clone()), doc! {"_id": 1, "a": 1, "c": 3});
     }
 
     #[test]
     fn dotted_paths() {
         let d = doc! {"_id": 1, "a": {"b": 1, "c": 2}, "x": [{"y": 1, "z": 2}, 5, {"z": 3}, [{"y": 4}]]};
-        assert_eq!(
-            p(doc! {"a.b": 1}, d.clone()),
-            doc! {"_id": 1, "a": {"b": 1}}
-        );
-        assert_eq!(
-            p(doc! {"a": {"c": 1}}, d.clone()),
-            doc! {"_id": 1, "a": {"c": 2}}
-        );
-        assert_eq!(
-            p(doc! {"x.y": 1, "_id": 0}, d.clone()),
-            doc! {"x": [{"y": 1}, {}, [{"y": 4}]]}
-        );
+        assert_eq!(p(doc! {"a.b": 1}, d.clone()), doc! {"_id": 1, "a": {"b": 1}});
+        assert_eq!(p(doc! {"a": {"c": 1}}, d.clone()), doc! {"_id": 1, "a": {"c": 2}});
+        assert_eq!(p(doc! {"x.y": 1, "_id": 0}, d.clone()), doc! {"x": [{"y": 1}, {}, [{"y": 4}]]});
         assert_eq!(
             p(doc! {"x.y": 0, "a.c": 0}, d.clone()),
             doc! {"_id": 1, "a": {"b": 1}, "x": [{"z": 2}, 5, {"z": 3}, [{}]]}
@@ -540,43 +614,19 @@ mod tests {
     #[test]
     fn slice_forms() {
         let d = doc! {"_id": 1, "a": [1, 2, 3, 4, 5], "b": 1};
-        assert_eq!(
-            p(doc! {"a": {"$slice": 2}}, d.clone()),
-            doc! {"_id": 1, "a": [1, 2], "b": 1}
-        );
-        assert_eq!(
-            p(doc! {"a": {"$slice": -2}}, d.clone()),
-            doc! {"_id": 1, "a": [4, 5], "b": 1}
-        );
-        assert_eq!(
-            p(doc! {"a": {"$slice": [1, 2]}}, d.clone()),
-            doc! {"_id": 1, "a": [2, 3], "b": 1}
-        );
-        assert_eq!(
-            p(doc! {"a": {"$slice": [-2, 5]}}, d.clone()),
-            doc! {"_id": 1, "a": [4, 5], "b": 1}
-        );
-        assert_eq!(
-            p(doc! {"a": {"$slice": [-9, 2]}}, d.clone()),
-            doc! {"_id": 1, "a": [1, 2], "b": 1}
-        );
-        assert_eq!(
-            p(doc! {"a": {"$slice": [9, 2]}}, d.clone()),
-            doc! {"_id": 1, "a": [], "b": 1}
-        );
-        assert_eq!(
-            p(doc! {"a": {"$slice": 1}, "_id": 0, "b": 1}, d.clone()),
-            doc! {"a": [1], "b": 1}
-        );
+        assert_eq!(p(doc! {"a": {"$slice": 2}}, d.clone()), doc! {"_id": 1, "a": [1, 2], "b": 1});
+        assert_eq!(p(doc! {"a": {"$slice": -2}}, d.clone()), doc! {"_id": 1, "a": [4, 5], "b": 1});
+        assert_eq!(p(doc! {"a": {"$slice": [1, 2]}}, d.clone()), doc! {"_id": 1, "a": [2, 3], "b": 1});
+        assert_eq!(p(doc! {"a": {"$slice": [-2, 5]}}, d.clone()), doc! {"_id": 1, "a": [4, 5], "b": 1});
+        assert_eq!(p(doc! {"a": {"$slice": [-9, 2]}}, d.clone()), doc! {"_id": 1, "a": [1, 2], "b": 1});
+        assert_eq!(p(doc! {"a": {"$slice": [9, 2]}}, d.clone()), doc! {"_id": 1, "a": [], "b": 1});
+        assert_eq!(p(doc! {"a": {"$slice": 1}, "_id": 0, "b": 1}, d.clone()), doc! {"a": [1], "b": 1});
         assert_eq!(p(doc! {"b": {"$slice": 1}}, d.clone()), d);
         assert_eq!(
             perr(doc! {"a": {"$slice": [1]}}).1,
-            "$slice array wrong size. Should be 2, was 1"
+            "$slice array argument should be of form [skip, limit]"
         );
-        assert_eq!(
-            perr(doc! {"a": {"$slice": [1, 0]}}).1,
-            "$slice limit must be positive"
-        );
+        assert_eq!(perr(doc! {"a": {"$slice": [1, 0]}}).1, "$slice limit must be positive, got 0");
         assert_eq!(
             perr(doc! {"a": {"$slice": "x"}}).1,
             "$slice only supports numbers and [skip, limit] arrays"
@@ -589,8 +639,7 @@ mod tests {
             "_id": 1, "games": [{"game": "abc", "score": 8}, {"game": "xyz", "score": 5}],
             "joined": 1, "lastLogin": 2
         };
-        let spec =
-            doc! {"games": {"$elemMatch": {"score": {"$gt": 5}}}, "joined": 1, "lastLogin": 1};
+        let spec = doc! {"games": {"$elemMatch": {"score": {"$gt": 5}}}, "joined": 1, "lastLogin": 1};
         assert_eq!(
             p(spec, d.clone()),
             doc! {"_id": 1, "joined": 1, "lastLogin": 2, "games": [{"game": "abc", "score": 8}]}
@@ -610,57 +659,68 @@ mod tests {
         let (_, pos) = f.matches_with_details(&d);
         let proj = Projection::parse(&doc! {"grades.$": 1}).unwrap();
         assert!(proj.needs_position());
-        assert_eq!(
-            proj.apply_with_position(&d, pos).unwrap(),
-            doc! {"_id": 1, "grades": [87]}
-        );
+        assert_eq!(proj.apply_with_position(&d, pos).unwrap(), doc! {"_id": 1, "grades": [87]});
         let e = proj.apply_with_position(&d, None).unwrap_err();
-        assert!(e
-            .message
-            .contains("positional operator '.$' couldn't find a matching element"));
+        assert!(e.message.contains("positional operator '.$' couldn't find a matching element"));
         let d = doc! {"_id": 1, "a": [{"b": 1, "c": 1}, {"b": 2, "c": 2}]};
         let proj = Projection::parse(&doc! {"a.b.$": 1}).unwrap();
-        assert_eq!(
-            proj.apply_with_position(&d, Some(1)).unwrap(),
-            doc! {"_id": 1, "a": [{"b": 2}]}
-        );
-        assert_eq!(perr(doc! {"a.$.b": 1}).0, ErrorCode::BadValue);
-        assert_eq!(perr(doc! {"a.$": 1, "b.$": 1}).0, ErrorCode::BadValue);
+        assert_eq!(proj.apply_with_position(&d, Some(1)).unwrap(), doc! {"_id": 1, "a": [{"b": 2}]});
+        assert_eq!(perr(doc! {"a.$.b": 1}).0, ErrorCode::Location31394);
+        assert_eq!(perr(doc! {"a.$": 1, "b.$": 1}).0, ErrorCode::Location31276);
     }
 
     #[test]
     fn errors() {
         assert_eq!(
             perr(doc! {"a": 1, "b": 0}),
-            (
-                ErrorCode::Location31254,
-                "Cannot do exclusion on field b in inclusion projection".into()
-            )
+            (ErrorCode::Location31254, "Cannot do exclusion on field b in inclusion projection".into())
         );
         assert_eq!(
             perr(doc! {"a": 0, "b": 1}),
-            (
-                ErrorCode::Location31253,
-                "Cannot do inclusion on field b in exclusion projection".into()
-            )
+            (ErrorCode::Location31253, "Cannot do inclusion on field b in exclusion projection".into())
         );
         assert_eq!(
             perr(doc! {"a": 1, "a.b": 1}),
-            (
-                ErrorCode::Location31249,
-                "Path collision at a.b remaining portion b".into()
-            )
+            (ErrorCode::Location31249, "Path collision at a.b remaining portion b".into())
         );
-        assert_eq!(
-            perr(doc! {"a.b": 1, "a": 1}),
-            (ErrorCode::Location31250, "Path collision at a".into())
-        );
+        assert_eq!(perr(doc! {"a.b": 1, "a": 1}), (ErrorCode::Location31250, "Path collision at a".into()));
         assert!(perr(doc! {"a": "x"}).1.contains("not supported"));
-        assert!(perr(doc! {"a": {"$add": [1, 2]}})
-            .1
-            .contains("not supported"));
+        assert!(perr(doc! {"a": {"$add": [1, 2]}}).1.contains("not supported"));
         assert_eq!(perr(doc! {"$a": 1}).0, ErrorCode::Location16410);
         // _id may be excluded from an inclusion projection.
         assert!(Projection::parse(&doc! {"a": 1, "_id": 0}).is_ok());
+    }
+
+    #[test]
+    fn mongod_type_rules_and_messages() {
+        // Messages name the field as written in a nested spec.
+        assert_eq!(
+            perr(doc! {"a": 1, "b": {"c": 0}}).1,
+            "Cannot do exclusion on field c in inclusion projection"
+        );
+        // $slice alone is an exclusion; with {_id: 1} an inclusion; $elemMatch alone inclusion.
+        let d = doc! {"_id": 1, "a": [1, 2, 3], "b": 2};
+        assert_eq!(p(doc! {"a": {"$slice": 1}, "_id": 1}, d.clone()), doc! {"_id": 1, "a": [1]});
+        assert_eq!(p(doc! {"a": {"$elemMatch": {"$gt": 1}}}, d.clone()), doc! {"_id": 1, "a": [2]});
+        assert_eq!(
+            p(doc! {"a": {"$elemMatch": {"$gt": 1}}, "b": {"$slice": 1}}, d.clone()),
+            doc! {"_id": 1, "b": 2, "a": [2]}
+        );
+        // `_id.x` inclusion does not include the whole _id.
+        let d = doc! {"_id": {"x": 1, "y": 2}, "a": 1};
+        assert_eq!(p(doc! {"_id.x": 1, "a": 1}, d), doc! {"_id": {"x": 1}, "a": 1});
+    }
+
+    #[test]
+    fn positional_needs_the_query() {
+        let spec = doc! {"a.$": 1};
+        assert!(Projection::parse_with_query(&spec, Some(&doc! {"a.b": 1})).is_ok());
+        assert!(Projection::parse_with_query(&spec, Some(&doc! {"$and": [{"a": 1}]})).is_ok());
+        let e = Projection::parse_with_query(&spec, Some(&doc! {"b": 1})).unwrap_err();
+        assert_eq!(e.message, "Positional projection 'a.$' does not match the query document.");
+        assert!(Projection::parse_with_query(&spec, None).is_err());
+        assert!(Projection::parse(&spec).is_ok());
+        assert_eq!(perr(doc! {"a.$": {"$slice": 1}}).0, ErrorCode::Location31271);
+        assert_eq!(perr(doc! {"a.$": "x"}).0, ErrorCode::Location31308);
     }
 }

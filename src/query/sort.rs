@@ -60,10 +60,7 @@ impl SortSpec {
                     return Err(located(
                         15974,
                         ErrorCode::BadValue,
-                        format!(
-                            "Illegal key in $sort specification: {}",
-                            element_to_string(path, v)
-                        ),
+                        format!("Illegal key in $sort specification: {}", element_to_string(path, v)),
                     ))
                 }
             };
@@ -118,10 +115,7 @@ impl SortSpec {
 
     /// The per-field sort keys of a document (for callers that sort many times).
     pub fn keys(&self, doc: &Document) -> Vec<Bson> {
-        self.fields
-            .iter()
-            .map(|f| sort_key(doc, &f.parts, f.ascending))
-            .collect()
+        self.fields.iter().map(|f| sort_key(doc, &f.parts, f.ascending)).collect()
     }
 
     /// Stable-sorts documents (ties keep their input order).
@@ -129,14 +123,10 @@ impl SortSpec {
         if self.fields.is_empty() {
             return;
         }
-        let mut keyed: Vec<(Vec<Bson>, usize)> = docs
-            .iter()
-            .enumerate()
-            .map(|(i, d)| (self.keys(d), i))
-            .collect();
+        let mut keyed: Vec<(Vec<Bson>, usize)> =
+            docs.iter().enumerate().map(|(i, d)| (self.keys(d), i)).collect();
         keyed.sort_by(|(ka, _), (kb, _)| self.compare_keys(ka, kb));
-        let mut taken: Vec<Option<Document>> =
-            docs.iter_mut().map(|d| Some(std::mem::take(d))).collect();
+        let mut taken: Vec<Option<Document>> = docs.iter_mut().map(|d| Some(std::mem::take(d))).collect();
         for (slot, (_, i)) in docs.iter_mut().zip(keyed) {
             if let Some(d) = taken.get_mut(i).and_then(Option::take) {
                 *slot = d;
@@ -300,10 +290,7 @@ mod tests {
     #[test]
     fn parse_errors() {
         let e = SortSpec::parse(&doc! {"a": 0}).unwrap_err();
-        assert_eq!(
-            e.message,
-            "$sort key ordering must be 1 (for ascending) or -1 (for descending)"
-        );
+        assert_eq!(e.message, "$sort key ordering must be 1 (for ascending) or -1 (for descending)");
         let e = SortSpec::parse(&doc! {"a": "x"}).unwrap_err();
         assert_eq!(e.code, ErrorCode::Location15974);
         assert_eq!(e.message, "Illegal key in $sort specification: a: \"x\"");

@@ -74,10 +74,7 @@ pub fn type_code(v: &Bson) -> i32 {
 }
 
 pub fn is_number(v: &Bson) -> bool {
-    matches!(
-        v,
-        Bson::Double(_) | Bson::Int32(_) | Bson::Int64(_) | Bson::Decimal128(_)
-    )
+    matches!(v, Bson::Double(_) | Bson::Int32(_) | Bson::Int64(_) | Bson::Decimal128(_))
 }
 
 /// A non-empty run of ASCII digits: a path component that can address an array element.
@@ -92,6 +89,38 @@ pub fn array_index(s: &str) -> Option<usize> {
         return None;
     }
     s.parse().ok()
+}
+
+/// mongod's `parseIntegerElementToLong`: a number that is exactly an int64, else
+/// FailedToParse naming the element (`name: value`).
+pub fn parse_integer_element(name: &str, v: &Bson) -> Result<i64, MongoError> {
+    let shown = || element_to_string(name, v);
+    if !is_number(v) {
+        return Err(failed_to_parse(format!("Expected a number in: {}", shown())));
+    }
+    if let Some(n) = exact_i64(v) {
+        return Ok(n);
+    }
+    let d = number_as_f64(v).unwrap_or(f64::NAN);
+    if d.is_nan() {
+        return Err(failed_to_parse(format!("Expected an integer, but found NaN in: {}", shown())));
+    }
+    if d.fract() == 0.0 || d.is_infinite() {
+        return Err(failed_to_parse(format!("Cannot represent as a 64-bit integer: {}", shown())));
+    }
+    Err(failed_to_parse(format!("Expected an integer: {}", shown())))
+}
+
+/// `parse_integer_element` refusing negative values.
+pub fn parse_non_negative_integer(name: &str, v: &Bson) -> Result<i64, MongoError> {
+    let n = parse_integer_element(name, v)?;
+    if n < 0 {
+        return Err(failed_to_parse(format!(
+            "Expected a positive number in: {}",
+            element_to_string(name, v)
+        )));
+    }
+    Ok(n)
 }
 
 /// mongod's "truthiness" of an element (`BSONElement::trueValue`).
@@ -162,10 +191,7 @@ pub fn binary_equal(a: &Bson, b: &Bson) -> bool {
 }
 
 pub fn doc_binary_equal(a: &Document, b: &Document) -> bool {
-    a.len() == b.len()
-        && a.iter()
-            .zip(b.iter())
-            .all(|((ka, va), (kb, vb))| ka == kb && binary_equal(va, vb))
+    a.len() == b.len() && a.iter().zip(b.iter()).all(|((ka, va), (kb, vb))| ka == kb && binary_equal(va, vb))
 }
 
 /// mongod's `BSONElement::toString(includeFieldName = true)`: `a: { b: 1 }`.
@@ -286,12 +312,7 @@ fn write_value(s: &mut String, v: &Bson, depth: usize) {
             let _ = write!(s, "/{}/{}", r.pattern, r.options);
         }
         Bson::Binary(b) => {
-            let hex: String = b
-                .bytes
-                .iter()
-                .take(64)
-                .map(|x| format!("{x:02X}"))
-                .collect();
+            let hex: String = b.bytes.iter().take(64).map(|x| format!("{x:02X}")).collect();
             let _ = write!(s, "BinData({}, {})", u8::from(b.subtype), hex);
         }
         Bson::JavaScriptCode(c) => s.push_str(c),
@@ -302,45 +323,56 @@ fn write_value(s: &mut String, v: &Bson, depth: usize) {
     }
 }
 
+/// The result of mongod's SafeNum arithmetic.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ArithOutcome {
+    Value(Bson),
+    /// An integer result that does not fit int64: mongod fails the update.
+    Overflow,
+    /// Not numbers, or decimal arithmetic (handled by the caller).
+    Unsupported,
+}
+
 /// mongod's SafeNum arithmetic for `$inc` (`mul == false`) and `$mul`: int32 widens to int64
-/// on overflow, int64 to double; a double operand makes a double. `None` when an operand is
-/// not a number or decimal arithmetic is needed (not supported yet).
-pub fn arith(a: &Bson, b: &Bson, mul: bool) -> Option<Bson> {
+/// on overflow, an int64 overflow is an error (not a double); a double operand makes a
+/// double.
+pub fn arith(a: &Bson, b: &Bson, mul: bool) -> ArithOutcome {
     let f = |x: f64, y: f64| if mul { x * y } else { x + y };
     match (a, b) {
-        (Bson::Decimal128(_), _) | (_, Bson::Decimal128(_)) => None,
-        (Bson::Double(_), _) | (_, Bson::Double(_)) => {
-            Some(Bson::Double(f(number_as_f64(a)?, number_as_f64(b)?)))
-        }
+        (Bson::Decimal128(_), _) | (_, Bson::Decimal128(_)) => ArithOutcome::Unsupported,
+        (Bson::Double(_), _) | (_, Bson::Double(_)) => match (number_as_f64(a), number_as_f64(b)) {
+            (Some(x), Some(y)) => ArithOutcome::Value(Bson::Double(f(x, y))),
+            _ => ArithOutcome::Unsupported,
+        },
         (Bson::Int32(x), Bson::Int32(y)) => {
-            let r = if mul {
-                x.checked_mul(*y)
-            } else {
-                x.checked_add(*y)
-            };
+            let r = if mul { x.checked_mul(*y) } else { x.checked_add(*y) };
             match r {
-                Some(v) => Some(Bson::Int32(v)),
-                None => arith(
-                    &Bson::Int64(i64::from(*x)),
-                    &Bson::Int64(i64::from(*y)),
-                    mul,
-                ),
+                Some(v) => ArithOutcome::Value(Bson::Int32(v)),
+                None => arith(&Bson::Int64(i64::from(*x)), &Bson::Int64(i64::from(*y)), mul),
             }
         }
         (Bson::Int32(_) | Bson::Int64(_), Bson::Int32(_) | Bson::Int64(_)) => {
-            let x = exact_i64(a)?;
-            let y = exact_i64(b)?;
-            let r = if mul {
-                x.checked_mul(y)
-            } else {
-                x.checked_add(y)
+            let (Some(x), Some(y)) = (exact_i64(a), exact_i64(b)) else {
+                return ArithOutcome::Unsupported;
             };
+            let r = if mul { x.checked_mul(y) } else { x.checked_add(y) };
             match r {
-                Some(v) => Some(Bson::Int64(v)),
-                None => Some(Bson::Double(f(x as f64, y as f64))),
+                Some(v) => ArithOutcome::Value(Bson::Int64(v)),
+                None => ArithOutcome::Overflow,
             }
         }
-        _ => None,
+        _ => ArithOutcome::Unsupported,
+    }
+}
+
+/// mongod's `SafeNum::debugString`: `(NumberInt)42`, `(NumberLong)7`...
+pub fn safe_num_debug(v: &Bson) -> String {
+    match v {
+        Bson::Int32(i) => format!("(NumberInt){i}"),
+        Bson::Int64(i) => format!("(NumberLong){i}"),
+        Bson::Double(d) => format!("(NumberDouble){d}"),
+        Bson::Decimal128(d) => format!("(NumberDecimal){d}"),
+        other => format!("(EOO){}", value_to_string(other)),
     }
 }
 
@@ -360,39 +392,23 @@ mod tests {
 
     #[test]
     fn arithmetic_promotion() {
-        assert_eq!(
-            arith(&Bson::Int32(i32::MAX), &Bson::Int32(1), false),
-            Some(Bson::Int64(2147483648))
-        );
-        assert_eq!(
-            arith(&Bson::Int64(i64::MAX), &Bson::Int32(1), false),
-            Some(Bson::Double((1u64 << 63) as f64))
-        );
-        assert_eq!(
-            arith(&Bson::Int32(2), &Bson::Double(1.5), true),
-            Some(Bson::Double(3.0))
-        );
-        assert_eq!(
-            arith(&Bson::Int32(2), &Bson::Int64(3), false),
-            Some(Bson::Int64(5))
-        );
-        assert_eq!(
-            arith(&Bson::Int32(2), &Bson::String("x".into()), false),
-            None
-        );
+        use ArithOutcome::*;
+        let big = Bson::Int64(2147483648);
+        assert_eq!(arith(&Bson::Int32(i32::MAX), &Bson::Int32(1), false), Value(big));
+        assert_eq!(arith(&Bson::Int32(65536), &Bson::Int32(65536), true), Value(Bson::Int64(1 << 32)));
+        assert_eq!(arith(&Bson::Int64(i64::MAX), &Bson::Int32(1), false), Overflow);
+        assert_eq!(arith(&Bson::Int32(42), &Bson::Int64(i64::MAX), false), Overflow);
+        assert_eq!(arith(&Bson::Int32(2), &Bson::Double(1.5), true), Value(Bson::Double(3.0)));
+        assert_eq!(arith(&Bson::Int32(2), &Bson::Int64(3), false), Value(Bson::Int64(5)));
+        assert_eq!(arith(&Bson::Int32(2), &Bson::String("x".into()), false), Unsupported);
+        assert_eq!(safe_num_debug(&Bson::Int64(7)), "(NumberLong)7");
     }
 
     #[test]
     fn binary_equality() {
         assert!(!binary_equal(&Bson::Int32(1), &Bson::Double(1.0)));
-        assert!(binary_equal(
-            &Bson::Double(f64::NAN),
-            &Bson::Double(f64::NAN)
-        ));
-        assert!(!binary_equal(
-            &Bson::Document(doc! {"a":1,"b":2}),
-            &Bson::Document(doc! {"b":2,"a":1})
-        ));
+        assert!(binary_equal(&Bson::Double(f64::NAN), &Bson::Double(f64::NAN)));
+        assert!(!binary_equal(&Bson::Document(doc! {"a":1,"b":2}), &Bson::Document(doc! {"b":2,"a":1})));
     }
 
     #[test]

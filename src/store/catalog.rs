@@ -51,18 +51,9 @@ impl IndexMeta {
     }
 
     pub fn from_spec(spec: Document, ident: String) -> StoreResult<IndexMeta> {
-        let key = spec
-            .get_document("key")
-            .map_err(|_| bad_catalog("index without key"))?
-            .clone();
-        let name = spec
-            .get_str("name")
-            .map_err(|_| bad_catalog("index without name"))?
-            .to_string();
-        let fields = key
-            .iter()
-            .map(|(k, v)| (k.clone(), direction_is_descending(v)))
-            .collect();
+        let key = spec.get_document("key").map_err(|_| bad_catalog("index without key"))?.clone();
+        let name = spec.get_str("name").map_err(|_| bad_catalog("index without name"))?.to_string();
+        let fields = key.iter().map(|(k, v)| (k.clone(), direction_is_descending(v))).collect();
         let partial = match spec.get_document("partialFilterExpression") {
             Ok(f) => Some(Arc::new(Matcher::parse(f).map_err(StoreError::Mongo)?)),
             Err(_) => None,
@@ -174,29 +165,19 @@ impl Collection {
     }
 
     fn from_catalog_doc(d: &Document, next_rid: i64) -> StoreResult<Collection> {
-        let s = |k: &str| -> StoreResult<String> {
-            d.get_str(k).map(str::to_string).map_err(|_| bad_catalog(k))
-        };
+        let s =
+            |k: &str| -> StoreResult<String> { d.get_str(k).map(str::to_string).map_err(|_| bad_catalog(k)) };
         let uuid = match d.get("uuid") {
-            Some(Bson::Binary(b)) => bson::Uuid::from_bytes(
-                b.bytes
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| bad_catalog("uuid"))?,
-            ),
+            Some(Bson::Binary(b)) => {
+                bson::Uuid::from_bytes(b.bytes.as_slice().try_into().map_err(|_| bad_catalog("uuid"))?)
+            }
             _ => return Err(bad_catalog("uuid")),
         };
         let mut indexes = Vec::new();
         for i in d.get_array("indexes").map_err(|_| bad_catalog("indexes"))? {
             let i = i.as_document().ok_or_else(|| bad_catalog("index"))?;
-            let spec = i
-                .get_document("spec")
-                .map_err(|_| bad_catalog("index spec"))?
-                .clone();
-            let ident = i
-                .get_str("ident")
-                .map_err(|_| bad_catalog("index ident"))?
-                .to_string();
+            let spec = i.get_document("spec").map_err(|_| bad_catalog("index spec"))?.clone();
+            let ident = i.get_str("ident").map_err(|_| bad_catalog("index ident"))?.to_string();
             indexes.push(Arc::new(IndexMeta::from_spec(spec, ident)?));
         }
         Ok(Collection {
@@ -273,13 +254,7 @@ impl Catalog {
 
     /// Collections of one database, sorted by name.
     pub fn list(&self, db: &str) -> Vec<Arc<Collection>> {
-        let mut v: Vec<_> = self
-            .colls
-            .read()
-            .values()
-            .filter(|c| c.db == db)
-            .cloned()
-            .collect();
+        let mut v: Vec<_> = self.colls.read().values().filter(|c| c.db == db).cloned().collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
     }

@@ -37,10 +37,8 @@ impl StoreSession {
         }
         let ident = store.catalog.new_ident("coll");
         let id_ident = store.catalog.new_ident("index");
-        self.wt
-            .create(&format!("table:{ident}"), RECORD_TABLE_CONFIG)?;
-        self.wt
-            .create(&format!("table:{id_ident}"), INDEX_TABLE_CONFIG)?;
+        self.wt.create(&format!("table:{ident}"), RECORD_TABLE_CONFIG)?;
+        self.wt.create(&format!("table:{id_ident}"), INDEX_TABLE_CONFIG)?;
         let coll = Arc::new(Collection {
             db: db.to_string(),
             name: name.to_string(),
@@ -73,11 +71,9 @@ impl StoreSession {
             return Ok(c);
         }
         match self.create_collection(db, name, Document::new()) {
-            Err(StoreError::NamespaceExists(_)) => self
-                .store
-                .catalog
-                .get(&ns)
-                .ok_or(StoreError::NamespaceNotFound(ns)),
+            Err(StoreError::NamespaceExists(_)) => {
+                self.store.catalog.get(&ns).ok_or(StoreError::NamespaceNotFound(ns))
+            }
             other => other,
         }
     }
@@ -129,10 +125,7 @@ impl StoreSession {
         let store = self.store.clone();
         let _ddl = store.catalog.ddl_mutex.lock();
         let ns = format!("{db}.{name}");
-        let coll = store
-            .catalog
-            .get(&ns)
-            .ok_or_else(|| StoreError::NamespaceNotFound(ns.clone()))?;
+        let coll = store.catalog.get(&ns).ok_or_else(|| StoreError::NamespaceNotFound(ns.clone()))?;
         let _excl = coll.shared.ddl.write();
         let cmd_ns = format!("{db}.$cmd");
         self.write(true, |t| {
@@ -148,24 +141,14 @@ impl StoreSession {
     }
 
     /// Renames `from` to `to` (both full namespaces), replacing `to` if `drop_target`.
-    pub fn rename_collection(
-        &mut self,
-        from: &str,
-        to: &str,
-        drop_target: bool,
-    ) -> StoreResult<()> {
+    pub fn rename_collection(&mut self, from: &str, to: &str, drop_target: bool) -> StoreResult<()> {
         let store = self.store.clone();
-        let (to_db, to_name) = to
-            .split_once('.')
-            .ok_or_else(|| StoreError::NamespaceNotFound(to.into()))?;
+        let (to_db, to_name) = to.split_once('.').ok_or_else(|| StoreError::NamespaceNotFound(to.into()))?;
         if drop_target && store.catalog.get(to).is_some() {
             self.drop_collection(to_db, to_name)?;
         }
         let _ddl = store.catalog.ddl_mutex.lock();
-        let coll = store
-            .catalog
-            .get(from)
-            .ok_or_else(|| StoreError::NamespaceNotFound(from.into()))?;
+        let coll = store.catalog.get(from).ok_or_else(|| StoreError::NamespaceNotFound(from.into()))?;
         if store.catalog.get(to).is_some() {
             return Err(StoreError::NamespaceExists(to.into()));
         }
@@ -199,17 +182,11 @@ impl StoreSession {
     }
 
     /// Builds indexes from full specs (already validated, names unique) over existing data.
-    pub fn create_indexes(
-        &mut self,
-        coll: &Arc<Collection>,
-        specs: Vec<Document>,
-    ) -> StoreResult<()> {
+    pub fn create_indexes(&mut self, coll: &Arc<Collection>, specs: Vec<Document>) -> StoreResult<()> {
         let store = self.store.clone();
         let _ddl = store.catalog.ddl_mutex.lock();
-        let coll = store
-            .catalog
-            .get(&coll.ns)
-            .ok_or_else(|| StoreError::NamespaceNotFound(coll.ns.clone()))?;
+        let coll =
+            store.catalog.get(&coll.ns).ok_or_else(|| StoreError::NamespaceNotFound(coll.ns.clone()))?;
         let _excl = coll.shared.ddl.write();
         let mut built: Vec<Arc<IndexMeta>> = Vec::new();
         for spec in specs {
@@ -273,26 +250,18 @@ impl StoreSession {
     pub fn drop_index(&mut self, coll: &Arc<Collection>, name: &str) -> StoreResult<()> {
         let store = self.store.clone();
         let _ddl = store.catalog.ddl_mutex.lock();
-        let coll = store
-            .catalog
-            .get(&coll.ns)
-            .ok_or_else(|| StoreError::NamespaceNotFound(coll.ns.clone()))?;
+        let coll =
+            store.catalog.get(&coll.ns).ok_or_else(|| StoreError::NamespaceNotFound(coll.ns.clone()))?;
         let _excl = coll.shared.ddl.write();
         let Some(idx) = coll.index(name).cloned() else {
             return Err(StoreError::IndexNotFound(name.to_string()));
         };
-        let indexes: Vec<_> = coll
-            .indexes
-            .iter()
-            .filter(|i| i.name != name)
-            .cloned()
-            .collect();
+        let indexes: Vec<_> = coll.indexes.iter().filter(|i| i.name != name).cloned().collect();
         let next = Arc::new(coll.with_indexes(indexes));
         let cmd_ns = format!("{}.$cmd", coll.db);
         self.write(true, |t| {
             Catalog::persist(t.s, &next)?;
-            let o =
-                doc! { "dropIndexes": coll.name.clone(), "index": name, "o2": {"indexName": name} };
+            let o = doc! { "dropIndexes": coll.name.clone(), "index": name, "o2": {"indexName": name} };
             t.log(|ts| oplog::entry("c", &cmd_ns, Some(coll.uuid), o.clone(), None, ts))
         })?;
         store.catalog.install(next);
@@ -310,10 +279,7 @@ impl StoreSession {
     ) -> StoreResult<()> {
         let store = self.store.clone();
         let _ddl = store.catalog.ddl_mutex.lock();
-        let coll = store
-            .catalog
-            .get(ns)
-            .ok_or_else(|| StoreError::NamespaceNotFound(ns.into()))?;
+        let coll = store.catalog.get(ns).ok_or_else(|| StoreError::NamespaceNotFound(ns.into()))?;
         let _excl = coll.shared.ddl.write();
         let next = Arc::new(change(&coll)?);
         let cmd_ns = format!("{}.$cmd", coll.db);

@@ -88,14 +88,10 @@ impl From<StoreError> for MongoError {
                 })
             }
             StoreError::WriteConflict => MongoError::new(ErrorCode::WriteConflict, message),
-            StoreError::NamespaceNotFound(_) => {
-                MongoError::new(ErrorCode::NamespaceNotFound, message)
-            }
+            StoreError::NamespaceNotFound(_) => MongoError::new(ErrorCode::NamespaceNotFound, message),
             StoreError::NamespaceExists(_) => MongoError::new(ErrorCode::NamespaceExists, message),
             StoreError::IndexNotFound(_) => MongoError::new(ErrorCode::IndexNotFound, message),
-            StoreError::ParallelArrays(_) => {
-                MongoError::new(ErrorCode::CannotIndexParallelArrays, message)
-            }
+            StoreError::ParallelArrays(_) => MongoError::new(ErrorCode::CannotIndexParallelArrays, message),
             StoreError::Engine(_) | StoreError::Corrupt(_) | StoreError::Io(_) => {
                 MongoError::new(ErrorCode::InternalError, message)
             }

@@ -26,11 +26,7 @@ struct PathValues {
 
 fn collect_path(doc: &Document, path: &str) -> PathValues {
     let parts: Vec<&str> = path.split('.').collect();
-    let mut out = PathValues {
-        values: Vec::new(),
-        present: false,
-        expanded_array: false,
-    };
+    let mut out = PathValues { values: Vec::new(), present: false, expanded_array: false };
     collect_in_doc(doc, &parts, &mut out);
     if out.values.is_empty() {
         out.values.push(Bson::Null);
@@ -91,11 +87,7 @@ pub fn keys_for(idx: &IndexMeta, doc: &Document) -> StoreResult<Vec<IndexKey>> {
             return Ok(Vec::new());
         }
     }
-    let per_field: Vec<PathValues> = idx
-        .fields
-        .iter()
-        .map(|(p, _)| collect_path(doc, p))
-        .collect();
+    let per_field: Vec<PathValues> = idx.fields.iter().map(|(p, _)| collect_path(doc, p)).collect();
     if idx.sparse && per_field.iter().all(|f| !f.present) {
         return Ok(Vec::new());
     }
@@ -128,15 +120,9 @@ pub fn keys_for(idx: &IndexMeta, doc: &Document) -> StoreResult<Vec<IndexKey>> {
     let mut keys: Vec<IndexKey> = combos
         .into_iter()
         .map(|values| {
-            let parts: Vec<(&Bson, bool)> = values
-                .iter()
-                .zip(&idx.fields)
-                .map(|(v, (_, desc))| (v, *desc))
-                .collect();
-            IndexKey {
-                bytes: keystring::encode_key(&parts),
-                values,
-            }
+            let parts: Vec<(&Bson, bool)> =
+                values.iter().zip(&idx.fields).map(|(v, (_, desc))| (v, *desc)).collect();
+            IndexKey { bytes: keystring::encode_key(&parts), values }
         })
         .collect();
     keys.sort_by(|a, b| a.bytes.cmp(&b.bytes));
@@ -178,14 +164,12 @@ pub fn insert_keys(
             match cur.insert(Key::Bytes(&k.bytes), &rb) {
                 Ok(()) => {}
                 Err(e) if e.is_duplicate_key() => {
-                    return Err(StoreError::DuplicateKey(Box::new(
-                        super::error::DuplicateKey {
-                            ns: ns.to_string(),
-                            index: idx.name.clone(),
-                            key_pattern: idx.key.clone(),
-                            key_value: key_value_doc(idx, &k.values),
-                        },
-                    )))
+                    return Err(StoreError::DuplicateKey(Box::new(super::error::DuplicateKey {
+                        ns: ns.to_string(),
+                        index: idx.name.clone(),
+                        key_pattern: idx.key.clone(),
+                        key_value: key_value_doc(idx, &k.values),
+                    })))
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -203,12 +187,7 @@ pub fn insert_keys(
     Ok(())
 }
 
-pub fn remove_keys(
-    session: &Session,
-    idx: &IndexMeta,
-    keys: &[IndexKey],
-    rid: i64,
-) -> StoreResult<()> {
+pub fn remove_keys(session: &Session, idx: &IndexMeta, keys: &[IndexKey], rid: i64) -> StoreResult<()> {
     if keys.is_empty() {
         return Ok(());
     }
@@ -235,8 +214,5 @@ pub fn remove_keys(
 
 /// Keys present in `a` but not in `b` (both sorted by bytes).
 pub fn key_difference(a: &[IndexKey], b: &[IndexKey]) -> Vec<IndexKey> {
-    a.iter()
-        .filter(|k| b.binary_search_by(|x| x.bytes.cmp(&k.bytes)).is_err())
-        .cloned()
-        .collect()
+    a.iter().filter(|k| b.binary_search_by(|x| x.bytes.cmp(&k.bytes)).is_err()).cloned().collect()
 }

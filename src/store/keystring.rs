@@ -21,8 +21,8 @@
 //! The record id suffix is 8 bytes big-endian after the key (ordered correctly for rid >= 0).
 
 use crate::query::compare::{
-    binary_len, canonical_type_rank, db_pointer_parts, decode_decimal128, exact_number,
-    timestamp_u64, BigNat, DecimalParts, ExactNum,
+    binary_len, canonical_type_rank, db_pointer_parts, decode_decimal128, exact_number, timestamp_u64,
+    BigNat, DecimalParts, ExactNum,
 };
 use bson::Bson;
 
@@ -105,12 +105,8 @@ fn append_ascending(out: &mut Vec<u8>, v: &Bson) {
 fn append_body<'a>(out: &mut Vec<u8>, v: &'a Bson, stack: &mut Vec<Frame<'a>>) {
     match v {
         Bson::MinKey | Bson::Undefined | Bson::Null | Bson::MaxKey => {}
-        Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) => {
-            append_number_body(out, v)
-        }
-        Bson::String(s) | Bson::Symbol(s) | Bson::JavaScriptCode(s) => {
-            append_escaped(out, s.as_bytes())
-        }
+        Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) => append_number_body(out, v),
+        Bson::String(s) | Bson::Symbol(s) | Bson::JavaScriptCode(s) => append_escaped(out, s.as_bytes()),
         Bson::Document(d) => stack.push(Frame::Doc(d.iter())),
         Bson::Array(a) => stack.push(Frame::Array(a.iter())),
         Bson::Binary(b) => {
@@ -189,12 +185,7 @@ fn append_number_body(out: &mut Vec<u8>, v: &Bson) {
         ExactNum::NegInf => return out.push(NUM_NEG_INF),
         ExactNum::Zero => return out.push(NUM_ZERO),
         ExactNum::PosInf => return out.push(NUM_POS_INF),
-        ExactNum::Finite {
-            neg,
-            mant,
-            pow2,
-            pow5,
-        } => (neg, mant, pow2, pow5),
+        ExactNum::Finite { neg, mant, pow2, pow5 } => (neg, mant, pow2, pow5),
     };
     out.push(if neg { NUM_NEG } else { NUM_POS });
     let start = out.len();
@@ -240,12 +231,7 @@ fn decimal_tail(v: &Bson) -> Option<(i32, u128)> {
     let Bson::Decimal128(d) = v else {
         return None;
     };
-    let DecimalParts::Finite {
-        coefficient,
-        exponent,
-        ..
-    } = decode_decimal128(d)
-    else {
+    let DecimalParts::Finite { coefficient, exponent, .. } = decode_decimal128(d) else {
         return None;
     };
     if coefficient == 0 {
@@ -309,11 +295,7 @@ fn top_bits_ratio(num: &BigNat, den: &BigNat) -> (i32, u64, bool) {
     }
     // |t| is bounded by the bit lengths (< 20000), so the casts are lossless.
     if q >> 65 != 0 {
-        (
-            (65 - t) as i32,
-            (q >> 1) as u64,
-            rem.is_zero() && q & 1 == 0,
-        )
+        ((65 - t) as i32, (q >> 1) as u64, rem.is_zero() && q & 1 == 0)
     } else {
         ((64 - t) as i32, q as u64, rem.is_zero())
     }
@@ -357,10 +339,7 @@ mod tests {
                 equal_distinct += 1;
             }
         }
-        assert!(
-            equal_distinct > pairs / 1000,
-            "generator too spread: {equal_distinct}"
-        );
+        assert!(equal_distinct > pairs / 1000, "generator too spread: {equal_distinct}");
     }
 
     #[test]
@@ -402,15 +381,8 @@ mod tests {
             let dirs: Vec<bool> = (0..width).map(|_| r.gen()).collect();
             let a: Vec<usize> = (0..width).map(|_| r.gen_range(0..pool.len())).collect();
             // Often share a prefix so later fields decide.
-            let b: Vec<usize> = (0..width)
-                .map(|k| {
-                    if r.gen_bool(0.5) {
-                        a[k]
-                    } else {
-                        r.gen_range(0..pool.len())
-                    }
-                })
-                .collect();
+            let b: Vec<usize> =
+                (0..width).map(|k| if r.gen_bool(0.5) { a[k] } else { r.gen_range(0..pool.len()) }).collect();
             // Per-value encodings are cached; encode_key itself is checked on a sample.
             let concat = |idx: &[usize]| -> Vec<u8> {
                 idx.iter()
@@ -420,17 +392,12 @@ mod tests {
             };
             let (mut ea, mut eb) = (concat(&a), concat(&b));
             if r.gen_ratio(1, 50) {
-                let parts: Vec<(&Bson, bool)> = a
-                    .iter()
-                    .map(|&i| &pool[i])
-                    .zip(dirs.iter().copied())
-                    .collect();
+                let parts: Vec<(&Bson, bool)> =
+                    a.iter().map(|&i| &pool[i]).zip(dirs.iter().copied()).collect();
                 assert_eq!(encode_key(&parts), ea);
             }
-            let (a, b): (Vec<&Bson>, Vec<&Bson>) = (
-                a.iter().map(|&i| &pool[i]).collect(),
-                b.iter().map(|&i| &pool[i]).collect(),
-            );
+            let (a, b): (Vec<&Bson>, Vec<&Bson>) =
+                (a.iter().map(|&i| &pool[i]).collect(), b.iter().map(|&i| &pool[i]).collect());
             let mut want = Ordering::Equal;
             for k in 0..width {
                 let c = compare_bson(a[k], b[k]);
@@ -447,36 +414,16 @@ mod tests {
             assert_eq!(ea.cmp(&eb), want.then(ra.cmp(&rb)));
             assert_eq!(read_record_id_suffix(&ea), Some(ra));
             assert_eq!(read_record_id_suffix(&eb), Some(rb));
-            assert_eq!(
-                key_without_record_id(&eb).map(<[u8]>::len),
-                Some(eb.len() - 8)
-            );
+            assert_eq!(key_without_record_id(&eb).map(<[u8]>::len), Some(eb.len() - 8));
         }
     }
 
     #[test]
     fn equal_values_encode_identically() {
         let groups: Vec<Vec<Bson>> = vec![
-            vec![
-                Bson::Int32(1),
-                Bson::Int64(1),
-                Bson::Double(1.0),
-                dec("1.0"),
-                dec("1"),
-                dec("0.001E3"),
-            ],
-            vec![
-                Bson::Int32(0),
-                Bson::Double(-0.0),
-                dec("-0"),
-                dec("0E-6176"),
-            ],
-            vec![
-                Bson::Double(f64::NAN),
-                dec("NaN"),
-                dec("-NaN"),
-                Bson::Double(-f64::NAN),
-            ],
+            vec![Bson::Int32(1), Bson::Int64(1), Bson::Double(1.0), dec("1.0"), dec("1"), dec("0.001E3")],
+            vec![Bson::Int32(0), Bson::Double(-0.0), dec("-0"), dec("0E-6176")],
+            vec![Bson::Double(f64::NAN), dec("NaN"), dec("-NaN"), Bson::Double(-f64::NAN)],
             vec![Bson::Double(f64::INFINITY), dec("Infinity")],
             vec![Bson::Int64(i64::MIN), Bson::Double(-9.223372036854776e18)],
             vec![Bson::String("x".into()), Bson::Symbol("x".into())],

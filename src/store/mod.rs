@@ -80,10 +80,7 @@ impl Store {
         let conn = Connection::open(&path, &wt_config)?;
         let session = conn.open_session()?;
         session.create(CATALOG_TABLE, "key_format=u,value_format=u")?;
-        session.create(
-            OPLOG_TABLE,
-            "key_format=q,value_format=u,block_compressor=zstd",
-        )?;
+        session.create(OPLOG_TABLE, "key_format=q,value_format=u,block_compressor=zstd")?;
         let catalog = Catalog::load(&session)?;
         let clock = OplogClock::new(crate::oplog::last_timestamp(&session)?);
         drop(session);
@@ -102,10 +99,7 @@ impl Store {
     }
 
     pub fn session(self: &Arc<Self>) -> StoreResult<StoreSession> {
-        Ok(StoreSession {
-            store: self.clone(),
-            wt: self.conn.open_session()?,
-        })
+        Ok(StoreSession { store: self.clone(), wt: self.conn.open_session()? })
     }
 
     pub fn path(&self) -> &Path {
@@ -169,8 +163,7 @@ impl Store {
             let mut cur = session.open_cursor("metadata:", None)?;
             while cur.next()? {
                 let key = cur.key_bytes()?;
-                let key =
-                    String::from_utf8_lossy(key.strip_suffix(&[0]).unwrap_or(key)).into_owned();
+                let key = String::from_utf8_lossy(key.strip_suffix(&[0]).unwrap_or(key)).into_owned();
                 if let Some(name) = key.strip_prefix("table:") {
                     let ours = name.starts_with("coll-") || name.starts_with("index-");
                     if ours && !known.contains(name) {
@@ -208,9 +201,7 @@ impl Store {
 
     /// Bytes on disk of one table (its `.wt` file).
     pub fn table_file_size(&self, ident: &str) -> u64 {
-        std::fs::metadata(self.path.join(format!("{ident}.wt")))
-            .map(|m| m.len())
-            .unwrap_or(0)
+        std::fs::metadata(self.path.join(format!("{ident}.wt"))).map(|m| m.len()).unwrap_or(0)
     }
 }
 

@@ -11,8 +11,7 @@ use std::cmp::Ordering;
 /// Decodes a stored document. Goes through `RawDocument` because `Document::from_reader`
 /// would turn user documents shaped like extended JSON (`{$numberLong: "5"}`) into other types.
 pub fn parse_record(bytes: &[u8]) -> StoreResult<Document> {
-    let raw =
-        bson::RawDocument::from_bytes(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let raw = bson::RawDocument::from_bytes(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     Document::try_from(raw).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
@@ -46,11 +45,7 @@ pub fn scan_records(
         Some(rid) => match cur.search_near(Key::Int(rid))? {
             None => false,
             Some(ord) => {
-                let past = if forward {
-                    ord == Ordering::Greater
-                } else {
-                    ord == Ordering::Less
-                };
+                let past = if forward { ord == Ordering::Greater } else { ord == Ordering::Less };
                 if past {
                     true
                 } else if forward {
@@ -89,9 +84,7 @@ pub fn entry_rid(idx: &IndexMeta, key: &[u8], value: &[u8]) -> StoreResult<i64> 
     let r = if idx.unique {
         rid_from_bytes(value)
     } else {
-        key.len()
-            .checked_sub(8)
-            .and_then(|at| rid_from_bytes(&key[at..]))
+        key.len().checked_sub(8).and_then(|at| rid_from_bytes(&key[at..]))
     };
     r.ok_or_else(|| StoreError::Corrupt(format!("bad entry in index {}", idx.name)))
 }

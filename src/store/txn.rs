@@ -18,18 +18,13 @@ pub struct Txn<'a> {
 
 pub fn encode(doc: &Document) -> StoreResult<Vec<u8>> {
     let mut v = Vec::new();
-    doc.to_writer(&mut v)
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    doc.to_writer(&mut v).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     Ok(v)
 }
 
 impl<'a> Txn<'a> {
     pub fn new(s: &'a Session, store: &'a Store) -> Self {
-        Txn {
-            s,
-            store,
-            last_ts: None,
-        }
+        Txn { s, store, last_ts: None }
     }
 
     /// Appends an oplog entry built by `make` from a fresh timestamp.
@@ -56,16 +51,7 @@ impl<'a> Txn<'a> {
         }
         let ns = coll.ns.clone();
         let uuid = coll.uuid;
-        self.log(|ts| {
-            oplog::entry(
-                "i",
-                &ns,
-                Some(uuid),
-                doc.clone(),
-                Some(oplog::id_doc(doc)),
-                ts,
-            )
-        })?;
+        self.log(|ts| oplog::entry("i", &ns, Some(uuid), doc.clone(), Some(oplog::id_doc(doc)), ts))?;
         Ok(rid)
     }
 
@@ -84,13 +70,7 @@ impl<'a> Txn<'a> {
             let old_keys = index::keys_for(idx, old)?;
             let new_keys = index::keys_for(idx, new)?;
             index::remove_keys(self.s, idx, &key_difference(&old_keys, &new_keys), rid)?;
-            index::insert_keys(
-                self.s,
-                &coll.ns,
-                idx,
-                &key_difference(&new_keys, &old_keys),
-                rid,
-            )?;
+            index::insert_keys(self.s, &coll.ns, idx, &key_difference(&new_keys, &old_keys), rid)?;
         }
         {
             let mut cur = self.s.open_cursor(&coll.uri(), None)?;

@@ -53,10 +53,7 @@ impl WtError {
 
     /// An error detected by this wrapper before reaching WiredTiger.
     fn invalid(message: impl Into<String>) -> WtError {
-        WtError {
-            code: sys::EINVAL,
-            message: message.into(),
-        }
+        WtError { code: sys::EINVAL, message: message.into() }
     }
 
     /// Builds the error for `code`, using the message WiredTiger reported on
@@ -188,14 +185,10 @@ impl Connection {
         // SAFETY: the connection is open (checked under the lock, and close
         // takes the same lock); the config is a valid C string.
         check(unsafe { sys::wts_open_session(st.raw, c"".as_ptr(), &mut raw) })?;
-        let raw = NonNull::new(raw)
-            .ok_or_else(|| WtError::invalid("open_session returned no session"))?;
+        let raw = NonNull::new(raw).ok_or_else(|| WtError::invalid("open_session returned no session"))?;
         st.sessions += 1;
         drop(st);
-        Ok(Session {
-            raw,
-            conn: Arc::clone(self),
-        })
+        Ok(Session { raw, conn: Arc::clone(self) })
     }
 
     /// Closes the connection (a checkpoint is taken unless `config` says
@@ -209,10 +202,7 @@ impl Connection {
         if st.sessions > 0 {
             return Err(WtError {
                 code: sys::EBUSY,
-                message: format!(
-                    "cannot close the connection: {} session(s) still open",
-                    st.sessions
-                ),
+                message: format!("cannot close the connection: {} session(s) still open", st.sessions),
             });
         }
         let raw = std::mem::replace(&mut st.raw, ptr::null_mut());
@@ -336,8 +326,7 @@ impl Session {
         let mut raw: *mut sys::WT_CURSOR = ptr::null_mut();
         // SAFETY: open session, valid C strings and out-pointer.
         check(unsafe { sys::wts_open_cursor(self.raw(), uri_c.as_ptr(), config_p, &mut raw) })?;
-        let raw =
-            NonNull::new(raw).ok_or_else(|| WtError::invalid("open_cursor returned no cursor"))?;
+        let raw = NonNull::new(raw).ok_or_else(|| WtError::invalid("open_cursor returned no cursor"))?;
         // SAFETY: freshly opened cursor; the format strings belong to it.
         let (key_fmt, value_fmt, is_raw) = unsafe {
             (
@@ -376,10 +365,7 @@ impl Session {
             let mut meta = self.open_cursor("metadata:", None)?;
             let key = format!("colgroup:{name}");
             if !meta.search(Key::Bytes(key.as_bytes()))? {
-                return Err(WtError {
-                    code: sys::ENOENT,
-                    message: format!("{uri}: no such table"),
-                });
+                return Err(WtError { code: sys::ENOENT, message: format!("{uri}: no such table") });
             }
             let config = String::from_utf8_lossy(meta.value()?).into_owned();
             let source = config
@@ -388,23 +374,17 @@ impl Session {
                 .map(|(file, _)| file.to_string());
             source.ok_or_else(|| WtError::invalid(format!("{uri} is not backed by one file")))?
         } else {
-            return Err(WtError::invalid(format!(
-                "table_size: unsupported URI {uri}"
-            )));
+            return Err(WtError::invalid(format!("table_size: unsupported URI {uri}")));
         };
         // The name comes from the caller or the metadata; keep it inside home.
         let rel = Path::new(&file);
         if file.is_empty() || !rel.components().all(|c| matches!(c, Component::Normal(_))) {
-            return Err(WtError::invalid(format!(
-                "{uri}: unexpected file name {file}"
-            )));
+            return Err(WtError::invalid(format!("{uri}: unexpected file name {file}")));
         }
-        std::fs::metadata(self.conn.home.join(rel))
-            .map(|m| m.len())
-            .map_err(|e| WtError {
-                code: e.raw_os_error().unwrap_or(sys::EINVAL),
-                message: format!("{file}: {e}"),
-            })
+        std::fs::metadata(self.conn.home.join(rel)).map(|m| m.len()).map_err(|e| WtError {
+            code: e.raw_os_error().unwrap_or(sys::EINVAL),
+            message: format!("{file}: {e}"),
+        })
     }
 
     /// All entries of a statistics cursor (`statistics:` for the connection,
@@ -433,9 +413,7 @@ impl Session {
                 format!("stat {key}")
             } else {
                 // SAFETY: NUL-terminated string owned by the cursor.
-                unsafe { CStr::from_ptr(desc) }
-                    .to_string_lossy()
-                    .into_owned()
+                unsafe { CStr::from_ptr(desc) }.to_string_lossy().into_owned()
             };
             out.push((desc, value));
         }
@@ -684,11 +662,7 @@ impl Cursor<'_> {
     /// keys within them (each bound is `(key, inclusive)`). The cursor is
     /// reset first, which also clears any earlier bounds; WiredTiger copies
     /// the bound keys.
-    pub fn set_bounds(
-        &mut self,
-        lower: Option<(Key, bool)>,
-        upper: Option<(Key, bool)>,
-    ) -> WtResult<()> {
+    pub fn set_bounds(&mut self, lower: Option<(Key, bool)>, upper: Option<(Key, bool)>) -> WtResult<()> {
         self.reset()?;
         for (bound, is_upper) in [(lower, false), (upper, true)] {
             let Some((key, inclusive)) = bound else {
@@ -724,9 +698,7 @@ impl Cursor<'_> {
     pub fn key_int(&self) -> WtResult<i64> {
         self.require_position()?;
         if self.key_fmt != Format::Int {
-            return Err(WtError::invalid(
-                "key_int on a cursor whose key format is not q",
-            ));
+            return Err(WtError::invalid("key_int on a cursor whose key format is not q"));
         }
         let mut k: i64 = 0;
         // SAFETY: positioned cursor with key format q.
@@ -743,9 +715,7 @@ impl Cursor<'_> {
             read_cached(&self.key_buf, &self.key_cached, || match fmt {
                 Format::Bytes => get_item(self.raw(), sys::wts_get_key_u),
                 Format::Str => get_str(self.raw(), sys::wts_get_key_s),
-                _ => Err(WtError::invalid(
-                    "key_bytes on a cursor whose key format is not u or S",
-                )),
+                _ => Err(WtError::invalid("key_bytes on a cursor whose key format is not u or S")),
             })
         }
     }
@@ -759,9 +729,7 @@ impl Cursor<'_> {
             read_cached(&self.value_buf, &self.value_cached, || match fmt {
                 Format::Bytes => get_item(self.raw(), sys::wts_get_value_u),
                 Format::Str => get_str(self.raw(), sys::wts_get_value_s),
-                _ => Err(WtError::invalid(
-                    "value on a cursor whose value format is not u or S",
-                )),
+                _ => Err(WtError::invalid("value on a cursor whose value format is not u or S")),
             })
         }
     }
@@ -840,8 +808,7 @@ mod tests {
 
     #[test]
     fn messages_are_tidied() {
-        let raw =
-            "[1795634521:764569][15769:0x7fa1], WT_SESSION.create: [WT_VERB_DEFAULT][ERROR]: \
+        let raw = "[1795634521:764569][15769:0x7fa1], WT_SESSION.create: [WT_VERB_DEFAULT][ERROR]: \
                    __wt_config_check, 12: unknown configuration key 'bogus': Invalid argument";
         assert_eq!(
             tidy_message(raw),
@@ -881,19 +848,13 @@ mod tests {
         assert!(!c.search(Key::Int(21)).unwrap());
         assert!(c.value().is_err());
 
-        assert_eq!(
-            c.search_near(Key::Int(25)).unwrap().map(|o| o.is_ne()),
-            Some(true)
-        );
+        assert_eq!(c.search_near(Key::Int(25)).unwrap().map(|o| o.is_ne()), Some(true));
         let k = c.key_int().unwrap();
         assert!(k == 20 || k == 30);
         assert_eq!(c.search_near(Key::Int(30)).unwrap(), Some(Ordering::Equal));
         assert_eq!(c.search_near(Key::Int(100)).unwrap(), Some(Ordering::Less));
         assert_eq!(c.key_int().unwrap(), 30);
-        assert_eq!(
-            c.search_near(Key::Int(-100)).unwrap(),
-            Some(Ordering::Greater)
-        );
+        assert_eq!(c.search_near(Key::Int(-100)).unwrap(), Some(Ordering::Greater));
         assert_eq!(c.key_int().unwrap(), -5);
 
         c.reset().unwrap();
@@ -935,10 +896,7 @@ mod tests {
             c.insert(Key::Bytes(k.as_bytes()), &[0, 1, 2]).unwrap();
         }
         // WiredTiger would panic on an empty key; the wrapper refuses it.
-        assert_eq!(
-            c.insert(Key::Bytes(b""), b"x").unwrap_err().code,
-            sys::EINVAL
-        );
+        assert_eq!(c.insert(Key::Bytes(b""), b"x").unwrap_err().code, sys::EINVAL);
         assert!(c.search(Key::Bytes(b"")).is_err());
         c.insert(Key::Bytes(b"e"), b"").unwrap();
         assert!(c.search(Key::Bytes(b"c")).unwrap());
@@ -946,16 +904,9 @@ mod tests {
         assert_eq!((k, v), (&b"c"[..], &[0u8, 1, 2][..]));
         assert!(c.search(Key::Bytes(b"e")).unwrap());
         assert_eq!(c.value().unwrap(), b"");
-        assert_eq!(
-            c.search_near(Key::Bytes(b"bb")).unwrap().map(|o| o.is_ne()),
-            Some(true)
-        );
+        assert_eq!(c.search_near(Key::Bytes(b"bb")).unwrap().map(|o| o.is_ne()), Some(true));
 
-        c.set_bounds(
-            Some((Key::Bytes(b"b"), true)),
-            Some((Key::Bytes(b"d"), false)),
-        )
-        .unwrap();
+        c.set_bounds(Some((Key::Bytes(b"b"), true)), Some((Key::Bytes(b"d"), false))).unwrap();
         let mut seen = Vec::new();
         while c.next().unwrap() {
             seen.push(c.key_bytes().unwrap().to_vec());
@@ -1046,16 +997,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let conn = open(dir.path());
         let s = conn.open_session().unwrap();
-        let err = s
-            .create("table:bad", "key_format=q,value_format=u,bogus=1")
-            .unwrap_err();
+        let err = s.create("table:bad", "key_format=q,value_format=u,bogus=1").unwrap_err();
         assert_eq!(err.code, sys::EINVAL);
         assert!(err.message.contains("bogus"), "{}", err.message);
-        assert!(
-            err.message.starts_with("WT_SESSION.create: "),
-            "{}",
-            err.message
-        );
+        assert!(err.message.starts_with("WT_SESSION.create: "), "{}", err.message);
         assert!(s.open_cursor("table:missing", None).is_err());
         assert!(s.create("table:x\0y", U_TABLE).is_err());
         assert!(s.open_cursor("table:x", Some("raw")).is_err());
@@ -1132,8 +1077,7 @@ mod tests {
         // Statistics cursors need statistics enabled on the connection.
         let conn = Connection::open(dir.path(), "create,statistics=(fast)").unwrap();
         let s = conn.open_session().unwrap();
-        s.create("table:plain", "key_format=q,value_format=u")
-            .unwrap();
+        s.create("table:plain", "key_format=q,value_format=u").unwrap();
         s.create("table:zstd", Q_TABLE).unwrap();
         let doc: Vec<u8> = b"{\"name\":\"secantus\",\"tags\":[\"a\",\"b\"],\"n\":12345} "
             .iter()
@@ -1164,10 +1108,7 @@ mod tests {
         assert!(s.table_size("lsm:x").is_err());
 
         let stats = s.statistics("statistics:table:zstd", None).unwrap();
-        let size = stats
-            .iter()
-            .find(|(d, _)| d == "block-manager: file size in bytes")
-            .map(|e| e.1);
+        let size = stats.iter().find(|(d, _)| d == "block-manager: file size in bytes").map(|e| e.1);
         assert_eq!(size, i64::try_from(zstd).ok());
         let conn_stats = s.statistics("statistics:", None).unwrap();
         assert!(conn_stats.len() > 100, "{}", conn_stats.len());

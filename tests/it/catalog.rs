@@ -14,36 +14,19 @@ fn list_database_and_collection_names() {
     let db1 = env.db("cat_a");
     let db2 = env.db("cat_b");
     let names = env.client.list_database_names().run().expect("list dbs");
-    assert!(
-        !names.contains(&db1.name().to_string()),
-        "not created yet: {names:?}"
-    );
+    assert!(!names.contains(&db1.name().to_string()), "not created yet: {names:?}");
 
-    db1.collection::<Document>("x")
-        .insert_one(doc! {"a": 1})
-        .run()
-        .expect("insert");
-    db1.collection::<Document>("y")
-        .insert_one(doc! {"a": 1})
-        .run()
-        .expect("insert");
-    db2.collection::<Document>("z")
-        .insert_one(doc! {"a": 1})
-        .run()
-        .expect("insert");
+    db1.collection::<Document>("x").insert_one(doc! {"a": 1}).run().expect("insert");
+    db1.collection::<Document>("y").insert_one(doc! {"a": 1}).run().expect("insert");
+    db2.collection::<Document>("z").insert_one(doc! {"a": 1}).run().expect("insert");
     let names = env.client.list_database_names().run().expect("list dbs");
     assert!(names.contains(&db1.name().to_string()), "{names:?}");
     assert!(names.contains(&db2.name().to_string()), "{names:?}");
-    assert_eq!(
-        sorted(db1.list_collection_names().run().expect("list")),
-        vec!["x", "y"]
-    );
+    assert_eq!(sorted(db1.list_collection_names().run().expect("list")), vec!["x", "y"]);
     assert_eq!(db2.list_collection_names().run().expect("list"), vec!["z"]);
 
     // Raw listDatabases shape.
-    let r = env
-        .admin_cmd(doc! {"listDatabases": 1})
-        .expect("listDatabases");
+    let r = env.admin_cmd(doc! {"listDatabases": 1}).expect("listDatabases");
     assert_ok(&r);
     let dbs = r.get_array("databases").expect("databases");
     let entry = dbs
@@ -54,31 +37,16 @@ fn list_database_and_collection_names() {
     assert!(num(entry, "sizeOnDisk") >= 0, "{entry}");
     assert_eq!(entry.get("empty"), Some(&Bson::Boolean(false)), "{entry}");
     assert!(r.contains_key("totalSize"), "{r}");
-    let r = env
-        .admin_cmd(doc! {"listDatabases": 1, "nameOnly": true})
-        .expect("listDatabases nameOnly");
-    let first = r.get_array("databases").expect("databases")[0]
-        .as_document()
-        .expect("doc")
-        .clone();
-    assert_eq!(
-        first.keys().collect::<Vec<_>>(),
-        vec!["name"],
-        "nameOnly: {first}"
-    );
+    let r = env.admin_cmd(doc! {"listDatabases": 1, "nameOnly": true}).expect("listDatabases nameOnly");
+    let first = r.get_array("databases").expect("databases")[0].as_document().expect("doc").clone();
+    assert_eq!(first.keys().collect::<Vec<_>>(), vec!["name"], "nameOnly: {first}");
 
     // Raw listCollections shape.
-    let r = db1
-        .run_command(doc! {"listCollections": 1})
-        .run()
-        .expect("listCollections");
+    let r = db1.run_command(doc! {"listCollections": 1}).run().expect("listCollections");
     assert_ok(&r);
     let c = r.get_document("cursor").expect("cursor");
     assert_eq!(c.get("id"), Some(&Bson::Int64(0)));
-    assert_eq!(
-        c.get_str("ns").expect("ns"),
-        format!("{}.$cmd.listCollections", db1.name())
-    );
+    assert_eq!(c.get_str("ns").expect("ns"), format!("{}.$cmd.listCollections", db1.name()));
     let batch = c.get_array("firstBatch").expect("firstBatch");
     assert_eq!(batch.len(), 2);
     for e in batch {
@@ -87,30 +55,17 @@ fn list_database_and_collection_names() {
         assert!(e.get_document("options").is_ok(), "{e}");
         let info = e.get_document("info").expect("info");
         assert_eq!(info.get("readOnly"), Some(&Bson::Boolean(false)), "{e}");
-        assert!(
-            matches!(info.get("uuid"), Some(Bson::Binary(b)) if b.bytes.len() == 16),
-            "{e}"
-        );
+        assert!(matches!(info.get("uuid"), Some(Bson::Binary(b)) if b.bytes.len() == 16), "{e}");
         assert_eq!(
             e.get_document("idIndex").expect("idIndex"),
             &doc! {"v": 2, "key": {"_id": 1}, "name": "_id_"}
         );
     }
     // A filter on the name.
-    let r = db1
-        .run_command(doc! {"listCollections": 1, "filter": {"name": "y"}})
-        .run()
-        .expect("filtered");
-    let batch = r
-        .get_document("cursor")
-        .expect("cursor")
-        .get_array("firstBatch")
-        .expect("batch");
+    let r = db1.run_command(doc! {"listCollections": 1, "filter": {"name": "y"}}).run().expect("filtered");
+    let batch = r.get_document("cursor").expect("cursor").get_array("firstBatch").expect("batch");
     assert_eq!(batch.len(), 1);
-    assert_eq!(
-        batch[0].as_document().expect("doc").get_str("name"),
-        Ok("y")
-    );
+    assert_eq!(batch[0].as_document().expect("doc").get_str("name"), Ok("y"));
 }
 
 #[test]
@@ -119,22 +74,13 @@ fn create_collection_and_namespace_exists() {
     let db = env.db("create");
     db.create_collection("c").run().expect("create");
     assert_eq!(db.list_collection_names().run().expect("list"), vec!["c"]);
-    assert_eq!(
-        db.collection::<Document>("c")
-            .count_documents(doc! {})
-            .run()
-            .expect("count"),
-        0
-    );
+    assert_eq!(db.collection::<Document>("c").count_documents(doc! {}).run().expect("count"), 0);
     assert_command_error(db.create_collection("c").run(), 48, "NamespaceExists");
     // Creating a collection makes the database visible.
     let names = env.client.list_database_names().run().expect("dbs");
     assert!(names.contains(&db.name().to_string()), "{names:?}");
     // Invalid names are rejected.
-    let err = db
-        .run_command(doc! {"create": ""})
-        .run()
-        .expect_err("empty name");
+    let err = db.run_command(doc! {"create": ""}).run().expect_err("empty name");
     assert_eq!(common::command_error(&err).0, 73, "InvalidNamespace: {err}");
 }
 
@@ -144,13 +90,9 @@ fn drop_collection_and_database() {
     let db = env.db("drop");
     let a = db.collection::<Document>("a");
     let b = db.collection::<Document>("b");
-    a.insert_many(vec![doc! {"x": 1}, doc! {"x": 2}])
-        .run()
-        .expect("insert");
+    a.insert_many(vec![doc! {"x": 1}, doc! {"x": 2}]).run().expect("insert");
     b.insert_one(doc! {"y": 1}).run().expect("insert");
-    a.create_index(mongodb::IndexModel::builder().keys(doc! {"x": 1}).build())
-        .run()
-        .expect("idx");
+    a.create_index(mongodb::IndexModel::builder().keys(doc! {"x": 1}).build()).run().expect("idx");
 
     a.drop().run().expect("drop a");
     assert_eq!(db.list_collection_names().run().expect("list"), vec!["b"]);
@@ -161,10 +103,7 @@ fn drop_collection_and_database() {
     assert_eq!(idx, vec!["_id_"]);
     assert_eq!(a.count_documents(doc! {}).run().expect("count"), 1);
 
-    let r = db
-        .run_command(doc! {"drop": "b"})
-        .run()
-        .expect("drop command");
+    let r = db.run_command(doc! {"drop": "b"}).run().expect("drop command");
     assert_ok(&r);
     assert_eq!(num(&r, "nIndexesWas"), 1, "{r}");
     assert_eq!(r.get_str("ns").expect("ns"), format!("{}.b", db.name()));
@@ -182,27 +121,17 @@ fn rename_collection() {
     let db = env.db("rename");
     let dbn = db.name().to_string();
     let src = db.collection::<Document>("src");
-    src.insert_many((0..50).map(|i| doc! {"_id": i, "k": i * 2}))
-        .run()
-        .expect("seed");
-    src.create_index(mongodb::IndexModel::builder().keys(doc! {"k": 1}).build())
-        .run()
-        .expect("idx");
+    src.insert_many((0..50).map(|i| doc! {"_id": i, "k": i * 2})).run().expect("seed");
+    src.create_index(mongodb::IndexModel::builder().keys(doc! {"k": 1}).build()).run().expect("idx");
 
     let r = env
         .admin_cmd(doc! {"renameCollection": format!("{dbn}.src"), "to": format!("{dbn}.dst")})
         .expect("rename");
     assert_ok(&r);
-    assert_eq!(
-        sorted(db.list_collection_names().run().expect("list")),
-        vec!["dst"]
-    );
+    assert_eq!(sorted(db.list_collection_names().run().expect("list")), vec!["dst"]);
     let dst = db.collection::<Document>("dst");
     assert_eq!(dst.count_documents(doc! {}).run().expect("count"), 50);
-    assert_eq!(
-        sorted(dst.list_index_names().run().expect("idx")),
-        vec!["_id_", "k_1"]
-    );
+    assert_eq!(sorted(dst.list_index_names().run().expect("idx")), vec!["_id_", "k_1"]);
     assert_eq!(
         dst.find_one(doc! {"k": 42}).run().expect("find"),
         Some(doc! {"_id": 21, "k": 42}),
@@ -219,9 +148,7 @@ fn rename_collection() {
     let other = db.collection::<Document>("other");
     other.insert_one(doc! {"o": 1}).run().expect("insert");
     assert_command_error(
-        env.admin_cmd(
-            doc! {"renameCollection": format!("{dbn}.other"), "to": format!("{dbn}.dst")},
-        ),
+        env.admin_cmd(doc! {"renameCollection": format!("{dbn}.other"), "to": format!("{dbn}.dst")}),
         48,
         "NamespaceExists",
     );
@@ -232,17 +159,9 @@ fn rename_collection() {
         "dropTarget": true,
     })
     .expect("rename with dropTarget");
-    assert_eq!(
-        sorted(db.list_collection_names().run().expect("list")),
-        vec!["dst"]
-    );
-    let left: Vec<Document> = dst
-        .find(doc! {})
-        .projection(doc! {"_id": 0})
-        .run()
-        .expect("find")
-        .map(|d| d.expect("d"))
-        .collect();
+    assert_eq!(sorted(db.list_collection_names().run().expect("list")), vec!["dst"]);
+    let left: Vec<Document> =
+        dst.find(doc! {}).projection(doc! {"_id": 0}).run().expect("find").map(|d| d.expect("d")).collect();
     assert_eq!(left, vec![doc! {"o": 1}]);
 
     // renameCollection must run against admin.
@@ -250,11 +169,7 @@ fn rename_collection() {
         .run_command(doc! {"renameCollection": format!("{dbn}.dst"), "to": format!("{dbn}.z")})
         .run()
         .expect_err("not on admin");
-    assert_eq!(
-        common::command_error(&err).0,
-        13,
-        "Unauthorized outside admin: {err}"
-    );
+    assert_eq!(common::command_error(&err).0, 13, "Unauthorized outside admin: {err}");
 }
 
 #[test]
@@ -263,28 +178,16 @@ fn coll_stats_and_db_stats() {
     let db = env.db("stats");
     let a = db.collection::<Document>("a");
     let b = db.collection::<Document>("b");
-    a.insert_many((0..30).map(|i| doc! {"i": i, "s": "x".repeat(100)}))
-        .run()
-        .expect("seed");
-    b.insert_many((0..5).map(|i| doc! {"i": i}))
-        .run()
-        .expect("seed");
-    a.create_index(mongodb::IndexModel::builder().keys(doc! {"i": 1}).build())
-        .run()
-        .expect("idx");
+    a.insert_many((0..30).map(|i| doc! {"i": i, "s": "x".repeat(100)})).run().expect("seed");
+    b.insert_many((0..5).map(|i| doc! {"i": i})).run().expect("seed");
+    a.create_index(mongodb::IndexModel::builder().keys(doc! {"i": 1}).build()).run().expect("idx");
 
-    let cs = db
-        .run_command(doc! {"collStats": "a"})
-        .run()
-        .expect("collStats");
+    let cs = db.run_command(doc! {"collStats": "a"}).run().expect("collStats");
     assert_ok(&cs);
     assert_eq!(cs.get_str("ns").expect("ns"), format!("{}.a", db.name()));
     assert_eq!(num(&cs, "count"), 30, "{cs}");
     assert_eq!(num(&cs, "nindexes"), 2, "{cs}");
-    assert!(
-        num(&cs, "size") >= 30 * 100,
-        "size counts document bytes: {cs}"
-    );
+    assert!(num(&cs, "size") >= 30 * 100, "size counts document bytes: {cs}");
     assert_eq!(num(&cs, "avgObjSize"), num(&cs, "size") / 30, "{cs}");
     let sizes = cs.get_document("indexSizes").expect("indexSizes");
     let mut idx: Vec<&String> = sizes.keys().collect();
@@ -299,23 +202,14 @@ fn coll_stats_and_db_stats() {
     assert_eq!(num(&ds, "indexes"), 3, "{ds}");
     assert!(num(&ds, "dataSize") >= 30 * 100, "{ds}");
 
-    a.delete_many(doc! {"i": {"$lt": 10}})
-        .run()
-        .expect("delete");
-    let cs = db
-        .run_command(doc! {"collStats": "a"})
-        .run()
-        .expect("collStats");
+    a.delete_many(doc! {"i": {"$lt": 10}}).run().expect("delete");
+    let cs = db.run_command(doc! {"collStats": "a"}).run().expect("collStats");
     assert_eq!(num(&cs, "count"), 20, "{cs}");
     let ds = db.run_command(doc! {"dbStats": 1}).run().expect("dbStats");
     assert_eq!(num(&ds, "objects"), 25, "{ds}");
 
     // Stats of a database that does not exist are zeros, not an error.
-    let empty = env
-        .db("nostats")
-        .run_command(doc! {"dbStats": 1})
-        .run()
-        .expect("dbStats");
+    let empty = env.db("nostats").run_command(doc! {"dbStats": 1}).run().expect("dbStats");
     assert_eq!(num(&empty, "collections"), 0, "{empty}");
     assert_eq!(num(&empty, "objects"), 0, "{empty}");
 }

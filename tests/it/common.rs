@@ -57,8 +57,7 @@ pub fn start_with(builder: ServerBuilder) -> Env {
 /// quickly instead of after the driver's default 30 s.
 pub fn connect(uri: &str) -> Client {
     let sep = if uri.contains('?') { '&' } else { '?' };
-    Client::with_uri_str(format!("{uri}{sep}serverSelectionTimeoutMS=10000"))
-        .expect("client from uri")
+    Client::with_uri_str(format!("{uri}{sep}serverSelectionTimeoutMS=10000")).expect("client from uri")
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -132,15 +131,11 @@ pub fn path<'a>(doc: &'a Document, dotted: &str) -> &'a Bson {
     let mut cur = doc;
     let parts: Vec<&str> = dotted.split('.').collect();
     for (i, part) in parts.iter().enumerate() {
-        let v = cur
-            .get(*part)
-            .unwrap_or_else(|| panic!("no {dotted:?} in {doc}"));
+        let v = cur.get(*part).unwrap_or_else(|| panic!("no {dotted:?} in {doc}"));
         if i + 1 == parts.len() {
             return v;
         }
-        cur = v
-            .as_document()
-            .unwrap_or_else(|| panic!("{part} is not a document in {doc}"));
+        cur = v.as_document().unwrap_or_else(|| panic!("{part} is not a document in {doc}"));
     }
     unreachable!("split yields at least one part")
 }
@@ -152,19 +147,12 @@ pub fn assert_ok(reply: &Document) {
 
 /// All documents of a collection in natural order.
 pub fn all(coll: &Collection<Document>) -> Vec<Document> {
-    coll.find(doc! {})
-        .run()
-        .expect("find")
-        .map(|d| d.expect("doc"))
-        .collect()
+    coll.find(doc! {}).run().expect("find").map(|d| d.expect("doc")).collect()
 }
 
 /// The `_id`s of a collection in natural order.
 pub fn ids(coll: &Collection<Document>) -> Vec<Bson> {
-    all(coll)
-        .into_iter()
-        .map(|d| d.get("_id").cloned().expect("_id"))
-        .collect()
+    all(coll).into_iter().map(|d| d.get("_id").cloned().expect("_id")).collect()
 }
 
 /// Raw wire-protocol frames, for tests that go under the driver.
@@ -183,10 +171,8 @@ pub mod raw {
 
     pub fn connect(addr: SocketAddr) -> TcpStream {
         let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("tcp connect");
-        s.set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("read timeout");
-        s.set_write_timeout(Some(Duration::from_secs(10)))
-            .expect("write timeout");
+        s.set_read_timeout(Some(Duration::from_secs(10))).expect("read timeout");
+        s.set_write_timeout(Some(Duration::from_secs(10))).expect("write timeout");
         s.set_nodelay(true).ok();
         s
     }
@@ -297,20 +283,11 @@ pub mod raw {
         let field = |i: usize| i32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
         let length = field(0);
         if !(16..=48_000_000).contains(&length) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("length {length}"),
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("length {length}")));
         }
         let mut body = vec![0u8; length as usize - 16];
         s.read_exact(&mut body)?;
-        Ok(Reply {
-            length,
-            request_id: field(4),
-            response_to: field(8),
-            op: field(12),
-            body,
-        })
+        Ok(Reply { length, request_id: field(4), response_to: field(8), op: field(12), body })
     }
 
     /// The kind-0 document of an OP_MSG reply body, if the reply is a well-formed OP_MSG.
@@ -319,11 +296,7 @@ pub mod raw {
             return None;
         }
         let flags = u32::from_le_bytes(r.body.get(0..4)?.try_into().ok()?);
-        let end = if flags & CHECKSUM_PRESENT != 0 {
-            r.body.len().checked_sub(4)?
-        } else {
-            r.body.len()
-        };
+        let end = if flags & CHECKSUM_PRESENT != 0 { r.body.len().checked_sub(4)? } else { r.body.len() };
         if *r.body.get(4)? != 0 {
             return None;
         }
@@ -352,18 +325,13 @@ pub mod raw {
             Ok(s) => s,
             Err(e) => panic!("server unreachable after {after}: {e}"),
         };
-        s.set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
         s.write_all(&op_msg(4242, &doc! {"ping": 1, "$db": "admin"}))
             .unwrap_or_else(|e| panic!("cannot send ping after {after}: {e}"));
         let r = read_frame(&mut s).unwrap_or_else(|e| panic!("no ping reply after {after}: {e}"));
         assert_eq!(r.response_to, 4242, "after {after}");
         let d = op_msg_doc(&r);
-        assert_eq!(
-            d.get("ok").map(super::as_i64),
-            Some(1),
-            "ping after {after}: {d}"
-        );
+        assert_eq!(d.get("ok").map(super::as_i64), Some(1), "ping after {after}: {d}");
     }
 
     /// True when a reply document says `ok: 1`.

@@ -55,9 +55,7 @@ fn answers_ping(addr: SocketAddr) -> bool {
         return false;
     };
     s.set_read_timeout(Some(Duration::from_secs(2))).ok();
-    if s.write_all(&raw::op_msg(1, &doc! {"ping": 1, "$db": "admin"}))
-        .is_err()
-    {
+    if s.write_all(&raw::op_msg(1, &doc! {"ping": 1, "$db": "admin"})).is_err() {
         return false;
     }
     match raw::read_frame(&mut s) {
@@ -146,18 +144,9 @@ fn acknowledged_journaled_writes_survive_sigkill() {
         let mut daemon = spawn(dbdir.path(), logdir.path(), &format!("c{cycle}"));
         let client = client_for(&daemon);
         let present = present_ids(&client);
-        let lost: Vec<i64> = acked
-            .lock()
-            .expect("lock")
-            .iter()
-            .copied()
-            .filter(|id| !present.contains(id))
-            .collect();
-        assert!(
-            lost.is_empty(),
-            "cycle {cycle}: {} acknowledged ids lost: {lost:?}",
-            lost.len()
-        );
+        let lost: Vec<i64> =
+            acked.lock().expect("lock").iter().copied().filter(|id| !present.contains(id)).collect();
+        assert!(lost.is_empty(), "cycle {cycle}: {} acknowledged ids lost: {lost:?}", lost.len());
 
         let killing = Arc::new(AtomicBool::new(false));
         let unexpected = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -165,12 +154,8 @@ fn acknowledged_journaled_writes_survive_sigkill() {
         let writers: Vec<_> = (0..4)
             .map(|t| {
                 let coll = client.database("crashdb").collection::<Document>("c");
-                let (acked, next_id, killing, unexpected) = (
-                    acked.clone(),
-                    next_id.clone(),
-                    killing.clone(),
-                    unexpected.clone(),
-                );
+                let (acked, next_id, killing, unexpected) =
+                    (acked.clone(), next_id.clone(), killing.clone(), unexpected.clone());
                 thread::spawn(move || {
                     let wc = WriteConcern::builder().journal(true).build();
                     loop {
@@ -199,15 +184,9 @@ fn acknowledged_journaled_writes_survive_sigkill() {
         }
         drop(client);
         let errs = unexpected.lock().expect("lock").clone();
-        assert!(
-            errs.is_empty(),
-            "cycle {cycle}: writes failed before the kill: {errs:?}"
-        );
+        assert!(errs.is_empty(), "cycle {cycle}: writes failed before the kill: {errs:?}");
         let written = acked.lock().expect("lock").len() - before;
-        assert!(
-            written > 0,
-            "cycle {cycle}: no write was acknowledged in the window"
-        );
+        assert!(written > 0, "cycle {cycle}: no write was acknowledged in the window");
         eprintln!("crash cycle {cycle}: {written} journaled inserts acknowledged before SIGKILL");
     }
 
@@ -215,17 +194,8 @@ fn acknowledged_journaled_writes_survive_sigkill() {
     let client = client_for(&daemon);
     let present = present_ids(&client);
     let acked = acked.lock().expect("lock").clone();
-    let lost: Vec<i64> = acked
-        .iter()
-        .copied()
-        .filter(|id| !present.contains(id))
-        .collect();
-    assert!(
-        lost.is_empty(),
-        "{} of {} acknowledged ids lost: {lost:?}",
-        lost.len(),
-        acked.len()
-    );
+    let lost: Vec<i64> = acked.iter().copied().filter(|id| !present.contains(id)).collect();
+    assert!(lost.is_empty(), "{} of {} acknowledged ids lost: {lost:?}", lost.len(), acked.len());
     // The store still accepts writes after the crashes.
     client
         .database("crashdb")

@@ -16,26 +16,20 @@ fn scrambled_ids() -> Vec<i32> {
 fn seed(coll: &Collection<Document>) -> Vec<i32> {
     let order = scrambled_ids();
     for chunk in order.chunks(250) {
-        let docs: Vec<Document> = chunk
-            .iter()
-            .map(|i| doc! {"_id": *i, "v": *i % 17, "pad": "p".repeat(20)})
-            .collect();
+        let docs: Vec<Document> =
+            chunk.iter().map(|i| doc! {"_id": *i, "v": *i % 17, "pad": "p".repeat(20)}).collect();
         coll.insert_many(docs).run().expect("seed");
     }
     order
 }
 
 fn getmore_count(env: &common::Env) -> i64 {
-    let s = env
-        .admin_cmd(doc! {"serverStatus": 1})
-        .expect("serverStatus");
+    let s = env.admin_cmd(doc! {"serverStatus": 1}).expect("serverStatus");
     num(s.get_document("opcounters").expect("opcounters"), "getmore")
 }
 
 fn collect_ids(cursor: mongodb::sync::Cursor<Document>) -> Vec<i32> {
-    cursor
-        .map(|d| d.expect("doc").get_i32("_id").expect("_id"))
-        .collect()
+    cursor.map(|d| d.expect("doc").get_i32("_id").expect("_id")).collect()
 }
 
 #[test]
@@ -71,8 +65,7 @@ fn sorted_query_across_get_mores() {
             (d.get_i32("v").expect("v"), d.get_i32("_id").expect("_id"))
         })
         .collect();
-    let mut expected: Vec<(i32, i32)> =
-        (0..N).filter(|i| i % 17 < 5).map(|i| (i % 17, i)).collect();
+    let mut expected: Vec<(i32, i32)> = (0..N).filter(|i| i % 17 < 5).map(|i| (i % 17, i)).collect();
     expected.sort_by_key(|&(v, id)| (-v, id));
     assert_eq!(got, expected);
 }
@@ -104,17 +97,10 @@ fn default_first_batch_is_101_then_get_more_returns_the_rest() {
     assert_eq!(first.len(), 101);
     assert_ne!(id, 0, "more to read: the cursor stays open");
     assert_eq!(cns, ns);
-    let first_batch = first
-        .first()
-        .and_then(Bson::as_document)
-        .cloned()
-        .expect("doc");
+    let first_batch = first.first().and_then(Bson::as_document).cloned().expect("doc");
     assert!(first.iter().all(|d| matches!(d, Bson::Document(_))));
 
-    let (id2, next, gns) = find_cmd(
-        &db,
-        doc! {"getMore": id, "collection": "c", "batchSize": 500},
-    );
+    let (id2, next, gns) = find_cmd(&db, doc! {"getMore": id, "collection": "c", "batchSize": 500});
     assert_eq!(next.len(), 500);
     assert_eq!(id2, id, "same cursor id while open");
     assert_eq!(gns, ns);
@@ -123,12 +109,7 @@ fn default_first_batch_is_101_then_get_more_returns_the_rest() {
     assert_eq!(rest.len(), (N as usize) - 601);
     assert_eq!(id3, 0, "exhausted cursor reports id 0");
     // An exhausted cursor is gone.
-    assert_command_error(
-        db.run_command(doc! {"getMore": id, "collection": "c"})
-            .run(),
-        43,
-        "CursorNotFound",
-    );
+    assert_command_error(db.run_command(doc! {"getMore": id, "collection": "c"}).run(), 43, "CursorNotFound");
     assert_eq!(first_batch.get_i32("_id").expect("_id"), scrambled_ids()[0]);
 }
 
@@ -139,29 +120,11 @@ fn limit_and_batch_size_interplay() {
     let coll = db.collection::<Document>("c");
     let order = seed(&coll);
 
-    let got = collect_ids(
-        coll.find(doc! {})
-            .limit(20)
-            .batch_size(7)
-            .run()
-            .expect("find"),
-    );
+    let got = collect_ids(coll.find(doc! {}).limit(20).batch_size(7).run().expect("find"));
     assert_eq!(got, order[..20].to_vec());
-    let got = collect_ids(
-        coll.find(doc! {})
-            .limit(5)
-            .batch_size(7)
-            .run()
-            .expect("find"),
-    );
+    let got = collect_ids(coll.find(doc! {}).limit(5).batch_size(7).run().expect("find"));
     assert_eq!(got, order[..5].to_vec());
-    let got = collect_ids(
-        coll.find(doc! {})
-            .skip(995)
-            .batch_size(2)
-            .run()
-            .expect("find"),
-    );
+    let got = collect_ids(coll.find(doc! {}).skip(995).batch_size(2).run().expect("find"));
     assert_eq!(got, order[995..].to_vec());
 
     // Raw: limit 20 batchSize 7 -> 7, 7, 6 and the cursor closes with the limit.
@@ -189,10 +152,8 @@ fn dropping_a_cursor_mid_way_leaves_the_server_healthy() {
     let order = seed(&coll);
     for _ in 0..5 {
         let mut cursor = coll.find(doc! {}).batch_size(7).run().expect("find");
-        let first: Vec<i32> = (&mut cursor)
-            .take(10)
-            .map(|d| d.expect("doc").get_i32("_id").expect("_id"))
-            .collect();
+        let first: Vec<i32> =
+            (&mut cursor).take(10).map(|d| d.expect("doc").get_i32("_id").expect("_id")).collect();
         assert_eq!(first, order[..10].to_vec());
         drop(cursor);
     }
@@ -201,10 +162,7 @@ fn dropping_a_cursor_mid_way_leaves_the_server_healthy() {
     let got = collect_ids(coll.find(doc! {}).batch_size(50).run().expect("find"));
     assert_eq!(got.len(), N as usize + 1);
     assert_eq!(got[..N as usize], order[..]);
-    assert_eq!(
-        coll.count_documents(doc! {}).run().expect("count"),
-        N as u64 + 1
-    );
+    assert_eq!(coll.count_documents(doc! {}).run().expect("count"), N as u64 + 1);
 }
 
 #[test]
@@ -219,45 +177,25 @@ fn kill_cursors_then_get_more_is_cursor_not_found() {
         .run()
         .expect("killCursors");
     assert_ok(&r);
-    assert_eq!(
-        r.get_array("cursorsKilled").expect("cursorsKilled"),
-        &vec![Bson::Int64(id)]
-    );
-    assert_eq!(
-        r.get_array("cursorsNotFound").expect("cursorsNotFound"),
-        &vec![Bson::Int64(123_456_789)]
-    );
-    assert!(r
-        .get_array("cursorsAlive")
-        .expect("cursorsAlive")
-        .is_empty());
-    assert!(r
-        .get_array("cursorsUnknown")
-        .expect("cursorsUnknown")
-        .is_empty());
+    assert_eq!(r.get_array("cursorsKilled").expect("cursorsKilled"), &vec![Bson::Int64(id)]);
+    assert_eq!(r.get_array("cursorsNotFound").expect("cursorsNotFound"), &vec![Bson::Int64(123_456_789)]);
+    assert!(r.get_array("cursorsAlive").expect("cursorsAlive").is_empty());
+    assert!(r.get_array("cursorsUnknown").expect("cursorsUnknown").is_empty());
     let msg = assert_command_error(
-        db.run_command(doc! {"getMore": id, "collection": "c"})
-            .run(),
+        db.run_command(doc! {"getMore": id, "collection": "c"}).run(),
         43,
         "CursorNotFound",
     );
-    assert!(
-        msg.contains(&id.to_string()),
-        "errmsg names the cursor: {msg}"
-    );
+    assert!(msg.contains(&id.to_string()), "errmsg names the cursor: {msg}");
 }
 
 #[test]
 fn get_more_on_unknown_cursor_id() {
     let env = common::start();
     let db = env.db("unknown");
-    db.collection::<Document>("c")
-        .insert_one(doc! {"a": 1})
-        .run()
-        .expect("insert");
+    db.collection::<Document>("c").insert_one(doc! {"a": 1}).run().expect("insert");
     assert_command_error(
-        db.run_command(doc! {"getMore": 987_654_321_987_i64, "collection": "c"})
-            .run(),
+        db.run_command(doc! {"getMore": 987_654_321_987_i64, "collection": "c"}).run(),
         43,
         "CursorNotFound",
     );

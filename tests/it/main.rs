@@ -11,4 +11,5 @@ mod cursors;
 mod handshake;
 mod indexes;
 mod persistence;
+mod validation;
 mod wire;

@@ -25,11 +25,7 @@ fn index_summary(coll: &mongodb::sync::Collection<Document>) -> Vec<(String, Doc
         .map(|m| {
             let m = m.expect("index");
             let o = m.options.unwrap_or_default();
-            (
-                o.name.unwrap_or_default(),
-                m.keys,
-                o.unique.unwrap_or(false),
-            )
+            (o.name.unwrap_or_default(), m.keys, o.unique.unwrap_or(false))
         })
         .collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
@@ -58,35 +54,16 @@ fn documents_and_indexes_survive_restart() {
         .collect();
     coll.insert_many(docs.clone()).run().expect("seed");
     let unique = IndexOptions::builder().unique(true).build();
-    coll.create_index(
-        IndexModel::builder()
-            .keys(doc! {"u": 1})
-            .options(unique)
-            .build(),
-    )
-    .run()
-    .expect("unique index");
-    coll.create_index(
-        IndexModel::builder()
-            .keys(doc! {"nested.deep.x": 1, "n": -1})
-            .build(),
-    )
-    .run()
-    .expect("compound index");
-    coll.update_many(doc! {"nested.deep.x": 3}, doc! {"$set": {"updated": true}})
+    coll.create_index(IndexModel::builder().keys(doc! {"u": 1}).options(unique).build())
         .run()
-        .expect("update");
-    coll.delete_many(doc! {"_id": {"$gte": 490}})
+        .expect("unique index");
+    coll.create_index(IndexModel::builder().keys(doc! {"nested.deep.x": 1, "n": -1}).build())
         .run()
-        .expect("delete");
-    let other = env
-        .client
-        .database(&db_name)
-        .collection::<Document>("other");
-    other
-        .insert_one(doc! {"_id": "only"})
-        .run()
-        .expect("insert");
+        .expect("compound index");
+    coll.update_many(doc! {"nested.deep.x": 3}, doc! {"$set": {"updated": true}}).run().expect("update");
+    coll.delete_many(doc! {"_id": {"$gte": 490}}).run().expect("delete");
+    let other = env.client.database(&db_name).collection::<Document>("other");
+    other.insert_one(doc! {"_id": "only"}).run().expect("insert");
     let gone = env.client.database(&db_name).collection::<Document>("gone");
     gone.insert_one(doc! {"x": 1}).run().expect("insert");
     gone.drop().run().expect("drop");
@@ -102,43 +79,20 @@ fn documents_and_indexes_survive_restart() {
     assert_eq!(index_summary(&coll), before_idx, "every index");
     let mut names = db.list_collection_names().run().expect("list");
     names.sort();
-    assert_eq!(
-        names,
-        vec!["c", "other"],
-        "dropped collection stays dropped"
-    );
-    assert!(env
-        .client
-        .list_database_names()
-        .run()
-        .expect("dbs")
-        .contains(&db_name));
-    assert_eq!(
-        coll.count_documents(doc! {"updated": true})
-            .run()
-            .expect("count"),
-        55
-    );
+    assert_eq!(names, vec!["c", "other"], "dropped collection stays dropped");
+    assert!(env.client.list_database_names().run().expect("dbs").contains(&db_name));
+    assert_eq!(coll.count_documents(doc! {"updated": true}).run().expect("count"), 55);
     // Values keep their BSON types.
-    let d7 = coll
-        .find_one(doc! {"_id": 7})
-        .run()
-        .expect("find")
-        .expect("doc");
+    let d7 = coll.find_one(doc! {"_id": 7}).run().expect("find").expect("doc");
     assert_eq!(d7, docs[7]);
     assert!(matches!(d7.get("n"), Some(Bson::Int64(_))));
 
     // The unique index is still enforced and the compound index still answers queries.
-    let err = coll
-        .insert_one(doc! {"u": "user3"})
-        .run()
-        .expect_err("duplicate u");
+    let err = coll.insert_one(doc! {"u": "user3"}).run().expect_err("duplicate u");
     assert_eq!(write_error_code(&err), 11000);
     let hinted: Vec<i32> = coll
         .find(doc! {"nested.deep.x": 4})
-        .hint(mongodb::options::Hint::Name(
-            "nested.deep.x_1_n_-1".to_string(),
-        ))
+        .hint(mongodb::options::Hint::Name("nested.deep.x_1_n_-1".to_string()))
         .sort(doc! {"n": -1})
         .run()
         .expect("hinted find")
@@ -164,47 +118,24 @@ fn record_order_is_kept_across_restarts() {
         Bson::Int32(-40),
     ];
     for id in &first {
-        coll_of(&env)
-            .insert_one(doc! {"_id": id.clone()})
-            .run()
-            .expect("insert");
+        coll_of(&env).insert_one(doc! {"_id": id.clone()}).run().expect("insert");
     }
     // Remove one in the middle: the others keep their places.
-    coll_of(&env)
-        .delete_one(doc! {"_id": 17})
-        .run()
-        .expect("delete");
-    let mut expected: Vec<Bson> = first
-        .into_iter()
-        .filter(|b| b != &Bson::Int32(17))
-        .collect();
+    coll_of(&env).delete_one(doc! {"_id": 17}).run().expect("delete");
+    let mut expected: Vec<Bson> = first.into_iter().filter(|b| b != &Bson::Int32(17)).collect();
     assert_eq!(ids(&coll_of(&env)), expected);
 
     let env = restart(env, dir.path());
     assert_eq!(ids(&coll_of(&env)), expected, "after the first restart");
     let second = vec![Bson::Int32(1), Bson::Int32(0), Bson::String("a".into())];
-    coll_of(&env)
-        .insert_many(second.iter().map(|id| doc! {"_id": id.clone()}))
-        .run()
-        .expect("more");
+    coll_of(&env).insert_many(second.iter().map(|id| doc! {"_id": id.clone()})).run().expect("more");
     expected.extend(second);
-    assert_eq!(
-        ids(&coll_of(&env)),
-        expected,
-        "new inserts come after old ones"
-    );
+    assert_eq!(ids(&coll_of(&env)), expected, "new inserts come after old ones");
 
     let env = restart(env, dir.path());
     assert_eq!(ids(&coll_of(&env)), expected, "after the second restart");
-    coll_of(&env)
-        .insert_one(doc! {"_id": 17})
-        .run()
-        .expect("re-insert a deleted _id");
+    coll_of(&env).insert_one(doc! {"_id": 17}).run().expect("re-insert a deleted _id");
     expected.push(Bson::Int32(17));
-    assert_eq!(
-        ids(&coll_of(&env)),
-        expected,
-        "a re-inserted _id goes to the end"
-    );
+    assert_eq!(ids(&coll_of(&env)), expected, "a re-inserted _id goes to the end");
     env.server.stop();
 }

@@ -67,16 +67,11 @@ fn op_msg_ping_gets_op_msg_reply() {
     assert_eq!(r.response_to, 11);
     assert_eq!(r.length as usize, 16 + r.body.len());
     let flags = u32::from_le_bytes([r.body[0], r.body[1], r.body[2], r.body[3]]);
-    assert_eq!(
-        flags & raw::MORE_TO_COME,
-        0,
-        "no moreToCome on a plain reply"
-    );
+    assert_eq!(flags & raw::MORE_TO_COME, 0, "no moreToCome on a plain reply");
     let d = raw::op_msg_doc(&r);
     assert_eq!(d.get("ok"), Some(&mongodb::bson::Bson::Double(1.0)), "{d}");
     // The connection stays usable for further requests.
-    s.write_all(&raw::op_msg(12, &doc! {"hello": 1, "$db": "admin"}))
-        .expect("send");
+    s.write_all(&raw::op_msg(12, &doc! {"hello": 1, "$db": "admin"})).expect("send");
     let r = raw::read_frame(&mut s).expect("reply");
     assert_eq!(r.response_to, 12);
     let d = raw::op_msg_doc(&r);
@@ -88,8 +83,7 @@ fn op_msg_ping_gets_op_msg_reply() {
 fn op_query_is_master_gets_op_reply() {
     let env = common::start();
     let mut s = raw::connect(env.server.addr());
-    s.write_all(&raw::op_query(21, "admin.$cmd", &doc! {"isMaster": 1}))
-        .expect("send");
+    s.write_all(&raw::op_query(21, "admin.$cmd", &doc! {"isMaster": 1})).expect("send");
     let r = raw::read_frame(&mut s).expect("reply");
     assert_eq!(r.op, raw::OP_REPLY, "OP_QUERY is answered with OP_REPLY");
     assert_eq!(r.response_to, 21);
@@ -101,11 +95,7 @@ fn op_query_is_master_gets_op_reply() {
     let d = reply_doc(&r).expect("OP_REPLY document");
     assert_eq!(d.get_bool("ismaster"), Ok(true), "{d}");
     assert!(raw::is_ok(&d), "{d}");
-    assert_eq!(
-        d.get_i32("maxWireVersion").ok().map(|v| v >= 17),
-        Some(true),
-        "{d}"
-    );
+    assert_eq!(d.get_i32("maxWireVersion").ok().map(|v| v >= 17), Some(true), "{d}");
     // The same connection then speaks OP_MSG, as drivers do after the handshake.
     s.write_all(&raw::op_msg(22, &ping())).expect("send");
     let r = raw::read_frame(&mut s).expect("reply");
@@ -126,18 +116,12 @@ fn op_msg_document_sequence_insert() {
     body.extend_from_slice(&((seq.len() + 4) as i32).to_le_bytes());
     body.extend_from_slice(&seq);
     let mut s = raw::connect(env.server.addr());
-    s.write_all(&raw::frame(31, 0, raw::OP_MSG, &body))
-        .expect("send");
+    s.write_all(&raw::frame(31, 0, raw::OP_MSG, &body)).expect("send");
     let d = raw::op_msg_doc(&raw::read_frame(&mut s).expect("reply"));
     assert!(raw::is_ok(&d), "{d}");
     assert_eq!(common::num(&d, "n"), 2, "{d}");
-    let n = env
-        .client
-        .database(&db)
-        .collection::<Document>("c")
-        .count_documents(doc! {})
-        .run()
-        .expect("count");
+    let n =
+        env.client.database(&db).collection::<Document>("c").count_documents(doc! {}).run().expect("count");
     assert_eq!(n, 2);
 }
 
@@ -145,14 +129,10 @@ fn op_msg_document_sequence_insert() {
 fn more_to_come_request_gets_no_reply() {
     let env = common::start();
     let mut s = raw::connect(env.server.addr());
-    s.write_all(&raw::op_msg_flags(41, raw::MORE_TO_COME, &ping()))
-        .expect("send");
+    s.write_all(&raw::op_msg_flags(41, raw::MORE_TO_COME, &ping())).expect("send");
     s.write_all(&raw::op_msg(42, &ping())).expect("send");
     let r = raw::read_frame(&mut s).expect("reply");
-    assert_eq!(
-        r.response_to, 42,
-        "the moreToCome request must not be answered"
-    );
+    assert_eq!(r.response_to, 42, "the moreToCome request must not be answered");
 }
 
 #[test]
@@ -172,17 +152,11 @@ fn checksums_are_verified() {
         }
         other => panic!("valid checksummed ping: {other:?}"),
     }
-    assert_rejected(
-        send(addr, &raw::op_msg_checksummed(52, &ping(), true), WAIT),
-        "bad CRC-32C",
-    );
+    assert_rejected(send(addr, &raw::op_msg_checksummed(52, &ping(), true), WAIT), "bad CRC-32C");
     raw::assert_alive(addr, "bad checksum");
     // A checksum flag with no room for the checksum at all.
     let bytes = raw::op_msg_flags(53, raw::CHECKSUM_PRESENT, &doc! {});
-    assert_rejected(
-        send(addr, &bytes, WAIT),
-        "checksum flag, section eats the checksum bytes",
-    );
+    assert_rejected(send(addr, &bytes, WAIT), "checksum flag, section eats the checksum bytes");
     raw::assert_alive(addr, "checksum flag without checksum");
 }
 
@@ -368,19 +342,11 @@ fn unknown_and_compressed_opcodes() {
     let addr = env.server.addr();
     let body = raw::op_msg_body(0, &ping());
     // Unknown opcode: any outcome but death (mongod ignores it and keeps the connection).
-    let _ = send(
-        addr,
-        &raw::frame(81, 0, 9999, &body),
-        Duration::from_millis(500),
-    );
+    let _ = send(addr, &raw::frame(81, 0, 9999, &body), Duration::from_millis(500));
     raw::assert_alive(addr, "unknown opcode 9999");
     // Removed legacy opcodes (OP_INSERT 2002, OP_GET_MORE 2005, OP_KILL_CURSORS 2007).
     for op in [2002, 2005, 2007] {
-        let _ = send(
-            addr,
-            &raw::frame(82, 0, op, &body),
-            Duration::from_millis(500),
-        );
+        let _ = send(addr, &raw::frame(82, 0, op, &body), Duration::from_millis(500));
         raw::assert_alive(addr, &format!("legacy opcode {op}"));
     }
     // OP_COMPRESSED with an unknown compressor and a lying uncompressed size.
@@ -388,10 +354,7 @@ fn unknown_and_compressed_opcodes() {
     c.extend_from_slice(&i32::MAX.to_le_bytes());
     c.push(200);
     c.extend_from_slice(&[0xAB; 40]);
-    assert_rejected(
-        send(addr, &raw::frame(83, 0, raw::OP_COMPRESSED, &c), WAIT),
-        "OP_COMPRESSED",
-    );
+    assert_rejected(send(addr, &raw::frame(83, 0, raw::OP_COMPRESSED, &c), WAIT), "OP_COMPRESSED");
     raw::assert_alive(addr, "OP_COMPRESSED with an unknown compressor");
     // noop compressor (id 0) claiming a huge uncompressed size.
     let mut c = raw::OP_MSG.to_le_bytes().to_vec();
@@ -449,10 +412,7 @@ fn deeply_nested_bson() {
     let addr = env.server.addr();
     let deep = nested(10_000);
     // Sanity: the construction is valid BSON of the intended size.
-    assert_eq!(
-        i32::from_le_bytes(deep[0..4].try_into().expect("4")) as usize,
-        deep.len()
-    );
+    assert_eq!(i32::from_le_bytes(deep[0..4].try_into().expect("4")) as usize, deep.len());
 
     let cmd = doc_of(&[
         (0x10, "ping", 1i32.to_le_bytes().to_vec()),
@@ -466,42 +426,25 @@ fn deeply_nested_bson() {
     raw::assert_alive(addr, "a ping carrying 10 000 nested documents");
 
     let db = common::unique_name("wiredeep");
-    let one = doc_of(&[
-        (0x10, "_id", 1i32.to_le_bytes().to_vec()),
-        (0x03, "a", deep),
-    ]);
+    let one = doc_of(&[(0x10, "_id", 1i32.to_le_bytes().to_vec()), (0x03, "a", deep)]);
     let docs = doc_of(&[(0x03, "0", one)]);
-    let cmd = doc_of(&[
-        (0x02, "insert", bson_str("c")),
-        (0x04, "documents", docs),
-        (0x02, "$db", bson_str(&db)),
-    ]);
+    let cmd =
+        doc_of(&[(0x02, "insert", bson_str("c")), (0x04, "documents", docs), (0x02, "$db", bson_str(&db))]);
     let mut body = 0u32.to_le_bytes().to_vec();
     body.push(0);
     body.extend_from_slice(&cmd);
     let _ = send(addr, &msg(92, &body), WAIT);
     raw::assert_alive(addr, "an insert of a 10 000-level document");
-    let n = env
-        .client
-        .database(&db)
-        .collection::<Document>("c")
-        .count_documents(doc! {})
-        .run()
-        .expect("count");
+    let n =
+        env.client.database(&db).collection::<Document>("c").count_documents(doc! {}).run().expect("count");
     assert_eq!(n, 0, "a 10 000-level document must not be stored");
 
     // A modest depth is fine and round-trips.
     let ok_depth = nested(50);
-    let one = doc_of(&[
-        (0x10, "_id", 2i32.to_le_bytes().to_vec()),
-        (0x03, "a", ok_depth),
-    ]);
+    let one = doc_of(&[(0x10, "_id", 2i32.to_le_bytes().to_vec()), (0x03, "a", ok_depth)]);
     let docs = doc_of(&[(0x03, "0", one)]);
-    let cmd = doc_of(&[
-        (0x02, "insert", bson_str("c")),
-        (0x04, "documents", docs),
-        (0x02, "$db", bson_str(&db)),
-    ]);
+    let cmd =
+        doc_of(&[(0x02, "insert", bson_str("c")), (0x04, "documents", docs), (0x02, "$db", bson_str(&db))]);
     let mut body = 0u32.to_le_bytes().to_vec();
     body.push(0);
     body.extend_from_slice(&cmd);
@@ -539,10 +482,7 @@ fn random_garbage() {
     let env = common::start();
     let addr = env.server.addr();
     let mut rng = Rng(0x5EC4_A705_DB00_0001);
-    let valid = raw::op_msg(
-        1,
-        &doc! {"find": "c", "filter": {"a": {"$gt": 1}}, "$db": "garbage"},
-    );
+    let valid = raw::op_msg(1, &doc! {"find": "c", "filter": {"a": {"$gt": 1}}, "$db": "garbage"});
     for i in 0..120 {
         let bytes = match i % 3 {
             // Pure noise.
@@ -566,8 +506,7 @@ fn random_garbage() {
             }
         };
         let mut s = raw::connect(addr);
-        s.set_read_timeout(Some(Duration::from_millis(500)))
-            .expect("timeout");
+        s.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
         if s.write_all(&bytes).is_ok() {
             s.shutdown(Shutdown::Write).ok();
             let _ = raw::read_outcome(&mut s);

@@ -55,8 +55,7 @@ fn main() {
     }
 
     let cache = cache_dir();
-    fs::create_dir_all(&cache)
-        .unwrap_or_else(|e| panic!("cannot create cache dir {}: {e}", cache.display()));
+    fs::create_dir_all(&cache).unwrap_or_else(|e| panic!("cannot create cache dir {}: {e}", cache.display()));
 
     let zstd_includes: Vec<PathBuf> = env::var("DEP_ZSTD_INCLUDE")
         .expect("zstd-sys did not export DEP_ZSTD_INCLUDE")
@@ -72,10 +71,7 @@ fn main() {
     let header = build_dir.join("include").join("wiredtiger.h");
 
     if lib.is_file() && header.is_file() {
-        println!(
-            "cargo:warning=wiredtiger-sys: using cached {}",
-            lib.display()
-        );
+        println!("cargo:warning=wiredtiger-sys: using cached {}", lib.display());
     } else {
         let src = source_tree(&cache);
         build_wiredtiger(&src, &build_dir, &config_h, &zstd_includes);
@@ -117,12 +113,8 @@ fn sha256_hex(data: &[u8]) -> String {
 /// A short hash over every input that changes the compiled library.
 fn cache_key(config_h: &str, zstd_includes: &[PathBuf], target: &str) -> String {
     let mut blob = String::new();
-    blob.push_str(&format!(
-        "recipe={RECIPE}\nversion={WT_VERSION}\nsha={WT_TARBALL_SHA256}\n"
-    ));
-    blob.push_str(&format!(
-        "target={target}\nflags={WT_FLAGS:?}\ndefines={WT_DEFINES:?}\n"
-    ));
+    blob.push_str(&format!("recipe={RECIPE}\nversion={WT_VERSION}\nsha={WT_TARBALL_SHA256}\n"));
+    blob.push_str(&format!("target={target}\nflags={WT_FLAGS:?}\ndefines={WT_DEFINES:?}\n"));
     blob.push_str(&format!("groups={HOST_GROUPS:?}\nopt=2\npic=1\n"));
     blob.push_str(config_h);
     let compiler = cc::Build::new().get_compiler();
@@ -132,11 +124,7 @@ fn cache_key(config_h: &str, zstd_includes: &[PathBuf], target: &str) -> String 
     }
     let target_us = target.replace('-', "_");
     for var in ["CC", "CFLAGS", "TARGET_CC", "TARGET_CFLAGS"] {
-        for name in [
-            var.to_string(),
-            format!("{var}_{target}"),
-            format!("{var}_{target_us}"),
-        ] {
+        for name in [var.to_string(), format!("{var}_{target}"), format!("{var}_{target_us}")] {
             if let Ok(v) = env::var(&name) {
                 blob.push_str(&format!("{name}={v}\n"));
             }
@@ -271,12 +259,8 @@ fn source_tree(cache: &Path) -> PathBuf {
 }
 
 fn check_tree(dir: &Path) {
-    let info = fs::read_to_string(dir.join("RELEASE_INFO")).unwrap_or_else(|e| {
-        panic!(
-            "{}: no RELEASE_INFO ({e}); not a WiredTiger source tree",
-            dir.display()
-        )
-    });
+    let info = fs::read_to_string(dir.join("RELEASE_INFO"))
+        .unwrap_or_else(|e| panic!("{}: no RELEASE_INFO ({e}); not a WiredTiger source tree", dir.display()));
     let want = [
         format!("WIREDTIGER_VERSION_MAJOR={WT_VERSION_MAJOR}"),
         format!("WIREDTIGER_VERSION_MINOR={WT_VERSION_MINOR}"),
@@ -284,10 +268,7 @@ fn check_tree(dir: &Path) {
     ];
     for w in &want {
         if !info.lines().any(|l| l.trim() == w) {
-            panic!(
-                "{}: not WiredTiger {WT_VERSION} (missing {w})",
-                dir.display()
-            );
+            panic!("{}: not WiredTiger {WT_VERSION} (missing {w})", dir.display());
         }
     }
 }
@@ -312,14 +293,10 @@ fn download_and_unpack(cache: &Path, dest: &Path) {
         panic!("pip download of wiredtiger=={WT_VERSION} failed ({status}); set WIREDTIGER_SRC to an unpacked tree to build offline");
     }
     let tarball = dl.join(format!("wiredtiger-{WT_VERSION}.tar.gz"));
-    let bytes =
-        fs::read(&tarball).unwrap_or_else(|e| panic!("pip produced no {}: {e}", tarball.display()));
+    let bytes = fs::read(&tarball).unwrap_or_else(|e| panic!("pip produced no {}: {e}", tarball.display()));
     let got = sha256_hex(&bytes);
     if got != WT_TARBALL_SHA256 {
-        panic!(
-            "{}: SHA-256 {got} != pinned {WT_TARBALL_SHA256}",
-            tarball.display()
-        );
+        panic!("{}: SHA-256 {got} != pinned {WT_TARBALL_SHA256}", tarball.display());
     }
 
     fs::create_dir_all(&unpack).expect("create unpack dir");
@@ -373,10 +350,7 @@ fn core_sources(src: &Path) -> Vec<PathBuf> {
 fn build_wiredtiger(src: &Path, build_dir: &Path, config_h: &str, zstd_includes: &[PathBuf]) {
     let started = std::time::Instant::now();
     let cache = build_dir.parent().expect("build dir has a parent");
-    let name = build_dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("build");
+    let name = build_dir.file_name().and_then(|n| n.to_str()).unwrap_or("build");
     let tmp = cache.join(format!(".{name}.tmp-{}", std::process::id()));
     let _ = fs::remove_dir_all(&tmp);
     let include = tmp.join("include");
@@ -427,17 +401,10 @@ fn build_wiredtiger(src: &Path, build_dir: &Path, config_h: &str, zstd_includes:
             // A concurrent build published first; its result is equivalent.
             let _ = fs::remove_dir_all(&tmp);
         } else {
-            panic!(
-                "publishing {} as {}: {e}",
-                tmp.display(),
-                build_dir.display()
-            );
+            panic!("publishing {} as {}: {e}", tmp.display(), build_dir.display());
         }
     }
-    println!(
-        "cargo:warning=wiredtiger-sys: WiredTiger compiled in {:.0?}",
-        started.elapsed()
-    );
+    println!("cargo:warning=wiredtiger-sys: WiredTiger compiled in {:.0?}", started.elapsed());
 }
 
 fn remove_objects(dir: &Path) {
@@ -447,10 +414,7 @@ fn remove_objects(dir: &Path) {
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
-            if path
-                .file_name()
-                .is_some_and(|n| n == "include" || n == "config")
-            {
+            if path.file_name().is_some_and(|n| n == "include" || n == "config") {
                 continue;
             }
             remove_objects(&path);
@@ -463,8 +427,7 @@ fn remove_objects(dir: &Path) {
 
 fn write_file(path: &Path, text: &str) {
     let mut f = fs::File::create(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    f.write_all(text.as_bytes())
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    f.write_all(text.as_bytes()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
 }
 
 fn compile_shim(include: &Path) {

@@ -7,8 +7,7 @@ use crate::query::compare::{bson_equal, compare_bson};
 use crate::query::matcher::{is_operator_doc, parse_operator_doc, Ctx, Expr, Matcher};
 use crate::query::path::get_path;
 use crate::query::util::{
-    bad_value, binary_equal, element_to_string, exact_i64, failed_to_parse, number_as_f64,
-    type_name,
+    bad_value, exact_i64, failed_to_parse, number_as_f64, parse_integer_element, type_name,
 };
 use bson::Bson;
 use std::cmp::Ordering;
@@ -19,27 +18,13 @@ pub(super) fn parse_modifier(op: &str, path: &str, v: &Bson) -> Result<Option<Bo
         "$push" => Box::new(parse_push(v)?),
         "$addToSet" => Box::new(parse_add_to_set(v)?),
         "$pop" => {
-            if !matches!(
-                v,
-                Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_)
-            ) {
-                return Err(failed_to_parse(format!(
-                    "Expected a number in: {}",
-                    element_to_string(path, v)
-                )));
+            let n = parse_integer_element(path, v)?;
+            if n != 1 && n != -1 {
+                return Err(failed_to_parse(format!("$pop expects 1 or -1, found: {n}")));
             }
-            let n = number_as_f64(v).unwrap_or(0.0);
-            if n != 1.0 && n != -1.0 {
-                return Err(failed_to_parse(format!(
-                    "$pop expects 1 or -1, found: {}",
-                    crate::query::util::value_to_string(v)
-                )));
-            }
-            Box::new(Pop { first: n < 0.0 })
+            Box::new(Pop { first: n < 0 })
         }
-        "$pull" => Box::new(Pull {
-            cond: parse_pull_condition(v)?,
-        }),
+        "$pull" => Box::new(Pull { cond: parse_pull_condition(v)? }),
         "$pullAll" => {
             let Bson::Array(items) = v else {
                 return Err(bad_value(format!(
@@ -47,9 +32,7 @@ pub(super) fn parse_modifier(op: &str, path: &str, v: &Bson) -> Result<Option<Bo
                     type_name(v)
                 )));
             };
-            Box::new(PullAll {
-                values: items.clone(),
-            })
+            Box::new(PullAll { values: items.clone() })
         }
         _ => return Ok(None),
     }))
@@ -79,27 +62,12 @@ fn integral(v: &Bson) -> Option<i64> {
 
 fn parse_push(v: &Bson) -> Result<Push> {
     let Bson::Document(d) = v else {
-        return Ok(Push {
-            each: vec![v.clone()],
-            slice: None,
-            sort: None,
-            position: None,
-        });
+        return Ok(Push { each: vec![v.clone()], slice: None, sort: None, position: None });
     };
     if !d.contains_key("$each") {
-        return Ok(Push {
-            each: vec![v.clone()],
-            slice: None,
-            sort: None,
-            position: None,
-        });
+        return Ok(Push { each: vec![v.clone()], slice: None, sort: None, position: None });
     }
-    let mut p = Push {
-        each: Vec::new(),
-        slice: None,
-        sort: None,
-        position: None,
-    };
+    let mut p = Push { each: Vec::new(), slice: None, sort: None, position: None };
     for (k, arg) in d {
         match k.as_str() {
             "$each" => {
@@ -217,9 +185,7 @@ impl Push {
             if n >= 0 {
                 out.truncate(usize::try_from(n).unwrap_or(usize::MAX).min(len));
             } else {
-                let keep = usize::try_from(n.unsigned_abs())
-                    .unwrap_or(usize::MAX)
-                    .min(len);
+                let keep = usize::try_from(n.unsigned_abs()).unwrap_or(usize::MAX).min(len);
                 out.drain(..len - keep);
             }
         }
@@ -232,14 +198,15 @@ impl Modifier for Push {
         let Bson::Array(a) = v else {
             return Err(bad_value(format!(
                 "The field '{}' must be an array but is of type {} in document {{{}}}",
-                cx.field,
+                cx.path,
                 type_name(v),
                 cx.id_desc
             )));
         };
         let r = self.result(a);
-        let changed =
-            r.len() != a.len() || !r.iter().zip(a.iter()).all(|(x, y)| binary_equal(x, y));
+        // As mongod: a $sort always counts as a modification; otherwise pushing or slicing
+        // something off does.
+        let changed = self.sort.is_some() || !self.each.is_empty() || r.len() != a.len();
         *a = r;
         Ok(changed)
     }
@@ -256,13 +223,7 @@ struct AddToSet {
 fn parse_add_to_set(v: &Bson) -> Result<AddToSet> {
     let items = match v {
         Bson::Document(d) if d.keys().next().is_some_and(|k| k == "$each") => {
-            if d.len() > 1 {
-                return Err(bad_value(format!(
-                    "Found unexpected fields after $each in $addToSet: {}",
-                    crate::query::util::doc_to_string(d)
-                )));
-            }
-            match d.get("$each") {
+            let items = match d.get("$each") {
                 Some(Bson::Array(items)) => items.clone(),
                 Some(other) => {
                     return Err(MongoError::type_mismatch(format!(
@@ -271,7 +232,14 @@ fn parse_add_to_set(v: &Bson) -> Result<AddToSet> {
                     )))
                 }
                 None => Vec::new(),
+            };
+            if d.len() > 1 {
+                return Err(bad_value(format!(
+                    "Found unexpected fields after $each in $addToSet: {}",
+                    crate::query::util::doc_to_string(d)
+                )));
             }
+            items
         }
         other => vec![other.clone()],
     };
@@ -335,8 +303,8 @@ impl Modifier for Pop {
     fn create(&self, _cx: &LeafCx) -> Result<Option<Bson>> {
         Ok(None)
     }
-    fn tolerates_non_viable(&self) -> bool {
-        true
+    fn creates(&self) -> bool {
+        false
     }
 }
 
@@ -354,26 +322,17 @@ fn parse_pull_condition(v: &Bson) -> Result<PullCond> {
     match v {
         Bson::Document(d) => {
             let pathless = d.keys().next().is_some_and(|k| {
-                matches!(
-                    k.as_str(),
-                    "$and" | "$or" | "$nor" | "$where" | "$expr" | "$comment"
-                )
+                matches!(k.as_str(), "$and" | "$or" | "$nor" | "$where" | "$expr" | "$comment")
             });
             if is_operator_doc(d) && !pathless {
-                Ok(PullCond::Value(parse_operator_doc(
-                    "",
-                    d,
-                    Ctx { depth: 0 },
-                )?))
+                Ok(PullCond::Value(parse_operator_doc("", d, Ctx::default())?))
             } else {
                 Ok(PullCond::Object(Matcher::parse(d)?))
             }
         }
-        Bson::RegularExpression(re) => Ok(PullCond::Value(crate::query::ops_eval::regex_expr(
-            "",
-            &re.pattern,
-            &re.options,
-        )?)),
+        Bson::RegularExpression(re) => {
+            Ok(PullCond::Value(crate::query::ops_eval::regex_expr("", &re.pattern, &re.options)?))
+        }
         other => Ok(PullCond::Equal(other.clone())),
     }
 }
@@ -409,8 +368,8 @@ impl Modifier for Pull {
     fn create(&self, _cx: &LeafCx) -> Result<Option<Bson>> {
         Ok(None)
     }
-    fn tolerates_non_viable(&self) -> bool {
-        true
+    fn creates(&self) -> bool {
+        false
     }
 }
 
@@ -421,15 +380,14 @@ struct PullAll {
 
 impl Modifier for PullAll {
     fn apply_existing(&self, v: &mut Bson, _cx: &LeafCx) -> Result<bool> {
-        pull_from(v, "$pullAll", |e| {
-            !self.values.iter().any(|x| bson_equal(x, e))
-        })
+        // mongod names $pull in this message for $pullAll too.
+        pull_from(v, "$pull", |e| !self.values.iter().any(|x| bson_equal(x, e)))
     }
     fn create(&self, _cx: &LeafCx) -> Result<Option<Bson>> {
         Ok(None)
     }
-    fn tolerates_non_viable(&self) -> bool {
-        true
+    fn creates(&self) -> bool {
+        false
     }
 }
 
@@ -454,40 +412,22 @@ mod tests {
 
     #[test]
     fn push() {
-        assert_eq!(
-            upd(doc! {"$push": {"a": 3}}, doc! {"_id": 1, "a": [1]}).0,
-            doc! {"_id": 1, "a": [1, 3]}
-        );
-        assert_eq!(
-            upd(doc! {"$push": {"a": 3}}, doc! {"_id": 1}).0,
-            doc! {"_id": 1, "a": [3]}
-        );
+        assert_eq!(upd(doc! {"$push": {"a": 3}}, doc! {"_id": 1, "a": [1]}).0, doc! {"_id": 1, "a": [1, 3]});
+        assert_eq!(upd(doc! {"$push": {"a": 3}}, doc! {"_id": 1}).0, doc! {"_id": 1, "a": [3]});
         assert_eq!(
             upd(doc! {"$push": {"a": [1, 2]}}, doc! {"_id": 1, "a": []}).0,
             doc! {"_id": 1, "a": [[1, 2]]}
         );
         assert_eq!(
-            upd(
-                doc! {"$push": {"a": {"$each": [3, 4]}}},
-                doc! {"_id": 1, "a": [1]}
-            )
-            .0,
+            upd(doc! {"$push": {"a": {"$each": [3, 4]}}}, doc! {"_id": 1, "a": [1]}).0,
             doc! {"_id": 1, "a": [1, 3, 4]}
         );
         assert_eq!(
-            upd(
-                doc! {"$push": {"a": {"$each": [0], "$position": 0}}},
-                doc! {"_id": 1, "a": [1, 2]}
-            )
-            .0,
+            upd(doc! {"$push": {"a": {"$each": [0], "$position": 0}}}, doc! {"_id": 1, "a": [1, 2]}).0,
             doc! {"_id": 1, "a": [0, 1, 2]}
         );
         assert_eq!(
-            upd(
-                doc! {"$push": {"a": {"$each": [9], "$position": -1}}},
-                doc! {"_id": 1, "a": [1, 2]}
-            )
-            .0,
+            upd(doc! {"$push": {"a": {"$each": [9], "$position": -1}}}, doc! {"_id": 1, "a": [1, 2]}).0,
             doc! {"_id": 1, "a": [1, 9, 2]}
         );
         assert_eq!(
@@ -499,23 +439,17 @@ mod tests {
             doc! {"_id": 1, "a": [0, 1, 3]}
         );
         assert_eq!(
-            upd(
-                doc! {"$push": {"a": {"$each": [], "$slice": -1}}},
-                doc! {"_id": 1, "a": [1, 2]}
-            )
-            .0,
+            upd(doc! {"$push": {"a": {"$each": [], "$slice": -1}}}, doc! {"_id": 1, "a": [1, 2]}).0,
             doc! {"_id": 1, "a": [2]}
         );
-        assert!(
-            !upd(
-                doc! {"$push": {"a": {"$each": []}}},
-                doc! {"_id": 1, "a": [1]}
-            )
-            .1
-        );
+        assert!(!upd(doc! {"$push": {"a": {"$each": []}}}, doc! {"_id": 1, "a": [1]}).1);
         let scores = doc! {"_id": 1, "q": [{"id": 1, "s": 8}, {"id": 2, "s": 9}]};
         assert_eq!(
-            upd(doc! {"$push": {"q": {"$each": [{"id": 3, "s": 7}], "$sort": {"s": -1}, "$slice": 2}}}, scores).0,
+            upd(
+                doc! {"$push": {"q": {"$each": [{"id": 3, "s": 7}], "$sort": {"s": -1}, "$slice": 2}}},
+                scores
+            )
+            .0,
             doc! {"_id": 1, "q": [{"id": 2, "s": 9}, {"id": 1, "s": 8}]}
         );
         let (c, m) = upd_err(doc! {"$push": {"a": 1}}, doc! {"_id": 1, "a": "x"});
@@ -526,18 +460,12 @@ mod tests {
                 "The field 'a' must be an array but is of type string in document {_id: 1}"
             )
         );
-        assert_eq!(
-            upd_err(doc! {"$push": {"a": {"$each": 1}}}, doc! {}).0,
-            ErrorCode::BadValue
-        );
+        assert_eq!(upd_err(doc! {"$push": {"a": {"$each": 1}}}, doc! {}).0, ErrorCode::BadValue);
         assert_eq!(
             upd_err(doc! {"$push": {"a": {"$each": [], "$foo": 1}}}, doc! {}).1,
             "Unrecognized clause in $push: $foo"
         );
-        assert_eq!(
-            upd_err(doc! {"$push": {"a": {"$each": [], "$sort": 0}}}, doc! {}).0,
-            ErrorCode::BadValue
-        );
+        assert_eq!(upd_err(doc! {"$push": {"a": {"$each": [], "$sort": 0}}}, doc! {}).0, ErrorCode::BadValue);
         assert_eq!(
             upd_err(doc! {"$push": {"a": {"$each": [], "$slice": 1.5}}}, doc! {}).0,
             ErrorCode::BadValue
@@ -552,24 +480,14 @@ mod tests {
         );
         assert!(!upd(doc! {"$addToSet": {"a": 2.0}}, doc! {"_id": 1, "a": [2]}).1);
         assert_eq!(
-            upd(
-                doc! {"$addToSet": {"a": {"$each": [1, 3, 3, 4]}}},
-                doc! {"_id": 1, "a": [1]}
-            )
-            .0,
+            upd(doc! {"$addToSet": {"a": {"$each": [1, 3, 3, 4]}}}, doc! {"_id": 1, "a": [1]}).0,
             doc! {"_id": 1, "a": [1, 3, 4]}
         );
         assert_eq!(
             upd(doc! {"$addToSet": {"a": {"$each": []}}}, doc! {"_id": 1}).0,
             doc! {"_id": 1, "a": []}
         );
-        assert!(
-            !upd(
-                doc! {"$addToSet": {"a": {"b": 1}}},
-                doc! {"_id": 1, "a": [{"b": 1}]}
-            )
-            .1
-        );
+        assert!(!upd(doc! {"$addToSet": {"a": {"b": 1}}}, doc! {"_id": 1, "a": [{"b": 1}]}).1);
         let (c, m) = upd_err(doc! {"$addToSet": {"a": 1}}, doc! {"_id": 1, "a": 1});
         assert_eq!(
             (c, m.as_str()),
@@ -578,10 +496,7 @@ mod tests {
                 "Cannot apply $addToSet to non-array field. Field named 'a' has non-array type int"
             )
         );
-        assert_eq!(
-            upd_err(doc! {"$addToSet": {"a": {"$each": 1}}}, doc! {}).0,
-            ErrorCode::TypeMismatch
-        );
+        assert_eq!(upd_err(doc! {"$addToSet": {"a": {"$each": 1}}}, doc! {}).0, ErrorCode::TypeMismatch);
     }
 
     #[test]
@@ -598,45 +513,24 @@ mod tests {
         assert!(!upd(doc! {"$pop": {"a": 1}}, doc! {"_id": 1}).1);
         assert_eq!(
             upd_err(doc! {"$pop": {"a": 2}}, doc! {}),
-            (
-                ErrorCode::FailedToParse,
-                "$pop expects 1 or -1, found: 2".into()
-            )
+            (ErrorCode::FailedToParse, "$pop expects 1 or -1, found: 2".into())
         );
-        assert_eq!(
-            upd_err(doc! {"$pop": {"a": "x"}}, doc! {}).0,
-            ErrorCode::FailedToParse
-        );
-        assert_eq!(
-            upd_err(doc! {"$pop": {"a": 1}}, doc! {"_id": 1, "a": 1}).0,
-            ErrorCode::TypeMismatch
-        );
+        assert_eq!(upd_err(doc! {"$pop": {"a": "x"}}, doc! {}).0, ErrorCode::FailedToParse);
+        assert_eq!(upd_err(doc! {"$pop": {"a": 1}}, doc! {"_id": 1, "a": 1}).0, ErrorCode::TypeMismatch);
     }
 
     #[test]
     fn pull() {
         assert_eq!(
-            upd(
-                doc! {"$pull": {"a": 2}},
-                doc! {"_id": 1, "a": [1, 2, 2.0, 3]}
-            )
-            .0,
+            upd(doc! {"$pull": {"a": 2}}, doc! {"_id": 1, "a": [1, 2, 2.0, 3]}).0,
             doc! {"_id": 1, "a": [1, 3]}
         );
         assert_eq!(
-            upd(
-                doc! {"$pull": {"a": {"$gte": 2}}},
-                doc! {"_id": 1, "a": [1, 2, 3]}
-            )
-            .0,
+            upd(doc! {"$pull": {"a": {"$gte": 2}}}, doc! {"_id": 1, "a": [1, 2, 3]}).0,
             doc! {"_id": 1, "a": [1]}
         );
         assert_eq!(
-            upd(
-                doc! {"$pull": {"a": {"$in": [1, 3]}}},
-                doc! {"_id": 1, "a": [1, 2, 3]}
-            )
-            .0,
+            upd(doc! {"$pull": {"a": {"$in": [1, 3]}}}, doc! {"_id": 1, "a": [1, 2, 3]}).0,
             doc! {"_id": 1, "a": [2]}
         );
         let d = doc! {"_id": 1, "r": [{"item": "A", "score": 5}, {"item": "B", "score": 8}, 7]};
@@ -644,26 +538,56 @@ mod tests {
             upd(doc! {"$pull": {"r": {"score": 8, "item": "B"}}}, d.clone()).0,
             doc! {"_id": 1, "r": [{"item": "A", "score": 5}, 7]}
         );
-        assert_eq!(
-            upd(doc! {"$pull": {"r": {"score": {"$gt": 4}}}}, d).0,
-            doc! {"_id": 1, "r": [7]}
-        );
+        assert_eq!(upd(doc! {"$pull": {"r": {"score": {"$gt": 4}}}}, d).0, doc! {"_id": 1, "r": [7]});
         assert!(!upd(doc! {"$pull": {"a": 9}}, doc! {"_id": 1, "a": [1]}).1);
         assert_eq!(
             upd_err(doc! {"$pull": {"a": 1}}, doc! {"_id": 1, "a": 1}).1,
             "Cannot apply $pull to a non-array value"
         );
         assert_eq!(
-            upd(
-                doc! {"$pullAll": {"a": [1, 3]}},
-                doc! {"_id": 1, "a": [1, 2, 3, 1]}
-            )
-            .0,
+            upd(doc! {"$pullAll": {"a": [1, 3]}}, doc! {"_id": 1, "a": [1, 2, 3, 1]}).0,
             doc! {"_id": 1, "a": [2]}
         );
         assert_eq!(
             upd_err(doc! {"$pullAll": {"a": 1}}, doc! {}).1,
             "$pullAll requires an array argument but was given a int"
         );
+    }
+
+    #[test]
+    fn non_viable_paths() {
+        // Non-creating operators: a missing path is a no-op, a blocked one an error.
+        assert!(!upd(doc! {"$pull": {"a.b": 1}}, doc! {"_id": 1}).1);
+        assert_eq!(
+            upd_err(doc! {"$pull": {"a.b": 1}}, doc! {"_id": 1, "a": 1}),
+            (
+                ErrorCode::PathNotViable,
+                "Cannot use the part (b) of (a.b) to traverse the element ({a: 1})".into()
+            )
+        );
+        assert_eq!(
+            upd_err(doc! {"$pop": {"a.b.c": 1}}, doc! {"_id": 1, "a": {"b": 5}}).1,
+            "Cannot use the part (c) of (a.b.c) to traverse the element ({b: 5})"
+        );
+        // $unset tolerates it.
+        assert!(!upd(doc! {"$unset": {"a.b": 1}}, doc! {"_id": 1, "a": 1}).1);
+        // Creating operators report the field they could not create.
+        assert_eq!(
+            upd_err(doc! {"$push": {"a.b": 1}}, doc! {"_id": 1, "a": 1}).1,
+            "Cannot create field 'b' in element {a: 1}"
+        );
+        // $push names the full path of a non-array.
+        assert_eq!(
+            upd_err(doc! {"$push": {"a.b": 1}}, doc! {"_id": 1, "a": {"b": 1}}).1,
+            "The field 'a.b' must be an array but is of type int in document {_id: 1}"
+        );
+    }
+
+    #[test]
+    fn pop_argument_parsing() {
+        assert_eq!(upd(doc! {"$pop": {"a": 1.0}}, doc! {"_id": 1, "a": [1, 2]}).0, doc! {"_id": 1, "a": [1]});
+        assert_eq!(upd_err(doc! {"$pop": {"a": 1.5}}, doc! {}).1, "Expected an integer: a: 1.5");
+        assert_eq!(upd_err(doc! {"$pop": {"a": "x"}}, doc! {}).1, "Expected a number in: a: \"x\"");
+        assert_eq!(upd_err(doc! {"$pop": {"a": 2.0}}, doc! {}).1, "$pop expects 1 or -1, found: 2");
     }
 }

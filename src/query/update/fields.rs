@@ -5,22 +5,18 @@
 use super::{LeafCx, Modifier};
 use crate::error::{ErrorCode, MongoError, Result};
 use crate::query::compare::{compare_bson, decode_decimal128, make_decimal128, DecimalParts};
-use crate::query::path;
-use crate::query::util::{arith, bad_value, binary_equal, element_to_string, is_number, type_name};
+use crate::query::util::{
+    arith, array_index, bad_value, binary_equal, element_to_string, is_number, safe_num_debug, type_name,
+    ArithOutcome,
+};
 use bson::{Bson, Document};
 use std::cmp::Ordering;
 
 /// Builds a field modifier; `Ok(None)` if `op` is not a field operator.
 pub(super) fn parse_modifier(op: &str, path: &str, v: &Bson) -> Result<Option<Box<dyn Modifier>>> {
     Ok(Some(match op {
-        "$set" => Box::new(Set {
-            value: v.clone(),
-            on_insert: false,
-        }),
-        "$setOnInsert" => Box::new(Set {
-            value: v.clone(),
-            on_insert: true,
-        }),
+        "$set" => Box::new(Set { value: v.clone(), on_insert: false }),
+        "$setOnInsert" => Box::new(Set { value: v.clone(), on_insert: true }),
         "$unset" => Box::new(Unset),
         "$inc" | "$mul" => {
             let mul = op == "$mul";
@@ -33,17 +29,9 @@ pub(super) fn parse_modifier(op: &str, path: &str, v: &Bson) -> Result<Option<Bo
             }
             Box::new(Arith { by: v.clone(), mul })
         }
-        "$min" => Box::new(MinMax {
-            value: v.clone(),
-            max: false,
-        }),
-        "$max" => Box::new(MinMax {
-            value: v.clone(),
-            max: true,
-        }),
-        "$currentDate" => Box::new(CurrentDate {
-            timestamp: current_date_type(v)?,
-        }),
+        "$min" => Box::new(MinMax { value: v.clone(), max: false }),
+        "$max" => Box::new(MinMax { value: v.clone(), max: true }),
+        "$currentDate" => Box::new(CurrentDate { timestamp: current_date_type(v)? }),
         "$bit" => Box::new(parse_bit(path, v)?),
         _ => return Ok(None),
     }))
@@ -118,8 +106,16 @@ impl Modifier for Arith {
             )));
         }
         let result = match arith(v, &self.by, self.mul) {
-            Some(r) => r,
-            None => decimal_arith(v, &self.by, self.mul)?,
+            ArithOutcome::Value(r) => r,
+            ArithOutcome::Unsupported => decimal_arith(v, &self.by, self.mul)?,
+            ArithOutcome::Overflow => {
+                return Err(bad_value(format!(
+                    "Failed to apply {} operations to current value ({}) for document {{{}}}",
+                    self.name(),
+                    safe_num_debug(v),
+                    cx.id_desc
+                )))
+            }
         };
         if binary_equal(v, &result) {
             return Ok(false);
@@ -136,9 +132,7 @@ impl Modifier for Arith {
             Bson::Int32(_) => Bson::Int32(0),
             Bson::Int64(_) => Bson::Int64(0),
             Bson::Double(_) => Bson::Double(0.0),
-            _ => make_decimal128(false, 0, 0)
-                .map(Bson::Decimal128)
-                .unwrap_or(Bson::Int32(0)),
+            _ => make_decimal128(false, 0, 0).map(Bson::Decimal128).unwrap_or(Bson::Int32(0)),
         }))
     }
 }
@@ -158,11 +152,9 @@ fn to_dec(v: &Bson) -> Option<Dec> {
         Bson::Decimal128(d) => match decode_decimal128(d) {
             DecimalParts::NaN => Dec::NaN,
             DecimalParts::Infinity { negative } => Dec::Inf(negative),
-            DecimalParts::Finite {
-                negative,
-                coefficient,
-                exponent,
-            } => Dec::Finite(negative, coefficient, exponent),
+            DecimalParts::Finite { negative, coefficient, exponent } => {
+                Dec::Finite(negative, coefficient, exponent)
+            }
         },
         Bson::Double(d) => {
             if d.is_nan() {
@@ -195,9 +187,7 @@ fn special(neg: bool, inf: bool) -> Bson {
         (true, false) => "Infinity",
         (true, true) => "-Infinity",
     };
-    s.parse::<bson::Decimal128>()
-        .map(Bson::Decimal128)
-        .unwrap_or(Bson::Double(f64::NAN))
+    s.parse::<bson::Decimal128>().map(Bson::Decimal128).unwrap_or(Bson::Double(f64::NAN))
 }
 
 /// Decimal128 `$inc`/`$mul`, exact when the result needs no rounding.
@@ -260,11 +250,7 @@ struct MinMax {
 impl Modifier for MinMax {
     fn apply_existing(&self, v: &mut Bson, _cx: &LeafCx) -> Result<bool> {
         let c = compare_bson(&self.value, v);
-        let replace = if self.max {
-            c == Ordering::Greater
-        } else {
-            c == Ordering::Less
-        };
+        let replace = if self.max { c == Ordering::Greater } else { c == Ordering::Less };
         if replace {
             *v = self.value.clone();
         }
@@ -396,9 +382,7 @@ impl Bit {
                 BitOp::Xor => a ^ b,
             };
             cur = match (&cur, arg) {
-                (Bson::Int32(a), Bson::Int32(b)) => {
-                    Bson::Int32(f(i64::from(*a), i64::from(*b)) as i32)
-                }
+                (Bson::Int32(a), Bson::Int32(b)) => Bson::Int32(f(i64::from(*a), i64::from(*b)) as i32),
                 (Bson::Int32(a), Bson::Int64(b)) => Bson::Int64(f(i64::from(*a), *b)),
                 (Bson::Int64(a), Bson::Int32(b)) => Bson::Int64(f(*a, i64::from(*b))),
                 (Bson::Int64(a), Bson::Int64(b)) => Bson::Int64(f(*a, *b)),
@@ -455,83 +439,77 @@ pub(super) fn rename_target(from: &str, v: &Bson) -> Result<String> {
     Ok(to.clone())
 }
 
-/// The value `$rename` moves (None if the source is missing). mongod refuses to rename
-/// into or out of arrays.
-pub(super) fn rename_source(
-    doc: &Document,
-    from: &str,
-    to: &str,
-    id_desc: &str,
-) -> Result<Option<Bson>> {
+/// The value `$rename` moves (None if the source is missing: a no-op). mongod refuses to
+/// rename out of or into an array element, and a source path blocked by a non-document is
+/// PathNotViable.
+pub(super) fn rename_source(doc: &Document, from: &str, to: &str, id_desc: &str) -> Result<Option<Bson>> {
     let array_error = |what: &str, path: &str, name: &str| {
-        MongoError::new(
-            ErrorCode::BadValue,
-            format!("The {what} field cannot be an array element, '{path}' in doc with {id_desc} has an array field called '{name}'"),
-        )
+        bad_value(format!(
+            "The {what} field cannot be an array element, '{path}' in doc with {id_desc} has an \
+             array field called '{name}'"
+        ))
     };
     let parts: Vec<&str> = from.split('.').collect();
-    let mut cur: Option<&Bson> = None;
-    for (i, p) in parts.iter().enumerate() {
+    let Some((first, rest)) = parts.split_first() else {
+        return Ok(None);
+    };
+    let Some(mut cur) = doc.get(*first) else {
+        return Ok(None);
+    };
+    let mut cur_name: &str = first;
+    let mut nearest_array: Option<&str> = None;
+    for p in rest {
         let next = match cur {
-            None => doc.get(*p),
-            Some(Bson::Document(d)) => d.get(*p),
-            Some(Bson::Array(_)) => {
-                let name = parts.get(i.wrapping_sub(1)).copied().unwrap_or("");
-                return Err(array_error("source", from, name));
+            Bson::Document(d) => d.get(*p),
+            Bson::Array(a) if array_index(p).is_some() => {
+                nearest_array = Some(cur_name);
+                array_index(p).and_then(|i| a.get(i))
             }
-            Some(_) => None,
+            blocking => {
+                return Err(MongoError::new(
+                    ErrorCode::PathNotViable,
+                    format!(
+                        "cannot use the part ({cur_name} of {from}) to traverse the element ({{{}}})",
+                        element_to_string(cur_name, blocking)
+                    ),
+                ))
+            }
         };
         match next {
-            Some(v) => cur = Some(v),
+            Some(v) => {
+                cur = v;
+                cur_name = p;
+            }
             None => return Ok(None),
         }
     }
-    let Some(value) = cur.cloned() else {
-        return Ok(None);
-    };
-    // The destination may not go through an existing array either.
+    if let Some(name) = nearest_array {
+        return Err(array_error("source", from, name));
+    }
+    // The destination may not be inside an existing array either. (A non-numeric component
+    // on an array is left to the $set-like traversal, which reports it as PathNotViable.)
     let tparts: Vec<&str> = to.split('.').collect();
-    let mut at: Option<&Bson> = None;
-    for (i, p) in tparts.iter().enumerate() {
+    let mut at: Option<(&str, &Bson)> = None;
+    let mut nearest_array: Option<&str> = None;
+    for p in &tparts {
         let next = match at {
             None => doc.get(*p),
-            Some(Bson::Document(d)) => d.get(*p),
-            Some(Bson::Array(_)) => {
-                let name = tparts.get(i.wrapping_sub(1)).copied().unwrap_or("");
-                return Err(array_error("destination", to, name));
+            Some((_, Bson::Document(d))) => d.get(*p),
+            Some((name, Bson::Array(a))) if array_index(p).is_some() => {
+                nearest_array = Some(name);
+                array_index(p).and_then(|i| a.get(i))
             }
             Some(_) => None,
         };
         match next {
-            Some(v) => at = Some(v),
+            Some(v) => at = Some((p, v)),
             None => break,
         }
     }
-    // Writing below a scalar is reported the way $set reports it.
-    if let Some(blocked) = first_scalar_on_path(doc, &tparts) {
-        return Err(blocked);
+    if let Some(name) = nearest_array {
+        return Err(array_error("destination", to, name));
     }
-    Ok(Some(value))
-}
-
-fn first_scalar_on_path(doc: &Document, parts: &[&str]) -> Option<MongoError> {
-    let (first, rest) = parts.split_first()?;
-    let mut name = *first;
-    let mut cur = doc.get(*first)?;
-    for p in rest {
-        match cur {
-            Bson::Document(d) => match d.get(*p) {
-                Some(v) => {
-                    cur = v;
-                    name = p;
-                }
-                None => return None,
-            },
-            Bson::Array(_) => return None,
-            other => return Some(path::not_viable(p, &element_to_string(name, other))),
-        }
-    }
-    None
+    Ok(Some(cur.clone()))
 }
 
 #[cfg(test)]
@@ -548,10 +526,7 @@ mod tests {
             false,
             None,
             DateTime::from_millis(1000),
-            Timestamp {
-                time: 1,
-                increment: 1,
-            },
+            Timestamp { time: 1, increment: 1 },
         )
         .unwrap()
     }
@@ -564,10 +539,7 @@ mod tests {
                 false,
                 None,
                 DateTime::from_millis(1000),
-                Timestamp {
-                    time: 1,
-                    increment: 1,
-                },
+                Timestamp { time: 1, increment: 1 },
             )
             .unwrap_err(),
             Err(e) => e,
@@ -581,23 +553,14 @@ mod tests {
 
     #[test]
     fn set_and_noop() {
-        assert_eq!(
-            upd(doc! {"$set": {"a": 2}}, doc! {"_id": 1, "a": 1}),
-            (doc! {"_id": 1, "a": 2}, true)
-        );
-        assert_eq!(
-            upd(doc! {"$set": {"a": 1}}, doc! {"_id": 1, "a": 1}),
-            (doc! {"_id": 1, "a": 1}, false)
-        );
+        assert_eq!(upd(doc! {"$set": {"a": 2}}, doc! {"_id": 1, "a": 1}), (doc! {"_id": 1, "a": 2}, true));
+        assert_eq!(upd(doc! {"$set": {"a": 1}}, doc! {"_id": 1, "a": 1}), (doc! {"_id": 1, "a": 1}, false));
         // A different numeric type is a change.
         assert_eq!(
             upd(doc! {"$set": {"a": 1.0}}, doc! {"_id": 1, "a": 1}),
             (doc! {"_id": 1, "a": 1.0}, true)
         );
-        assert_eq!(
-            upd(doc! {"$set": {"c.d": 1}}, doc! {"_id": 1}),
-            (doc! {"_id": 1, "c": {"d": 1}}, true)
-        );
+        assert_eq!(upd(doc! {"$set": {"c.d": 1}}, doc! {"_id": 1}), (doc! {"_id": 1, "c": {"d": 1}}, true));
         assert_eq!(
             upd(doc! {"$set": {"a.1": 9}}, doc! {"_id": 1, "a": [1, 2]}),
             (doc! {"_id": 1, "a": [1, 9]}, true)
@@ -607,20 +570,11 @@ mod tests {
             (doc! {"_id": 1, "a": [1, null, null, 9]}, true)
         );
         let (c, m) = upd_err(doc! {"$set": {"a.b": 1}}, doc! {"_id": 1, "a": 1});
-        assert_eq!(
-            (c, m.as_str()),
-            (
-                ErrorCode::PathNotViable,
-                "Cannot create field 'b' in element {a: 1}"
-            )
-        );
+        assert_eq!((c, m.as_str()), (ErrorCode::PathNotViable, "Cannot create field 'b' in element {a: 1}"));
         let (c, m) = upd_err(doc! {"$set": {"a.b": 1}}, doc! {"_id": 1, "a": [{"b": 0}]});
         assert_eq!(
             (c, m.as_str()),
-            (
-                ErrorCode::PathNotViable,
-                "Cannot create field 'b' in element {a: [ { b: 0 } ]}"
-            )
+            (ErrorCode::PathNotViable, "Cannot create field 'b' in element {a: [ { b: 0 } ]}")
         );
         let (c, _) = upd_err(doc! {"$set": {"a.b": 1}}, doc! {"_id": 1, "a": null});
         assert_eq!(c, ErrorCode::PathNotViable);
@@ -632,10 +586,7 @@ mod tests {
             upd(doc! {"$unset": {"a": ""}}, doc! {"_id": 1, "a": 1, "b": 2}),
             (doc! {"_id": 1, "b": 2}, true)
         );
-        assert_eq!(
-            upd(doc! {"$unset": {"x": 1}}, doc! {"_id": 1}),
-            (doc! {"_id": 1}, false)
-        );
+        assert_eq!(upd(doc! {"$unset": {"x": 1}}, doc! {"_id": 1}), (doc! {"_id": 1}, false));
         assert_eq!(
             upd(doc! {"$unset": {"a.1": 1}}, doc! {"_id": 1, "a": [1, 2, 3]}),
             (doc! {"_id": 1, "a": [1, null, 3]}, true)
@@ -648,45 +599,36 @@ mod tests {
 
     #[test]
     fn inc_and_mul() {
-        assert_eq!(
-            upd(doc! {"$inc": {"a": 2}}, doc! {"_id": 1, "a": 1}).0,
-            doc! {"_id": 1, "a": 3}
-        );
-        assert_eq!(
-            upd(doc! {"$inc": {"a": 2}}, doc! {"_id": 1}).0,
-            doc! {"_id": 1, "a": 2}
-        );
+        assert_eq!(upd(doc! {"$inc": {"a": 2}}, doc! {"_id": 1, "a": 1}).0, doc! {"_id": 1, "a": 3});
+        assert_eq!(upd(doc! {"$inc": {"a": 2}}, doc! {"_id": 1}).0, doc! {"_id": 1, "a": 2});
         assert!(!upd(doc! {"$inc": {"a": 0}}, doc! {"_id": 1, "a": 1}).1);
         assert_eq!(
             upd(doc! {"$inc": {"a": 1}}, doc! {"_id": 1, "a": i32::MAX}).0,
             doc! {"_id": 1, "a": 2147483648i64}
         );
+        // An int64 overflow fails (mongod does not fall back to a double).
         assert_eq!(
-            upd(doc! {"$inc": {"a": 1}}, doc! {"_id": 1, "a": i64::MAX}).0,
-            doc! {"_id": 1, "a": (1u64 << 63) as f64}
+            upd_err(doc! {"$inc": {"a": 1}}, doc! {"_id": 1, "a": i64::MAX}),
+            (
+                ErrorCode::BadValue,
+                "Failed to apply $inc operations to current value ((NumberLong)9223372036854775807) \
+                 for document {_id: 1}"
+                    .into()
+            )
         );
         assert_eq!(
-            upd(doc! {"$inc": {"a": 0.5}}, doc! {"_id": 1, "a": 1}).0,
-            doc! {"_id": 1, "a": 1.5}
+            upd_err(doc! {"$mul": {"a": i64::MAX}}, doc! {"_id": "x", "a": 42}).1,
+            "Failed to apply $mul operations to current value ((NumberInt)42) for document {_id: \"x\"}"
         );
-        assert_eq!(
-            upd(doc! {"$mul": {"a": 3}}, doc! {"_id": 1, "a": 2i64}).0,
-            doc! {"_id": 1, "a": 6i64}
-        );
-        assert_eq!(
-            upd(doc! {"$mul": {"a": 3i64}}, doc! {"_id": 1}).0,
-            doc! {"_id": 1, "a": 0i64}
-        );
+        assert_eq!(upd(doc! {"$inc": {"a": 0.5}}, doc! {"_id": 1, "a": 1}).0, doc! {"_id": 1, "a": 1.5});
+        assert_eq!(upd(doc! {"$mul": {"a": 3}}, doc! {"_id": 1, "a": 2i64}).0, doc! {"_id": 1, "a": 6i64});
+        assert_eq!(upd(doc! {"$mul": {"a": 3i64}}, doc! {"_id": 1}).0, doc! {"_id": 1, "a": 0i64});
         assert_eq!(
             upd(doc! {"$inc": {"a": dec("1.5")}}, doc! {"_id": 1, "a": 1}).0,
             doc! {"_id": 1, "a": dec("2.5")}
         );
         assert_eq!(
-            upd(
-                doc! {"$mul": {"a": dec("1.5")}},
-                doc! {"_id": 1, "a": dec("2")}
-            )
-            .0,
+            upd(doc! {"$mul": {"a": dec("1.5")}}, doc! {"_id": 1, "a": dec("2")}).0,
             doc! {"_id": 1, "a": dec("3.0")}
         );
         assert_eq!(
@@ -699,10 +641,7 @@ mod tests {
         let (c, m) = upd_err(doc! {"$inc": {"a": "x"}}, doc! {"_id": 1});
         assert_eq!(
             (c, m.as_str()),
-            (
-                ErrorCode::TypeMismatch,
-                "Cannot increment with non-numeric argument: {a: \"x\"}"
-            )
+            (ErrorCode::TypeMismatch, "Cannot increment with non-numeric argument: {a: \"x\"}")
         );
         let (_, m) = upd_err(doc! {"$mul": {"a": "x"}}, doc! {"_id": 1});
         assert_eq!(m, "Cannot multiply with non-numeric argument: {a: \"x\"}");
@@ -710,73 +649,39 @@ mod tests {
 
     #[test]
     fn min_max() {
-        assert_eq!(
-            upd(doc! {"$min": {"a": 1}}, doc! {"_id": 1, "a": 3}),
-            (doc! {"_id": 1, "a": 1}, true)
-        );
-        assert_eq!(
-            upd(doc! {"$min": {"a": 5}}, doc! {"_id": 1, "a": 3}),
-            (doc! {"_id": 1, "a": 3}, false)
-        );
-        assert_eq!(
-            upd(doc! {"$max": {"a": 5}}, doc! {"_id": 1, "a": 3}),
-            (doc! {"_id": 1, "a": 5}, true)
-        );
+        assert_eq!(upd(doc! {"$min": {"a": 1}}, doc! {"_id": 1, "a": 3}), (doc! {"_id": 1, "a": 1}, true));
+        assert_eq!(upd(doc! {"$min": {"a": 5}}, doc! {"_id": 1, "a": 3}), (doc! {"_id": 1, "a": 3}, false));
+        assert_eq!(upd(doc! {"$max": {"a": 5}}, doc! {"_id": 1, "a": 3}), (doc! {"_id": 1, "a": 5}, true));
         assert!(!upd(doc! {"$max": {"a": 3.0}}, doc! {"_id": 1, "a": 3}).1);
-        assert_eq!(
-            upd(doc! {"$max": {"a": "x"}}, doc! {"_id": 1, "a": 3}).0,
-            doc! {"_id": 1, "a": "x"}
-        );
-        assert_eq!(
-            upd(doc! {"$min": {"a": 1}}, doc! {"_id": 1}).0,
-            doc! {"_id": 1, "a": 1}
-        );
+        assert_eq!(upd(doc! {"$max": {"a": "x"}}, doc! {"_id": 1, "a": 3}).0, doc! {"_id": 1, "a": "x"});
+        assert_eq!(upd(doc! {"$min": {"a": 1}}, doc! {"_id": 1}).0, doc! {"_id": 1, "a": 1});
     }
 
     #[test]
     fn current_date() {
-        let (d, c) = upd(
-            doc! {"$currentDate": {"a": true, "b": {"$type": "timestamp"}}},
-            doc! {"_id": 1},
-        );
+        let (d, c) = upd(doc! {"$currentDate": {"a": true, "b": {"$type": "timestamp"}}}, doc! {"_id": 1});
         assert!(c);
         assert_eq!(
             d,
             doc! {"_id": 1, "a": DateTime::from_millis(1000), "b": Timestamp { time: 1, increment: 1 }}
         );
-        assert_eq!(
-            upd_err(doc! {"$currentDate": {"a": 1}}, doc! {}).0,
-            ErrorCode::BadValue
-        );
-        assert_eq!(
-            upd_err(doc! {"$currentDate": {"a": {"$type": "x"}}}, doc! {}).0,
-            ErrorCode::BadValue
-        );
+        assert_eq!(upd_err(doc! {"$currentDate": {"a": 1}}, doc! {}).0, ErrorCode::BadValue);
+        assert_eq!(upd_err(doc! {"$currentDate": {"a": {"$type": "x"}}}, doc! {}).0, ErrorCode::BadValue);
     }
 
     #[test]
     fn rename() {
         assert_eq!(
-            upd(
-                doc! {"$rename": {"a": "z"}},
-                doc! {"_id": 1, "a": 1, "b": 2}
-            ),
+            upd(doc! {"$rename": {"a": "z"}}, doc! {"_id": 1, "a": 1, "b": 2}),
             (doc! {"_id": 1, "b": 2, "z": 1}, true)
         );
         assert_eq!(
             upd(doc! {"$rename": {"a": "b.c"}}, doc! {"_id": 1, "a": 1}).0,
             doc! {"_id": 1, "b": {"c": 1}}
         );
+        assert_eq!(upd(doc! {"$rename": {"x": "y"}}, doc! {"_id": 1}), (doc! {"_id": 1}, false));
         assert_eq!(
-            upd(doc! {"$rename": {"x": "y"}}, doc! {"_id": 1}),
-            (doc! {"_id": 1}, false)
-        );
-        assert_eq!(
-            upd(
-                doc! {"$rename": {"a": "b"}},
-                doc! {"_id": 1, "a": 1, "b": 2}
-            )
-            .0,
+            upd(doc! {"$rename": {"a": "b"}}, doc! {"_id": 1, "a": 1, "b": 2}).0,
             doc! {"_id": 1, "b": 1}
         );
         assert_eq!(
@@ -791,10 +696,7 @@ mod tests {
             upd_err(doc! {"$rename": {"a": "a.b"}}, doc! {}).1,
             "The source and target field for $rename must not be on the same path: a: \"a.b\""
         );
-        assert_eq!(
-            upd_err(doc! {"$rename": {"a.$": "b"}}, doc! {}).0,
-            ErrorCode::BadValue
-        );
+        assert_eq!(upd_err(doc! {"$rename": {"a.$": "b"}}, doc! {}).0, ErrorCode::BadValue);
         let (c, m) = upd_err(doc! {"$rename": {"a.0": "b"}}, doc! {"_id": 1, "a": [1]});
         assert_eq!(c, ErrorCode::BadValue);
         assert_eq!(m, "The source field cannot be an array element, 'a.0' in doc with _id: 1 has an array field called 'a'");
@@ -806,25 +708,39 @@ mod tests {
 
     #[test]
     fn bit() {
-        assert_eq!(
-            upd(doc! {"$bit": {"a": {"and": 6}}}, doc! {"_id": 1, "a": 3}).0,
-            doc! {"_id": 1, "a": 2}
-        );
+        assert_eq!(upd(doc! {"$bit": {"a": {"and": 6}}}, doc! {"_id": 1, "a": 3}).0, doc! {"_id": 1, "a": 2});
         assert_eq!(
             upd(doc! {"$bit": {"a": {"or": 4i64}}}, doc! {"_id": 1, "a": 3}).0,
             doc! {"_id": 1, "a": 7i64}
         );
+        assert_eq!(upd(doc! {"$bit": {"a": {"xor": 1}}}, doc! {"_id": 1}).0, doc! {"_id": 1, "a": 1});
+        assert_eq!(upd_err(doc! {"$bit": {"a": {"and": 1.5}}}, doc! {}).0, ErrorCode::BadValue);
+        assert_eq!(upd_err(doc! {"$bit": {"a": {"and": 1}}}, doc! {"a": 1.5}).0, ErrorCode::BadValue);
+    }
+
+    #[test]
+    fn rename_errors() {
+        let d = doc! {"_id": 1, "a": [{"a": 1}, {"b": 2}], "s": 5};
         assert_eq!(
-            upd(doc! {"$bit": {"a": {"xor": 1}}}, doc! {"_id": 1}).0,
-            doc! {"_id": 1, "a": 1}
+            upd_err(doc! {"$rename": {"a.a": "b"}}, d.clone()),
+            (
+                ErrorCode::PathNotViable,
+                "cannot use the part (a of a.a) to traverse the element ({a: [ { a: 1 }, { b: 2 } ]})".into()
+            )
         );
         assert_eq!(
-            upd_err(doc! {"$bit": {"a": {"and": 1.5}}}, doc! {}).0,
-            ErrorCode::BadValue
+            upd_err(doc! {"$rename": {"s.x": "b"}}, d.clone()).1,
+            "cannot use the part (s of s.x) to traverse the element ({s: 5})"
         );
         assert_eq!(
-            upd_err(doc! {"$bit": {"a": {"and": 1}}}, doc! {"a": 1.5}).0,
-            ErrorCode::BadValue
+            upd_err(doc! {"$rename": {"s": "a.0.z"}}, d.clone()).1,
+            "The destination field cannot be an array element, 'a.0.z' in doc with _id: 1 has an \
+             array field called 'a'"
         );
+        assert_eq!(
+            upd_err(doc! {"$rename": {"s": "a.z"}}, d.clone()).1,
+            "Cannot create field 'z' in element {a: [ { a: 1 }, { b: 2 } ]}"
+        );
+        assert_eq!(upd_err(doc! {"$rename": {"_id": "x"}}, d).0, ErrorCode::ImmutableField);
     }
 }

@@ -19,8 +19,8 @@ use super::compare::bson_equal;
 use super::matcher::{is_operator_doc, Matcher};
 use super::path::{self, nest, not_viable};
 use super::util::{
-    array_index, bad_value, doc_binary_equal, doc_to_string, element_to_string, failed_to_parse,
-    type_name, value_to_string,
+    array_index, bad_value, doc_binary_equal, doc_to_string, element_to_string, failed_to_parse, type_name,
+    value_to_string,
 };
 use crate::error::{ErrorCode, MongoError, Result};
 use bson::{Bson, DateTime, Document, Timestamp};
@@ -55,6 +55,11 @@ pub trait Modifier: fmt::Debug + Send + Sync {
     /// `$unset`: the field is removed (array elements become null).
     fn removes(&self) -> bool {
         false
+    }
+    /// Whether a missing path is created ($set...) rather than left alone ($pull, $pop); it
+    /// decides mongod's message when a non-container is in the way.
+    fn creates(&self) -> bool {
+        true
     }
     /// `$setOnInsert` outside an upsert's insert does nothing at all.
     fn active(&self, _is_insert: bool) -> bool {
@@ -118,26 +123,36 @@ enum UNode {
 }
 
 impl UNode {
-    /// Whether a non-container in the way of this sub-tree is a silent no-op.
-    fn tolerates_non_viable(&self, is_insert: bool) -> bool {
+    /// The first modifier of this sub-tree (in application order) that fails when a
+    /// non-container is in its way: whether it creates its path, and its path below here.
+    fn first_strict(&self, is_insert: bool) -> Option<(bool, Vec<String>)> {
         match self {
             UNode::Leaf(l) => match &l.kind {
-                LeafKind::Mod(m) => !m.active(is_insert) || m.tolerates_non_viable(),
-                LeafKind::RenameTo { .. } => false,
-                LeafKind::Placeholder => true,
+                LeafKind::Mod(m) if !m.active(is_insert) || m.tolerates_non_viable() => None,
+                LeafKind::Mod(m) => Some((m.creates(), Vec::new())),
+                LeafKind::RenameTo { .. } => Some((true, Vec::new())),
+                LeafKind::Placeholder => None,
             },
             UNode::Obj(o) => {
-                o.children
-                    .values()
-                    .all(|c| c.tolerates_non_viable(is_insert))
-                    && o.positional
-                        .as_ref()
-                        .is_none_or(|p| p.tolerates_non_viable(is_insert))
+                let mut kids: Vec<(String, &UNode)> =
+                    o.children.iter().map(|(k, v)| (k.0.clone(), v)).collect();
+                if let Some(p) = &o.positional {
+                    kids.push(("$".to_string(), p));
+                }
+                kids.into_iter().find_map(|(k, c)| {
+                    c.first_strict(is_insert).map(|(creates, mut rel)| {
+                        rel.insert(0, k);
+                        (creates, rel)
+                    })
+                })
             }
-            UNode::Arr(a) => a
-                .children
-                .values()
-                .all(|c| c.tolerates_non_viable(is_insert)),
+            UNode::Arr(a) => a.children.iter().find_map(|(id, c)| {
+                c.first_strict(is_insert).map(|(creates, mut rel)| {
+                    let comp = if id.is_empty() { "$[]".to_string() } else { format!("$[{id}]") };
+                    rel.insert(0, comp);
+                    (creates, rel)
+                })
+            }),
         }
     }
 }
@@ -225,31 +240,15 @@ pub fn parse_update(u: &Document, array_filters: Option<&[Document]>) -> Result<
                 let from_comps = parse_path(p, &up.array_filters, &mut used_ids)?;
                 let to_comps = parse_path(&to, &up.array_filters, &mut used_ids)?;
                 if from_comps.iter().any(|c| !matches!(c, Comp::Field(_))) {
-                    return Err(bad_value(format!(
-                        "The source field for $rename may not be dynamic: {p}"
-                    )));
+                    return Err(bad_value(format!("The source field for $rename may not be dynamic: {p}")));
                 }
                 if to_comps.iter().any(|c| !matches!(c, Comp::Field(_))) {
                     return Err(bad_value(format!(
                         "The destination field for $rename may not be dynamic: {to}"
                     )));
                 }
-                insert(
-                    &mut up.root,
-                    &from_comps,
-                    p,
-                    Leaf {
-                        kind: LeafKind::Placeholder,
-                    },
-                )?;
-                insert(
-                    &mut up.root,
-                    &to_comps,
-                    &to,
-                    Leaf {
-                        kind: LeafKind::RenameTo { from: p.clone() },
-                    },
-                )?;
+                insert(&mut up.root, &from_comps, p, Leaf { kind: LeafKind::Placeholder })?;
+                insert(&mut up.root, &to_comps, &to, Leaf { kind: LeafKind::RenameTo { from: p.clone() } })?;
                 up.renames.push((p.clone(), to));
                 continue;
             }
@@ -258,21 +257,10 @@ pub fn parse_update(u: &Document, array_filters: Option<&[Document]>) -> Result<
                 up.uses_positional = true;
             }
             let m = make_modifier(op, p, v)?;
-            insert(
-                &mut up.root,
-                &comps,
-                p,
-                Leaf {
-                    kind: LeafKind::Mod(m),
-                },
-            )?;
+            insert(&mut up.root, &comps, p, Leaf { kind: LeafKind::Mod(m) })?;
         }
     }
-    let mut unused: Vec<&String> = up
-        .array_filters
-        .keys()
-        .filter(|k| !used_ids.contains(*k))
-        .collect();
+    let mut unused: Vec<&String> = up.array_filters.keys().filter(|k| !used_ids.contains(*k)).collect();
     unused.sort();
     if let Some(id) = unused.first() {
         return Err(failed_to_parse(format!(
@@ -329,16 +317,9 @@ impl Comp {
     }
 }
 
-fn parse_path(
-    p: &str,
-    filters: &HashMap<String, Matcher>,
-    used: &mut HashSet<String>,
-) -> Result<Vec<Comp>> {
+fn parse_path(p: &str, filters: &HashMap<String, Matcher>, used: &mut HashSet<String>) -> Result<Vec<Comp>> {
     if p.is_empty() {
-        return Err(MongoError::new(
-            ErrorCode::EmptyFieldName,
-            "An empty update path is not valid.",
-        ));
+        return Err(MongoError::new(ErrorCode::EmptyFieldName, "An empty update path is not valid."));
     }
     let mut out = Vec::new();
     let mut positionals = 0;
@@ -346,9 +327,7 @@ fn parse_path(
         if c.is_empty() {
             return Err(MongoError::new(
                 ErrorCode::EmptyFieldName,
-                format!(
-                    "The update path '{p}' contains an empty field name, which is not allowed."
-                ),
+                format!("The update path '{p}' contains an empty field name, which is not allowed."),
             ));
         }
         let comp = if c == "$" {
@@ -358,9 +337,7 @@ fn parse_path(
             Comp::All
         } else if let Some(id) = c.strip_prefix("$[").and_then(|r| r.strip_suffix(']')) {
             if !filters.contains_key(id) {
-                return Err(bad_value(format!(
-                    "No array filter found for identifier '{id}' in path '{p}'"
-                )));
+                return Err(bad_value(format!("No array filter found for identifier '{id}' in path '{p}'")));
             }
             used.insert(id.to_string());
             Comp::Filtered(id.to_string())
@@ -374,30 +351,25 @@ fn parse_path(
         };
         if i == 0 && comp == Comp::Positional {
             return Err(bad_value(format!(
-                "Cannot have positional (i.e. '$') element in the first component in path '{p}'"
+                "Cannot have positional (i.e. '$') element in the first position in path '{p}'"
             )));
         }
         if i == 0 && comp.is_array_update() {
             return Err(bad_value(format!(
-                "Cannot have array filter identifier (i.e. '$[<id>]') element in the first component \
+                "Cannot have array filter identifier (i.e. '$[<id>]') element in the first position \
                  in path '{p}'"
             )));
         }
         out.push(comp);
     }
     if positionals > 1 {
-        return Err(bad_value(format!(
-            "Too many positional (i.e. '$') elements found in path '{p}'"
-        )));
+        return Err(bad_value(format!("Too many positional (i.e. '$') elements found in path '{p}'")));
     }
     Ok(out)
 }
 
 fn conflict(full: &str, comps_text: &[&str], upto: usize) -> MongoError {
-    let at = comps_text
-        .get(..=upto)
-        .map(|c| c.join("."))
-        .unwrap_or_default();
+    let at = comps_text.get(..=upto).map(|c| c.join(".")).unwrap_or_default();
     MongoError::new(
         ErrorCode::ConflictingUpdateOperators,
         format!("Updating the path '{full}' would create a conflict at '{at}'"),
@@ -407,10 +379,22 @@ fn conflict(full: &str, comps_text: &[&str], upto: usize) -> MongoError {
 /// Adds a leaf at a path, refusing overlaps with paths already in the tree.
 fn insert(root: &mut ObjNode, comps: &[Comp], full: &str, leaf: Leaf) -> Result<()> {
     let texts: Vec<&str> = full.split('.').collect();
+    insert_obj(root, comps, 0, full, &texts, leaf)
+}
+
+/// Continues `insert` at component `start` below an object node. `comps`, `full` and
+/// `texts` always describe the whole path, so conflicts report it whole.
+fn insert_obj(
+    root: &mut ObjNode,
+    comps: &[Comp],
+    start: usize,
+    full: &str,
+    texts: &[&str],
+    leaf: Leaf,
+) -> Result<()> {
     let mut cur = root;
     let mut leaf = Some(leaf);
-    // Walks object nodes; array nodes are handled by `insert_arr`.
-    for (i, comp) in comps.iter().enumerate() {
+    for (i, comp) in comps.iter().enumerate().skip(start) {
         let last = i + 1 == comps.len();
         let next_is_array = comps.get(i + 1).is_some_and(Comp::is_array_update);
         let slot: &mut UNode = match comp {
@@ -418,41 +402,38 @@ fn insert(root: &mut ObjNode, comps: &[Comp], full: &str, leaf: Leaf) -> Result<
                 let key = FieldKey(name.clone());
                 if last {
                     if cur.children.contains_key(&key) {
-                        return Err(conflict(full, &texts, i));
+                        return Err(conflict(full, texts, i));
                     }
                     if let Some(l) = leaf.take() {
                         cur.children.insert(key, UNode::Leaf(l));
                     }
                     return Ok(());
                 }
-                cur.children
-                    .entry(key)
-                    .or_insert_with(|| new_inner(next_is_array))
+                cur.children.entry(key).or_insert_with(|| new_inner(next_is_array))
             }
             Comp::Positional => {
                 if last {
                     if cur.positional.is_some() {
-                        return Err(conflict(full, &texts, i));
+                        return Err(conflict(full, texts, i));
                     }
                     cur.positional = leaf.take().map(|l| Box::new(UNode::Leaf(l)));
                     return Ok(());
                 }
-                cur.positional
-                    .get_or_insert_with(|| Box::new(new_inner(next_is_array)))
+                cur.positional.get_or_insert_with(|| Box::new(new_inner(next_is_array)))
             }
             // An array component directly under an object node cannot happen: the parent was
             // made an array node by the previous step.
-            Comp::All | Comp::Filtered(_) => return Err(conflict(full, &texts, i)),
+            Comp::All | Comp::Filtered(_) => return Err(conflict(full, texts, i)),
         };
         match slot {
             UNode::Obj(o) if !next_is_array => cur = o,
             UNode::Arr(a) if next_is_array => {
                 return match leaf.take() {
-                    Some(l) => insert_arr(a, comps, i + 1, full, &texts, l),
+                    Some(l) => insert_arr(a, comps, i + 1, full, texts, l),
                     None => Ok(()),
                 };
             }
-            _ => return Err(conflict(full, &texts, i)),
+            _ => return Err(conflict(full, texts, i)),
         }
     }
     Ok(())
@@ -489,35 +470,12 @@ fn insert_arr(
         return Ok(());
     }
     let next_is_array = comps.get(i + 1).is_some_and(Comp::is_array_update);
-    let slot = a
-        .children
-        .entry(key)
-        .or_insert_with(|| new_inner(next_is_array));
+    let slot = a.children.entry(key).or_insert_with(|| new_inner(next_is_array));
     match slot {
         UNode::Arr(inner) if next_is_array => insert_arr(inner, comps, i + 1, full, texts, leaf),
-        UNode::Obj(o) if !next_is_array => insert(
-            o,
-            comps.get(i + 1..).unwrap_or(&[]),
-            &texts.get(i + 1..).unwrap_or(&[]).join("."),
-            leaf,
-        )
-        .map_err(|e| rebase_conflict(e, full, texts, i + 1)),
+        UNode::Obj(o) if !next_is_array => insert_obj(o, comps, i + 1, full, texts, leaf),
         _ => Err(conflict(full, texts, i)),
     }
-}
-
-/// A conflict found in a sub-tree reports the full path and the full conflict prefix.
-fn rebase_conflict(e: MongoError, full: &str, texts: &[&str], offset: usize) -> MongoError {
-    if e.code != ErrorCode::ConflictingUpdateOperators {
-        return e;
-    }
-    let marker = "would create a conflict at '";
-    let Some(pos) = e.message.find(marker) else {
-        return e;
-    };
-    let at = e.message[pos + marker.len()..].trim_end_matches('\'');
-    let depth = at.split('.').count();
-    conflict(full, texts, offset + depth - 1)
 }
 
 fn parse_array_filters(filters: &[Document]) -> Result<HashMap<String, Matcher>> {
@@ -529,7 +487,9 @@ fn parse_array_filters(filters: &[Document]) -> Result<HashMap<String, Matcher>>
         ids.sort();
         let id = match ids.as_slice() {
             [] => {
-                return Err(failed_to_parse("Cannot use an expression without a top-level field name in arrayFilters"))
+                return Err(failed_to_parse(
+                    "Cannot use an expression without a top-level field name in arrayFilters",
+                ))
             }
             [one] => one.clone(),
             [a, b, ..] => {
@@ -587,17 +547,7 @@ pub fn apply_update(
 ) -> Result<(Document, bool)> {
     let now = DateTime::now();
     let secs = u32::try_from(now.timestamp_millis().max(0) / 1000).unwrap_or(u32::MAX);
-    apply_update_at(
-        spec,
-        doc,
-        is_upsert_insert,
-        positional,
-        now,
-        Timestamp {
-            time: secs,
-            increment: 1,
-        },
-    )
+    apply_update_at(spec, doc, is_upsert_insert, positional, now, Timestamp { time: secs, increment: 1 })
 }
 
 /// Applies an update; `now`/`timestamp` are what `$currentDate` writes. Returns the new
@@ -642,8 +592,14 @@ pub fn apply_update_at(
             };
             for (from, _) in &up.renames {
                 if st.renamed.contains_key(from) {
-                    if from == "_id" || from.starts_with("_id.") {
-                        st.touched_id.get_or_insert_with(|| from.clone());
+                    if !is_upsert_insert && (from == "_id" || from.starts_with("_id.")) {
+                        return Err(MongoError::new(
+                            ErrorCode::ImmutableField,
+                            format!(
+                                "Unsetting the path '{from}' using $rename would modify the immutable \
+                                 field '_id'"
+                            ),
+                        ));
                     }
                     changed |= path::unset_path(&mut out, from);
                 }
@@ -674,11 +630,7 @@ pub fn apply_update_at(
     }
 }
 
-fn apply_replacement(
-    r: &Document,
-    doc: &Document,
-    is_upsert_insert: bool,
-) -> Result<(Document, bool)> {
+fn apply_replacement(r: &Document, doc: &Document, is_upsert_insert: bool) -> Result<(Document, bool)> {
     let mut out = Document::new();
     match (doc.get("_id"), r.get("_id")) {
         (Some(old), Some(new)) if !is_upsert_insert && !bson_equal(old, new) => {
@@ -722,16 +674,10 @@ fn apply_children(
     trail: &mut Vec<String>,
     st: &mut State,
 ) -> Result<bool> {
-    let mut entries: Vec<(String, &UNode)> = node
-        .children
-        .iter()
-        .map(|(k, v)| (k.0.clone(), v))
-        .collect();
+    let mut entries: Vec<(String, &UNode)> = node.children.iter().map(|(k, v)| (k.0.clone(), v)).collect();
     if let Some(p) = &node.positional {
         let Some(i) = st.positional else {
-            return Err(bad_value(
-                "The positional operator did not find the match needed from the query.",
-            ));
+            return Err(bad_value("The positional operator did not find the match needed from the query."));
         };
         let key = i.to_string();
         if node.children.contains_key(&FieldKey(key.clone())) {
@@ -759,10 +705,7 @@ fn apply_at(
     trail: &mut Vec<String>,
     st: &mut State,
 ) -> Result<bool> {
-    if let UNode::Leaf(Leaf {
-        kind: LeafKind::Mod(m),
-    }) = child
-    {
+    if let UNode::Leaf(Leaf { kind: LeafKind::Mod(m) }) = child {
         if !m.active(st.is_insert) {
             return Ok(false);
         }
@@ -770,14 +713,26 @@ fn apply_at(
     let viable = matches!(container, Bson::Document(_))
         || matches!(container, Bson::Array(_)) && array_index(key).is_some();
     if !viable {
-        if child.tolerates_non_viable(st.is_insert) {
+        let Some((creates, rel)) = child.first_strict(st.is_insert) else {
             return Ok(false);
-        }
+        };
         let desc = match trail.last() {
             Some(name) => element_to_string(name, container),
             None => value_to_string(container),
         };
-        return Err(not_viable(key, &desc));
+        if creates {
+            return Err(not_viable(key, &desc));
+        }
+        let mut full = trail.clone();
+        full.push(key.to_string());
+        full.extend(rel);
+        return Err(MongoError::new(
+            ErrorCode::PathNotViable,
+            format!(
+                "Cannot use the part ({key}) of ({}) to traverse the element ({{{desc}}})",
+                full.join(".")
+            ),
+        ));
     }
     trail.push(key.to_string());
     let r = apply_at_viable(child, container, key, trail, st);
@@ -841,12 +796,7 @@ fn leaf_cx<'a>(trail: &'a [String], path: &'a str, st: &'a State) -> LeafCx<'a> 
     }
 }
 
-fn apply_existing(
-    child: &UNode,
-    v: &mut Bson,
-    trail: &mut Vec<String>,
-    st: &mut State,
-) -> Result<bool> {
+fn apply_existing(child: &UNode, v: &mut Bson, trail: &mut Vec<String>, st: &mut State) -> Result<bool> {
     match child {
         UNode::Leaf(l) => {
             let path = trail.join(".");
@@ -948,18 +898,13 @@ pub fn upsert_seed(filter: &Document) -> Result<Document> {
             if b.starts_with(a.as_str()) && b.as_bytes().get(a.len()) == Some(&b'.') {
                 return Err(MongoError::new(
                     ErrorCode::NotSingleValueField,
-                    format!(
-                        "cannot infer query fields to set, both paths '{b}' and '{a}' are matched"
-                    ),
+                    format!("cannot infer query fields to set, both paths '{b}' and '{a}' are matched"),
                 ));
             }
         }
     }
     let mut out = Document::new();
-    if let Some(pos) = eqs
-        .iter()
-        .position(|(p, _)| p == "_id" || p.starts_with("_id."))
-    {
+    if let Some(pos) = eqs.iter().position(|(p, _)| p == "_id" || p.starts_with("_id.")) {
         if eqs.get(pos).is_some_and(|(p, _)| p == "_id") {
             let (p, v) = eqs.remove(pos);
             out.insert(p, v);
@@ -1061,23 +1006,11 @@ mod tests {
         let (c, m) = err(doc! {"a": 1, "$set": {"b": 1}}, doc! {});
         assert_eq!(c, ErrorCode::DollarPrefixedFieldName);
         assert!(m.starts_with("The dollar ($) prefixed field '$set' in '$set'"));
-        assert_eq!(
-            err(doc! {"$set": {"a..b": 1}}, doc! {}).0,
-            ErrorCode::EmptyFieldName
-        );
-        assert_eq!(
-            err(doc! {"$set": {"$.a": 1}}, doc! {}).0,
-            ErrorCode::BadValue
-        );
-        assert_eq!(
-            err(doc! {"$set": {"a.$.b.$": 1}}, doc! {}).0,
-            ErrorCode::BadValue
-        );
+        assert_eq!(err(doc! {"$set": {"a..b": 1}}, doc! {}).0, ErrorCode::EmptyFieldName);
+        assert_eq!(err(doc! {"$set": {"$.a": 1}}, doc! {}).0, ErrorCode::BadValue);
+        assert_eq!(err(doc! {"$set": {"a.$.b.$": 1}}, doc! {}).0, ErrorCode::BadValue);
         // Empty operator documents are accepted (no-op).
-        assert_eq!(
-            run(doc! {"$set": {}}, None, doc! {"_id": 1}, None).unwrap(),
-            (doc! {"_id": 1}, false)
-        );
+        assert_eq!(run(doc! {"$set": {}}, None, doc! {"_id": 1}, None).unwrap(), (doc! {"_id": 1}, false));
     }
 
     #[test]
@@ -1104,13 +1037,7 @@ mod tests {
         );
         // Siblings do not conflict.
         assert!(run(doc! {"$set": {"a.b": 1, "a.c": 1}}, None, doc! {}, None).is_ok());
-        assert!(run(
-            doc! {"$set": {"a.b": 1}, "$inc": {"ab": 1}},
-            None,
-            doc! {},
-            None
-        )
-        .is_ok());
+        assert!(run(doc! {"$set": {"a.b": 1}, "$inc": {"ab": 1}}, None, doc! {}, None).is_ok());
     }
 
     #[test]
@@ -1118,10 +1045,7 @@ mod tests {
         // Existing fields stay in place; new ones are appended in lexicographic order,
         // numeric names in numeric order.
         assert_eq!(
-            upd(
-                doc! {"$set": {"z": 1, "b": 2, "a": 3}},
-                doc! {"_id": 1, "b": 0, "y": 0}
-            ),
+            upd(doc! {"$set": {"z": 1, "b": 2, "a": 3}}, doc! {"_id": 1, "b": 0, "y": 0}),
             doc! {"_id": 1, "b": 2, "y": 0, "a": 3, "z": 1}
         );
         assert_eq!(
@@ -1138,29 +1062,16 @@ mod tests {
     fn immutable_id() {
         let (c, m) = err(doc! {"$set": {"_id": 2}}, doc! {"_id": 1});
         assert_eq!(c, ErrorCode::ImmutableField);
-        assert_eq!(
-            m,
-            "Performing an update on the path '_id' would modify the immutable field '_id'"
-        );
-        assert!(
-            !run(doc! {"$set": {"_id": 1}}, None, doc! {"_id": 1}, None)
-                .unwrap()
-                .1
-        );
-        assert_eq!(
-            err(doc! {"$unset": {"_id": 1}}, doc! {"_id": 1}).0,
-            ErrorCode::ImmutableField
-        );
+        assert_eq!(m, "Performing an update on the path '_id' would modify the immutable field '_id'");
+        assert!(!run(doc! {"$set": {"_id": 1}}, None, doc! {"_id": 1}, None).unwrap().1);
+        assert_eq!(err(doc! {"$unset": {"_id": 1}}, doc! {"_id": 1}).0, ErrorCode::ImmutableField);
         assert_eq!(
             err(doc! {"$set": {"_id.a": 2}}, doc! {"_id": {"a": 1}}).1,
             "Performing an update on the path '_id.a' would modify the immutable field '_id'"
         );
         // On an upsert's insert, _id may be set.
         let spec = parse_update(&doc! {"$set": {"_id": 5}}, None).unwrap();
-        assert_eq!(
-            apply_update(&spec, &doc! {}, true, None).unwrap().0,
-            doc! {"_id": 5}
-        );
+        assert_eq!(apply_update(&spec, &doc! {}, true, None).unwrap().0, doc! {"_id": 5});
     }
 
     #[test]
@@ -1170,42 +1081,28 @@ mod tests {
             apply_update(&spec, &doc! {"_id": 1, "a": 1}, false, None).unwrap(),
             (doc! {"_id": 1, "b": 2}, true)
         );
-        assert!(
-            !apply_update(&spec, &doc! {"_id": 1, "b": 2}, false, None)
-                .unwrap()
-                .1
-        );
+        assert!(!apply_update(&spec, &doc! {"_id": 1, "b": 2}, false, None).unwrap().1);
         let spec = parse_update(&doc! {"_id": 2, "b": 2}, None).unwrap();
         let e = apply_update(&spec, &doc! {"_id": 1}, false, None).unwrap_err();
         assert_eq!(e.code, ErrorCode::ImmutableField);
-        assert_eq!(e.message, "After applying the update, the (immutable) field '_id' was found to have been altered to _id: 2");
-        let spec = parse_update(&doc! {}, None).unwrap();
         assert_eq!(
-            apply_update(&spec, &doc! {"_id": 1, "a": 1}, false, None)
-                .unwrap()
-                .0,
-            doc! {"_id": 1}
+            e.message,
+            "After applying the update, the (immutable) field '_id' was found to have been altered to _id: 2"
         );
+        let spec = parse_update(&doc! {}, None).unwrap();
+        assert_eq!(apply_update(&spec, &doc! {"_id": 1, "a": 1}, false, None).unwrap().0, doc! {"_id": 1});
     }
 
     #[test]
     fn positional_operators() {
         let d = doc! {"_id": 1, "a": [1, 2, 3]};
         assert_eq!(
-            run(doc! {"$set": {"a.$": 9}}, None, d.clone(), Some(1))
-                .unwrap()
-                .0,
+            run(doc! {"$set": {"a.$": 9}}, None, d.clone(), Some(1)).unwrap().0,
             doc! {"_id": 1, "a": [1, 9, 3]}
         );
         let e = run(doc! {"$set": {"a.$": 9}}, None, d.clone(), None).unwrap_err();
-        assert_eq!(
-            e.message,
-            "The positional operator did not find the match needed from the query."
-        );
-        assert_eq!(
-            upd(doc! {"$inc": {"a.$[]": 10}}, d.clone()),
-            doc! {"_id": 1, "a": [11, 12, 13]}
-        );
+        assert_eq!(e.message, "The positional operator did not find the match needed from the query.");
+        assert_eq!(upd(doc! {"$inc": {"a.$[]": 10}}, d.clone()), doc! {"_id": 1, "a": [11, 12, 13]});
         let d2 = doc! {"_id": 1, "a": [{"b": 1}, {"b": 5}, {"c": 1}]};
         assert_eq!(
             upd(doc! {"$set": {"a.$[].x": 0}}, d2.clone()),
@@ -1213,57 +1110,26 @@ mod tests {
         );
         let filters = [doc! {"e.b": {"$gte": 2}}];
         assert_eq!(
-            run(
-                doc! {"$set": {"a.$[e].b": 0}},
-                Some(&filters),
-                d2.clone(),
-                None
-            )
-            .unwrap()
-            .0,
+            run(doc! {"$set": {"a.$[e].b": 0}}, Some(&filters), d2.clone(), None).unwrap().0,
             doc! {"_id": 1, "a": [{"b": 1}, {"b": 0}, {"c": 1}]}
         );
         let filters = [doc! {"x": {"$gt": 1}}];
         assert_eq!(
-            run(
-                doc! {"$mul": {"a.$[x]": 2}},
-                Some(&filters),
-                d.clone(),
-                None
-            )
-            .unwrap()
-            .0,
+            run(doc! {"$mul": {"a.$[x]": 2}}, Some(&filters), d.clone(), None).unwrap().0,
             doc! {"_id": 1, "a": [1, 4, 6]}
         );
-        let e = run(
-            doc! {"$set": {"a.$[y]": 1}},
-            Some(&filters),
-            d.clone(),
-            None,
-        )
-        .unwrap_err();
-        assert_eq!(
-            e.message,
-            "No array filter found for identifier 'y' in path 'a.$[y]'"
-        );
+        let e = run(doc! {"$set": {"a.$[y]": 1}}, Some(&filters), d.clone(), None).unwrap_err();
+        assert_eq!(e.message, "No array filter found for identifier 'y' in path 'a.$[y]'");
         let e = run(doc! {"$set": {"a": 1}}, Some(&filters), d.clone(), None).unwrap_err();
         assert_eq!(e.code, ErrorCode::FailedToParse);
         assert_eq!(
             e.message,
             "The array filter for identifier 'x' was not used in the update { $set: { a: 1 } }"
         );
+        assert_eq!(err(doc! {"$set": {"b.$[].c": 1}}, doc! {"_id": 1}).0, ErrorCode::BadValue);
+        assert_eq!(err(doc! {"$set": {"a.$[].c": 1}}, d).0, ErrorCode::PathNotViable);
         assert_eq!(
-            err(doc! {"$set": {"b.$[].c": 1}}, doc! {"_id": 1}).0,
-            ErrorCode::BadValue
-        );
-        assert_eq!(
-            err(doc! {"$set": {"a.$[].c": 1}}, d).0,
-            ErrorCode::PathNotViable
-        );
-        assert_eq!(
-            run(doc! {"$set": {"a.$[]": 1}}, None, doc! {"a": 5}, None)
-                .unwrap_err()
-                .code,
+            run(doc! {"$set": {"a.$[]": 1}}, None, doc! {"a": 5}, None).unwrap_err().code,
             ErrorCode::BadValue
         );
     }
@@ -1271,12 +1137,7 @@ mod tests {
     #[test]
     fn set_on_insert() {
         let spec = parse_update(&doc! {"$setOnInsert": {"a": 1}, "$set": {"b": 1}}, None).unwrap();
-        assert_eq!(
-            apply_update(&spec, &doc! {"_id": 1}, false, None)
-                .unwrap()
-                .0,
-            doc! {"_id": 1, "b": 1}
-        );
+        assert_eq!(apply_update(&spec, &doc! {"_id": 1}, false, None).unwrap().0, doc! {"_id": 1, "b": 1});
         assert_eq!(
             apply_update(&spec, &doc! {"_id": 1}, true, None).unwrap().0,
             doc! {"_id": 1, "a": 1, "b": 1}
@@ -1285,42 +1146,22 @@ mod tests {
 
     #[test]
     fn upsert_seeds() {
+        assert_eq!(upsert_seed(&doc! {"b": 1, "_id": 3, "a": {"$gt": 1}}).unwrap(), doc! {"_id": 3, "b": 1});
         assert_eq!(
-            upsert_seed(&doc! {"b": 1, "_id": 3, "a": {"$gt": 1}}).unwrap(),
-            doc! {"_id": 3, "b": 1}
-        );
-        assert_eq!(
-            upsert_seed(&doc! {"$and": [{"x.y": 1}, {"x.z": {"$eq": 2}}], "c": {"$in": [4]}})
-                .unwrap(),
+            upsert_seed(&doc! {"$and": [{"x.y": 1}, {"x.z": {"$eq": 2}}], "c": {"$in": [4]}}).unwrap(),
             doc! {"c": 4, "x": {"y": 1, "z": 2}}
         );
-        assert_eq!(
-            upsert_seed(&doc! {"$or": [{"a": 1}, {"b": 2}]}).unwrap(),
-            doc! {}
-        );
-        assert_eq!(
-            upsert_seed(&doc! {"$or": [{"a": 1}]}).unwrap(),
-            doc! {"a": 1}
-        );
+        assert_eq!(upsert_seed(&doc! {"$or": [{"a": 1}, {"b": 2}]}).unwrap(), doc! {});
+        assert_eq!(upsert_seed(&doc! {"$or": [{"a": 1}]}).unwrap(), doc! {"a": 1});
         let e = upsert_seed(&doc! {"$and": [{"a": 1}, {"a": 2}]}).unwrap_err();
         assert_eq!(
             (e.code, e.message.as_str()),
-            (
-                ErrorCode::NotSingleValueField,
-                "cannot infer query fields to set, path 'a' is matched twice"
-            )
+            (ErrorCode::NotSingleValueField, "cannot infer query fields to set, path 'a' is matched twice")
         );
-        assert_eq!(
-            upsert_seed(&doc! {"a": 1, "a.b": 1}).unwrap_err().code,
-            ErrorCode::NotSingleValueField
-        );
+        assert_eq!(upsert_seed(&doc! {"a": 1, "a.b": 1}).unwrap_err().code, ErrorCode::NotSingleValueField);
         // The seed then gets the operators applied as an insert.
         let seed = upsert_seed(&doc! {"a": 1}).unwrap();
-        let spec =
-            parse_update(&doc! {"$inc": {"n": 1}, "$setOnInsert": {"s": true}}, None).unwrap();
-        assert_eq!(
-            apply_update(&spec, &seed, true, None).unwrap().0,
-            doc! {"a": 1, "n": 1, "s": true}
-        );
+        let spec = parse_update(&doc! {"$inc": {"n": 1}, "$setOnInsert": {"s": true}}, None).unwrap();
+        assert_eq!(apply_update(&spec, &seed, true, None).unwrap().0, doc! {"a": 1, "n": 1, "s": true});
     }
 }

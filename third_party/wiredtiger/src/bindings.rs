@@ -86,11 +86,7 @@ unsafe extern "C" {
     pub fn wts_cursor_close(cursor: *mut WT_CURSOR) -> ::std::os::raw::c_int;
     pub fn wts_set_key_q(cursor: *mut WT_CURSOR, key: i64);
     pub fn wts_set_key_u(cursor: *mut WT_CURSOR, data: *const ::std::os::raw::c_void, size: usize);
-    pub fn wts_set_value_u(
-        cursor: *mut WT_CURSOR,
-        data: *const ::std::os::raw::c_void,
-        size: usize,
-    );
+    pub fn wts_set_value_u(cursor: *mut WT_CURSOR, data: *const ::std::os::raw::c_void, size: usize);
     pub fn wts_set_key_s(cursor: *mut WT_CURSOR, key: *const ::std::os::raw::c_char);
     pub fn wts_set_value_s(cursor: *mut WT_CURSOR, value: *const ::std::os::raw::c_char);
     pub fn wts_get_key_q(cursor: *mut WT_CURSOR, key: *mut i64) -> ::std::os::raw::c_int;
@@ -123,10 +119,7 @@ unsafe extern "C" {
     pub fn wts_next(cursor: *mut WT_CURSOR) -> ::std::os::raw::c_int;
     pub fn wts_prev(cursor: *mut WT_CURSOR) -> ::std::os::raw::c_int;
     pub fn wts_reset(cursor: *mut WT_CURSOR) -> ::std::os::raw::c_int;
-    pub fn wts_bound(
-        cursor: *mut WT_CURSOR,
-        config: *const ::std::os::raw::c_char,
-    ) -> ::std::os::raw::c_int;
+    pub fn wts_bound(cursor: *mut WT_CURSOR, config: *const ::std::os::raw::c_char) -> ::std::os::raw::c_int;
     pub fn wts_stat_get(
         cursor: *mut WT_CURSOR,
         key: *mut i32,

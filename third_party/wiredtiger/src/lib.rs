@@ -60,18 +60,14 @@ mod tests {
     #[test]
     fn links_and_reports_version() {
         // SAFETY: wts_version returns a static NUL-terminated string.
-        let v = unsafe { CStr::from_ptr(wts_version()) }
-            .to_string_lossy()
-            .into_owned();
+        let v = unsafe { CStr::from_ptr(wts_version()) }.to_string_lossy().into_owned();
         assert!(v.starts_with("WiredTiger 11.3.1"), "{v}");
     }
 
     #[test]
     fn strerror_knows_wt_codes() {
         // SAFETY: wts_strerror returns a static NUL-terminated string.
-        let s = unsafe { CStr::from_ptr(wts_strerror(WT_NOTFOUND)) }
-            .to_string_lossy()
-            .into_owned();
+        let s = unsafe { CStr::from_ptr(wts_strerror(WT_NOTFOUND)) }.to_string_lossy().into_owned();
         assert!(s.contains("not found"), "{s}");
     }
 }

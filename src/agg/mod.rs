@@ -1,11 +1,11 @@
 //! The aggregation pipeline. Until the aggregation issue lands this runs only the stages
-//! drivers' own helpers send ($match, $sort, $skip, $limit, $project, $count and a `$group`
-//! that counts or sums), materialising the result; any other stage gets mongod's
-//! unrecognised-stage error.
+//! drivers' helpers and simple tools send ($match, $sort, $skip, $limit, $project, $count and
+//! a `$group` by a constant or a field path with simple accumulators), materialising the
+//! result; any other stage gets mongod's unrecognised-stage error.
 
 use crate::cmd::Ctx;
 use crate::error::{ErrorCode, MongoError, Result};
-use crate::query::exec::{Access, Exec, ExecOptions};
+use crate::query::exec::{Exec, ExecOptions};
 use crate::query::matcher::Matcher;
 use crate::query::planner;
 use crate::query::projection::Projection;
@@ -41,7 +41,6 @@ pub fn run_basic(ctx: &mut Ctx, ns: &str, stages: &[Document]) -> Result<Vec<Doc
     } else {
         Matcher::parse(&filter)?;
     }
-    let _ = Access::CollScan { forward: true };
     for stage in rest {
         let Some((name, spec)) = stage.iter().next() else {
             continue;
@@ -107,61 +106,188 @@ fn whole(v: &Bson, stage: &str) -> Result<usize> {
     }
 }
 
-/// `$group` with a constant `_id` (or `null`) and `$sum` accumulators of constants or
-/// top-level fields: the shape countDocuments and simple totals use.
+/// The value of a `$field.path` reference (arrays are not traversed), or the constant itself.
+fn operand(d: &Document, arg: &Bson) -> Bson {
+    match arg {
+        Bson::String(p) if p.starts_with('$') => {
+            let mut cur: Option<&Bson> = None;
+            for (i, part) in p[1..].split('.').enumerate() {
+                cur = if i == 0 {
+                    d.get(part)
+                } else {
+                    match cur {
+                        Some(Bson::Document(sub)) => sub.get(part),
+                        _ => None,
+                    }
+                };
+            }
+            cur.cloned().unwrap_or(Bson::Null)
+        }
+        other => other.clone(),
+    }
+}
+
+/// Running state of one accumulator.
+enum Acc {
+    Sum { int: i64, float: f64, is_float: bool },
+    Avg { total: f64, n: u64 },
+    Min(Option<Bson>),
+    Max(Option<Bson>),
+    First(Option<Bson>),
+    Last(Bson),
+    Push(Vec<Bson>),
+}
+
+impl Acc {
+    fn new(op: &str) -> Result<Acc> {
+        Ok(match op {
+            "$sum" | "$count" => Acc::Sum { int: 0, float: 0.0, is_float: false },
+            "$avg" => Acc::Avg { total: 0.0, n: 0 },
+            "$min" => Acc::Min(None),
+            "$max" => Acc::Max(None),
+            "$first" => Acc::First(None),
+            "$last" => Acc::Last(Bson::Null),
+            "$push" => Acc::Push(Vec::new()),
+            other => {
+                return Err(MongoError::new(
+                    ErrorCode::NotImplemented,
+                    format!("accumulator {other} arrives with the aggregation issue"),
+                ))
+            }
+        })
+    }
+
+    fn add(&mut self, v: Bson) {
+        use crate::query::compare::compare_bson;
+        match self {
+            Acc::Sum { int, float, is_float } => match v {
+                Bson::Int32(n) => *int = int.saturating_add(n as i64),
+                Bson::Int64(n) => *int = int.saturating_add(n),
+                Bson::Double(f) => {
+                    *is_float = true;
+                    *float += f;
+                }
+                _ => {}
+            },
+            Acc::Avg { total, n } => match v {
+                Bson::Int32(x) => {
+                    *total += x as f64;
+                    *n += 1;
+                }
+                Bson::Int64(x) => {
+                    *total += x as f64;
+                    *n += 1;
+                }
+                Bson::Double(x) => {
+                    *total += x;
+                    *n += 1;
+                }
+                _ => {}
+            },
+            Acc::Min(cur) => {
+                if !matches!(v, Bson::Null | Bson::Undefined)
+                    && cur.as_ref().is_none_or(|c| compare_bson(&v, c).is_lt())
+                {
+                    *cur = Some(v);
+                }
+            }
+            Acc::Max(cur) => {
+                if !matches!(v, Bson::Null | Bson::Undefined)
+                    && cur.as_ref().is_none_or(|c| compare_bson(&v, c).is_gt())
+                {
+                    *cur = Some(v);
+                }
+            }
+            Acc::First(cur) => {
+                if cur.is_none() {
+                    *cur = Some(v);
+                }
+            }
+            Acc::Last(cur) => *cur = v,
+            Acc::Push(list) => list.push(v),
+        }
+    }
+
+    fn finish(self) -> Bson {
+        match self {
+            Acc::Sum { int, float, is_float } => {
+                if is_float {
+                    Bson::Double(float + int as f64)
+                } else if let Ok(small) = i32::try_from(int) {
+                    Bson::Int32(small)
+                } else {
+                    Bson::Int64(int)
+                }
+            }
+            Acc::Avg { total, n } => {
+                if n == 0 {
+                    Bson::Null
+                } else {
+                    Bson::Double(total / n as f64)
+                }
+            }
+            Acc::Min(v) | Acc::Max(v) | Acc::First(v) => v.unwrap_or(Bson::Null),
+            Acc::Last(v) => v,
+            Acc::Push(list) => Bson::Array(list),
+        }
+    }
+}
+
+/// `$group` by a constant or a field path with simple accumulators ($sum, $count, $avg,
+/// $min, $max, $first, $last, $push); groups come out in first-seen order.
 fn group(docs: Vec<Document>, spec: &Document) -> Result<Vec<Document>> {
     let id = spec.get("_id").cloned().ok_or_else(|| {
         MongoError::new(ErrorCode::Location15955, "a group specification must include an _id")
     })?;
-    if matches!(&id, Bson::String(s) if s.starts_with('$')) || matches!(id, Bson::Document(_)) {
+    if matches!(id, Bson::Document(_)) {
         return Err(MongoError::new(
             ErrorCode::NotImplemented,
-            "$group by field arrives with the aggregation issue",
+            "$group by an object arrives with the aggregation issue",
         ));
     }
-    if docs.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut out = doc! { "_id": id };
+    let mut accs: Vec<(String, String, Bson)> = Vec::new();
     for (name, acc) in spec.iter().filter(|(k, _)| *k != "_id") {
-        let Some(Bson::Document(acc)) = Some(acc) else {
+        let Bson::Document(acc) = acc else {
             return Err(MongoError::new(
                 ErrorCode::Location40234,
                 format!("The field '{name}' must be an accumulator object"),
             ));
         };
-        let Some(arg) = acc.get("$sum") else {
+        let Some((op, arg)) = acc.iter().next().filter(|_| acc.len() == 1) else {
             return Err(MongoError::new(
-                ErrorCode::NotImplemented,
-                "only $sum is available until the aggregation issue",
+                ErrorCode::Location40234,
+                format!("The field '{name}' must specify one accumulator"),
             ));
         };
-        let mut total_i: i64 = 0;
-        let mut total_f: f64 = 0.0;
-        let mut float = false;
-        for d in &docs {
-            let v = match arg {
-                Bson::String(p) if p.starts_with('$') => d.get(&p[1..]).cloned().unwrap_or(Bson::Null),
-                other => other.clone(),
-            };
-            match v {
-                Bson::Int32(n) => total_i = total_i.saturating_add(n as i64),
-                Bson::Int64(n) => total_i = total_i.saturating_add(n),
-                Bson::Double(f) => {
-                    float = true;
-                    total_f += f;
-                }
-                _ => {}
+        Acc::new(op)?;
+        let arg = if op == "$count" { Bson::Int32(1) } else { arg.clone() };
+        accs.push((name.clone(), op.clone(), arg));
+    }
+    let mut order: Vec<Vec<u8>> = Vec::new();
+    let mut groups: std::collections::HashMap<Vec<u8>, (Bson, Vec<Acc>)> = std::collections::HashMap::new();
+    for d in &docs {
+        let key = operand(d, &id);
+        let k = crate::store::keystring::encode_key(&[(&key, false)]);
+        if !groups.contains_key(&k) {
+            let fresh = accs.iter().map(|(_, op, _)| Acc::new(op)).collect::<Result<Vec<_>>>()?;
+            order.push(k.clone());
+            groups.insert(k.clone(), (key, fresh));
+        }
+        if let Some((_, state)) = groups.get_mut(&k) {
+            for ((_, _, arg), acc) in accs.iter().zip(state.iter_mut()) {
+                acc.add(operand(d, arg));
             }
         }
-        let v = if float {
-            Bson::Double(total_f + total_i as f64)
-        } else if total_i >= i32::MIN as i64 && total_i <= i32::MAX as i64 {
-            Bson::Int32(total_i as i32)
-        } else {
-            Bson::Int64(total_i)
-        };
-        out.insert(name.clone(), v);
     }
-    Ok(vec![out])
+    let mut out = Vec::with_capacity(order.len());
+    for k in order {
+        if let Some((key, state)) = groups.remove(&k) {
+            let mut g = doc! { "_id": key };
+            for ((name, _, _), acc) in accs.iter().zip(state) {
+                g.insert(name.clone(), acc.finish());
+            }
+            out.push(g);
+        }
+    }
+    Ok(out)
 }

@@ -21,6 +21,10 @@ pub struct Config {
     /// Drop the single-node replica-set persona (no `setName` in hello).
     pub standalone: bool,
     pub replica_set_name: String,
+    /// `host:port`-style host name announced in hello's `me`/`hosts`; clients of a replica
+    /// set connect to it. Defaults to the bind address, or the machine's host name when bound
+    /// to all interfaces.
+    pub advertised_host: Option<String>,
     pub enable_test_commands: bool,
     pub max_connections: usize,
     /// Seconds between WiredTiger checkpoints.
@@ -38,6 +42,7 @@ impl Default for Config {
             cache_size_mb: 256,
             standalone: false,
             replica_set_name: "secantus".into(),
+            advertised_host: None,
             enable_test_commands: false,
             max_connections: 10_000,
             checkpoint_secs: 60,

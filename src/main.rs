@@ -28,6 +28,10 @@ struct Args {
     /// Replica-set name announced in hello.
     #[arg(long = "replSet", alias = "repl-set", default_value = "secantus")]
     repl_set: String,
+    /// Host name announced to replica-set clients (default: the bind address, or the host
+    /// name when bound to all interfaces).
+    #[arg(long = "advertised-host")]
+    advertised_host: Option<String>,
     /// error, warn, info, debug or trace (RUST_LOG also works).
     #[arg(long = "log-level", default_value = "info")]
     log_level: String,
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
         cache_size_mb: args.cache_size,
         standalone: args.standalone,
         replica_set_name: args.repl_set,
+        advertised_host: args.advertised_host,
         enable_test_commands: args.enable_test_commands,
         max_connections: args.max_conns,
         ..Config::default()

@@ -151,7 +151,16 @@ impl Server {
     pub fn start(config: Config) -> Result<Server, StartError> {
         let store = Store::open(&config).map_err(StartError::Store)?;
         let (std_listener, addr) = listener::bind(&config.host, config.port).map_err(StartError::Bind)?;
-        let host = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
+let host = match &config.advertised_host {
+            Some(h) => h.clone(),
+            None if addr.ip().is_unspecified() => std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "127.0.0.1".to_string()),
+            None if addr.is_ipv6() => format!("[{}]", addr.ip()),
+            None => addr.ip().to_string(),
+        };
         let (signal_tx, signal_rx) = crossbeam_channel::bounded(0);
         let shared = Arc::new(Shared {
             config,

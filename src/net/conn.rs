@@ -45,11 +45,21 @@ pub fn serve(stream: TcpStream, shared: &Arc<Shared>, id: i64) {
                 break;
             }
         };
-        let reply = match header.op_code {
+        // A bug must cost one connection, never the server: a panic while serving a request
+        // rolls back whatever the session had open and closes this connection only.
+        let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match header.op_code {
             wire::OP_MSG => handle_op_msg(shared, &mut session, &mut conn, &header, &body),
             wire::OP_QUERY => handle_op_query(shared, &mut session, &mut conn, &header, &body),
             other => {
                 log::debug!("conn{id}: unsupported opcode {other}; closing");
+                Reply::Close
+            }
+        }));
+        let reply = match served {
+            Ok(r) => r,
+            Err(_) => {
+                log::error!("conn{id}: internal error while serving a request; closing the connection");
+                let _ = session.wt.rollback_transaction("");
                 break;
             }
         };

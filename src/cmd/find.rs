@@ -127,7 +127,8 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         ns,
         CursorSource::Exec(Box::new(exec)),
         first,
-        batch_size.filter(|b| *b > 0),
+        // find's batchSize shapes the first batch only; each getMore brings its own.
+        None,
         single_batch,
     )
 }

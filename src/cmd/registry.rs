@@ -50,6 +50,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("endSessions", &[], admin::end_sessions, false, "end logical sessions"),
     cmd("find", &[], find::find, false, "query documents"),
     cmd("findAndModify", &["findandmodify"], find_and_modify::find_and_modify, false, "update or delete one document and return it"),
+    cmd("fsync", &[], catalog::fsync, false, "flush the journal and checkpoint"),
     cmd("getCmdLineOpts", &[], admin::get_cmd_line_opts, false, "the server's command-line options"),
     cmd("getLog", &[], admin::get_log, false, "recent log lines"),
     cmd("getMore", &[], cursor::get_more, false, "next batch of a cursor"),

@@ -259,6 +259,11 @@ impl StoreSession {
         r
     }
 
+    /// Takes a WiredTiger checkpoint now.
+    pub fn checkpoint(&self) -> StoreResult<()> {
+        Ok(self.wt.checkpoint("")?)
+    }
+
     /// Forces the journal to disk now (for `j: true` on a read-only or no-op write).
     pub fn flush_journal(&self) -> StoreResult<()> {
         Ok(self.wt.log_flush("sync=on")?)

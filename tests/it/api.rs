@@ -60,3 +60,28 @@ fn fsync_flushes_and_checkpoints() {
     assert_ok(&r);
     assert_command_error(env.admin_cmd(doc! { "fsync": 1, "lock": true }), 115, "CommandNotSupported");
 }
+
+#[test]
+fn unknown_statement_fields_fail_the_command() {
+    let env = start();
+    let db = env.db("stmt");
+    db.collection::<mongodb::bson::Document>("c").insert_one(doc! { "_id": 1 }).run().unwrap();
+    let msg = assert_command_error(
+        db.run_command(doc! {
+            "update": "c",
+            "updates": [{ "q": {}, "u": { "$set": { "x": 1 } }, "sort": { "_id": -1 } }],
+        })
+        .run(),
+        40415,
+        "Location40415",
+    );
+    assert_eq!(msg, "BSON field 'update.updates.sort' is an unknown field.");
+    assert_command_error(
+        db.run_command(doc! { "delete": "c", "deletes": [{ "q": {}, "limit": 0, "bogus": 1 }] }).run(),
+        40415,
+        "Location40415",
+    );
+    // Nothing was changed.
+    let d = db.collection::<mongodb::bson::Document>("c").find_one(doc! {}).run().unwrap().unwrap();
+    assert_eq!(d, doc! { "_id": 1 });
+}

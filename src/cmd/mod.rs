@@ -9,6 +9,7 @@ pub mod args;
 pub mod catalog;
 pub mod count;
 pub mod cursor;
+pub mod explain;
 pub mod find;
 pub mod find_and_modify;
 pub mod format;

@@ -1,7 +1,9 @@
 //! The one table of commands: name, aliases, handler, whether it runs before authentication,
 //! and one line of help. `listCommands` is generated from it.
 
-use super::{admin, catalog, count, cursor, find, find_and_modify, handshake, index, write, Ctx, Request};
+use super::{
+    admin, catalog, count, cursor, explain, find, find_and_modify, handshake, index, write, Ctx, Request,
+};
 use crate::error::Result;
 use bson::Document;
 use std::collections::HashMap;
@@ -48,6 +50,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("dropIndexes", &["deleteIndexes"], index::drop_indexes, false, "drop indexes"),
     cmd("dropSearchIndex", &[], catalog::search_index_unsupported, false, "Atlas Search only: refused"),
     cmd("endSessions", &[], admin::end_sessions, false, "end logical sessions"),
+    cmd("explain", &[], explain::explain, false, "the plan of a find, count, distinct, update, delete or findAndModify"),
     cmd("find", &[], find::find, false, "query documents"),
     cmd("findAndModify", &["findandmodify"], find_and_modify::find_and_modify, false, "update or delete one document and return it"),
     cmd("fsync", &[], catalog::fsync, false, "flush the journal and checkpoint"),

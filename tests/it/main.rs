@@ -12,5 +12,6 @@ mod cursors;
 mod handshake;
 mod indexes;
 mod persistence;
+mod planner;
 mod validation;
 mod wire;

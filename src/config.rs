@@ -31,6 +31,8 @@ pub struct Config {
     pub checkpoint_secs: u64,
     /// Milliseconds between journal flushes for writes that did not ask for `j: true`.
     pub journal_flush_ms: u64,
+    /// Oplog entries older than this are pruned (the change-stream issue adds a count limit).
+    pub oplog_retention_secs: u64,
 }
 
 impl Default for Config {
@@ -47,6 +49,7 @@ impl Default for Config {
             max_connections: 10_000,
             checkpoint_secs: 60,
             journal_flush_ms: 50,
+            oplog_retention_secs: 3600,
         }
     }
 }

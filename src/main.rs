@@ -38,6 +38,9 @@ struct Args {
     /// Enable test-only commands (configureFailPoint).
     #[arg(long = "enable-test-commands")]
     enable_test_commands: bool,
+    /// Keep oplog entries this long (seconds).
+    #[arg(long = "oplog-retention-seconds", default_value_t = 3600)]
+    oplog_retention_seconds: u64,
     /// Refuse connections past this many.
     #[arg(long = "maxConns", alias = "max-conns", default_value_t = 10_000)]
     max_conns: usize,
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
         standalone: args.standalone,
         replica_set_name: args.repl_set,
         advertised_host: args.advertised_host,
+        oplog_retention_secs: args.oplog_retention_seconds,
         enable_test_commands: args.enable_test_commands,
         max_connections: args.max_conns,
         ..Config::default()

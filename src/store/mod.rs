@@ -33,6 +33,9 @@ pub const CATALOG_TABLE: &str = "table:_catalog";
 /// The oplog: key = timestamp as i64 (seconds << 32 | increment), value = BSON entry.
 pub const OPLOG_TABLE: &str = "table:oplog";
 
+/// How often the flusher thread prunes the oplog.
+const OPLOG_PRUNE_PERIOD: Duration = Duration::from_secs(10);
+
 /// Config of record tables (documents by RecordId) and index tables.
 pub const RECORD_TABLE_CONFIG: &str = "key_format=q,value_format=u,block_compressor=zstd";
 pub const INDEX_TABLE_CONFIG: &str = "key_format=u,value_format=u,block_compressor=zstd";
@@ -97,7 +100,10 @@ impl Store {
             _temp: temp,
         });
         store.drop_orphan_tables()?;
-        store.start_flusher(Duration::from_millis(config.journal_flush_ms.max(1)))?;
+        store.start_flusher(
+            Duration::from_millis(config.journal_flush_ms.max(1)),
+            config.oplog_retention_secs,
+        )?;
         Ok(store)
     }
 
@@ -110,8 +116,9 @@ impl Store {
     }
 
     /// Group commit: writes that did not ask for `j: true` reach the disk within one period.
-    fn start_flusher(self: &Arc<Self>, period: Duration) -> StoreResult<()> {
+    fn start_flusher(self: &Arc<Self>, period: Duration, retention_secs: u64) -> StoreResult<()> {
         let session = self.conn.open_session()?;
+        let mut last_prune = std::time::Instant::now();
         let weak = Arc::downgrade(self);
         let (tx, rx) = bounded::<()>(1);
         let handle = std::thread::Builder::new()
@@ -124,6 +131,12 @@ impl Store {
                             log::warn!("journal flush failed: {e}");
                         }
                         store.retry_pending_drops(&session);
+                        if last_prune.elapsed() >= OPLOG_PRUNE_PERIOD {
+                            last_prune = std::time::Instant::now();
+                            if let Err(e) = crate::oplog::prune(&session, retention_secs) {
+                                log::warn!("oplog pruning failed: {e}");
+                            }
+                        }
                     }
                     _ => {
                         let _ = session.log_flush("sync=on");

@@ -246,12 +246,14 @@ impl Exec {
                         let seen = &mut self.seen;
                         let stats = &mut self.stats;
                         let after = pos.clone();
+                        // One record cursor for every fetch of this scan.
+                        let mut records = t.s.open_cursor(&coll.uri(), None)?;
                         scan::scan_index_range(t.s, index, range, after.as_deref(), *forward, |key, rid| {
                             *pos = Some(key.to_vec());
                             stats.keys_examined += 1;
                             if seen.insert(rid) {
                                 stats.docs_examined += 1;
-                                if let Some((doc, size)) = scan::fetch_sized(t.s, &coll, rid)? {
+                                if let Some((doc, size)) = scan::fetch_with(&mut records, rid)? {
                                     if filter.is_none_or(|f| f.matches(&doc)) {
                                         n += 1;
                                         bytes += size;

@@ -3,7 +3,7 @@
 
 use super::catalog::{Collection, IndexMeta};
 use super::index::rid_from_bytes;
-use super::wt::{Key, Session};
+use super::wt::{Cursor, Key, Session};
 use super::{StoreError, StoreResult};
 use bson::Document;
 use std::cmp::Ordering;
@@ -24,9 +24,8 @@ pub fn fetch(s: &Session, coll: &Collection, rid: i64) -> StoreResult<Option<Doc
     }
 }
 
-/// A record with its stored size (for batch accounting without re-encoding).
-pub fn fetch_sized(s: &Session, coll: &Collection, rid: i64) -> StoreResult<Option<(Document, usize)>> {
-    let mut cur = s.open_cursor(&coll.uri(), None)?;
+/// A record (with its stored size, for batch accounting) through an open record cursor.
+pub fn fetch_with(cur: &mut Cursor<'_>, rid: i64) -> StoreResult<Option<(Document, usize)>> {
     if cur.search(Key::Int(rid))? {
         let raw = cur.value()?;
         Ok(Some((parse_record(raw)?, raw.len())))

@@ -11,5 +11,6 @@ mod cursors;
 mod handshake;
 mod indexes;
 mod persistence;
+mod sessions;
 mod validation;
 mod wire;

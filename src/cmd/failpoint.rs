@@ -5,9 +5,10 @@
 //!   close the connection (`closeConnection`) or fail with `errorCode` (and `errorLabels`);
 //!   after a successful command, attach `writeConcernError`. `appName` restricts it to the
 //!   connections whose hello named that application.
-//! - `onPrimaryTransactionalWrite`: after a retryable write has applied, close the connection
-//!   (`closeConnection`, default true) or fail with `failBeforeCommitExceptionCode`, so a test
-//!   can check the retry gives back the original result without applying anything twice.
+//! - `onPrimaryTransactionalWrite`: for each statement a retryable write executes, close the
+//!   connection after the command (`closeConnection`, default true: the statement applies but
+//!   the reply is lost) and/or fail the statement unapplied (`failBeforeCommitExceptionCode`),
+//!   so a test can check a retry gives back the original result and applies nothing twice.
 //!
 //! Modes as mongod: `"alwaysOn"`, `"off"`, `{times: n}`, `{skip: n}`. A command's
 //! predicate is checked before the mode is consumed, so non-matching commands do not use up
@@ -313,30 +314,25 @@ pub fn after_command(
     }
 }
 
-/// What `onPrimaryTransactionalWrite` asks for after a retryable write applied.
-pub enum AfterWrite {
-    Reply,
-    Close,
-    Fail(MongoError),
+/// What `onPrimaryTransactionalWrite` does to one statement of a retryable write (mongod
+/// evaluates it for each write the statement makes): close the connection once the command
+/// is done (`closeConnection`, default true), and/or fail the statement without applying it
+/// (`failBeforeCommitExceptionCode`).
+pub struct StatementFault {
+    pub close: bool,
+    pub fail_code: Option<i32>,
 }
 
-pub fn after_retryable_write(shared: &crate::server::Shared) -> AfterWrite {
+pub fn on_retryable_statement(shared: &crate::server::Shared) -> Option<StatementFault> {
     if !shared.failpoints.any_active() {
-        return AfterWrite::Reply;
+        return None;
     }
-    let Some(data) = shared.failpoints.fire("onPrimaryTransactionalWrite", |_| true) else {
-        return AfterWrite::Reply;
-    };
-    if data.get_bool("closeConnection").unwrap_or(true) {
-        return AfterWrite::Close;
-    }
-    match number(data.get("failBeforeCommitExceptionCode")).and_then(|c| ErrorCode::from_code(c as i32)) {
-        Some(code) => AfterWrite::Fail(MongoError::new(
-            code,
-            "Failing write via 'onPrimaryTransactionalWrite' failpoint",
-        )),
-        None => AfterWrite::Reply,
-    }
+    let data = shared.failpoints.fire("onPrimaryTransactionalWrite", |_| true)?;
+    Some(StatementFault {
+        close: data.get_bool("closeConnection").unwrap_or(true),
+        fail_code: number(data.get("failBeforeCommitExceptionCode"))
+            .map(|c| c.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32),
+    })
 }
 
 #[cfg(test)]

@@ -60,6 +60,7 @@ pub fn find_and_modify(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         prev.insert("retriedStmtId", sid);
         return Ok(prev);
     }
+    session::before_statement(ctx)?;
     let reply = if remove {
         let matcher = Matcher::parse(&query)?;
         let ns = format!("{}.{}", req.db, coll_name);

@@ -173,19 +173,6 @@ pub fn dispatch(
     };
     ctx.conn.lsid = None;
     let takes_wc = WRITE_CONCERN_COMMANDS.contains(&spec.name);
-    let result = result.and_then(|reply| {
-        if !retryable {
-            return Ok(reply);
-        }
-        match failpoint::after_retryable_write(shared) {
-            failpoint::AfterWrite::Reply => Ok(reply),
-            failpoint::AfterWrite::Fail(e) => Err(e),
-            failpoint::AfterWrite::Close => {
-                ctx.conn.close_requested = true;
-                Ok(reply)
-            }
-        }
-    });
     match result {
         Ok(mut reply) => {
             if takes_wc {

@@ -130,6 +130,28 @@ pub fn record(ctx: &mut Ctx, stmt: i32, result: Document) {
     }
 }
 
+/// Called before each statement a retryable write executes (not for those answered from
+/// history): the `onPrimaryTransactionalWrite` fail point may fail the statement or ask for
+/// the connection to be closed once the command is done.
+pub fn before_statement(ctx: &mut Ctx) -> Result<()> {
+    if ctx.conn.retry.is_none() {
+        return Ok(());
+    }
+    let Some(fault) = super::failpoint::on_retryable_statement(ctx.shared) else {
+        return Ok(());
+    };
+    if fault.close {
+        ctx.conn.close_requested = true;
+    }
+    match fault.fail_code {
+        Some(code) => Err(MongoError::new(
+            ErrorCode::from_code(code).unwrap_or(ErrorCode::InternalError),
+            "Failing write via 'onPrimaryTransactionalWrite' failpoint",
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Adds `retriedStmtIds` to a write reply when statements were answered from history.
 pub fn append_retried(ctx: &Ctx, reply: &mut Document) {
     if let Some(r) = ctx.conn.retry.as_ref() {

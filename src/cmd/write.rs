@@ -180,8 +180,20 @@ pub fn insert(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             InsertItem::Ready(_) => {}
         }
         // A run of valid documents goes in as one transaction; on any error the run is
-        // redone one by one to find which document failed.
-        let limit = items.len().min(i + INSERT_GROUP);
+        // redone one by one to find which document failed. Under a fail point that acts on
+        // each statement of a retryable write, statements go one by one.
+        let per_statement = ctx.conn.retry.is_some() && ctx.shared.failpoints.any_active();
+        if per_statement {
+            if let Err(e) = session::before_statement(ctx) {
+                out.errors.push(e.to_write_error(i));
+                if ordered {
+                    return finish_insert(ctx, durable, out);
+                }
+                i += 1;
+                continue;
+            }
+        }
+        let limit = items.len().min(i + if per_statement { 1 } else { INSERT_GROUP });
         let end = (i..limit).find(|j| !matches!(items[*j], InsertItem::Ready(_))).unwrap_or(limit);
         let group: Vec<&Document> = items[i..end]
             .iter()
@@ -512,6 +524,7 @@ pub fn update(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         }
         let r = parse_update_stmt(u).and_then(|mut s| {
             s.bypass = bypass;
+            session::before_statement(ctx)?;
             run_update(ctx, &req.db, &coll, &s, None)
         });
         match r {
@@ -622,6 +635,7 @@ pub fn delete(ctx: &mut Ctx, req: &Request) -> Result<Document> {
                 ));
             }
             let matcher = Matcher::parse(&filter)?;
+            session::before_statement(ctx)?;
             let Some(coll) = ctx.shared.store.catalog.get(&ns) else {
                 return Ok(0);
             };

@@ -388,3 +388,31 @@ fn idle_sessions_expire_with_their_cursors() {
     let failed = std::iter::from_fn(|| cursor.next(&mut s)).any(|r| r.is_err());
     assert!(failed, "the expired session's cursor is gone");
 }
+
+/// `failBeforeCommitExceptionCode` fails one statement unapplied; the retry applies only it.
+#[test]
+fn a_statement_failed_before_commit_is_applied_by_the_retry_only() {
+    let env = common::start();
+    let db = common::unique_name("fbc");
+    let coll = env.client.database(&db).collection::<Document>("c");
+    coll.insert_many(vec![doc! { "_id": 0, "y": 0 }, doc! { "_id": 1, "y": 0 }]).run().expect("seed");
+    fail_point(
+        &env,
+        doc! { "configureFailPoint": "onPrimaryTransactionalWrite", "mode": { "skip": 1 },
+        "data": { "closeConnection": false, "failBeforeCommitExceptionCode": 1 } },
+    );
+    let cmd = doc! { "update": "c", "updates": [
+        { "q": { "_id": 0 }, "u": { "$inc": { "y": 1 } } },
+        { "q": { "_id": 1 }, "u": { "$inc": { "y": 1 } } }],
+    "ordered": true, "lsid": lsid(), "txnNumber": 2i64, "$db": &db };
+    let r = raw_cmd(&env, cmd.clone());
+    assert_eq!(num(&r, "nModified"), 1, "{r}");
+    let errs = r.get_array("writeErrors").expect("writeErrors");
+    let e = errs[0].as_document().expect("error");
+    assert_eq!((num(e, "index"), num(e, "code")), (1, 1));
+    off(&env, "onPrimaryTransactionalWrite");
+    let r = raw_cmd(&env, cmd);
+    assert_eq!(num(&r, "nModified"), 2, "{r}");
+    let ys: Vec<i32> = common::all(&coll).iter().map(|d| d.get_i32("y").expect("y")).collect();
+    assert_eq!(ys, vec![1, 1]);
+}

@@ -138,6 +138,7 @@ error_codes! {
     Location15974 = 15974,
     Location40414 = 40414,
     Location40415 = 40415,
+    Location4886600 = 4886600,
     Location15975 = 15975,
     Location17312 = 17312,
     Location15998 = 15998,

@@ -420,6 +420,13 @@ pub fn validate(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             format!("Collection '{ns}' does not exist to validate."),
         ));
     };
+    let background = args::opt_bool(req, "background")?.unwrap_or(false);
+    if background && args::opt_bool(req, "full")?.unwrap_or(false) {
+        return Err(MongoError::new(
+            ErrorCode::InvalidOptions,
+            "Running the validate command with { background: true } cannot be done with { full: true } as well.",
+        ));
+    }
     let (count, _) = ctx.store.count_and_size(&coll)?;
     let mut keys_per_index = Document::new();
     let mut index_details = Document::new();
@@ -460,4 +467,14 @@ pub fn search_index_unsupported(_: &mut Ctx, _: &Request) -> Result<Document> {
         ErrorCode::CommandNotSupported,
         "Search index commands are only supported with Atlas.",
     ))
+}
+
+/// fsync: flushes the journal and takes a checkpoint (locking is not supported).
+pub fn fsync(ctx: &mut Ctx, req: &Request) -> Result<Document> {
+    if args::opt_bool(req, "lock")?.unwrap_or(false) {
+        return Err(MongoError::new(ErrorCode::CommandNotSupported, "fsync with lock is not supported"));
+    }
+    ctx.store.flush_journal()?;
+    ctx.store.checkpoint()?;
+    Ok(doc! { "numFiles": 1 })
 }

@@ -103,13 +103,14 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         }
         return Ok(cursor::cursor_reply(&ns, 0, Vec::new(), true));
     };
-    let access = planner::plan(&coll, &filter, sort.as_ref(), hint.as_ref())?;
+    let plan = planner::plan_with_sort(&coll, &filter, sort.as_ref(), hint.as_ref())?;
     let exec = Exec::new(
         coll,
-        access,
+        plan.access,
         ExecOptions {
             filter: if filter.is_empty() { None } else { Some(matcher) },
-            sort: sort_spec,
+            // An index scan in sort order makes the blocking sort unnecessary.
+            sort: if plan.sort_provided { None } else { sort_spec },
             projection,
             skip,
             limit,
@@ -127,7 +128,8 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         ns,
         CursorSource::Exec(Box::new(exec)),
         first,
-        batch_size.filter(|b| *b > 0),
+        // find's batchSize shapes the first batch only; each getMore brings its own.
+        None,
         single_batch,
     )
 }

@@ -399,8 +399,13 @@ pub fn drop_indexes(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             ));
         }
     }
+    let all = matches!(req.body.get("index"), Some(Bson::String(s)) if s == "*");
     for n in &names {
-        ctx.store.drop_index(&coll, n)?;
+        match ctx.store.drop_index(&coll, n) {
+            // "*" drops what is there; an index dropped meanwhile is not an error.
+            Err(StoreError::IndexNotFound(_)) if all => {}
+            other => other?,
+        }
     }
     let mut reply = doc! { "nIndexesWas": was };
     if matches!(req.body.get("index"), Some(Bson::String(s)) if s == "*") {

@@ -9,6 +9,7 @@ pub mod args;
 pub mod catalog;
 pub mod count;
 pub mod cursor;
+pub mod explain;
 pub mod failpoint;
 pub mod find;
 pub mod find_and_modify;
@@ -132,6 +133,9 @@ pub fn dispatch(
         let err = MongoError::new(ErrorCode::CommandNotFound, format!("no such command: '{}'", req.name));
         return error_reply(shared, &err);
     };
+    if let Err(e) = check_api_version(&req, spec.name).and_then(|_| check_read_concern(&req)) {
+        return error_reply(shared, &e);
+    }
     // Until transactions land, refuse them rather than apply their writes outside one.
     if req.body.contains_key("autocommit") || req.body.contains_key("startTransaction") {
         let err = MongoError::new(
@@ -246,4 +250,104 @@ fn append_cluster_time(shared: &Shared, reply: &mut Document) {
         },
     );
     reply.insert("operationTime", ts);
+}
+
+/// Commands in the Stable API, version 1 (what `apiStrict: true` allows).
+const API_V1: &[&str] = &[
+    "abortTransaction",
+    "aggregate",
+    "authenticate",
+    "bulkWrite",
+    "collMod",
+    "commitTransaction",
+    "count",
+    "create",
+    "createIndexes",
+    "delete",
+    "drop",
+    "dropDatabase",
+    "dropIndexes",
+    "endSessions",
+    "explain",
+    "find",
+    "findAndModify",
+    "getMore",
+    "hello",
+    "insert",
+    "killCursors",
+    "listCollections",
+    "listDatabases",
+    "listIndexes",
+    "ping",
+    "refreshSessions",
+    "saslContinue",
+    "saslStart",
+    "update",
+];
+
+/// The Stable API parameters, checked as mongod checks them before running a command.
+fn check_api_version(req: &Request, name: &str) -> Result<()> {
+    let strict = matches!(req.body.get("apiStrict"), Some(Bson::Boolean(true)));
+    match req.body.get("apiVersion") {
+        None => {
+            if req.body.contains_key("apiStrict") || req.body.contains_key("apiDeprecationErrors") {
+                return Err(MongoError::new(
+                    ErrorCode::Location4886600,
+                    "Provided apiStrict and/or apiDeprecationErrors without passing apiVersion",
+                ));
+            }
+            return Ok(());
+        }
+        Some(Bson::String(v)) if v == "1" => {}
+        Some(Bson::String(v)) => {
+            return Err(MongoError::new(
+                ErrorCode::APIVersionError,
+                format!("API version must be \"1\", not \"{v}\""),
+            ))
+        }
+        Some(other) => {
+            return Err(MongoError::type_mismatch(format!(
+                "BSON field 'apiVersion' is the wrong type '{}', expected type 'string'",
+                format::type_name(other)
+            )))
+        }
+    }
+    if strict && !API_V1.contains(&name) {
+        return Err(MongoError::new(
+            ErrorCode::APIStrictError,
+            format!(
+                "Provided apiStrict:true, but the command {name} is not in API Version 1. Information on supported commands and migrations in API Version 1 can be found at https://dochub.mongodb.org/core/manual-versioned-api."
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `readConcern` must name a known level (a single node answers every level itself).
+fn check_read_concern(req: &Request) -> Result<()> {
+    let rc = match req.body.get("readConcern") {
+        None => return Ok(()),
+        Some(Bson::Document(d)) => d,
+        Some(other) => {
+            return Err(MongoError::type_mismatch(format!(
+                "BSON field 'readConcern' is the wrong type '{}', expected type 'object'",
+                format::type_name(other)
+            )))
+        }
+    };
+    match rc.get("level") {
+        None => Ok(()),
+        Some(Bson::String(l))
+            if matches!(l.as_str(), "local" | "majority" | "linearizable" | "available" | "snapshot") =>
+        {
+            Ok(())
+        }
+        Some(Bson::String(l)) => Err(MongoError::bad_value(format!(
+            "Enumeration value '{l}' for field 'readConcern.level' is not a valid value."
+        ))),
+        Some(other) => Err(MongoError::type_mismatch(format!(
+            "BSON field 'readConcern.level' is the wrong type '{}', expected type 'string'",
+            format::type_name(other)
+        ))),
+    }
 }

@@ -2,8 +2,8 @@
 //! and one line of help. `listCommands` is generated from it.
 
 use super::{
-    admin, catalog, count, cursor, failpoint, find, find_and_modify, handshake, index, session, write, Ctx,
-    Request,
+    admin, catalog, count, cursor, explain, failpoint, find, find_and_modify, handshake, index, session,
+    write, Ctx, Request,
 };
 use crate::error::Result;
 use bson::Document;
@@ -51,8 +51,10 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("dropIndexes", &["deleteIndexes"], index::drop_indexes, false, "drop indexes"),
     cmd("dropSearchIndex", &[], catalog::search_index_unsupported, false, "Atlas Search only: refused"),
     cmd("endSessions", &[], session::end_sessions, false, "end logical sessions"),
+    cmd("explain", &[], explain::explain, false, "the plan of a find, count, distinct, update, delete or findAndModify"),
     cmd("find", &[], find::find, false, "query documents"),
     cmd("findAndModify", &["findandmodify"], find_and_modify::find_and_modify, false, "update or delete one document and return it"),
+    cmd("fsync", &[], catalog::fsync, false, "flush the journal and checkpoint"),
     cmd("getCmdLineOpts", &[], admin::get_cmd_line_opts, false, "the server's command-line options"),
     cmd("getLog", &[], admin::get_log, false, "recent log lines"),
     cmd("getMore", &[], cursor::get_more, false, "next batch of a cursor"),

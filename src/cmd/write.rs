@@ -264,7 +264,23 @@ pub struct UpdateStmt {
     pub bypass: bool,
 }
 
+/// Fields an update statement may carry (7.0; `sort` arrived in 8.0).
+const UPDATE_STMT_FIELDS: &[&str] =
+    &["q", "u", "c", "upsert", "multi", "arrayFilters", "hint", "collation", "upsertSupplied", "sampleId"];
+const DELETE_STMT_FIELDS: &[&str] = &["q", "limit", "hint", "collation", "sampleId"];
+
+fn check_stmt_fields(cmd: &str, array: &str, stmt: &Document, known: &[&str]) -> Result<()> {
+    match stmt.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(MongoError::new(
+            ErrorCode::Location40415,
+            format!("BSON field '{cmd}.{array}.{k}' is an unknown field."),
+        )),
+        None => Ok(()),
+    }
+}
+
 pub fn parse_update_stmt(u: &Document) -> Result<UpdateStmt> {
+    check_stmt_fields("update", "updates", u, UPDATE_STMT_FIELDS)?;
     let filter = match u.get("q") {
         Some(Bson::Document(q)) => q.clone(),
         Some(_) => {
@@ -506,6 +522,10 @@ pub fn update(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let coll = args::collection(req)?;
     let stmts = req.documents("updates")?;
     check_batch_len(stmts.len())?;
+    // Unknown statement fields fail the whole command, as mongod's parser does.
+    for u in &stmts {
+        check_stmt_fields("update", "updates", u, UPDATE_STMT_FIELDS)?;
+    }
     let ordered = args::opt_bool(req, "ordered")?.unwrap_or(true);
     let durable = args::journal_required(ctx, req)?;
     let bypass = args::opt_bool(req, "bypassDocumentValidation")?.unwrap_or(false);
@@ -586,6 +606,9 @@ pub fn delete(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let coll_name = args::collection(req)?;
     let stmts = req.documents("deletes")?;
     check_batch_len(stmts.len())?;
+    for d in &stmts {
+        check_stmt_fields("delete", "deletes", d, DELETE_STMT_FIELDS)?;
+    }
     let ordered = args::opt_bool(req, "ordered")?.unwrap_or(true);
     let durable = args::journal_required(ctx, req)?;
     let ns = format!("{}.{}", req.db, coll_name);
@@ -598,6 +621,7 @@ pub fn delete(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             continue;
         }
         let r = (|| -> Result<usize> {
+            check_stmt_fields("delete", "deletes", d, DELETE_STMT_FIELDS)?;
             let filter = match d.get("q") {
                 Some(Bson::Document(q)) => q.clone(),
                 Some(_) => {

@@ -8,6 +8,7 @@ use super::projection::Projection;
 use super::sort::SortSpec;
 use crate::error::{ErrorCode, MongoError, Result};
 use crate::store::catalog::{Collection, IndexMeta};
+use crate::store::scan::KeyRange;
 use crate::store::{scan, StoreResult, StoreSession};
 use bson::{Bson, Document};
 use std::collections::{HashSet, VecDeque};
@@ -28,11 +29,13 @@ pub enum Access {
     },
     /// One `_id` value looked up through the `_id` index.
     IdLookup(Bson),
-    /// Every entry whose key starts with one of `prefixes` (equality on a key prefix).
-    IndexPrefixes {
+    /// Index entries in `ranges` (sorted, disjoint), in key order or reverse.
+    IndexScan {
         index: Arc<IndexMeta>,
-        prefixes: Vec<Vec<u8>>,
+        ranges: Vec<KeyRange>,
         forward: bool,
+        /// explain's `indexBounds`: per key field, its intervals in index order.
+        bounds: Document,
     },
 }
 
@@ -41,7 +44,7 @@ impl Access {
         match self {
             Access::CollScan { .. } => "COLLSCAN".into(),
             Access::IdLookup(_) => "IDHACK".into(),
-            Access::IndexPrefixes { index, .. } => format!("IXSCAN {}", index.name),
+            Access::IndexScan { index, .. } => format!("IXSCAN {}", index.name),
         }
     }
 }
@@ -55,8 +58,17 @@ pub struct ExecOptions {
     pub allow_disk_use: bool,
 }
 
+/// What the executor has done so far (explain's executionStats).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ExecStats {
+    pub keys_examined: u64,
+    pub docs_examined: u64,
+    pub returned: u64,
+}
+
 pub struct Exec {
     pub coll: Arc<Collection>,
+    pub stats: ExecStats,
     access: Access,
     opts: ExecOptions,
     pos_rid: Option<i64>,
@@ -73,6 +85,7 @@ impl Exec {
     pub fn new(coll: Arc<Collection>, access: Access, opts: ExecOptions) -> Exec {
         Exec {
             coll,
+            stats: ExecStats::default(),
             access,
             opts,
             pos_rid: None,
@@ -120,6 +133,7 @@ impl Exec {
             if let Some(l) = self.opts.limit.as_mut() {
                 *l -= 1;
             }
+            self.stats.returned += 1;
             return Ok(Some(item));
         }
     }
@@ -193,8 +207,10 @@ impl Exec {
                 Access::CollScan { forward } => {
                     let mut stopped = false;
                     let pos = &mut self.pos_rid;
+                    let stats = &mut self.stats;
                     scan::scan_records(t.s, &coll, *pos, *forward, |rid, raw| {
                         *pos = Some(rid);
+                        stats.docs_examined += 1;
                         let doc = scan::parse_record(raw)?;
                         if filter.is_none_or(|f| f.matches(&doc)) {
                             n += 1;
@@ -210,7 +226,9 @@ impl Exec {
                     }
                 }
                 Access::IdLookup(id) => {
+                    self.stats.keys_examined += 1;
                     if let Some((rid, doc)) = t.find_by_id(&coll, id)? {
+                        self.stats.docs_examined += 1;
                         if filter.is_none_or(|f| f.matches(&doc)) {
                             let size = bson_size(&doc);
                             pending.push_back((rid, doc, size));
@@ -218,19 +236,23 @@ impl Exec {
                     }
                     self.source_done = true;
                 }
-                Access::IndexPrefixes { index, prefixes, forward } => {
-                    while self.prefix_at < prefixes.len() {
-                        let prefix = &prefixes[self.prefix_at];
+                Access::IndexScan { index, ranges, forward, .. } => {
+                    while self.prefix_at < ranges.len() {
+                        // A reverse scan visits the ranges last to first.
+                        let at = if *forward { self.prefix_at } else { ranges.len() - 1 - self.prefix_at };
+                        let range = &ranges[at];
                         let mut stopped = false;
                         let pos = &mut self.pos_key;
                         let seen = &mut self.seen;
+                        let stats = &mut self.stats;
                         let after = pos.clone();
-                        scan::scan_index(t.s, index, prefix, after.as_deref(), *forward, |key, rid| {
+                        scan::scan_index_range(t.s, index, range, after.as_deref(), *forward, |key, rid| {
                             *pos = Some(key.to_vec());
+                            stats.keys_examined += 1;
                             if seen.insert(rid) {
-                                if let Some(doc) = scan::fetch(t.s, &coll, rid)? {
+                                stats.docs_examined += 1;
+                                if let Some((doc, size)) = scan::fetch_sized(t.s, &coll, rid)? {
                                     if filter.is_none_or(|f| f.matches(&doc)) {
-                                        let size = bson_size(&doc);
                                         n += 1;
                                         bytes += size;
                                         pending.push_back((rid, doc, size));

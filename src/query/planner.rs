@@ -1,36 +1,30 @@
-//! Choosing how to find documents. For now: `_id` point lookups, and equality (or `$in`) on a
-//! prefix of an index's fields; everything else scans the collection. The query issue replaces
-//! this with trial-run plan selection, ranges and sort-providing index scans.
+//! Choosing how to find documents: `_id` point lookups; index scans over equality / `$in`
+//! prefixes followed by one range (`$gt`/`$gte`/`$lt`/`$lte`, within the value's type bracket);
+//! index scans that deliver the requested sort order; otherwise a collection scan. Every plan
+//! is followed by the full matcher, so bounds only need to be a superset of the matches.
+//! (The query issue adds trial-run plan selection, `$or` unions and covered plans.)
 
 use super::exec::Access;
 use crate::error::{ErrorCode, MongoError, Result};
-use crate::store::catalog::{Collection, IndexMeta};
+use crate::store::catalog::{direction_is_descending, Collection, IndexMeta};
 use crate::store::keystring;
+use crate::store::scan::{after_prefix, KeyRange};
 use bson::{Bson, Document};
 use std::sync::Arc;
 
-/// Most index prefixes one query may expand to (`$in` lists multiply).
-const MAX_PREFIXES: usize = 4096;
+/// Most index ranges one query may expand to (`$in` lists multiply).
+const MAX_RANGES: usize = 4096;
 
-/// The values a top-level filter field is equal to, when the filter pins it to a few points.
-fn equality_points(filter: &Document, field: &str) -> Option<Vec<Bson>> {
-    let v = filter.get(field)?;
-    match v {
-        Bson::Document(d) if d.keys().next().is_some_and(|k| k.starts_with('$')) => {
-            if d.len() != 1 {
-                return None;
-            }
-            match d.iter().next()? {
-                (op, v) if op == "$eq" && is_point(v) => Some(vec![v.clone()]),
-                (op, Bson::Array(vs)) if op == "$in" && vs.iter().all(is_point) && !vs.is_empty() => {
-                    Some(vs.clone())
-                }
-                _ => None,
-            }
-        }
-        v if is_point(v) => Some(vec![v.clone()]),
-        _ => None,
-    }
+/// One side of a range: the value and whether it is included.
+type Bound<'a> = Option<&'a (Bson, bool)>;
+
+/// What the filter says about one top-level field.
+#[derive(Debug, Default)]
+struct FieldPred {
+    /// Equal to one of these values.
+    points: Option<Vec<Bson>>,
+    lower: Option<(Bson, bool)>,
+    upper: Option<(Bson, bool)>,
 }
 
 /// A value whose matches are exactly the index entries equal to it. Arrays (which also match
@@ -42,6 +36,263 @@ fn is_point(v: &Bson) -> bool {
         Bson::Document(d) => !d.keys().next().is_some_and(|k| k.starts_with('$')),
         _ => true,
     }
+}
+
+/// A value a range bound can use: a comparison with it only matches its own type bracket.
+fn is_range_value(v: &Bson) -> bool {
+    !matches!(
+        v,
+        Bson::Array(_)
+            | Bson::Document(_)
+            | Bson::RegularExpression(_)
+            | Bson::Null
+            | Bson::Undefined
+            | Bson::MinKey
+            | Bson::MaxKey
+    )
+}
+
+fn field_pred(filter: &Document, field: &str) -> Option<FieldPred> {
+    let v = filter.get(field)?;
+    let mut p = FieldPred::default();
+    match v {
+        Bson::Document(d) if d.keys().next().is_some_and(|k| k.starts_with('$')) => {
+            for (op, arg) in d {
+                match op.as_str() {
+                    "$eq" if is_point(arg) => p.points = Some(vec![arg.clone()]),
+                    "$in" => {
+                        if let Bson::Array(vs) = arg {
+                            if !vs.is_empty() && vs.iter().all(is_point) {
+                                p.points = Some(vs.clone());
+                            }
+                        }
+                    }
+                    "$gt" | "$gte" if is_range_value(arg) => p.lower = Some((arg.clone(), op == "$gte")),
+                    "$lt" | "$lte" if is_range_value(arg) => p.upper = Some((arg.clone(), op == "$lte")),
+                    _ => {}
+                }
+            }
+        }
+        v if is_point(v) => p.points = Some(vec![v.clone()]),
+        _ => return None,
+    }
+    if p.points.is_none() && p.lower.is_none() && p.upper.is_none() {
+        return None;
+    }
+    Some(p)
+}
+
+fn encoded(v: &Bson, desc: bool) -> Vec<u8> {
+    let mut k = Vec::new();
+    keystring::append_value(&mut k, v, desc);
+    k
+}
+
+/// Key range for `prefix` followed by the range of one field. Bounds stay inside the type
+/// bracket of the bound's value (all keys starting with its type byte).
+fn range_after(
+    prefix: &[u8],
+    lower: Option<&(Bson, bool)>,
+    upper: Option<&(Bson, bool)>,
+    desc: bool,
+) -> KeyRange {
+    let sample = lower.or(upper).map(|(v, _)| v.clone()).unwrap_or(Bson::Null);
+    let type_byte = encoded(&sample, desc).first().copied().unwrap_or(0);
+    let mut bracket = prefix.to_vec();
+    bracket.push(type_byte);
+    let bracket_end = after_prefix(&bracket);
+    let with = |v: &Bson| {
+        let mut k = prefix.to_vec();
+        k.extend(encoded(v, desc));
+        k
+    };
+    // In ascending encoding a lower value bound is a lower key bound; descending flips them.
+    let (key_lo_from, key_hi_from) = if desc { (upper, lower) } else { (lower, upper) };
+    let lo = match key_lo_from {
+        // Inclusive: start at the value's own keys; exclusive: after every key with it.
+        Some((v, true)) => with(v),
+        Some((v, false)) => after_prefix(&with(v)).unwrap_or_else(|| bracket.clone()),
+        None => bracket.clone(),
+    };
+    let hi = match key_hi_from {
+        Some((v, true)) => after_prefix(&with(v)),
+        Some((v, false)) => Some(with(v)),
+        None => bracket_end,
+    };
+    KeyRange { lo, hi }
+}
+
+fn shell_value(v: &Bson) -> String {
+    let mut s = String::new();
+    crate::cmd::format::write_value(&mut s, v);
+    s
+}
+
+/// The ends of a value's type bracket as explain prints them.
+fn bracket_ends(v: &Bson) -> (&'static str, &'static str) {
+    match v {
+        Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) => ("-inf.0", "inf.0"),
+        Bson::String(_) | Bson::Symbol(_) => ("\"\"", "{}"),
+        Bson::ObjectId(_) => ("ObjectId('000000000000000000000000')", "ObjectId('ffffffffffffffffffffffff')"),
+        Bson::Boolean(_) => ("false", "true"),
+        Bson::DateTime(_) => ("new Date(-9223372036854775808)", "new Date(9223372036854775807)"),
+        _ => ("MinKey", "MaxKey"),
+    }
+}
+
+/// explain's interval strings for one field, in index order.
+fn describe_field(
+    pred: Option<&FieldPred>,
+    lower: Option<&(Bson, bool)>,
+    upper: Option<&(Bson, bool)>,
+    desc: bool,
+) -> Vec<Bson> {
+    let mut out: Vec<String> = Vec::new();
+    match pred.and_then(|p| p.points.as_ref()) {
+        Some(points) => {
+            let mut pts = points.clone();
+            pts.sort_by(crate::query::compare::compare_bson);
+            if desc {
+                pts.reverse();
+            }
+            pts.dedup_by(|a, b| crate::query::compare::bson_equal(a, b));
+            out.extend(pts.iter().map(|v| format!("[{0}, {0}]", shell_value(v))));
+        }
+        None if lower.is_some() || upper.is_some() => {
+            let sample = lower.or(upper).map(|(v, _)| v).cloned().unwrap_or(Bson::Null);
+            let (min, max) = bracket_ends(&sample);
+            let (lo, lo_inc) =
+                lower.map(|(v, inc)| (shell_value(v), *inc)).unwrap_or((min.to_string(), true));
+            let (hi, hi_inc) =
+                upper.map(|(v, inc)| (shell_value(v), *inc)).unwrap_or((max.to_string(), true));
+            let hi_inc = hi_inc && !(upper.is_none() && max == "{}");
+            if desc {
+                out.push(format!(
+                    "{}{hi}, {lo}{}",
+                    if hi_inc { '[' } else { '(' },
+                    if lo_inc { ']' } else { ')' }
+                ));
+            } else {
+                out.push(format!(
+                    "{}{lo}, {hi}{}",
+                    if lo_inc { '[' } else { '(' },
+                    if hi_inc { ']' } else { ')' }
+                ));
+            }
+        }
+        None => out.push(if desc { "[MaxKey, MinKey]".into() } else { "[MinKey, MaxKey]".into() }),
+    }
+    out.into_iter().map(Bson::String).collect()
+}
+
+fn describe_bounds(
+    idx: &IndexMeta,
+    filter: &Document,
+    eq_fields: usize,
+    range: Option<(Bound<'_>, Bound<'_>)>,
+) -> Document {
+    let mut d = Document::new();
+    for (i, (field, desc)) in idx.fields.iter().enumerate() {
+        let pred = field_pred(filter, field);
+        let intervals = if i < eq_fields {
+            describe_field(pred.as_ref(), None, None, *desc)
+        } else if i == eq_fields {
+            match range {
+                Some((lo, hi)) => describe_field(None, lo, hi, *desc),
+                None => describe_field(None, None, None, *desc),
+            }
+        } else {
+            describe_field(None, None, None, *desc)
+        };
+        d.insert(field.clone(), intervals);
+    }
+    d
+}
+
+/// Ranges for `idx` from the filter: (ranges, equality fields pinned, whether a range field
+/// follows them, explain's indexBounds).
+fn ranges_and_bounds(idx: &IndexMeta, filter: &Document) -> (Vec<KeyRange>, usize, bool, Document) {
+    let mut prefixes: Vec<Vec<u8>> = vec![Vec::new()];
+    let mut eq_fields = 0;
+    for (field, desc) in &idx.fields {
+        let Some(pred) = field_pred(filter, field) else { break };
+        if let Some(points) = &pred.points {
+            if prefixes.len() * points.len() > MAX_RANGES {
+                break;
+            }
+            let mut next = Vec::with_capacity(prefixes.len() * points.len());
+            for p in &prefixes {
+                for v in points {
+                    let mut k = p.clone();
+                    keystring::append_value(&mut k, v, *desc);
+                    next.push(k);
+                }
+            }
+            prefixes = next;
+            eq_fields += 1;
+            continue;
+        }
+        // A multikey index may not intersect two bounds: different elements of one array
+        // may satisfy each. Keep the lower bound only.
+        let (lower, upper) = if idx.is_multikey() && pred.lower.is_some() {
+            (pred.lower.as_ref(), None)
+        } else {
+            (pred.lower.as_ref(), pred.upper.as_ref())
+        };
+        let lower_ty = lower.map(|(v, _)| encoded(v, false).first().copied());
+        let upper_ty = upper.map(|(v, _)| encoded(v, false).first().copied());
+        if lower.is_some() && upper.is_some() && lower_ty != upper_ty {
+            // Bounds of different types match nothing together; let the matcher say so.
+            break;
+        }
+        prefixes.sort();
+        prefixes.dedup();
+        let ranges = prefixes.iter().map(|p| range_after(p, lower, upper, *desc)).collect();
+        let bounds = describe_bounds(idx, filter, eq_fields, Some((lower, upper)));
+        return (ranges, eq_fields, true, bounds);
+    }
+    prefixes.sort();
+    prefixes.dedup();
+    let bounds = describe_bounds(idx, filter, eq_fields, None);
+    if eq_fields == 0 {
+        return (vec![KeyRange::all()], 0, false, bounds);
+    }
+    (prefixes.iter().map(|p| KeyRange::prefix(p)).collect(), eq_fields, false, bounds)
+}
+
+/// Whether scanning `idx` (forward or reverse) after `eq_fields` single-point equality fields
+/// yields documents in `sort` order. Returns the scan direction.
+fn provides_sort(idx: &IndexMeta, sort: &Document, eq_fields: usize, single_prefix: bool) -> Option<bool> {
+    if sort.is_empty() || idx.is_multikey() || (eq_fields > 0 && !single_prefix) {
+        return None;
+    }
+    let rest = idx.fields.get(eq_fields..)?;
+    if sort.len() > rest.len() {
+        return None;
+    }
+    let mut forward: Option<bool> = None;
+    for ((field, desc), (sfield, sdir)) in rest.iter().zip(sort.iter()) {
+        if field != sfield {
+            return None;
+        }
+        let sort_desc = match sdir {
+            Bson::Int32(n) => *n < 0,
+            Bson::Int64(n) => *n < 0,
+            Bson::Double(n) => *n < 0.0,
+            _ => return None,
+        };
+        let same = sort_desc == *desc;
+        match forward {
+            None => forward = Some(same),
+            Some(f) if f != same => return None,
+            _ => {}
+        }
+    }
+    forward
+}
+
+fn usable(idx: &IndexMeta) -> bool {
+    idx.partial.is_none() && !idx.spec.get_bool("hidden").unwrap_or(false)
 }
 
 fn index_by_hint<'a>(coll: &'a Collection, hint: &Bson) -> Result<Option<&'a Arc<IndexMeta>>> {
@@ -60,35 +311,10 @@ fn index_by_hint<'a>(coll: &'a Collection, hint: &Bson) -> Result<Option<&'a Arc
     }
 }
 
-/// Encoded key prefixes for equality on the leading fields of `idx`, and how many fields.
-fn prefixes_for(idx: &IndexMeta, filter: &Document) -> (Vec<Vec<u8>>, usize) {
-    let mut prefixes: Vec<Vec<u8>> = vec![Vec::new()];
-    let mut covered = 0;
-    for (field, desc) in &idx.fields {
-        let Some(points) = equality_points(filter, field) else {
-            break;
-        };
-        if prefixes.len() * points.len() > MAX_PREFIXES {
-            break;
-        }
-        let mut next = Vec::with_capacity(prefixes.len() * points.len());
-        for p in &prefixes {
-            for v in &points {
-                let mut k = p.clone();
-                keystring::append_value(&mut k, v, *desc);
-                next.push(k);
-            }
-        }
-        prefixes = next;
-        covered += 1;
-    }
-    prefixes.sort();
-    prefixes.dedup();
-    (prefixes, covered)
-}
-
-fn usable(idx: &IndexMeta) -> bool {
-    idx.partial.is_none() && !idx.spec.get_bool("hidden").unwrap_or(false)
+/// The chosen access path and whether it already delivers the requested sort order.
+pub struct Plan {
+    pub access: Access,
+    pub sort_provided: bool,
 }
 
 pub fn plan(
@@ -97,47 +323,110 @@ pub fn plan(
     sort: Option<&Document>,
     hint: Option<&Bson>,
 ) -> Result<Access> {
-    let natural_dir = |d: &Document| -> Option<bool> {
-        d.get("$natural").map(|v| !crate::store::catalog::direction_is_descending(v))
-    };
+    Ok(plan_with_sort(coll, filter, sort, hint)?.access)
+}
+
+pub fn plan_with_sort(
+    coll: &Collection,
+    filter: &Document,
+    sort: Option<&Document>,
+    hint: Option<&Bson>,
+) -> Result<Plan> {
+    let natural_dir =
+        |d: &Document| -> Option<bool> { d.get("$natural").map(|v| !direction_is_descending(v)) };
+    let sort = sort.filter(|s| !s.is_empty());
     if let Some(h) = hint {
         if let Bson::Document(d) = h {
             if let Some(forward) = natural_dir(d) {
-                return Ok(Access::CollScan { forward });
+                return Ok(Plan { access: Access::CollScan { forward }, sort_provided: false });
             }
         }
         if let Some(idx) = index_by_hint(coll, h)? {
-            let (prefixes, covered) = prefixes_for(idx, filter);
-            let prefixes = if covered == 0 { vec![Vec::new()] } else { prefixes };
-            return Ok(Access::IndexPrefixes { index: idx.clone(), prefixes, forward: true });
+            let (ranges, eq, _, bounds) = ranges_and_bounds(idx, filter);
+            let dir = sort.and_then(|s| provides_sort(idx, s, eq, ranges.len() == 1));
+            return Ok(Plan {
+                access: Access::IndexScan {
+                    index: idx.clone(),
+                    ranges,
+                    forward: dir.unwrap_or(true),
+                    bounds,
+                },
+                sort_provided: dir.is_some(),
+            });
         }
     }
     if let Some(forward) = sort.and_then(natural_dir) {
-        return Ok(Access::CollScan { forward });
+        return Ok(Plan { access: Access::CollScan { forward }, sort_provided: true });
     }
-    if let Some(points) = equality_points(filter, "_id") {
-        if points.len() == 1 {
-            return Ok(Access::IdLookup(points[0].clone()));
+    if let Some(p) = field_pred(filter, "_id") {
+        if let Some(points) = &p.points {
+            if points.len() == 1 {
+                return Ok(Plan { access: Access::IdLookup(points[0].clone()), sort_provided: true });
+            }
         }
     }
-    // (index, key prefixes, fields covered)
-    type Candidate<'a> = (&'a Arc<IndexMeta>, Vec<Vec<u8>>, usize);
+    // Score: equality fields count double, a trailing range once; ties go to unique indexes,
+    // then to one that delivers the sort.
+    type Candidate<'a> = (&'a Arc<IndexMeta>, Vec<KeyRange>, (usize, bool, bool), Option<bool>, Document);
     let mut best: Option<Candidate> = None;
     for idx in coll.indexes.iter().filter(|i| usable(i)) {
-        let (prefixes, covered) = prefixes_for(idx, filter);
-        if covered == 0 {
-            continue;
+        let (ranges, eq, range, bounds) = ranges_and_bounds(idx, filter);
+        let score = eq * 2 + range as usize;
+        let dir = sort.and_then(|s| provides_sort(idx, s, eq, ranges.len() == 1));
+        if score == 0 {
+            // No predicate: only worth it when the index delivers the sort and holds every
+            // document.
+            if dir.is_none() || idx.sparse {
+                continue;
+            }
         }
-        let better = match &best {
-            None => true,
-            Some((b, _, bc)) => covered > *bc || (covered == *bc && idx.unique && !b.unique),
-        };
-        if better {
-            best = Some((idx, prefixes, covered));
+        let key = (score, idx.unique, dir.is_some());
+        if best.as_ref().is_none_or(|(_, _, bk, _, _)| key > *bk) {
+            best = Some((idx, ranges, key, dir, bounds));
         }
     }
     Ok(match best {
-        Some((idx, prefixes, _)) => Access::IndexPrefixes { index: idx.clone(), prefixes, forward: true },
-        None => Access::CollScan { forward: true },
+        Some((idx, ranges, _, dir, bounds)) => Plan {
+            access: Access::IndexScan { index: idx.clone(), ranges, forward: dir.unwrap_or(true), bounds },
+            sort_provided: dir.is_some(),
+        },
+        None => Plan { access: Access::CollScan { forward: true }, sort_provided: sort.is_none() },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::doc;
+
+    #[test]
+    fn range_bounds_stay_in_the_type_bracket() {
+        let r = range_after(&[], Some(&(Bson::Int32(3), false)), Some(&(Bson::Int32(7), true)), false);
+        let key = |v: Bson| encoded(&v, false);
+        let inside = |k: &[u8]| k >= r.lo.as_slice() && r.hi.as_ref().is_none_or(|h| k < h.as_slice());
+        assert!(!inside(&key(Bson::Int32(3))));
+        assert!(inside(&key(Bson::Double(3.5))));
+        assert!(inside(&key(Bson::Int64(7))));
+        assert!(!inside(&key(Bson::Int32(8))));
+        assert!(!inside(&key(Bson::String("5".into()))));
+        // Descending fields flip the byte order but keep the same matches.
+        let r = range_after(&[], Some(&(Bson::Int32(3), true)), None, true);
+        let key = |v: Bson| encoded(&v, true);
+        let inside = |k: &[u8]| k >= r.lo.as_slice() && r.hi.as_ref().is_none_or(|h| k < h.as_slice());
+        assert!(inside(&key(Bson::Int32(3))));
+        assert!(inside(&key(Bson::Int32(300))));
+        assert!(!inside(&key(Bson::Int32(2))));
+        assert!(!inside(&key(Bson::String("z".into()))));
+    }
+
+    #[test]
+    fn predicates() {
+        let f = doc! { "a": { "$gt": 1, "$lte": 5 }, "b": 3, "c": { "$in": [1, 2] }, "d": [1] };
+        let a = field_pred(&f, "a").unwrap();
+        assert!(a.points.is_none() && a.lower.is_some() && a.upper.is_some());
+        assert_eq!(field_pred(&f, "b").unwrap().points.unwrap().len(), 1);
+        assert_eq!(field_pred(&f, "c").unwrap().points.unwrap().len(), 2);
+        assert!(field_pred(&f, "d").is_none());
+        assert!(field_pred(&doc! { "x": { "$ne": 1 } }, "x").is_none());
+    }
 }

@@ -39,9 +39,16 @@ pub struct IndexMeta {
     pub ident: String,
     /// The full spec as listIndexes shows it (`v`, `key`, `name`, options).
     pub spec: Document,
+    /// Some document produced more than one key (an array in an indexed field). Once set it
+    /// stays set (persisted in the catalog): range bounds may then not be intersected.
+    pub multikey: AtomicBool,
 }
 
 impl IndexMeta {
+    pub fn is_multikey(&self) -> bool {
+        self.multikey.load(Ordering::Relaxed)
+    }
+
     pub fn uri(&self) -> String {
         format!("table:{}", self.ident)
     }
@@ -67,6 +74,7 @@ impl IndexMeta {
             partial,
             ident,
             spec,
+            multikey: AtomicBool::new(false),
         })
     }
 }
@@ -127,7 +135,13 @@ impl Collection {
         let indexes: Vec<Bson> = self
             .indexes
             .iter()
-            .map(|i| Bson::Document(doc! {"spec": i.spec.clone(), "ident": i.ident.clone()}))
+            .map(|i| {
+                Bson::Document(doc! {
+                    "spec": i.spec.clone(),
+                    "ident": i.ident.clone(),
+                    "multikey": i.is_multikey(),
+                })
+            })
             .collect();
         doc! {
             "ns": self.ns.clone(),
@@ -178,7 +192,9 @@ impl Collection {
             let i = i.as_document().ok_or_else(|| bad_catalog("index"))?;
             let spec = i.get_document("spec").map_err(|_| bad_catalog("index spec"))?.clone();
             let ident = i.get_str("ident").map_err(|_| bad_catalog("index ident"))?.to_string();
-            indexes.push(Arc::new(IndexMeta::from_spec(spec, ident)?));
+            let meta = IndexMeta::from_spec(spec, ident)?;
+            meta.multikey.store(i.get_bool("multikey").unwrap_or(false), Ordering::Relaxed);
+            indexes.push(Arc::new(meta));
         }
         Ok(Collection {
             db: s("db")?,

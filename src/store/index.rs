@@ -98,6 +98,9 @@ pub fn keys_for(idx: &IndexMeta, doc: &Document) -> StoreResult<Vec<IndexKey>> {
         .filter(|(_, f)| f.expanded_array)
         .map(|((p, _), _)| p.as_str())
         .collect();
+    if !arrays.is_empty() && !idx.is_multikey() {
+        idx.multikey.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     if arrays.len() > 1 {
         return Err(StoreError::ParallelArrays(format!(
             "cannot index parallel arrays [{}] [{}]",

@@ -14,8 +14,9 @@ pub mod wt;
 use crate::config::{Config, Storage};
 use crate::oplog::OplogClock;
 use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -45,6 +46,7 @@ pub struct Store {
     pub clock: OplogClock,
     /// Identifiers of tables that could not be dropped yet (a cursor still had them open).
     pending_drops: Mutex<Vec<String>>,
+    pub group_commit: GroupCommit,
     background: Mutex<Option<(Sender<()>, JoinHandle<()>)>>,
     // Declared last so the directory outlives the connection.
     _temp: Option<tempfile::TempDir>,
@@ -90,6 +92,7 @@ impl Store {
             catalog,
             clock,
             pending_drops: Mutex::new(Vec::new()),
+            group_commit: GroupCommit::default(),
             background: Mutex::new(None),
             _temp: temp,
         });
@@ -116,12 +119,11 @@ impl Store {
             .spawn(move || loop {
                 match rx.recv_timeout(period) {
                     Err(RecvTimeoutError::Timeout) => {
-                        if let Err(e) = session.log_flush("sync=on") {
+                        let Some(store) = weak.upgrade() else { return };
+                        if let Err(e) = store.group_commit.make_durable(&session) {
                             log::warn!("journal flush failed: {e}");
                         }
-                        if let Some(store) = weak.upgrade() {
-                            store.retry_pending_drops(&session);
-                        }
+                        store.retry_pending_drops(&session);
                     }
                     _ => {
                         let _ = session.log_flush("sync=on");
@@ -229,7 +231,10 @@ impl StoreSession {
                 Ok(v) => {
                     let commit = if durable { "sync=on" } else { "" };
                     match self.wt.commit_transaction(commit) {
-                        Ok(()) => return Ok(v),
+                        Ok(()) => {
+                            self.store.group_commit.committed();
+                            return Ok(v);
+                        }
                         Err(e) => Err(StoreError::from(e)),
                     }
                 }
@@ -259,8 +264,66 @@ impl StoreSession {
         r
     }
 
-    /// Forces the journal to disk now (for `j: true` on a read-only or no-op write).
+    /// Takes a WiredTiger checkpoint now.
+    pub fn checkpoint(&self) -> StoreResult<()> {
+        Ok(self.wt.checkpoint("")?)
+    }
+
+    /// Returns once every transaction this session (or anyone) committed so far is in the
+    /// journal on disk (`j: true`).
     pub fn flush_journal(&self) -> StoreResult<()> {
-        Ok(self.wt.log_flush("sync=on")?)
+        self.store.group_commit.make_durable(&self.wt)
+    }
+}
+
+/// Group commit: merges concurrent journal syncs. Each commit bumps a counter; a writer that
+/// needs durability waits until a sync that started after its commit has finished, and only
+/// one sync runs at a time, so N concurrent `j: true` writers cost about one fsync, not N.
+#[derive(Default)]
+pub struct GroupCommit {
+    commits: AtomicU64,
+    state: Mutex<GroupState>,
+    done: Condvar,
+}
+
+#[derive(Default)]
+struct GroupState {
+    /// Every commit numbered up to this is on disk.
+    durable: u64,
+    syncing: bool,
+}
+
+impl GroupCommit {
+    /// Called after each successful commit.
+    pub fn committed(&self) {
+        self.commits.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Waits until every commit made before this call is on disk, syncing the journal
+    /// through `session` unless another thread's sync already covers it.
+    pub fn make_durable(&self, session: &Session) -> StoreResult<()> {
+        let upto = self.commits.load(Ordering::SeqCst);
+        let mut st = self.state.lock();
+        loop {
+            if st.durable >= upto {
+                return Ok(());
+            }
+            if st.syncing {
+                self.done.wait(&mut st);
+                continue;
+            }
+            st.syncing = true;
+            // Everything committed before this read is covered by the sync below.
+            let target = self.commits.load(Ordering::SeqCst);
+            drop(st);
+            let r = session.log_flush("sync=on");
+            st = self.state.lock();
+            st.syncing = false;
+            if r.is_ok() {
+                st.durable = st.durable.max(target);
+            }
+            self.done.notify_all();
+            r?;
+        }
     }
 }

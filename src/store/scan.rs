@@ -24,6 +24,17 @@ pub fn fetch(s: &Session, coll: &Collection, rid: i64) -> StoreResult<Option<Doc
     }
 }
 
+/// A record with its stored size (for batch accounting without re-encoding).
+pub fn fetch_sized(s: &Session, coll: &Collection, rid: i64) -> StoreResult<Option<(Document, usize)>> {
+    let mut cur = s.open_cursor(&coll.uri(), None)?;
+    if cur.search(Key::Int(rid))? {
+        let raw = cur.value()?;
+        Ok(Some((parse_record(raw)?, raw.len())))
+    } else {
+        Ok(None)
+    }
+}
+
 /// Visits records after `after` (exclusive) in RecordId order (or reverse); `f` returns false
 /// to stop.
 pub fn scan_records(
@@ -89,6 +100,38 @@ pub fn entry_rid(idx: &IndexMeta, key: &[u8], value: &[u8]) -> StoreResult<i64> 
     r.ok_or_else(|| StoreError::Corrupt(format!("bad entry in index {}", idx.name)))
 }
 
+/// A range of index keys: `lo` inclusive, `hi` exclusive (None: to the end).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRange {
+    pub lo: Vec<u8>,
+    pub hi: Option<Vec<u8>>,
+}
+
+impl KeyRange {
+    /// Every key that starts with `prefix`.
+    pub fn prefix(prefix: &[u8]) -> KeyRange {
+        KeyRange { lo: prefix.to_vec(), hi: prefix_successor(prefix) }
+    }
+
+    /// The whole index.
+    pub fn all() -> KeyRange {
+        KeyRange { lo: Vec::new(), hi: None }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hi.as_ref().is_some_and(|hi| *hi <= self.lo)
+    }
+
+    fn below_hi(&self, key: &[u8]) -> bool {
+        self.hi.as_ref().is_none_or(|hi| key < hi.as_slice())
+    }
+}
+
+/// The first key after every key that starts with `prefix` (public for bounds building).
+pub fn after_prefix(prefix: &[u8]) -> Option<Vec<u8>> {
+    prefix_successor(prefix)
+}
+
 /// Visits index entries whose key starts with `prefix`, after the full entry key `after`
 /// (exclusive), in key order (or reverse). `f(entry_key, rid)` returns false to stop.
 pub fn scan_index(
@@ -97,16 +140,31 @@ pub fn scan_index(
     prefix: &[u8],
     after: Option<&[u8]>,
     forward: bool,
+    f: impl FnMut(&[u8], i64) -> StoreResult<bool>,
+) -> StoreResult<()> {
+    scan_index_range(s, idx, &KeyRange::prefix(prefix), after, forward, f)
+}
+
+/// Visits index entries in `range`, resuming after the entry key `after` (exclusive), in key
+/// order (or reverse). `f(entry_key, rid)` returns false to stop.
+pub fn scan_index_range(
+    s: &Session,
+    idx: &IndexMeta,
+    range: &KeyRange,
+    after: Option<&[u8]>,
+    forward: bool,
     mut f: impl FnMut(&[u8], i64) -> StoreResult<bool>,
 ) -> StoreResult<()> {
+    if range.is_empty() {
+        return Ok(());
+    }
     let mut cur = s.open_cursor(&idx.uri(), None)?;
-    let upper = prefix_successor(prefix);
-    let start: Option<Vec<u8>> = match (after, forward) {
-        (Some(a), _) => Some(a.to_vec()),
-        // WiredTiger refuses empty keys: a whole-index scan just starts at the first entry.
-        (None, true) if prefix.is_empty() => None,
-        (None, true) => Some(prefix.to_vec()),
-        (None, false) => upper.clone(),
+    // Where to start and whether a key equal to the start counts. WiredTiger refuses empty
+    // keys, so an empty start means "the first (or last) entry".
+    let (start, inclusive): (Option<&[u8]>, bool) = match (after, forward) {
+        (Some(a), _) => (Some(a), false),
+        (None, true) => (Some(range.lo.as_slice()).filter(|k| !k.is_empty()), true),
+        (None, false) => (range.hi.as_deref(), false),
     };
     let mut positioned = match start {
         None => {
@@ -116,11 +174,9 @@ pub fn scan_index(
                 cur.prev()?
             }
         }
-        Some(k) => match cur.search_near(Key::Bytes(&k))? {
+        Some(k) => match cur.search_near(Key::Bytes(k))? {
             None => false,
             Some(ord) => {
-                // Inclusive start only for a fresh forward scan; `after` and `upper` exclude.
-                let inclusive = after.is_none() && forward;
                 let ok = match (forward, ord) {
                     (true, Ordering::Greater) => true,
                     (true, Ordering::Equal) => inclusive,
@@ -139,7 +195,8 @@ pub fn scan_index(
     };
     while positioned {
         let key = cur.key_bytes()?;
-        if !key.starts_with(prefix) {
+        let inside = if forward { range.below_hi(key) } else { key >= range.lo.as_slice() };
+        if !inside {
             break;
         }
         let rid = entry_rid(idx, key, cur.value()?)?;

@@ -1,7 +1,7 @@
 //! The write path: one document change = record + every index entry + one oplog entry, all in
 //! the caller's WiredTiger transaction (see `StoreSession::write`).
 
-use super::catalog::Collection;
+use super::catalog::{Catalog, Collection};
 use super::index::{self, key_difference};
 use super::keystring;
 use super::wt::{Key, Session};
@@ -41,9 +41,15 @@ impl<'a> Txn<'a> {
     pub fn insert(&mut self, coll: &Collection, doc: &Document) -> StoreResult<i64> {
         let bytes = encode(doc)?;
         let rid = coll.alloc_rid();
+        let mut newly_multikey = false;
         for idx in &coll.indexes {
+            let was = idx.is_multikey();
             let keys = index::keys_for(idx, doc)?;
+            newly_multikey |= !was && idx.is_multikey();
             index::insert_keys(self.s, &coll.ns, idx, &keys, rid)?;
+        }
+        if newly_multikey {
+            Catalog::persist(self.s, coll)?;
         }
         {
             let mut cur = self.s.open_cursor(&coll.uri(), None)?;
@@ -66,11 +72,17 @@ impl<'a> Txn<'a> {
         oplog_o: Document,
     ) -> StoreResult<()> {
         let bytes = encode(new)?;
+        let mut newly_multikey = false;
         for idx in &coll.indexes {
+            let was = idx.is_multikey();
             let old_keys = index::keys_for(idx, old)?;
             let new_keys = index::keys_for(idx, new)?;
+            newly_multikey |= !was && idx.is_multikey();
             index::remove_keys(self.s, idx, &key_difference(&old_keys, &new_keys), rid)?;
             index::insert_keys(self.s, &coll.ns, idx, &key_difference(&new_keys, &old_keys), rid)?;
+        }
+        if newly_multikey {
+            Catalog::persist(self.s, coll)?;
         }
         {
             let mut cur = self.s.open_cursor(&coll.uri(), None)?;

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod api;
 mod catalog;
 mod crash;
 mod crud;
@@ -11,6 +12,7 @@ mod cursors;
 mod handshake;
 mod indexes;
 mod persistence;
+mod planner;
 mod sessions;
 mod validation;
 mod wire;

@@ -1,0 +1,258 @@
+//! explain for find, count, distinct, update, delete and findAndModify: the plan the planner
+//! picks, as mongod's stage tree (`queryPlanner`), and with `executionStats` /
+//! `allPlansExecution` the counts from running its read part (writes are not applied).
+
+use super::handshake::SERVER_VERSION;
+use super::{args, Ctx, Request};
+use crate::error::{ErrorCode, MongoError, Result};
+use crate::query::exec::{Access, Exec, ExecOptions};
+use crate::query::matcher::Matcher;
+use crate::query::planner;
+use crate::query::sort::SortSpec;
+use bson::{doc, Bson, Document};
+use std::time::Instant;
+
+/// What explain needs from the explained command.
+struct Explained {
+    coll: String,
+    filter: Document,
+    sort: Option<Document>,
+    projection: Option<Document>,
+    skip: u64,
+    limit: Option<u64>,
+    hint: Option<Bson>,
+}
+
+fn doc_field(d: &Document, k: &str) -> Result<Option<Document>> {
+    match d.get(k) {
+        None | Some(Bson::Null) => Ok(None),
+        Some(Bson::Document(x)) => Ok(Some(x.clone())),
+        Some(_) => Err(MongoError::type_mismatch(format!(
+            "BSON field '{k}' is the wrong type, expected type 'object'"
+        ))),
+    }
+}
+
+fn num_field(d: &Document, k: &str) -> Option<u64> {
+    match d.get(k) {
+        Some(Bson::Int32(n)) if *n > 0 => Some(*n as u64),
+        Some(Bson::Int64(n)) if *n > 0 => Some(*n as u64),
+        Some(Bson::Double(n)) if *n >= 1.0 => Some(*n as u64),
+        _ => None,
+    }
+}
+
+fn parse_inner(name: &str, inner: &Document) -> Result<Explained> {
+    let coll = match inner.get(name) {
+        Some(Bson::String(s)) => s.clone(),
+        _ => {
+            return Err(MongoError::new(
+                ErrorCode::InvalidNamespace,
+                "explained command needs a collection name",
+            ))
+        }
+    };
+    let hint = inner.get("hint").filter(|h| !matches!(h, Bson::Null)).cloned();
+    let mut e =
+        Explained { coll, filter: Document::new(), sort: None, projection: None, skip: 0, limit: None, hint };
+    match name {
+        "find" => {
+            e.filter = doc_field(inner, "filter")?.unwrap_or_default();
+            e.sort = doc_field(inner, "sort")?;
+            e.projection = doc_field(inner, "projection")?;
+            e.skip = num_field(inner, "skip").unwrap_or(0);
+            e.limit = num_field(inner, "limit");
+        }
+        "count" | "distinct" => {
+            e.filter = doc_field(inner, "query")?.unwrap_or_default();
+            e.skip = num_field(inner, "skip").unwrap_or(0);
+            e.limit = num_field(inner, "limit");
+        }
+        "findAndModify" => {
+            e.filter = doc_field(inner, "query")?.unwrap_or_default();
+            e.sort = doc_field(inner, "sort")?;
+            e.limit = Some(1);
+        }
+        "update" | "delete" => {
+            let array = if name == "update" { "updates" } else { "deletes" };
+            let first = match inner.get(array) {
+                Some(Bson::Array(a)) => a.first().and_then(Bson::as_document).cloned(),
+                _ => None,
+            }
+            .ok_or_else(|| {
+                MongoError::bad_value(format!("explain of {name} needs one statement in '{array}'"))
+            })?;
+            e.filter = doc_field(&first, "q")?.unwrap_or_default();
+            e.hint = first.get("hint").filter(|h| !matches!(h, Bson::Null)).cloned();
+            let single = match name {
+                "update" => !matches!(first.get("multi"), Some(Bson::Boolean(true))),
+                _ => matches!(
+                    first.get("limit"),
+                    Some(Bson::Int32(1)) | Some(Bson::Int64(1)) | Some(Bson::Double(_))
+                ),
+            };
+            if single {
+                e.limit = Some(1);
+            }
+        }
+        other => {
+            return Err(MongoError::new(
+                ErrorCode::IllegalOperation,
+                format!("Explain for the {other} command is not supported yet"),
+            ))
+        }
+    }
+    Ok(e)
+}
+
+/// The stage that finds documents.
+fn access_stage(access: &Access, filter: &Document) -> Document {
+    let mut stage = match access {
+        Access::CollScan { forward } => {
+            doc! { "stage": "COLLSCAN", "direction": if *forward { "forward" } else { "backward" } }
+        }
+        Access::IdLookup(_) => doc! { "stage": "IDHACK" },
+        Access::IndexScan { index, forward, bounds, .. } => {
+            let ixscan = doc! {
+                "stage": "IXSCAN",
+                "keyPattern": index.key.clone(),
+                "indexName": index.name.clone(),
+                "isMultiKey": index.is_multikey(),
+                "isUnique": index.unique,
+                "isSparse": index.sparse,
+                "isPartial": index.partial.is_some(),
+                "indexVersion": 2,
+                "direction": if *forward { "forward" } else { "backward" },
+                "indexBounds": bounds.clone(),
+            };
+            let mut fetch = doc! { "stage": "FETCH" };
+            if !filter.is_empty() {
+                fetch.insert("filter", filter.clone());
+            }
+            fetch.insert("inputStage", ixscan);
+            return fetch;
+        }
+    };
+    if !filter.is_empty() && matches!(access, Access::CollScan { .. }) {
+        stage.insert("filter", filter.clone());
+    }
+    stage
+}
+
+fn wrap(stage: &str, fields: Document, input: Document) -> Document {
+    let mut d = doc! { "stage": stage };
+    d.extend(fields);
+    d.insert("inputStage", input);
+    d
+}
+
+pub fn explain(ctx: &mut Ctx, req: &Request) -> Result<Document> {
+    let inner = match req.body.get("explain") {
+        Some(Bson::Document(d)) => d.clone(),
+        _ => return Err(MongoError::type_mismatch("explain command requires a nested object")),
+    };
+    let verbosity = args::opt_str(req, "verbosity")?.unwrap_or("allPlansExecution").to_string();
+    if !matches!(verbosity.as_str(), "queryPlanner" | "executionStats" | "allPlansExecution") {
+        return Err(MongoError::bad_value(format!(
+            "Enumeration value '{verbosity}' for field 'verbosity' is not a valid value."
+        )));
+    }
+    let name = inner.keys().next().cloned().unwrap_or_default();
+    if super::registry::lookup(&name).is_none() {
+        return Err(MongoError::new(
+            ErrorCode::CommandNotFound,
+            format!("Explain failed due to unknown command: {name}"),
+        ));
+    }
+    let e = parse_inner(&name, &inner)?;
+    args::check_coll_name(&req.db, &e.coll)?;
+    let ns = format!("{}.{}", req.db, e.coll);
+    Matcher::parse(&e.filter)?;
+    let coll = ctx.shared.store.catalog.get(&ns);
+    let (plan, mut stage) = match &coll {
+        Some(c) => {
+            let plan = planner::plan_with_sort(c, &e.filter, e.sort.as_ref(), e.hint.as_ref())?;
+            let stage = access_stage(&plan.access, &e.filter);
+            (Some(plan), stage)
+        }
+        None => (None, doc! { "stage": "EOF" }),
+    };
+    let needs_sort =
+        plan.as_ref().is_some_and(|p| !p.sort_provided) && e.sort.as_ref().is_some_and(|s| !s.is_empty());
+    if needs_sort {
+        let sort = e.sort.clone().unwrap_or_default();
+        let mut f = doc! { "sortPattern": sort, "memLimit": crate::query::exec::SORT_MEMORY_LIMIT as i64, "type": "simple" };
+        if let Some(l) = e.limit {
+            f.insert("limitAmount", (l + e.skip) as i64);
+        }
+        stage = wrap("SORT", f, stage);
+    }
+    if e.skip > 0 {
+        stage = wrap("SKIP", doc! { "skipAmount": e.skip as i64 }, stage);
+    }
+    if let (Some(l), false) = (e.limit, needs_sort) {
+        stage = wrap("LIMIT", doc! { "limitAmount": l as i64 }, stage);
+    }
+    if let Some(p) = e.projection.filter(|p| !p.is_empty()) {
+        stage = wrap("PROJECTION_DEFAULT", doc! { "transformBy": p }, stage);
+    }
+    let mut reply = doc! {
+        "explainVersion": "1",
+        "queryPlanner": {
+            "namespace": ns.clone(),
+            "indexFilterSet": false,
+            "parsedQuery": e.filter.clone(),
+            "maxIndexedOrSolutionsReached": false,
+            "maxIndexedAndSolutionsReached": false,
+            "maxScansToExplodeReached": false,
+            "winningPlan": stage.clone(),
+            "rejectedPlans": [],
+        },
+    };
+    if verbosity != "queryPlanner" {
+        let started = Instant::now();
+        let mut stats = crate::query::exec::ExecStats::default();
+        if let (Some(c), Some(plan)) = (coll, plan) {
+            let sort =
+                if plan.sort_provided { None } else { e.sort.as_ref().map(SortSpec::parse).transpose()? };
+            let filter = if e.filter.is_empty() { None } else { Some(Matcher::parse(&e.filter)?) };
+            let mut exec = Exec::new(
+                c,
+                plan.access,
+                ExecOptions {
+                    filter,
+                    sort,
+                    projection: None,
+                    skip: e.skip,
+                    limit: e.limit,
+                    allow_disk_use: true,
+                },
+            );
+            while exec.next_match(ctx.store)?.is_some() {}
+            stats = exec.stats;
+        }
+        let mut exec_stages = stage;
+        exec_stages.insert("nReturned", stats.returned as i64);
+        reply.insert(
+            "executionStats",
+            doc! {
+                "executionSuccess": true,
+                "nReturned": stats.returned as i64,
+                "executionTimeMillis": started.elapsed().as_millis() as i64,
+                "totalKeysExamined": stats.keys_examined as i64,
+                "totalDocsExamined": stats.docs_examined as i64,
+                "executionStages": exec_stages,
+                "allPlansExecution": [],
+            },
+        );
+    }
+    let mut command = inner.clone();
+    command.insert("$db", req.db.clone());
+    reply.insert("command", command);
+    let port = ctx.shared.me.rsplit(':').next().and_then(|p| p.parse::<i32>().ok()).unwrap_or(0);
+    reply.insert(
+        "serverInfo",
+        doc! { "host": ctx.shared.me.clone(), "port": port, "version": SERVER_VERSION, "gitVersion": "secantusdb" },
+    );
+    Ok(reply)
+}

@@ -1,0 +1,87 @@
+//! Generic command arguments checked in the dispatcher: the Stable API, readConcern, and
+//! cursor batch semantics of runCommand-style cursors.
+
+use crate::common::*;
+use mongodb::bson::{doc, Bson};
+
+#[test]
+fn stable_api_strict_refuses_commands_outside_version_one() {
+    let env = start();
+    let db = env.db("api");
+    db.collection::<mongodb::bson::Document>("c").insert_one(doc! { "a": 1 }).run().unwrap();
+    let ok = db.run_command(doc! { "find": "c", "apiVersion": "1", "apiStrict": true }).run().unwrap();
+    assert_ok(&ok);
+    let msg = assert_command_error(
+        db.run_command(doc! { "distinct": "c", "key": "a", "apiVersion": "1", "apiStrict": true }).run(),
+        323,
+        "APIStrictError",
+    );
+    assert!(msg.contains("the command distinct is not in API Version 1"), "{msg}");
+    assert_command_error(db.run_command(doc! { "ping": 1, "apiVersion": "2" }).run(), 322, "APIVersionError");
+    assert_command_error(
+        db.run_command(doc! { "ping": 1, "apiStrict": true }).run(),
+        4886600,
+        "Location4886600",
+    );
+}
+
+#[test]
+fn unknown_read_concern_level_is_refused() {
+    let env = start();
+    let db = env.db("rc");
+    assert_command_error(
+        db.run_command(doc! { "find": "c", "readConcern": { "level": "unknown" } }).run(),
+        2,
+        "BadValue",
+    );
+    for level in ["local", "majority", "linearizable", "available", "snapshot"] {
+        assert_ok(&db.run_command(doc! { "find": "c", "readConcern": { "level": level } }).run().unwrap());
+    }
+}
+
+#[test]
+fn get_more_without_batch_size_returns_the_rest() {
+    let env = start();
+    let db = env.db("gm");
+    let c = db.collection::<mongodb::bson::Document>("c");
+    c.insert_many((1..=5).map(|i| doc! { "_id": i })).run().unwrap();
+    let first = db.run_command(doc! { "find": "c", "batchSize": 2 }).run().unwrap();
+    let id = path(&first, "cursor.id").clone();
+    assert!(matches!(id, Bson::Int64(n) if n != 0));
+    let more = db.run_command(doc! { "getMore": id, "collection": "c" }).run().unwrap();
+    assert_eq!(path(&more, "cursor.nextBatch").as_array().unwrap().len(), 3);
+    assert_eq!(path(&more, "cursor.id"), &Bson::Int64(0));
+}
+
+#[test]
+fn fsync_flushes_and_checkpoints() {
+    let env = start();
+    let r = env.admin_cmd(doc! { "fsync": 1 }).unwrap();
+    assert_ok(&r);
+    assert_command_error(env.admin_cmd(doc! { "fsync": 1, "lock": true }), 115, "CommandNotSupported");
+}
+
+#[test]
+fn unknown_statement_fields_fail_the_command() {
+    let env = start();
+    let db = env.db("stmt");
+    db.collection::<mongodb::bson::Document>("c").insert_one(doc! { "_id": 1 }).run().unwrap();
+    let msg = assert_command_error(
+        db.run_command(doc! {
+            "update": "c",
+            "updates": [{ "q": {}, "u": { "$set": { "x": 1 } }, "sort": { "_id": -1 } }],
+        })
+        .run(),
+        40415,
+        "Location40415",
+    );
+    assert_eq!(msg, "BSON field 'update.updates.sort' is an unknown field.");
+    assert_command_error(
+        db.run_command(doc! { "delete": "c", "deletes": [{ "q": {}, "limit": 0, "bogus": 1 }] }).run(),
+        40415,
+        "Location40415",
+    );
+    // Nothing was changed.
+    let d = db.collection::<mongodb::bson::Document>("c").find_one(doc! {}).run().unwrap().unwrap();
+    assert_eq!(d, doc! { "_id": 1 });
+}

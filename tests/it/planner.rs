@@ -1,0 +1,205 @@
+//! Index plans must return exactly what a collection scan returns: random documents and
+//! random equality / range / $in filters, with and without sorts, compared between an indexed
+//! plan and a `$natural` (collection scan) plan.
+
+use crate::common::*;
+use mongodb::bson::{doc, Bson, Document};
+use mongodb::IndexModel;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+fn random_value(rng: &mut StdRng) -> Bson {
+    match rng.gen_range(0..10) {
+        0 => Bson::Int32(rng.gen_range(-5..15)),
+        1 => Bson::Int64(rng.gen_range(-5..15)),
+        2 => Bson::Double(rng.gen_range(-5.0..15.0)),
+        3 => Bson::String(["a", "b", "bb", "c", ""][rng.gen_range(0..5)].to_string()),
+        4 => Bson::Null,
+        5 => Bson::Array(vec![Bson::Int32(rng.gen_range(0..10)), Bson::Int32(rng.gen_range(0..10))]),
+        6 => Bson::Boolean(rng.gen()),
+        _ => Bson::Int32(rng.gen_range(0..10)),
+    }
+}
+
+fn random_filter(rng: &mut StdRng) -> Document {
+    let field = ["a", "b"][rng.gen_range(0..2)];
+    let num = |rng: &mut StdRng| -> Bson {
+        if rng.gen_bool(0.2) {
+            Bson::String(["a", "b", "c"][rng.gen_range(0..3)].into())
+        } else {
+            Bson::Int32(rng.gen_range(-2..12))
+        }
+    };
+    let mut f = Document::new();
+    match rng.gen_range(0..6) {
+        0 => {
+            f.insert(field, num(rng));
+        }
+        1 => {
+            f.insert(field, doc! { "$gt": num(rng) });
+        }
+        2 => {
+            f.insert(field, doc! { "$gte": num(rng), "$lt": num(rng) });
+        }
+        3 => {
+            f.insert(field, doc! { "$in": [num(rng), num(rng), num(rng)] });
+        }
+        4 => {
+            f.insert("a", num(rng));
+            f.insert("b", doc! { "$lte": num(rng) });
+        }
+        _ => {
+            f.insert(field, doc! { "$lt": num(rng) });
+        }
+    }
+    f
+}
+
+#[test]
+fn index_plans_match_collection_scans() {
+    let env = start();
+    let c = env.coll("planner");
+    let mut rng = StdRng::seed_from_u64(7);
+    let docs: Vec<Document> = (0..600)
+        .map(|i| {
+            let mut d = doc! { "_id": i };
+            if rng.gen_bool(0.9) {
+                d.insert("a", random_value(&mut rng));
+            }
+            if rng.gen_bool(0.9) {
+                // Only `a` holds arrays: a compound index cannot index two array fields.
+                let mut b = random_value(&mut rng);
+                while matches!(b, Bson::Array(_)) {
+                    b = random_value(&mut rng);
+                }
+                d.insert("b", b);
+            }
+            d
+        })
+        .collect();
+    c.insert_many(docs).run().unwrap();
+    c.create_index(IndexModel::builder().keys(doc! { "a": 1 }).build()).run().unwrap();
+    c.create_index(IndexModel::builder().keys(doc! { "b": -1 }).build()).run().unwrap();
+    c.create_index(IndexModel::builder().keys(doc! { "a": 1, "b": 1 }).build()).run().unwrap();
+    let ids = |f: &Document, sort: Option<Document>, hint: Option<Document>| -> Vec<Bson> {
+        let mut q = c.find(f.clone());
+        if let Some(s) = sort {
+            q = q.sort(s);
+        }
+        if let Some(h) = hint {
+            q = q.hint(mongodb::options::Hint::Keys(h));
+        }
+        q.run().unwrap().map(|d| d.unwrap().get("_id").unwrap().clone()).collect()
+    };
+    for round in 0..150 {
+        let f = random_filter(&mut rng);
+        let mut scan = ids(&f, None, Some(doc! { "$natural": 1 }));
+        let mut planned = ids(&f, None, None);
+        scan.sort_by_key(|b| b.as_i32());
+        planned.sort_by_key(|b| b.as_i32());
+        assert_eq!(planned, scan, "round {round}: filter {f}");
+        for hint in [doc! { "a": 1 }, doc! { "b": -1 }, doc! { "a": 1, "b": 1 }] {
+            let mut hinted = ids(&f, None, Some(hint.clone()));
+            hinted.sort_by_key(|b| b.as_i32());
+            assert_eq!(hinted, scan, "round {round}: filter {f} hint {hint}");
+        }
+        // Sorted results: same order as sorting the scan (ties broken by _id).
+        for sort in [doc! { "a": 1, "_id": 1 }, doc! { "b": -1, "_id": 1 }] {
+            let by_scan = {
+                let mut q = c
+                    .find(f.clone())
+                    .sort(sort.clone())
+                    .hint(mongodb::options::Hint::Keys(doc! { "$natural": 1 }));
+                q = q.batch_size(50);
+                q.run().unwrap().map(|d| d.unwrap().get("_id").unwrap().clone()).collect::<Vec<_>>()
+            };
+            assert_eq!(ids(&f, Some(sort.clone()), None), by_scan, "round {round}: filter {f} sort {sort}");
+        }
+    }
+}
+
+#[test]
+fn sort_served_by_an_index_streams_in_order() {
+    let env = start();
+    let c = env.coll("sortidx");
+    c.insert_many((0..500).map(|i| doc! { "_id": i, "k": (i * 7919) % 500 })).run().unwrap();
+    c.create_index(IndexModel::builder().keys(doc! { "k": 1 }).build()).run().unwrap();
+    let got: Vec<i32> = c
+        .find(doc! {})
+        .sort(doc! { "k": -1 })
+        .limit(5)
+        .run()
+        .unwrap()
+        .map(|d| d.unwrap().get_i32("k").unwrap())
+        .collect();
+    assert_eq!(got, vec![499, 498, 497, 496, 495]);
+    let got: Vec<i32> = c
+        .find(doc! { "k": { "$gte": 10, "$lt": 15 } })
+        .sort(doc! { "k": 1 })
+        .run()
+        .unwrap()
+        .map(|d| d.unwrap().get_i32("k").unwrap())
+        .collect();
+    assert_eq!(got, vec![10, 11, 12, 13, 14]);
+}
+
+fn explain(db: &mongodb::sync::Database, cmd: Document) -> Document {
+    db.run_command(doc! { "explain": cmd, "verbosity": "executionStats" }).run().unwrap()
+}
+
+fn stages(plan: &Document) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = Some(plan.clone());
+    while let Some(s) = cur {
+        out.push(s.get_str("stage").unwrap().to_string());
+        cur = s.get_document("inputStage").ok().cloned();
+    }
+    out
+}
+
+#[test]
+fn explain_shows_index_scans_that_examine_only_what_they_return() {
+    let env = start();
+    let db = env.db("explain");
+    let c = db.collection::<Document>("c");
+    c.insert_many((0..2000).map(|i| doc! { "_id": i, "k": i % 100, "s": format!("v{i}") })).run().unwrap();
+    c.create_index(IndexModel::builder().keys(doc! { "k": 1 }).build()).run().unwrap();
+
+    let e = explain(&db, doc! { "find": "c", "filter": { "k": 7 } });
+    let plan = path(&e, "queryPlanner.winningPlan").as_document().unwrap().clone();
+    assert_eq!(stages(&plan), vec!["FETCH", "IXSCAN"]);
+    assert_eq!(path(&plan, "inputStage.indexName"), &Bson::String("k_1".into()));
+    assert_eq!(path(&plan, "inputStage.indexBounds.k"), &Bson::Array(vec![Bson::String("[7, 7]".into())]));
+    let stats = e.get_document("executionStats").unwrap();
+    assert_eq!(stats.get_i64("nReturned").unwrap(), 20);
+    assert_eq!(stats.get_i64("totalKeysExamined").unwrap(), 20);
+    assert_eq!(stats.get_i64("totalDocsExamined").unwrap(), 20);
+
+    let e = explain(&db, doc! { "find": "c", "filter": { "k": { "$gte": 10, "$lt": 13 } } });
+    let stats = e.get_document("executionStats").unwrap();
+    assert_eq!(stats.get_i64("nReturned").unwrap(), 60);
+    assert_eq!(stats.get_i64("totalKeysExamined").unwrap(), 60);
+    assert_eq!(
+        path(&e, "queryPlanner.winningPlan.inputStage.indexBounds.k"),
+        &Bson::Array(vec![Bson::String("[10, 13)".into())])
+    );
+
+    let e = explain(&db, doc! { "find": "c", "filter": { "s": "v5" } });
+    assert_eq!(stages(path(&e, "queryPlanner.winningPlan").as_document().unwrap()), vec!["COLLSCAN"]);
+    assert_eq!(path(&e, "executionStats.totalDocsExamined"), &Bson::Int64(2000));
+
+    // A sort the index delivers needs no SORT stage; one it does not, does.
+    let e = explain(&db, doc! { "find": "c", "filter": {}, "sort": { "k": -1 }, "limit": 3 });
+    let s = stages(path(&e, "queryPlanner.winningPlan").as_document().unwrap());
+    assert_eq!(s, vec!["LIMIT", "FETCH", "IXSCAN"]);
+    let e = explain(&db, doc! { "find": "c", "filter": {}, "sort": { "s": 1 } });
+    assert_eq!(stages(path(&e, "queryPlanner.winningPlan").as_document().unwrap())[0], "SORT");
+
+    let e = db.run_command(doc! { "explain": { "count": "c", "query": { "k": 3 } } }).run().unwrap();
+    assert_eq!(path(&e, "executionStats.nReturned"), &Bson::Int64(20));
+    assert_command_error(
+        db.run_command(doc! { "explain": { "find": "c" }, "verbosity": "loud" }).run(),
+        2,
+        "BadValue",
+    );
+}

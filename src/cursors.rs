@@ -2,6 +2,7 @@
 //! not tied to the connection that opened it (drivers may send getMore on another one).
 
 use crate::query::exec::Exec;
+use crate::sessions::SessionId;
 use bson::Document;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -28,13 +29,22 @@ pub struct ClientCursor {
     pub last_used: Instant,
     pub no_timeout: bool,
     pub conn_id: i64,
+    /// The logical session that opened the cursor: it dies with the session.
+    pub lsid: Option<SessionId>,
 }
 
 pub type CursorRef = Arc<Mutex<ClientCursor>>;
 
+/// A registered cursor with its owning session kept outside the cursor's own lock, so the
+/// owner can be read while a getMore holds the cursor.
+struct Slot {
+    lsid: Option<SessionId>,
+    cursor: CursorRef,
+}
+
 #[derive(Default)]
 pub struct CursorManager {
-    map: Mutex<HashMap<i64, CursorRef>>,
+    map: Mutex<HashMap<i64, Slot>>,
 }
 
 impl CursorManager {
@@ -46,6 +56,7 @@ impl CursorManager {
         batch_size: Option<usize>,
         no_timeout: bool,
         conn_id: i64,
+        lsid: Option<SessionId>,
     ) -> i64 {
         let mut map = self.map.lock();
         let id = loop {
@@ -54,29 +65,42 @@ impl CursorManager {
                 break id;
             }
         };
-        let c = ClientCursor { id, ns, source, batch_size, last_used: Instant::now(), no_timeout, conn_id };
-        map.insert(id, Arc::new(Mutex::new(c)));
+        let c =
+            ClientCursor { id, ns, source, batch_size, last_used: Instant::now(), no_timeout, conn_id, lsid };
+        map.insert(id, Slot { lsid, cursor: Arc::new(Mutex::new(c)) });
         id
     }
 
     pub fn get(&self, id: i64) -> Option<CursorRef> {
-        self.map.lock().get(&id).cloned()
+        self.map.lock().get(&id).map(|s| s.cursor.clone())
     }
 
     pub fn remove(&self, id: i64) -> Option<CursorRef> {
-        self.map.lock().remove(&id)
+        self.map.lock().remove(&id).map(|s| s.cursor)
     }
 
     /// Drops every cursor on a namespace (its collection is being dropped or renamed).
     pub fn kill_namespace(&self, ns: &str) {
-        self.map.lock().retain(|_, c| c.try_lock().is_none_or(|c| c.ns != ns));
+        self.map.lock().retain(|_, s| s.cursor.try_lock().is_none_or(|c| c.ns != ns));
+    }
+
+    /// Drops every cursor opened under one of `ids` (the sessions were ended, killed or
+    /// expired); returns how many.
+    pub fn kill_sessions(&self, ids: &[SessionId]) -> usize {
+        if ids.is_empty() {
+            return 0;
+        }
+        let mut map = self.map.lock();
+        let before = map.len();
+        map.retain(|_, s| !s.lsid.is_some_and(|o| ids.contains(&o)));
+        before - map.len()
     }
 
     /// Cursors idle longer than the timeout; returns how many were removed.
     pub fn reap(&self, now: Instant) -> usize {
         let mut map = self.map.lock();
         let before = map.len();
-        map.retain(|_, c| match c.try_lock() {
+        map.retain(|_, s| match s.cursor.try_lock() {
             Some(c) => c.no_timeout || now.duration_since(c.last_used) < CURSOR_TIMEOUT,
             None => true,
         });

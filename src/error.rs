@@ -175,6 +175,22 @@ error_codes! {
     QueryPlanKilled = 175,
     Location16410 = 16410,
     Location51108 = 51108,
+    ShutdownInProgress = 91,
+    PrimarySteppedDown = 189,
+    SocketException = 9001,
+    InterruptedDueToReplStateChange = 11602,
+    NotPrimaryNoSecondaryOk = 13435,
+    NotPrimaryOrSecondary = 13436,
+    FailPointSetFailed = 266,
+    TooManyLogicalSessions = 261,
+    Location50768 = 50768,
+    Location50889 = 50889,
+}
+
+/// The codes the retryable-writes specification calls retryable: mongod labels an error with
+/// one of them `RetryableWriteError` when it ends a retryable write.
+pub fn is_retryable_write_code(code: i32) -> bool {
+    matches!(code, 6 | 7 | 89 | 91 | 189 | 262 | 9001 | 10107 | 11600 | 11602 | 13435 | 13436)
 }
 
 impl fmt::Display for ErrorCode {

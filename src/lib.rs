@@ -14,6 +14,7 @@ pub mod net;
 pub mod oplog;
 pub mod query;
 pub mod server;
+pub mod sessions;
 pub mod store;
 
 pub use config::Config;

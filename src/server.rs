@@ -1,9 +1,11 @@
 //! The server front door: the embedded `Server` (what test suites use) and the shared state
 //! every connection thread sees.
 
+use crate::cmd::failpoint::FailPoints;
 use crate::config::{Config, Storage};
 use crate::cursors::CursorManager;
 use crate::net::listener::{self, Listener};
+use crate::sessions::SessionRegistry;
 use crate::store::{Store, StoreError};
 use bson::oid::ObjectId;
 use std::net::SocketAddr;
@@ -31,6 +33,10 @@ pub struct Shared {
     pub config: Config,
     pub store: Arc<Store>,
     pub cursors: CursorManager,
+    /// Logical sessions and their retryable-write history.
+    pub sessions: SessionRegistry,
+    /// Fail points set by configureFailPoint (test commands).
+    pub failpoints: FailPoints,
     pub stats: Stats,
     pub started: Instant,
     /// `topologyVersion.processId`: changes on every start.
@@ -45,6 +51,16 @@ pub struct Shared {
 impl Shared {
     pub fn is_replica_set(&self) -> bool {
         !self.config.standalone
+    }
+
+    /// Ends the sessions idle at `now` and kills their cursors; returns how many sessions.
+    pub fn expire_sessions(&self, now: Instant) -> usize {
+        let expired = self.sessions.reap(now);
+        if !expired.is_empty() {
+            let k = self.cursors.kill_sessions(&expired);
+            log::debug!("expired {} idle sessions ({k} cursors)", expired.len());
+        }
+        expired.len()
     }
 }
 
@@ -126,7 +142,7 @@ pub struct Server {
     reaper: Option<std::thread::JoinHandle<()>>,
 }
 
-/// Expires idle cursors. (The change-stream issue turns this into the deadline-ordered reaper
+/// Expires idle cursors and idle logical sessions (with their cursors). (The change-stream issue turns this into the deadline-ordered reaper
 /// that also serves TTL indexes and oplog pruning.)
 fn start_reaper(shared: Arc<Shared>) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name("reaper".into()).spawn(move || loop {
@@ -136,6 +152,7 @@ fn start_reaper(shared: Arc<Shared>) -> std::io::Result<std::thread::JoinHandle<
                 if n > 0 {
                     log::debug!("reaped {n} idle cursors");
                 }
+                shared.expire_sessions(Instant::now());
             }
             _ => return,
         }
@@ -166,6 +183,8 @@ impl Server {
             config,
             store,
             cursors: CursorManager::default(),
+            sessions: SessionRegistry::default(),
+            failpoints: FailPoints::default(),
             stats: Stats::default(),
             started: Instant::now(),
             process_id: ObjectId::new(),

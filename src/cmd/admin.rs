@@ -249,9 +249,3 @@ pub fn get_log(_: &mut Ctx, req: &Request) -> Result<Document> {
         _ => Err(MongoError::type_mismatch("Argument to getLog must be of type String")),
     }
 }
-
-/// Sessions arrive with the sessions issue; until then ending one is a no-op, as for mongod
-/// when the session is unknown.
-pub fn end_sessions(_: &mut Ctx, _: &Request) -> Result<Document> {
-    Ok(Document::new())
-}

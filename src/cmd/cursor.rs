@@ -82,7 +82,7 @@ pub fn open_cursor(
     let id = if exhausted || single_batch {
         0
     } else {
-        ctx.shared.cursors.register(ns.clone(), source, later_batch, false, ctx.conn.id)
+        ctx.shared.cursors.register(ns.clone(), source, later_batch, false, ctx.conn.id, ctx.conn.lsid)
     };
     Ok(cursor_reply(&ns, id, batch, true))
 }

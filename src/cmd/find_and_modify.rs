@@ -1,7 +1,7 @@
 //! findAndModify: update (or upsert) or remove one document and return it.
 
 use super::write::{self, delete_by_rid, run_update, UpdateStmt};
-use super::{args, Ctx, Request};
+use super::{args, session, Ctx, Request};
 use crate::error::{ErrorCode, MongoError, Result};
 use crate::query::exec::{Exec, ExecOptions};
 use crate::query::matcher::Matcher;
@@ -51,6 +51,16 @@ pub fn find_and_modify(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             (None, _) => Ok(Bson::Null),
         }
     };
+    // A retried findAndModify gives back the reply of its first execution.
+    let sid = match req.body.get("stmtId") {
+        Some(Bson::Int32(n)) => *n,
+        _ => 0,
+    };
+    if let Some(mut prev) = session::retried(ctx, sid) {
+        prev.insert("retriedStmtId", sid);
+        return Ok(prev);
+    }
+    session::before_statement(ctx)?;
     let reply = if remove {
         let matcher = Matcher::parse(&query)?;
         let ns = format!("{}.{}", req.db, coll_name);
@@ -103,6 +113,7 @@ pub fn find_and_modify(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         let value = if return_new { r.after } else { r.before };
         doc! { "lastErrorObject": leo, "value": project(value)? }
     };
+    session::record(ctx, sid, reply.clone());
     if durable {
         ctx.store.flush_journal()?;
     }

@@ -10,16 +10,19 @@ pub mod catalog;
 pub mod count;
 pub mod cursor;
 pub mod explain;
+pub mod failpoint;
 pub mod find;
 pub mod find_and_modify;
 pub mod format;
 pub mod handshake;
 pub mod index;
 pub mod registry;
+pub mod session;
 pub mod write;
 
 use crate::error::{ErrorCode, MongoError, Result};
 use crate::server::Shared;
+use crate::sessions;
 use crate::store::StoreSession;
 use bson::{doc, Bson, Document};
 use std::net::SocketAddr;
@@ -31,11 +34,17 @@ pub struct ConnState {
     pub id: i64,
     pub peer: Option<SocketAddr>,
     pub client_metadata: Option<Document>,
+    /// The logical session of the command being run (cursors it opens belong to it).
+    pub lsid: Option<sessions::SessionId>,
+    /// The checked-out history of the retryable write being run.
+    pub retry: Option<session::RetryCtx>,
+    /// Set by a fail point: close the connection instead of replying.
+    pub close_requested: bool,
 }
 
 impl ConnState {
     pub fn new(id: i64, peer: Option<SocketAddr>) -> Self {
-        ConnState { id, peer, client_metadata: None }
+        ConnState { id, peer, client_metadata: None, lsid: None, retry: None, close_requested: false }
     }
 }
 
@@ -109,7 +118,8 @@ pub struct Ctx<'a> {
     pub conn: &'a mut ConnState,
 }
 
-/// Runs one command and returns the complete reply document.
+/// Runs one command and returns the complete reply document. When a fail point closes the
+/// connection, `conn.close_requested` is set and the reply must not be sent.
 pub fn dispatch(
     shared: &Arc<Shared>,
     store: &mut StoreSession,
@@ -117,7 +127,9 @@ pub fn dispatch(
     req: Request,
 ) -> Document {
     shared.stats.command.fetch_add(1, Ordering::Relaxed);
-    let Some(spec) = registry::lookup(&req.name) else {
+    let spec = registry::lookup(&req.name)
+        .or_else(|| shared.config.enable_test_commands.then(|| registry::lookup_test(&req.name)).flatten());
+    let Some(spec) = spec else {
         let err = MongoError::new(ErrorCode::CommandNotFound, format!("no such command: '{}'", req.name));
         return error_reply(shared, &err);
     };
@@ -132,17 +144,62 @@ pub fn dispatch(
         );
         return error_reply(shared, &err);
     }
+    let info = match session::SessionInfo::parse(shared, spec.name, &req) {
+        Ok(i) => i,
+        Err(e) => return error_reply(shared, &e),
+    };
+    if let Some(id) = info.lsid {
+        if !shared.sessions.touch(id) {
+            let err = MongoError::new(
+                ErrorCode::TooManyLogicalSessions,
+                "Unable to add session into the cache because the number of active sessions is too high",
+            );
+            return error_reply(shared, &err);
+        }
+    }
+    let retryable = info.txn_number.is_some();
+    match failpoint::before_command(shared, conn, spec.name, spec.aliases, retryable) {
+        failpoint::Before::Run => {}
+        failpoint::Before::Close => {
+            conn.close_requested = true;
+            return Document::new();
+        }
+        failpoint::Before::Fail(mut reply) => {
+            append_cluster_time(shared, &mut reply);
+            return reply;
+        }
+    }
+    conn.lsid = info.lsid;
     let mut ctx = Ctx { shared, store, conn };
-    match (spec.handler)(&mut ctx, &req) {
+    let result = match (info.lsid, info.txn_number) {
+        (Some(lsid), Some(txn)) => session::run_retryable(&mut ctx, &req, lsid, txn, spec.handler),
+        _ => (spec.handler)(&mut ctx, &req),
+    };
+    ctx.conn.lsid = None;
+    let takes_wc = WRITE_CONCERN_COMMANDS.contains(&spec.name);
+    match result {
         Ok(mut reply) => {
-            if WRITE_CONCERN_COMMANDS.contains(&spec.name) {
+            if takes_wc {
                 if let Some(wce) = args::write_concern_error(shared, &req.body) {
                     reply.insert("writeConcernError", wce);
                 }
             }
+            failpoint::after_command(shared, ctx.conn, spec.name, spec.aliases, takes_wc, &mut reply);
+            if retryable && !reply.contains_key("errorLabels") {
+                let wce_code =
+                    reply.get_document("writeConcernError").ok().and_then(|w| w.get_i32("code").ok());
+                if wce_code.is_some_and(crate::error::is_retryable_write_code) {
+                    reply.insert("errorLabels", vec!["RetryableWriteError"]);
+                }
+            }
             finish(shared, reply)
         }
-        Err(e) => error_reply(shared, &e),
+        Err(mut e) => {
+            if retryable && crate::error::is_retryable_write_code(e.code.code()) {
+                e.labels.push("RetryableWriteError".to_string());
+            }
+            error_reply(shared, &e)
+        }
     }
 }
 

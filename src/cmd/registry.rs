@@ -2,7 +2,8 @@
 //! and one line of help. `listCommands` is generated from it.
 
 use super::{
-    admin, catalog, count, cursor, explain, find, find_and_modify, handshake, index, write, Ctx, Request,
+    admin, catalog, count, cursor, explain, failpoint, find, find_and_modify, handshake, index, session,
+    write, Ctx, Request,
 };
 use crate::error::Result;
 use bson::Document;
@@ -49,7 +50,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("dropDatabase", &[], catalog::drop_database, false, "drop a database"),
     cmd("dropIndexes", &["deleteIndexes"], index::drop_indexes, false, "drop indexes"),
     cmd("dropSearchIndex", &[], catalog::search_index_unsupported, false, "Atlas Search only: refused"),
-    cmd("endSessions", &[], admin::end_sessions, false, "end logical sessions"),
+    cmd("endSessions", &[], session::end_sessions, false, "end logical sessions"),
     cmd("explain", &[], explain::explain, false, "the plan of a find, count, distinct, update, delete or findAndModify"),
     cmd("find", &[], find::find, false, "query documents"),
     cmd("findAndModify", &["findandmodify"], find_and_modify::find_and_modify, false, "update or delete one document and return it"),
@@ -62,19 +63,34 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("hostInfo", &[], admin::host_info, false, "the host the server runs on"),
     cmd("insert", &[], write::insert, false, "insert documents"),
     cmd("isMaster", &["ismaster"], handshake::is_master, true, "legacy handshake"),
+    cmd("killAllSessions", &[], session::kill_all_sessions, false, "kill every session of the given users"),
+    cmd("killAllSessionsByPattern", &[], session::kill_all_sessions_by_pattern, false, "kill the sessions matching patterns"),
     cmd("killCursors", &[], cursor::kill_cursors, false, "close cursors"),
+    cmd("killSessions", &[], session::kill_sessions, false, "kill logical sessions' cursors"),
     cmd("listCollections", &[], catalog::list_collections, false, "collections of a database"),
     cmd("listCommands", &[], admin::list_commands, true, "this list"),
     cmd("listDatabases", &[], catalog::list_databases, false, "databases with their sizes"),
     cmd("listIndexes", &[], index::list_indexes, false, "indexes of a collection"),
     cmd("ping", &[], admin::ping, true, "check the server answers"),
+    cmd("refreshSessions", &[], session::refresh_sessions, false, "keep logical sessions alive"),
     cmd("renameCollection", &[], catalog::rename_collection, false, "rename a collection"),
     cmd("serverStatus", &[], admin::server_status, false, "server statistics"),
+    cmd("startSession", &[], session::start_session, false, "start a logical session"),
     cmd("update", &[], write::update, false, "update documents"),
     cmd("updateSearchIndex", &[], catalog::search_index_unsupported, false, "Atlas Search only: refused"),
     cmd("validate", &[], catalog::validate, false, "check a collection's records and indexes"),
     cmd("whatsmyuri", &[], admin::whats_my_uri, true, "the client's address as the server sees it"),
 ];
+
+/// Test-only commands, found only when the server runs with test commands enabled.
+#[rustfmt::skip]
+pub static TEST_COMMANDS: &[CommandSpec] = &[
+    cmd("configureFailPoint", &[], failpoint::configure_fail_point, false, "set a fail point (test command)"),
+];
+
+pub fn lookup_test(name: &str) -> Option<&'static CommandSpec> {
+    TEST_COMMANDS.iter().find(|c| c.name == name)
+}
 
 fn index() -> &'static HashMap<&'static str, &'static CommandSpec> {
     static INDEX: OnceLock<HashMap<&'static str, &'static CommandSpec>> = OnceLock::new();

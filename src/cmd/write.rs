@@ -2,7 +2,7 @@
 //! path (record + indexes + oplog in one transaction, retried on conflicts); `j: true` (or the
 //! replica set's default majority) flushes the journal once before the reply.
 
-use super::{args, Ctx, Request};
+use super::{args, session, Ctx, Request};
 use crate::error::{ErrorCode, MongoError, Result};
 use crate::net::wire::MAX_BSON_OBJECT_SIZE;
 use crate::oplog;
@@ -134,6 +134,14 @@ fn insert_one(ctx: &mut Ctx, db: &str, coll: &str, d: &Document, bypass: bool) -
         .map_err(MongoError::from)
 }
 
+/// One document of an insert batch.
+enum InsertItem {
+    Ready(Document),
+    Invalid(MongoError),
+    /// Already inserted by an earlier attempt of this retryable write.
+    Done,
+}
+
 pub fn insert(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let coll = args::collection(req)?;
     let docs = req.documents("documents")?;
@@ -142,50 +150,91 @@ pub fn insert(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let durable = args::journal_required(ctx, req)?;
     let bypass = args::opt_bool(req, "bypassDocumentValidation")?.unwrap_or(false);
     let mut out = WriteOutcome { n: 0, errors: Vec::new() };
-    let prepared: Vec<Result<Document>> = docs.into_iter().map(prepare_insert).collect();
+    let mut items = Vec::with_capacity(docs.len());
+    for (i, d) in docs.into_iter().enumerate() {
+        items.push(if session::retried(ctx, session::stmt_id(req, i)).is_some() {
+            InsertItem::Done
+        } else {
+            match prepare_insert(d) {
+                Ok(d) => InsertItem::Ready(d),
+                Err(e) => InsertItem::Invalid(e),
+            }
+        });
+    }
     let mut i = 0;
-    while i < prepared.len() {
-        // A run of valid documents goes in as one transaction; on any error the run is
-        // redone one by one to find which document failed.
-        let end = (i..prepared.len().min(i + INSERT_GROUP))
-            .find(|j| prepared[*j].is_err())
-            .unwrap_or(prepared.len().min(i + INSERT_GROUP));
-        if end > i {
-            let group: Vec<&Document> = prepared[i..end].iter().filter_map(|r| r.as_ref().ok()).collect();
-            let grouped = ctx.store.write_collection(&req.db, &coll, true, false, |t, c| {
-                for d in &group {
-                    validate_document(c, d, None, bypass)?;
-                    t.insert(c, d)?;
+    while i < items.len() {
+        match &items[i] {
+            InsertItem::Done => {
+                out.n += 1;
+                i += 1;
+                continue;
+            }
+            InsertItem::Invalid(e) => {
+                out.errors.push(e.to_write_error(i));
+                if ordered {
+                    return finish_insert(ctx, durable, out);
                 }
-                Ok(())
-            });
-            match grouped {
-                Ok(_) => out.n += group.len(),
-                Err(StoreError::Engine(e)) => return Err(StoreError::Engine(e).into()),
-                Err(_) => {
-                    for (k, d) in group.iter().enumerate() {
-                        match insert_one(ctx, &req.db, &coll, d, bypass) {
-                            Ok(()) => out.n += 1,
-                            Err(e) => {
-                                out.errors.push(e.to_write_error(i + k));
-                                if ordered {
-                                    return finish_insert(ctx, durable, out);
-                                }
+                i += 1;
+                continue;
+            }
+            InsertItem::Ready(_) => {}
+        }
+        // A run of valid documents goes in as one transaction; on any error the run is
+        // redone one by one to find which document failed. Under a fail point that acts on
+        // each statement of a retryable write, statements go one by one.
+        let per_statement = ctx.conn.retry.is_some() && ctx.shared.failpoints.any_active();
+        if per_statement {
+            if let Err(e) = session::before_statement(ctx) {
+                out.errors.push(e.to_write_error(i));
+                if ordered {
+                    return finish_insert(ctx, durable, out);
+                }
+                i += 1;
+                continue;
+            }
+        }
+        let limit = items.len().min(i + if per_statement { 1 } else { INSERT_GROUP });
+        let end = (i..limit).find(|j| !matches!(items[*j], InsertItem::Ready(_))).unwrap_or(limit);
+        let group: Vec<&Document> = items[i..end]
+            .iter()
+            .filter_map(|it| match it {
+                InsertItem::Ready(d) => Some(d),
+                _ => None,
+            })
+            .collect();
+        let grouped = ctx.store.write_collection(&req.db, &coll, true, false, |t, c| {
+            for d in &group {
+                validate_document(c, d, None, bypass)?;
+                t.insert(c, d)?;
+            }
+            Ok(())
+        });
+        match grouped {
+            Ok(_) => {
+                out.n += group.len();
+                for k in i..end {
+                    session::record(ctx, session::stmt_id(req, k), Document::new());
+                }
+            }
+            Err(StoreError::Engine(e)) => return Err(StoreError::Engine(e).into()),
+            Err(_) => {
+                for (k, d) in group.iter().enumerate() {
+                    match insert_one(ctx, &req.db, &coll, d, bypass) {
+                        Ok(()) => {
+                            out.n += 1;
+                            session::record(ctx, session::stmt_id(req, i + k), Document::new());
+                        }
+                        Err(e) => {
+                            out.errors.push(e.to_write_error(i + k));
+                            if ordered {
+                                return finish_insert(ctx, durable, out);
                             }
                         }
                     }
                 }
             }
-            i = end;
-        } else {
-            if let Err(e) = &prepared[i] {
-                out.errors.push(e.to_write_error(i));
-                if ordered {
-                    return finish_insert(ctx, durable, out);
-                }
-            }
-            i += 1;
         }
+        i = end;
     }
     finish_insert(ctx, durable, out)
 }
@@ -199,6 +248,7 @@ fn finish_insert(ctx: &mut Ctx, durable: bool, out: WriteOutcome) -> Result<Docu
     if !out.errors.is_empty() {
         reply.insert("writeErrors", out.errors);
     }
+    session::append_retried(ctx, &mut reply);
     Ok(reply)
 }
 
@@ -483,18 +533,31 @@ pub fn update(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let mut upserted = Vec::new();
     let mut errors = Vec::new();
     for (i, u) in stmts.iter().enumerate() {
+        let sid = session::stmt_id(req, i);
+        if let Some(prev) = session::retried(ctx, sid) {
+            n += prev.get_i32("n").unwrap_or(0) as usize;
+            modified += prev.get_i32("nModified").unwrap_or(0) as usize;
+            if let Some(id) = prev.get("upserted") {
+                upserted.push(doc! { "index": i as i32, "_id": id.clone() });
+            }
+            continue;
+        }
         let r = parse_update_stmt(u).and_then(|mut s| {
             s.bypass = bypass;
+            session::before_statement(ctx)?;
             run_update(ctx, &req.db, &coll, &s, None)
         });
         match r {
             Ok(r) => {
+                let mut rec = doc! { "n": (r.matched + r.upserted.is_some() as usize) as i32, "nModified": r.modified as i32 };
                 n += r.matched;
                 modified += r.modified;
                 if let Some(id) = r.upserted {
                     n += 1;
+                    rec.insert("upserted", id.clone());
                     upserted.push(doc! { "index": i as i32, "_id": id });
                 }
+                session::record(ctx, sid, rec);
             }
             Err(e) => {
                 errors.push(e.to_write_error(i));
@@ -515,6 +578,7 @@ pub fn update(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     if !errors.is_empty() {
         reply.insert("writeErrors", errors);
     }
+    session::append_retried(ctx, &mut reply);
     Ok(reply)
 }
 
@@ -551,6 +615,11 @@ pub fn delete(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let mut n = 0usize;
     let mut errors = Vec::new();
     for (i, d) in stmts.iter().enumerate() {
+        let sid = session::stmt_id(req, i);
+        if let Some(prev) = session::retried(ctx, sid) {
+            n += prev.get_i32("n").unwrap_or(0) as usize;
+            continue;
+        }
         let r = (|| -> Result<usize> {
             check_stmt_fields("delete", "deletes", d, DELETE_STMT_FIELDS)?;
             let filter = match d.get("q") {
@@ -590,6 +659,7 @@ pub fn delete(ctx: &mut Ctx, req: &Request) -> Result<Document> {
                 ));
             }
             let matcher = Matcher::parse(&filter)?;
+            session::before_statement(ctx)?;
             let Some(coll) = ctx.shared.store.catalog.get(&ns) else {
                 return Ok(0);
             };
@@ -619,7 +689,10 @@ pub fn delete(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             Ok(deleted)
         })();
         match r {
-            Ok(k) => n += k,
+            Ok(k) => {
+                n += k;
+                session::record(ctx, sid, doc! { "n": k as i32 });
+            }
             Err(e) => {
                 errors.push(e.to_write_error(i));
                 if ordered {
@@ -636,5 +709,6 @@ pub fn delete(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     if !errors.is_empty() {
         reply.insert("writeErrors", errors);
     }
+    session::append_retried(ctx, &mut reply);
     Ok(reply)
 }

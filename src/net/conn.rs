@@ -109,6 +109,9 @@ fn handle_op_msg(
         Ok(req) => cmd::dispatch(shared, session, conn, req),
         Err(e) => cmd::error_reply(shared, &e),
     };
+    if conn.close_requested {
+        return Reply::Close;
+    }
     if more_to_come {
         return Reply::None;
     }
@@ -167,6 +170,9 @@ fn handle_op_query(
             "ok": 0.0,
         },
     };
+    if conn.close_requested {
+        return Reply::Close;
+    }
     match wire::encode_op_reply(next_request_id(), header.request_id, 0, 0, 0, &[reply]) {
         Ok(f) => Reply::Frame(f),
         Err(_) => Reply::Close,

@@ -13,5 +13,6 @@ mod handshake;
 mod indexes;
 mod persistence;
 mod planner;
+mod sessions;
 mod validation;
 mod wire;

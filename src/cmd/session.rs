@@ -1,0 +1,315 @@
+//! Logical sessions and retryable writes at the command level: the session fields every
+//! command may carry (`lsid`, `txnNumber`), the session commands (startSession, endSessions,
+//! refreshSessions, killSessions, killAllSessions, killAllSessionsByPattern), and the
+//! statement bookkeeping that makes a retried write give back its original result.
+
+use super::{Ctx, Request};
+use crate::error::{ErrorCode, MongoError, Result};
+use crate::server::Shared;
+use crate::sessions::{SessionId, SessionState};
+use bson::{doc, Bson, Document};
+use std::collections::HashMap;
+
+/// Commands that are retryable writes when they carry a txnNumber without autocommit.
+pub const RETRYABLE_WRITE_COMMANDS: &[&str] = &["insert", "update", "delete", "findAndModify"];
+/// mongod bounds the lsid arrays of endSessions and friends.
+const MAX_SESSIONS_PER_COMMAND: usize = 10_000;
+
+/// The session fields of one command.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SessionInfo {
+    pub lsid: Option<SessionId>,
+    /// Set only for a retryable write (txnNumber, no autocommit, a retryable command).
+    pub txn_number: Option<i64>,
+}
+
+fn parse_lsid(v: &Bson) -> Result<SessionId> {
+    let Bson::Document(d) = v else {
+        return Err(MongoError::type_mismatch(format!(
+            "BSON field 'OperationSessionInfo.lsid' is the wrong type '{}', expected type 'object'",
+            super::format::type_name(v)
+        )));
+    };
+    match d.get("id") {
+        None => Err(MongoError::new(
+            ErrorCode::Location40414,
+            "BSON field 'OperationSessionInfo.lsid.id' is missing but a required field",
+        )),
+        Some(id) => SessionId::from_bson(id).ok_or_else(|| {
+            MongoError::type_mismatch(format!(
+                "BSON field 'OperationSessionInfo.lsid.id' is the wrong type '{}', expected type 'binData'",
+                super::format::type_name(id)
+            ))
+        }),
+    }
+}
+
+impl SessionInfo {
+    /// Reads and checks `lsid` / `txnNumber` as mongod's initializeOperationSessionInfo does.
+    pub fn parse(shared: &Shared, command: &str, req: &Request) -> Result<SessionInfo> {
+        let lsid = req.body.get("lsid").map(parse_lsid).transpose()?;
+        let txn = match req.body.get("txnNumber") {
+            None => None,
+            Some(Bson::Int64(n)) => Some(*n),
+            Some(Bson::Int32(n)) => Some(i64::from(*n)),
+            Some(v) => {
+                return Err(MongoError::type_mismatch(format!(
+                "BSON field 'OperationSessionInfo.txnNumber' is the wrong type '{}', expected type 'long'",
+                super::format::type_name(v)
+            )))
+            }
+        };
+        let Some(txn) = txn else {
+            return Ok(SessionInfo { lsid, txn_number: None });
+        };
+        if lsid.is_none() {
+            return Err(MongoError::new(
+                ErrorCode::InvalidOptions,
+                "Transaction number requires a session ID to also be specified",
+            ));
+        }
+        if !shared.is_replica_set() {
+            return Err(MongoError::new(
+                ErrorCode::IllegalOperation,
+                "Transaction numbers are only allowed on a replica set member or mongos",
+            ));
+        }
+        if txn < 0 {
+            return Err(MongoError::new(ErrorCode::InvalidOptions, "Transaction number cannot be negative"));
+        }
+        if !RETRYABLE_WRITE_COMMANDS.contains(&command) {
+            return Err(MongoError::new(
+                ErrorCode::Location50768,
+                format!(
+                    "txnNumber may only be provided for multi-document transactions and retryable write \
+                     commands. autocommit:false was not provided, and {command} is not a retryable write command."
+                ),
+            ));
+        }
+        Ok(SessionInfo { lsid, txn_number: Some(txn) })
+    }
+}
+
+/// The executed statements of the retryable write a connection is running: the session's
+/// history, checked out for the duration of the command.
+pub struct RetryCtx {
+    pub statements: HashMap<i32, Document>,
+    /// Statement ids answered from the history in this command (mongod's `retriedStmtIds`).
+    pub retried: Vec<i32>,
+}
+
+/// The statement id of the `i`-th statement of a write command: `stmtIds[i]`, or
+/// `stmtId + i`, or `i` (mongod's default).
+pub fn stmt_id(req: &Request, i: usize) -> i32 {
+    let i32_of = |v: &Bson| match v {
+        Bson::Int32(n) => Some(*n),
+        Bson::Int64(n) => i32::try_from(*n).ok(),
+        _ => None,
+    };
+    if let Some(Bson::Array(ids)) = req.body.get("stmtIds") {
+        if let Some(id) = ids.get(i).and_then(i32_of) {
+            return id;
+        }
+    }
+    let base = req.body.get("stmtId").and_then(i32_of).unwrap_or(0);
+    base.saturating_add(i32::try_from(i).unwrap_or(i32::MAX))
+}
+
+/// The recorded result of a statement already executed in this retryable write.
+pub fn retried(ctx: &mut Ctx, stmt: i32) -> Option<Document> {
+    let r = ctx.conn.retry.as_mut()?;
+    let d = r.statements.get(&stmt)?.clone();
+    r.retried.push(stmt);
+    Some(d)
+}
+
+/// Records a statement's result (no-op outside a retryable write).
+pub fn record(ctx: &mut Ctx, stmt: i32, result: Document) {
+    if let Some(r) = ctx.conn.retry.as_mut() {
+        r.statements.insert(stmt, result);
+    }
+}
+
+/// Called before each statement a retryable write executes (not for those answered from
+/// history): the `onPrimaryTransactionalWrite` fail point may fail the statement or ask for
+/// the connection to be closed once the command is done.
+pub fn before_statement(ctx: &mut Ctx) -> Result<()> {
+    if ctx.conn.retry.is_none() {
+        return Ok(());
+    }
+    let Some(fault) = super::failpoint::on_retryable_statement(ctx.shared) else {
+        return Ok(());
+    };
+    if fault.close {
+        ctx.conn.close_requested = true;
+    }
+    match fault.fail_code {
+        Some(code) => Err(MongoError::new(
+            ErrorCode::from_code(code).unwrap_or(ErrorCode::InternalError),
+            "Failing write via 'onPrimaryTransactionalWrite' failpoint",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Adds `retriedStmtIds` to a write reply when statements were answered from history.
+pub fn append_retried(ctx: &Ctx, reply: &mut Document) {
+    if let Some(r) = ctx.conn.retry.as_ref() {
+        if !r.retried.is_empty() {
+            reply.insert("retriedStmtIds", r.retried.clone());
+        }
+    }
+}
+
+/// Runs a retryable write with its session checked out: a txnNumber below the session's
+/// highest is 225 TransactionTooOld, a higher one starts a new history, an equal one is a
+/// retry whose executed statements are answered from the history.
+pub fn run_retryable(
+    ctx: &mut Ctx,
+    req: &Request,
+    lsid: SessionId,
+    txn: i64,
+    handler: super::registry::Handler,
+) -> Result<Document> {
+    let state = ctx.shared.sessions.state(lsid);
+    let mut st = state.lock();
+    match st.txn_number {
+        Some(highest) if txn < highest => {
+            return Err(MongoError::new(
+                ErrorCode::TransactionTooOld,
+                format!(
+                    "Retryable write with txnNumber {txn} is prohibited on session {lsid} because a newer \
+                     retryable write with txnNumber {highest} has already started on this session."
+                ),
+            ))
+        }
+        Some(highest) if txn == highest => {}
+        _ => {
+            st.txn_number = Some(txn);
+            st.statements.clear();
+        }
+    }
+    let st: &mut SessionState = &mut st;
+    ctx.conn.retry = Some(RetryCtx { statements: std::mem::take(&mut st.statements), retried: Vec::new() });
+    let result = handler(ctx, req);
+    if let Some(r) = ctx.conn.retry.take() {
+        st.statements = r.statements;
+    }
+    result
+}
+
+/// The lsids of endSessions / refreshSessions / killSessions: an array of `{id: UUID}`.
+fn lsid_array(req: &Request) -> Result<Vec<SessionId>> {
+    let arr = match req.body.get(&req.name) {
+        Some(Bson::Array(a)) => a,
+        Some(v) => {
+            return Err(MongoError::type_mismatch(format!(
+                "BSON field '{}.{}' is the wrong type '{}', expected type 'array'",
+                req.name,
+                req.name,
+                super::format::type_name(v)
+            )))
+        }
+        None => return Err(MongoError::bad_value(format!("{} requires an array", req.name))),
+    };
+    if arr.len() > MAX_SESSIONS_PER_COMMAND {
+        return Err(MongoError::bad_value(format!(
+            "{} may not contain more than {MAX_SESSIONS_PER_COMMAND} sessions",
+            req.name
+        )));
+    }
+    arr.iter().map(parse_lsid).collect()
+}
+
+pub fn start_session(ctx: &mut Ctx, _req: &Request) -> Result<Document> {
+    let Some(id) = ctx.shared.sessions.start() else {
+        return Err(MongoError::new(
+            ErrorCode::TooManyLogicalSessions,
+            "Unable to add session into the cache because the number of active sessions is too high",
+        ));
+    };
+    Ok(doc! {
+        "id": id.to_lsid(),
+        "timeoutMinutes": super::handshake::SESSION_TIMEOUT_MINUTES,
+    })
+}
+
+/// Ends sessions: their cursors are killed and their history forgotten. Unknown ids are
+/// ignored, as mongod does.
+pub fn end_sessions(ctx: &mut Ctx, req: &Request) -> Result<Document> {
+    let ids = lsid_array(req)?;
+    for id in &ids {
+        ctx.shared.sessions.end(*id);
+    }
+    ctx.shared.cursors.kill_sessions(&ids);
+    Ok(Document::new())
+}
+
+pub fn refresh_sessions(ctx: &mut Ctx, req: &Request) -> Result<Document> {
+    for id in lsid_array(req)? {
+        ctx.shared.sessions.touch(id);
+    }
+    Ok(Document::new())
+}
+
+/// Kills the sessions' cursors (their operations finish: each runs on its own connection
+/// thread). The session itself and its retryable-write history stay, as on mongod.
+pub fn kill_sessions(ctx: &mut Ctx, req: &Request) -> Result<Document> {
+    let ids = lsid_array(req)?;
+    ctx.shared.cursors.kill_sessions(&ids);
+    Ok(Document::new())
+}
+
+/// `killAllSessions: [{user, db}, ...]`; an empty array kills every session. Without
+/// authentication no session belongs to a named user, so a non-empty list matches none.
+pub fn kill_all_sessions(ctx: &mut Ctx, req: &Request) -> Result<Document> {
+    let users = match req.body.get("killAllSessions") {
+        Some(Bson::Array(a)) => a,
+        Some(v) => {
+            return Err(MongoError::type_mismatch(format!(
+            "BSON field 'KillAllSessionsCmd.killAllSessions' is the wrong type '{}', expected type 'array'",
+            super::format::type_name(v)
+        )))
+        }
+        None => return Err(MongoError::bad_value("killAllSessions requires an array")),
+    };
+    if users.is_empty() {
+        let ids = ctx.shared.sessions.ids();
+        ctx.shared.cursors.kill_sessions(&ids);
+    }
+    Ok(Document::new())
+}
+
+/// `killAllSessionsByPattern: [{lsid}, {uid}, {users}, {roles}, {}]`; an empty array or an
+/// empty pattern matches every session. Patterns by uid, users or roles match every session
+/// while there is no authentication (every session belongs to the one anonymous user).
+pub fn kill_all_sessions_by_pattern(ctx: &mut Ctx, req: &Request) -> Result<Document> {
+    let patterns = match req.body.get("killAllSessionsByPattern") {
+        Some(Bson::Array(a)) => a,
+        Some(v) => {
+            return Err(MongoError::type_mismatch(format!(
+                "BSON field 'KillAllSessionsByPatternCmd.killAllSessionsByPattern' is the wrong type '{}', \
+                 expected type 'array'",
+                super::format::type_name(v)
+            )))
+        }
+        None => return Err(MongoError::bad_value("killAllSessionsByPattern requires an array")),
+    };
+    let mut all = patterns.is_empty();
+    let mut some = Vec::new();
+    for p in patterns {
+        let Bson::Document(p) = p else {
+            return Err(MongoError::type_mismatch(
+                "BSON field 'KillAllSessionsByPatternCmd.killAllSessionsByPattern' element is the wrong type, \
+                 expected type 'object'",
+            ));
+        };
+        match p.get("lsid") {
+            Some(l) => some.push(parse_lsid(l)?),
+            None => all = true,
+        }
+    }
+    let ids = if all { ctx.shared.sessions.ids() } else { some };
+    ctx.shared.cursors.kill_sessions(&ids);
+    Ok(Document::new())
+}

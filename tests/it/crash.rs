@@ -206,3 +206,61 @@ fn acknowledged_journaled_writes_survive_sigkill() {
     drop(client);
     drop(daemon);
 }
+
+/// SIGTERM is a clean shutdown: the daemon exits 0 after checkpointing, and a restart finds
+/// every write, acknowledged with the default (non-journaled for w:1) write concern too.
+#[test]
+fn sigterm_shuts_down_cleanly_and_keeps_everything() {
+    let dbdir = tempfile::tempdir().expect("tempdir");
+    let logdir = tempfile::tempdir().expect("tempdir");
+    let mut d = spawn(dbdir.path(), logdir.path(), "term");
+    {
+        let client = client_for(&d);
+        let c = client.database("crashdb").collection::<Document>("c");
+        let w1 = WriteConcern::builder().w(mongodb::options::Acknowledgment::Nodes(1)).build();
+        for i in 0..500i64 {
+            c.insert_one(doc! { "_id": i }).write_concern(w1.clone()).run().expect("insert");
+        }
+    }
+    // SAFETY: sending a signal to our own child process by its pid.
+    let rc = unsafe { libc::kill(d.child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = d.child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "daemon did not exit on SIGTERM:\n{}", d.log_text());
+        thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status {status}:\n{}", d.log_text());
+    let d2 = spawn(dbdir.path(), logdir.path(), "term-restart");
+    let ids = present_ids(&client_for(&d2));
+    assert_eq!(ids.len(), 500);
+}
+
+/// Past `--maxConns` a new connection is closed at once and the server carries on.
+#[test]
+fn connections_past_the_limit_are_refused_cleanly() {
+    use std::io::Read;
+    let server = crate::common::builder().max_connections(2).start().expect("server");
+    let addr = server.addr();
+    let a = TcpStream::connect(addr).unwrap();
+    let b = TcpStream::connect(addr).unwrap();
+    // Let the accept loop register both before the third arrives.
+    thread::sleep(Duration::from_millis(200));
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = c.write_all(&raw::op_msg(1, &doc! {"ping": 1, "$db": "admin"}));
+    let mut buf = [0u8; 16];
+    let n = c.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "the third connection must be closed without a reply");
+    drop(a);
+    drop(b);
+    // Once the others are gone, new connections are served again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !answers_ping(addr) {
+        assert!(Instant::now() < deadline, "server did not accept connections again");
+        thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -16,6 +16,7 @@ pub mod query;
 pub mod server;
 pub mod sessions;
 pub mod store;
+pub mod ttl;
 
 pub use config::Config;
 pub use server::{Server, ServerBuilder};

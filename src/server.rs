@@ -120,6 +120,11 @@ impl ServerBuilder {
         self.config.enable_test_commands = on;
         self
     }
+    /// Seconds between TTL monitor passes (60 by default, as mongod).
+    pub fn ttl_monitor_secs(mut self, secs: u64) -> Self {
+        self.config.ttl_monitor_secs = secs;
+        self
+    }
     pub fn max_connections(mut self, n: usize) -> Self {
         self.config.max_connections = n;
         self
@@ -145,9 +150,20 @@ pub struct Server {
 /// Expires idle cursors and idle logical sessions (with their cursors). (The change-stream issue turns this into the deadline-ordered reaper
 /// that also serves TTL indexes and oplog pruning.)
 fn start_reaper(shared: Arc<Shared>) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let ttl_every = std::time::Duration::from_secs(shared.config.ttl_monitor_secs.max(1));
+    let tick = ttl_every.min(std::time::Duration::from_secs(5));
+    let mut last_ttl = Instant::now();
     std::thread::Builder::new().name("reaper".into()).spawn(move || loop {
-        match shared.shutdown_signal.recv_timeout(std::time::Duration::from_secs(5)) {
+        match shared.shutdown_signal.recv_timeout(tick) {
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                if last_ttl.elapsed() >= ttl_every {
+                    last_ttl = Instant::now();
+                    match crate::ttl::run_pass(&shared.store) {
+                        Ok(n) if n > 0 => log::debug!("TTL monitor deleted {n} documents"),
+                        Ok(_) => {}
+                        Err(e) => log::warn!("TTL monitor: {e}"),
+                    }
+                }
                 let n = shared.cursors.reap(Instant::now());
                 if n > 0 {
                     log::debug!("reaped {n} idle cursors");

@@ -31,6 +31,10 @@ pub struct ClientCursor {
     pub conn_id: i64,
     /// The logical session that opened the cursor: it dies with the session.
     pub lsid: Option<SessionId>,
+    /// Tailable cursors (capped collections) stay open at the end of the data; awaitData
+    /// ones make getMore wait for new documents.
+    pub tailable: bool,
+    pub await_data: bool,
 }
 
 pub type CursorRef = Arc<Mutex<ClientCursor>>;
@@ -65,8 +69,18 @@ impl CursorManager {
                 break id;
             }
         };
-        let c =
-            ClientCursor { id, ns, source, batch_size, last_used: Instant::now(), no_timeout, conn_id, lsid };
+        let c = ClientCursor {
+            id,
+            ns,
+            source,
+            batch_size,
+            last_used: Instant::now(),
+            no_timeout,
+            conn_id,
+            lsid,
+            tailable: false,
+            await_data: false,
+        };
         map.insert(id, Slot { lsid, cursor: Arc::new(Mutex::new(c)) });
         id
     }

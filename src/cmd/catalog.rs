@@ -242,7 +242,7 @@ pub fn coll_stats(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         "avgObjSize": num(avg),
         "storageSize": num(storage / scale),
         "freeStorageSize": 0,
-        "capped": matches!(coll.options.get("capped"), Some(Bson::Boolean(true))),
+        "capped": coll.is_capped(),
         "nindexes": coll.indexes.len() as i32,
         "indexBuilds": [],
         "totalIndexSize": num(total_index / scale),

@@ -73,16 +73,36 @@ pub fn cursor_batch_size(req: &Request) -> Result<Option<usize>> {
 pub fn open_cursor(
     ctx: &mut Ctx,
     ns: String,
-    mut source: CursorSource,
+    source: CursorSource,
     first_batch: usize,
     later_batch: Option<usize>,
     single_batch: bool,
 ) -> Result<Document> {
+    open_cursor_with(ctx, ns, source, first_batch, later_batch, single_batch, None)
+}
+
+/// As `open_cursor`; `tailable` = Some(await_data) keeps the cursor open at the end.
+pub fn open_cursor_with(
+    ctx: &mut Ctx,
+    ns: String,
+    mut source: CursorSource,
+    first_batch: usize,
+    later_batch: Option<usize>,
+    single_batch: bool,
+    tailable: Option<bool>,
+) -> Result<Document> {
     let (batch, exhausted) = next_batch(ctx, &mut source, first_batch)?;
-    let id = if exhausted || single_batch {
+    let id = if (exhausted && tailable.is_none()) || single_batch {
         0
     } else {
-        ctx.shared.cursors.register(ns.clone(), source, later_batch, false, ctx.conn.id, ctx.conn.lsid)
+        let id =
+            ctx.shared.cursors.register(ns.clone(), source, later_batch, false, ctx.conn.id, ctx.conn.lsid);
+        if let (Some(await_data), Some(c)) = (tailable, ctx.shared.cursors.get(id)) {
+            let mut c = c.lock();
+            c.tailable = true;
+            c.await_data = await_data;
+        }
+        id
     };
     Ok(cursor_reply(&ns, id, batch, true))
 }
@@ -96,6 +116,38 @@ pub fn single_batch_cursor(
 ) -> Result<Document> {
     let bs = cursor_batch_size(req)?;
     open_cursor(ctx, ns, CursorSource::Buffered(docs.into()), bs.unwrap_or(usize::MAX), None, false)
+}
+
+/// mongod's default wait of an awaitData getMore without maxTimeMS.
+const DEFAULT_AWAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A getMore on a tailable cursor: whatever arrived since the last batch; with awaitData,
+/// waits (up to maxTimeMS) for a commit when nothing has. Tailable cursors stay open.
+fn tail(
+    ctx: &mut Ctx,
+    req: &Request,
+    c: &mut ClientCursor,
+    max_docs: usize,
+) -> Result<(Vec<Document>, bool)> {
+    let wait = match args::opt_i64(req, "maxTimeMS")? {
+        Some(ms) if ms > 0 => std::time::Duration::from_millis(ms as u64),
+        _ => DEFAULT_AWAIT,
+    };
+    let deadline = Instant::now() + wait;
+    loop {
+        let seen = ctx.shared.store.group_commit.commit_count();
+        if let CursorSource::Exec(exec) = &mut c.source {
+            exec.rearm();
+        }
+        let (batch, _) = next_batch(ctx, &mut c.source, max_docs)?;
+        let now = Instant::now();
+        if !batch.is_empty() || !c.await_data || now >= deadline {
+            return Ok((batch, false));
+        }
+        if !ctx.shared.store.group_commit.wait_for_commit_after(seen, deadline - now) {
+            return Ok((Vec::new(), false));
+        }
+    }
 }
 
 pub fn get_more(ctx: &mut Ctx, req: &Request) -> Result<Document> {
@@ -161,7 +213,8 @@ pub fn get_more(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     }
     let c: &mut ClientCursor = &mut c;
     let max_docs = batch_size.or(c.batch_size).unwrap_or(usize::MAX);
-    let result = next_batch(ctx, &mut c.source, max_docs);
+    let result =
+        if c.tailable { tail(ctx, req, c, max_docs) } else { next_batch(ctx, &mut c.source, max_docs) };
     c.last_used = Instant::now();
     let (batch, exhausted) = match result {
         Ok(r) => r,

@@ -82,10 +82,16 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         Some(h @ (Bson::String(_) | Bson::Document(_))) => Some(h.clone()),
         Some(_) => return Err(MongoError::bad_value("hint must be either a string or nested object")),
     };
-    if args::opt_bool(req, "tailable")?.unwrap_or(false) {
-        return Err(MongoError::bad_value(
-            "error processing query: tailable cursor requested on non capped collection",
+    let tailable = args::opt_bool(req, "tailable")?.unwrap_or(false);
+    let await_data = args::opt_bool(req, "awaitData")?.unwrap_or(false);
+    if await_data && !tailable {
+        return Err(MongoError::new(
+            ErrorCode::FailedToParse,
+            "Cannot set 'awaitData' without also setting 'tailable'",
         ));
+    }
+    if tailable && sort.as_ref().is_some_and(|s| !s.is_empty() && s.get("$natural").is_none()) {
+        return Err(MongoError::bad_value("cannot use tailable option with a sort other than {$natural: 1}"));
     }
     let matcher = Matcher::parse(&filter)?;
     let sort_spec = sort.as_ref().filter(|s| !s.contains_key("$natural")).map(SortSpec::parse).transpose()?;
@@ -103,7 +109,19 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         }
         return Ok(cursor::cursor_reply(&ns, 0, Vec::new(), true));
     };
-    let plan = planner::plan_with_sort(&coll, &filter, sort.as_ref(), hint.as_ref())?;
+    if tailable && !coll.is_capped() {
+        return Err(MongoError::bad_value(format!(
+            "error processing query: ns={ns} tailable cursor requested on non capped collection"
+        )));
+    }
+    let mut plan = planner::plan_with_sort(&coll, &filter, sort.as_ref(), hint.as_ref())?;
+    if tailable {
+        // A tailable cursor follows insertion order from where it stopped.
+        plan = planner::Plan {
+            access: crate::query::exec::Access::CollScan { forward: true },
+            sort_provided: true,
+        };
+    }
     let exec = Exec::new(
         coll,
         plan.access,
@@ -123,7 +141,7 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         (None, Some(l)) => (l as usize).min(DEFAULT_FIRST_BATCH),
         (None, None) => DEFAULT_FIRST_BATCH,
     };
-    open_cursor(
+    cursor::open_cursor_with(
         ctx,
         ns,
         CursorSource::Exec(Box::new(exec)),
@@ -131,6 +149,7 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         // find's batchSize shapes the first batch only; each getMore brings its own.
         None,
         single_batch,
+        tailable.then_some(await_data),
     )
 }
 

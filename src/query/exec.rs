@@ -102,6 +102,13 @@ impl Exec {
         &self.access
     }
 
+    /// A tailable cursor reached the end: look again from the saved position next time.
+    pub fn rearm(&mut self) {
+        if matches!(self.access, Access::CollScan { forward: true }) && self.pending.is_empty() {
+            self.source_done = false;
+        }
+    }
+
     /// True when no more documents will come.
     pub fn is_exhausted(&self) -> bool {
         (self.source_done && self.pending.is_empty()) || self.opts.limit == Some(0)

@@ -23,6 +23,16 @@ pub struct CollShared {
     /// list or drops the collection holds it exclusively.
     pub ddl: RwLock<()>,
     pub dropped: AtomicBool,
+    /// Size and count of a capped collection; held for the whole of each write to it, so
+    /// capped writes are serialised (as in mongod) and eviction sees exact totals.
+    pub capped: Mutex<CappedState>,
+}
+
+#[derive(Debug, Default)]
+pub struct CappedState {
+    pub loaded: bool,
+    pub bytes: i64,
+    pub count: i64,
 }
 
 #[derive(Debug)]
@@ -126,6 +136,25 @@ impl Collection {
         self.indexes.iter().find(|i| i.is_id())
     }
 
+    pub fn is_capped(&self) -> bool {
+        matches!(self.options.get("capped"), Some(Bson::Boolean(true)))
+    }
+
+    /// (size in bytes, max documents) of a capped collection.
+    pub fn capped_limits(&self) -> Option<(i64, Option<i64>)> {
+        if !matches!(self.options.get("capped"), Some(Bson::Boolean(true))) {
+            return None;
+        }
+        let num = |k: &str| match self.options.get(k) {
+            Some(Bson::Int32(n)) => Some(*n as i64),
+            Some(Bson::Int64(n)) => Some(*n),
+            Some(Bson::Double(n)) => Some(*n as i64),
+            _ => None,
+        };
+        let size = num("size").unwrap_or(4096).max(4096);
+        Some((size, num("max").filter(|m| *m > 0)))
+    }
+
     pub fn alloc_rid(&self) -> i64 {
         self.shared.next_rid.fetch_add(1, Ordering::SeqCst)
     }
@@ -209,6 +238,7 @@ impl Collection {
                 next_rid: AtomicI64::new(next_rid),
                 ddl: RwLock::new(()),
                 dropped: AtomicBool::new(false),
+                capped: Mutex::new(CappedState::default()),
             }),
         })
     }
@@ -325,5 +355,6 @@ pub fn new_shared() -> Arc<CollShared> {
         next_rid: AtomicI64::new(1),
         ddl: RwLock::new(()),
         dropped: AtomicBool::new(false),
+        capped: Mutex::new(CappedState::default()),
     })
 }

@@ -104,7 +104,25 @@ impl StoreSession {
             {
                 continue;
             }
-            return self.write(durable, |t| f(t, &coll)).map(Some);
+            let Some((size, max)) = coll.capped_limits() else {
+                return self.write(durable, |t| f(t, &coll)).map(Some);
+            };
+            // Capped: serialise writers and evict the oldest documents in the same
+            // transaction as the write that overflowed the collection.
+            let mut state = coll.shared.capped.lock();
+            if !state.loaded {
+                let (n, bytes) = self.count_and_size(&coll)?;
+                *state = super::catalog::CappedState { loaded: true, bytes: bytes as i64, count: n as i64 };
+            }
+            let (base_bytes, base_count) = (state.bytes, state.count);
+            let (r, dbytes, dcount) = self.write(durable, |t| {
+                let r = f(t, &coll)?;
+                t.evict_capped(&coll, base_bytes, base_count, size, max)?;
+                Ok((r, t.size_delta, t.count_delta))
+            })?;
+            state.bytes += dbytes;
+            state.count += dcount;
+            return Ok(Some(r));
         }
     }
 
@@ -166,6 +184,7 @@ impl StoreSession {
                 next_rid: AtomicI64::new(coll.shared.next_rid.load(Ordering::SeqCst)),
                 ddl: Default::default(),
                 dropped: AtomicBool::new(false),
+                capped: Default::default(),
             }),
         });
         let cmd_ns = format!("{}.$cmd", coll.db);

@@ -297,6 +297,10 @@ pub struct GroupCommit {
     commits: AtomicU64,
     state: Mutex<GroupState>,
     done: Condvar,
+    /// awaitData getMores waiting for the next commit.
+    waiters: std::sync::atomic::AtomicUsize,
+    wake_lock: Mutex<()>,
+    wake: Condvar,
 }
 
 #[derive(Default)]
@@ -307,9 +311,36 @@ struct GroupState {
 }
 
 impl GroupCommit {
-    /// Called after each successful commit.
+    /// Called after each successful commit; wakes awaitData getMores.
     pub fn committed(&self) {
         self.commits.fetch_add(1, Ordering::SeqCst);
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            let _g = self.wake_lock.lock();
+            self.wake.notify_all();
+        }
+    }
+
+    /// How many commits have happened (a watermark for `wait_for_commit_after`).
+    pub fn commit_count(&self) -> u64 {
+        self.commits.load(Ordering::SeqCst)
+    }
+
+    /// Waits until a commit after watermark `seen`, or `timeout`; true if one happened.
+    pub fn wait_for_commit_after(&self, seen: u64, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let mut g = self.wake_lock.lock();
+        let happened = loop {
+            if self.commits.load(Ordering::SeqCst) > seen {
+                break true;
+            }
+            if self.wake.wait_until(&mut g, deadline).timed_out() {
+                break self.commits.load(Ordering::SeqCst) > seen;
+            }
+        };
+        drop(g);
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        happened
     }
 
     /// Waits until every commit made before this call is on disk, syncing the journal

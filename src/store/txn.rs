@@ -14,6 +14,9 @@ pub struct Txn<'a> {
     pub store: &'a Store,
     /// Timestamp of the last oplog entry this transaction wrote.
     pub last_ts: Option<Timestamp>,
+    /// Change in stored bytes and documents made by this transaction (capped bookkeeping).
+    pub size_delta: i64,
+    pub count_delta: i64,
 }
 
 pub fn encode(doc: &Document) -> StoreResult<Vec<u8>> {
@@ -24,7 +27,7 @@ pub fn encode(doc: &Document) -> StoreResult<Vec<u8>> {
 
 impl<'a> Txn<'a> {
     pub fn new(s: &'a Session, store: &'a Store) -> Self {
-        Txn { s, store, last_ts: None }
+        Txn { s, store, last_ts: None, size_delta: 0, count_delta: 0 }
     }
 
     /// Appends an oplog entry built by `make` from a fresh timestamp.
@@ -55,6 +58,8 @@ impl<'a> Txn<'a> {
             let mut cur = self.s.open_cursor(&coll.uri(), None)?;
             cur.insert(Key::Int(rid), &bytes)?;
         }
+        self.size_delta += bytes.len() as i64;
+        self.count_delta += 1;
         let ns = coll.ns.clone();
         let uuid = coll.uuid;
         self.log(|ts| oplog::entry("i", &ns, Some(uuid), doc.clone(), Some(oplog::id_doc(doc)), ts))?;
@@ -88,6 +93,9 @@ impl<'a> Txn<'a> {
             let mut cur = self.s.open_cursor(&coll.uri(), None)?;
             cur.update(Key::Int(rid), &bytes)?;
         }
+        if coll.is_capped() {
+            self.size_delta += bytes.len() as i64 - encode(old)?.len() as i64;
+        }
         let ns = coll.ns.clone();
         let uuid = coll.uuid;
         self.log(|ts| oplog::entry("u", &ns, Some(uuid), oplog_o, Some(oplog::id_doc(old)), ts))?;
@@ -95,6 +103,15 @@ impl<'a> Txn<'a> {
     }
 
     pub fn delete(&mut self, coll: &Collection, rid: i64, old: &Document) -> StoreResult<()> {
+        self.remove_record(coll, rid, old)?;
+        let ns = coll.ns.clone();
+        let uuid = coll.uuid;
+        self.log(|ts| oplog::entry("d", &ns, Some(uuid), oplog::id_doc(old), None, ts))?;
+        Ok(())
+    }
+
+    /// Removes a record and its index entries (no oplog entry).
+    fn remove_record(&mut self, coll: &Collection, rid: i64, old: &Document) -> StoreResult<()> {
         for idx in &coll.indexes {
             let keys = index::keys_for(idx, old)?;
             index::remove_keys(self.s, idx, &keys, rid)?;
@@ -103,10 +120,39 @@ impl<'a> Txn<'a> {
             let mut cur = self.s.open_cursor(&coll.uri(), None)?;
             cur.remove(Key::Int(rid))?;
         }
-        let ns = coll.ns.clone();
-        let uuid = coll.uuid;
-        self.log(|ts| oplog::entry("d", &ns, Some(uuid), oplog::id_doc(old), None, ts))?;
+        if coll.is_capped() {
+            self.size_delta -= encode(old)?.len() as i64;
+        }
+        self.count_delta -= 1;
         Ok(())
+    }
+
+    /// Evicts the oldest documents of a capped collection until it fits `size` bytes and
+    /// `max` documents again (always keeping the newest). As in mongod these deletions are
+    /// not oplog entries.
+    pub fn evict_capped(
+        &mut self,
+        coll: &Collection,
+        base_bytes: i64,
+        base_count: i64,
+        size: i64,
+        max: Option<i64>,
+    ) -> StoreResult<()> {
+        loop {
+            let bytes = base_bytes + self.size_delta;
+            let count = base_count + self.count_delta;
+            let over = bytes > size || max.is_some_and(|m| count > m);
+            if !over || count <= 1 {
+                return Ok(());
+            }
+            let mut oldest: Option<(i64, Document)> = None;
+            scan::scan_records(self.s, coll, None, true, |rid, raw| {
+                oldest = Some((rid, scan::parse_record(raw)?));
+                Ok(false)
+            })?;
+            let Some((rid, doc)) = oldest else { return Ok(()) };
+            self.remove_record(coll, rid, &doc)?;
+        }
     }
 
     pub fn get(&self, coll: &Collection, rid: i64) -> StoreResult<Option<Document>> {

@@ -5,6 +5,7 @@
 mod common;
 
 mod api;
+mod capped;
 mod catalog;
 mod crash;
 mod crud;

@@ -19,6 +19,8 @@ pub enum CursorSource {
     Exec(Box<Exec>),
     /// Results already computed (aggregation output, catalog listings).
     Buffered(VecDeque<Document>),
+    /// A change stream reading the oplog.
+    ChangeStream(Box<crate::oplog::stream::ChangeStream>),
 }
 
 pub struct ClientCursor {
@@ -94,8 +96,13 @@ impl CursorManager {
     }
 
     /// Drops every cursor on a namespace (its collection is being dropped or renamed).
+    /// Change streams survive: they report the drop and then invalidate themselves.
     pub fn kill_namespace(&self, ns: &str) {
-        self.map.lock().retain(|_, s| s.cursor.try_lock().is_none_or(|c| c.ns != ns));
+        self.map.lock().retain(|_, s| {
+            s.cursor
+                .try_lock()
+                .is_none_or(|c| c.ns != ns || matches!(c.source, CursorSource::ChangeStream(_)))
+        });
     }
 
     /// Drops every cursor opened under one of `ids` (the sessions were ended, killed or

@@ -138,6 +138,8 @@ error_codes! {
     Location15974 = 15974,
     Location40414 = 40414,
     Location40415 = 40415,
+    Location40602 = 40602,
+    Location40674 = 40674,
     Location4886600 = 4886600,
     Location15975 = 15975,
     Location17312 = 17312,

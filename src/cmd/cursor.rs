@@ -29,6 +29,10 @@ pub fn next_batch(
             let batch = exec.next_batch(ctx.store, max_docs, BATCH_BYTES)?;
             Ok((batch, exec.is_exhausted()))
         }
+        CursorSource::ChangeStream(cs) => {
+            let batch = cs.next_batch(ctx.store, max_docs)?;
+            Ok((batch, cs.invalidated))
+        }
         CursorSource::Buffered(docs) => {
             let mut out = Vec::new();
             let mut bytes = 0;
@@ -139,10 +143,12 @@ fn tail(
         if let CursorSource::Exec(exec) = &mut c.source {
             exec.rearm();
         }
-        let (batch, _) = next_batch(ctx, &mut c.source, max_docs)?;
+        let (batch, exhausted) = next_batch(ctx, &mut c.source, max_docs)?;
+        // Only a change stream ends (after an invalidate); other tailable cursors stay open.
+        let ended = exhausted && matches!(c.source, CursorSource::ChangeStream(_));
         let now = Instant::now();
-        if !batch.is_empty() || !c.await_data || now >= deadline {
-            return Ok((batch, false));
+        if !batch.is_empty() || ended || !c.await_data || now >= deadline {
+            return Ok((batch, ended));
         }
         if !ctx.shared.store.group_commit.wait_for_commit_after(seen, deadline - now) {
             return Ok((Vec::new(), false));
@@ -223,13 +229,21 @@ pub fn get_more(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             return Err(e);
         }
     };
+    let resume_token = match &c.source {
+        CursorSource::ChangeStream(cs) => Some(cs.resume_token()),
+        _ => None,
+    };
     let out_id = if exhausted {
         ctx.shared.cursors.remove(id);
         0
     } else {
         id
     };
-    Ok(cursor_reply(&ns, out_id, batch, false))
+    let mut reply = cursor_reply(&ns, out_id, batch, false);
+    if let (Some(t), Ok(cur)) = (resume_token, reply.get_document_mut("cursor")) {
+        cur.insert("postBatchResumeToken", t);
+    }
+    Ok(reply)
 }
 
 pub fn kill_cursors(ctx: &mut Ctx, req: &Request) -> Result<Document> {

@@ -157,14 +157,10 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
 /// $limit, $project and $count (what drivers' countDocuments sends), and answers any other
 /// stage with mongod's unknown-stage error.
 pub fn aggregate(ctx: &mut Ctx, req: &Request) -> Result<Document> {
-    let coll_name = match req.body.get("aggregate") {
-        Some(Bson::String(_)) => args::collection(req)?,
-        Some(Bson::Int32(1)) | Some(Bson::Int64(1)) | Some(Bson::Double(_)) => {
-            return Err(MongoError::new(
-                ErrorCode::NotImplemented,
-                "collection-less aggregation arrives with the aggregation issue",
-            ))
-        }
+    let coll_opt = match req.body.get("aggregate") {
+        Some(Bson::String(_)) => Some(args::collection(req)?),
+        Some(Bson::Int32(1)) | Some(Bson::Int64(1)) => None,
+        Some(Bson::Double(d)) if *d == 1.0 => None,
         _ => return Err(MongoError::new(ErrorCode::InvalidNamespace, "aggregate needs a collection name")),
     };
     let pipeline = match req.body.get("pipeline") {
@@ -194,6 +190,15 @@ pub fn aggregate(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             )),
         })
         .collect::<Result<_>>()?;
+    if super::change_stream::is_change_stream(&stages) {
+        return super::change_stream::aggregate(ctx, req, coll_opt, &stages, batch_size);
+    }
+    let Some(coll_name) = coll_opt else {
+        return Err(MongoError::new(
+            ErrorCode::NotImplemented,
+            "collection-less aggregation arrives with the aggregation issue",
+        ));
+    };
     let ns = format!("{}.{}", req.db, coll_name);
     let docs = crate::agg::run_basic(ctx, &ns, &stages)?;
     let first = batch_size.unwrap_or(DEFAULT_FIRST_BATCH);

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod args;
 pub mod catalog;
+pub mod change_stream;
 pub mod count;
 pub mod cursor;
 pub mod explain;

@@ -1,15 +1,24 @@
 //! The oplog: every write appends an entry in mongod's shape, in the same WiredTiger
 //! transaction as the write itself. Change streams (issue 5) read this table.
 
+pub mod stream;
+
 use crate::store::wt::Session;
 use crate::store::{StoreResult, OPLOG_TABLE};
 use bson::{doc, Bson, Document, Timestamp};
 use parking_lot::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Hands out strictly increasing cluster timestamps (seconds, increment).
+/// Hands out strictly increasing cluster timestamps (seconds, increment) and tracks which of
+/// them belong to transactions that have not finished yet, so oplog readers never move past
+/// a timestamp that may still commit (commits can finish out of timestamp order).
 pub struct OplogClock {
-    last: Mutex<u64>,
+    state: Mutex<ClockState>,
+}
+
+struct ClockState {
+    last: u64,
+    in_flight: std::collections::BTreeSet<u64>,
 }
 
 pub fn pack(ts: Timestamp) -> i64 {
@@ -27,21 +36,48 @@ fn now_secs() -> u32 {
 
 impl OplogClock {
     pub fn new(last: Option<Timestamp>) -> Self {
-        OplogClock { last: Mutex::new(last.map(pack).unwrap_or(0) as u64) }
+        OplogClock {
+            state: Mutex::new(ClockState {
+                last: last.map(pack).unwrap_or(0) as u64,
+                in_flight: std::collections::BTreeSet::new(),
+            }),
+        }
     }
 
+    /// A new timestamp, in flight until `release`d by its transaction's end.
     pub fn next(&self) -> Timestamp {
-        let mut last = self.last.lock();
+        let mut st = self.state.lock();
         let secs = now_secs() as u64;
-        let cur = *last;
+        let cur = st.last;
         let next = if secs > cur >> 32 { (secs << 32) | 1 } else { cur + 1 };
-        *last = next;
+        st.last = next;
+        st.in_flight.insert(next);
         unpack(next as i64)
+    }
+
+    /// The transaction holding these timestamps committed or rolled back.
+    pub fn release(&self, ts: &[i64]) {
+        if ts.is_empty() {
+            return;
+        }
+        let mut st = self.state.lock();
+        for t in ts {
+            st.in_flight.remove(&(*t as u64));
+        }
+    }
+
+    /// Every oplog entry at or below this timestamp is committed or will never exist.
+    pub fn visible(&self) -> i64 {
+        let st = self.state.lock();
+        match st.in_flight.iter().next() {
+            Some(first) => (*first - 1) as i64,
+            None => st.last as i64,
+        }
     }
 
     /// The newest timestamp handed out (or a current one if none was yet).
     pub fn last(&self) -> Timestamp {
-        let v = *self.last.lock();
+        let v = self.state.lock().last;
         if v == 0 {
             Timestamp { time: now_secs(), increment: 0 }
         } else {
@@ -129,6 +165,20 @@ pub fn id_doc(doc: &Document) -> Document {
     }
 }
 
+/// Catalog-table key holding the newest pruned oplog timestamp.
+const PRUNED_KEY: &[u8] = b"$oplogPrunedThrough";
+
+/// The newest oplog timestamp pruned so far (0 if none).
+pub fn pruned_through(session: &Session) -> StoreResult<i64> {
+    let mut cur = session.open_cursor(crate::store::CATALOG_TABLE, None)?;
+    if cur.search(crate::store::wt::Key::Bytes(PRUNED_KEY))? {
+        let v = cur.value()?;
+        Ok(v.get(..8).and_then(|b| b.try_into().ok()).map(i64::from_be_bytes).unwrap_or(0))
+    } else {
+        Ok(0)
+    }
+}
+
 /// Entries removed per transaction while pruning.
 const PRUNE_BATCH: usize = 1000;
 
@@ -153,8 +203,14 @@ pub fn prune(session: &Session, retention_secs: u64) -> StoreResult<u64> {
                 old.push(k);
                 n += 1;
             }
+            let newest = old.last().copied();
             for k in old {
                 cur.remove(crate::store::wt::Key::Int(k))?;
+            }
+            if let Some(k) = newest {
+                // Remember how far history is gone, for change streams' ChangeStreamHistoryLost.
+                let mut meta = session.open_cursor(crate::store::CATALOG_TABLE, None)?;
+                meta.insert(crate::store::wt::Key::Bytes(PRUNED_KEY), &k.to_be_bytes())?;
             }
             Ok(())
         })();

@@ -262,6 +262,10 @@ impl Catalog {
         {
             let mut cur = session.open_cursor(CATALOG_TABLE, None)?;
             while cur.next()? {
+                // Keys starting with '$' are server metadata, not collections.
+                if cur.key_bytes()?.first() == Some(&b'$') {
+                    continue;
+                }
                 let v = cur.value()?;
                 let d = super::scan::parse_record(v)?;
                 rows.push(d);

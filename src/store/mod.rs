@@ -240,10 +240,14 @@ impl StoreSession {
             self.wt.begin_transaction("isolation=snapshot")?;
             let mut txn = Txn::new(&self.wt, &self.store);
             let result = f(&mut txn);
+            let taken = std::mem::take(&mut txn.in_flight);
             let result = match result {
                 Ok(v) => {
                     let commit = if durable { "sync=on" } else { "" };
-                    match self.wt.commit_transaction(commit) {
+                    let committed = self.wt.commit_transaction(commit);
+                    // Only now may oplog readers move past these timestamps.
+                    self.store.clock.release(&taken);
+                    match committed {
                         Ok(()) => {
                             self.store.group_commit.committed();
                             return Ok(v);
@@ -253,6 +257,7 @@ impl StoreSession {
                 }
                 Err(e) => {
                     let _ = self.wt.rollback_transaction("");
+                    self.store.clock.release(&taken);
                     Err(e)
                 }
             };

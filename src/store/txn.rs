@@ -17,6 +17,8 @@ pub struct Txn<'a> {
     /// Change in stored bytes and documents made by this transaction (capped bookkeeping).
     pub size_delta: i64,
     pub count_delta: i64,
+    /// Oplog timestamps this transaction took; released when it ends (see `OplogClock`).
+    pub in_flight: Vec<i64>,
 }
 
 pub fn encode(doc: &Document) -> StoreResult<Vec<u8>> {
@@ -27,12 +29,13 @@ pub fn encode(doc: &Document) -> StoreResult<Vec<u8>> {
 
 impl<'a> Txn<'a> {
     pub fn new(s: &'a Session, store: &'a Store) -> Self {
-        Txn { s, store, last_ts: None, size_delta: 0, count_delta: 0 }
+        Txn { s, store, last_ts: None, size_delta: 0, count_delta: 0, in_flight: Vec::new() }
     }
 
     /// Appends an oplog entry built by `make` from a fresh timestamp.
     pub fn log(&mut self, make: impl FnOnce(Timestamp) -> Document) -> StoreResult<()> {
         let ts = self.store.clock.next();
+        self.in_flight.push(oplog::pack(ts));
         let entry = make(ts);
         let mut cur = self.s.open_cursor(OPLOG_TABLE, None)?;
         cur.insert(Key::Int(oplog::pack(ts)), &oplog::to_bytes(&entry)?)?;

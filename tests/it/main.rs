@@ -7,6 +7,7 @@ mod common;
 mod api;
 mod capped;
 mod catalog;
+mod change_streams;
 mod crash;
 mod crud;
 mod cursors;

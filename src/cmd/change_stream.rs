@@ -1,0 +1,163 @@
+//! `aggregate` with a leading `$changeStream`: parse the stream's options and open a
+//! tailable, awaitData cursor over the oplog (`oplog::stream`).
+
+use super::cursor::{cursor_reply, DEFAULT_FIRST_BATCH};
+use super::{Ctx, Request};
+use crate::cursors::CursorSource;
+use crate::error::{ErrorCode, MongoError, Result};
+use crate::oplog::stream::{self, ChangeStream, FullDocument, Scope, Stage};
+use crate::query::matcher::Matcher;
+use crate::query::projection::Projection;
+use bson::{Bson, Document};
+
+const OPTIONS: &[&str] = &[
+    "fullDocument",
+    "fullDocumentBeforeChange",
+    "resumeAfter",
+    "startAfter",
+    "startAtOperationTime",
+    "allChangesForCluster",
+    "showExpandedEvents",
+    "allowToRunOnConfigDB",
+    "allowToRunOnSystemNS",
+];
+
+pub fn is_change_stream(stages: &[Document]) -> bool {
+    stages.iter().any(|s| s.contains_key("$changeStream"))
+}
+
+/// Opens a change stream; `coll` is None for `aggregate: 1` (database or cluster streams).
+pub fn aggregate(
+    ctx: &mut Ctx,
+    req: &Request,
+    coll: Option<String>,
+    stages: &[Document],
+    batch_size: Option<usize>,
+) -> Result<Document> {
+    if stages.iter().skip(1).any(|s| s.contains_key("$changeStream")) {
+        return Err(MongoError::new(
+            ErrorCode::Location40602,
+            "$changeStream is only valid as the first stage in a pipeline.",
+        ));
+    }
+    let spec = match stages.first().and_then(|s| s.get("$changeStream")) {
+        Some(Bson::Document(d)) => d.clone(),
+        _ => return Err(MongoError::type_mismatch("the $changeStream stage takes an object")),
+    };
+    if let Some(k) = spec.keys().find(|k| !OPTIONS.contains(&k.as_str())) {
+        return Err(MongoError::new(
+            ErrorCode::Location40415,
+            format!("BSON field '$changeStream.{k}' is an unknown field."),
+        ));
+    }
+    let full_document = match spec.get("fullDocument") {
+        None | Some(Bson::Null) => FullDocument::Default,
+        Some(Bson::String(s)) => match s.as_str() {
+            "default" => FullDocument::Default,
+            "updateLookup" => FullDocument::UpdateLookup,
+            "whenAvailable" => FullDocument::WhenAvailable,
+            "required" => FullDocument::Required,
+            other => {
+                return Err(MongoError::bad_value(format!(
+                    "Enumeration value '{other}' for field '$changeStream.fullDocument' is not a valid value."
+                )))
+            }
+        },
+        Some(_) => return Err(MongoError::type_mismatch("'fullDocument' must be a string")),
+    };
+    let flag = |k: &str| matches!(spec.get(k), Some(Bson::Boolean(true)));
+    let scope = match coll {
+        Some(c) => Scope::Collection { db: req.db.clone(), coll: c },
+        None if flag("allChangesForCluster") => {
+            if req.db != "admin" {
+                return Err(MongoError::new(
+                    ErrorCode::InvalidNamespace,
+                    "A $changeStream with 'allChangesForCluster:true' may only be opened on the 'admin' database",
+                ));
+            }
+            Scope::Cluster
+        }
+        None => {
+            if matches!(req.db.as_str(), "admin" | "config" | "local") {
+                return Err(MongoError::new(
+                    ErrorCode::InvalidNamespace,
+                    format!("$changeStream may not be opened on the internal {} database", req.db),
+                ));
+            }
+            Scope::Database(req.db.clone())
+        }
+    };
+    let token_of = |k: &str| -> Result<Option<(i64, u8)>> {
+        match spec.get(k) {
+            None | Some(Bson::Null) => Ok(None),
+            Some(Bson::Document(t)) => stream::parse_token(t).map(Some),
+            Some(_) => Err(MongoError::type_mismatch(format!("'{k}' must be a resume token object"))),
+        }
+    };
+    let resume_after = token_of("resumeAfter")?;
+    let start_after = token_of("startAfter")?;
+    let at = match spec.get("startAtOperationTime") {
+        None | Some(Bson::Null) => None,
+        Some(Bson::Timestamp(t)) => Some(*t),
+        Some(_) => return Err(MongoError::type_mismatch("'startAtOperationTime' must be a timestamp")),
+    };
+    if [resume_after.is_some(), start_after.is_some(), at.is_some()].iter().filter(|b| **b).count() > 1 {
+        return Err(MongoError::new(
+            ErrorCode::Location40674,
+            "Only one type of resume option is allowed, but multiple were found.",
+        ));
+    }
+    if let Some((_, 1)) = resume_after {
+        return Err(MongoError::new(
+            ErrorCode::InvalidResumeToken,
+            "Attempting to resume a change stream using 'resumeAfter' is not allowed from an invalidate notification.",
+        ));
+    }
+    let after = resume_after.or(start_after).map(|(ts, _)| ts);
+    let mut rest = Vec::new();
+    for st in &stages[1..] {
+        let Some((name, arg)) = st.iter().next() else { continue };
+        rest.push(match (name.as_str(), arg) {
+            ("$match", Bson::Document(f)) => Stage::Match(Matcher::parse(f)?),
+            ("$project", Bson::Document(p)) => Stage::Project(Projection::parse(p)?),
+            (other, _) => {
+                return Err(MongoError::new(
+                    ErrorCode::NotImplemented,
+                    format!("{other} after $changeStream arrives with the aggregation issue"),
+                ))
+            }
+        });
+    }
+    let pos = stream::start_position(ctx.store, after, at)?;
+    let ns = match &scope {
+        Scope::Collection { db, coll } => format!("{db}.{coll}"),
+        Scope::Database(db) => format!("{db}.$cmd.aggregate"),
+        Scope::Cluster => "admin.$cmd.aggregate".to_string(),
+    };
+    let mut cs = ChangeStream::new(scope, pos, full_document, flag("showExpandedEvents"), rest);
+    let batch = cs.next_batch(ctx.store, batch_size.unwrap_or(DEFAULT_FIRST_BATCH))?;
+    let token = cs.resume_token();
+    let id = if cs.invalidated {
+        0
+    } else {
+        let id = ctx.shared.cursors.register(
+            ns.clone(),
+            CursorSource::ChangeStream(Box::new(cs)),
+            None,
+            false,
+            ctx.conn.id,
+            ctx.conn.lsid,
+        );
+        if let Some(c) = ctx.shared.cursors.get(id) {
+            let mut c = c.lock();
+            c.tailable = true;
+            c.await_data = true;
+        }
+        id
+    };
+    let mut reply = cursor_reply(&ns, id, batch, true);
+    if let Ok(cur) = reply.get_document_mut("cursor") {
+        cur.insert("postBatchResumeToken", token);
+    }
+    Ok(reply)
+}

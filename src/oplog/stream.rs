@@ -1,0 +1,375 @@
+//! Change streams: read the oplog from a position, turn entries into change events in
+//! mongod's shape, and never move past a timestamp that may still commit
+//! (`OplogClock::visible`). Resume tokens are `{_data: "82" + 16 hex digits of the timestamp +
+//! 2 hex digits of the event kind}` (0 = the entry's event, 1 = the invalidate after it).
+
+use super::{pack, unpack};
+use crate::error::{ErrorCode, MongoError, Result};
+use crate::query::matcher::Matcher;
+use crate::query::projection::Projection;
+use crate::store::wt::Key;
+use crate::store::{scan, StoreSession, OPLOG_TABLE};
+use bson::{doc, Bson, Document, Timestamp};
+
+/// Which namespaces a stream watches.
+#[derive(Debug, Clone)]
+pub enum Scope {
+    Collection { db: String, coll: String },
+    Database(String),
+    Cluster,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FullDocument {
+    Default,
+    UpdateLookup,
+    WhenAvailable,
+    Required,
+}
+
+/// Stages that may follow `$changeStream` (until the aggregation engine serves them all).
+pub enum Stage {
+    Match(Matcher),
+    Project(Projection),
+}
+
+pub struct ChangeStream {
+    pub scope: Scope,
+    /// Last oplog timestamp read (exclusive start of the next read).
+    pos: i64,
+    pub full_document: FullDocument,
+    pub show_expanded: bool,
+    stages: Vec<Stage>,
+    pub invalidated: bool,
+    last_token: Document,
+}
+
+pub fn token(ts: i64, kind: u8) -> Document {
+    doc! { "_data": format!("82{:016X}{:02X}", ts as u64, kind) }
+}
+
+/// The (timestamp, kind) inside a resume token of ours.
+pub fn parse_token(t: &Document) -> Result<(i64, u8)> {
+    let bad = || MongoError::new(ErrorCode::InvalidResumeToken, "invalid resume token");
+    let data = t.get_str("_data").map_err(|_| bad())?;
+    if data.len() != 20 || !data.starts_with("82") {
+        return Err(bad());
+    }
+    let ts = u64::from_str_radix(&data[2..18], 16).map_err(|_| bad())? as i64;
+    let kind = u8::from_str_radix(&data[18..20], 16).map_err(|_| bad())?;
+    Ok((ts, kind))
+}
+
+fn split_ns(ns: &str) -> (&str, &str) {
+    ns.split_once('.').unwrap_or((ns, ""))
+}
+
+impl ChangeStream {
+    /// A stream reading events after `pos`; `invalidate_at` when resuming right after a drop.
+    pub fn new(
+        scope: Scope,
+        pos: i64,
+        full_document: FullDocument,
+        show_expanded: bool,
+        stages: Vec<Stage>,
+    ) -> ChangeStream {
+        ChangeStream {
+            scope,
+            pos,
+            full_document,
+            show_expanded,
+            stages,
+            invalidated: false,
+            last_token: token(pos, 0),
+        }
+    }
+
+    /// The resume token for everything read so far (postBatchResumeToken).
+    pub fn resume_token(&self) -> Document {
+        self.last_token.clone()
+    }
+
+    fn watches_db(&self, db: &str) -> bool {
+        match &self.scope {
+            Scope::Collection { db: d, .. } | Scope::Database(d) => d == db,
+            Scope::Cluster => !matches!(db, "admin" | "config" | "local"),
+        }
+    }
+
+    fn watches(&self, db: &str, coll: &str) -> bool {
+        if coll.starts_with("system.") {
+            return false;
+        }
+        match &self.scope {
+            Scope::Collection { db: d, coll: c } => d == db && c == coll,
+            _ => self.watches_db(db),
+        }
+    }
+
+    /// Events after the current position, up to `max` of them.
+    pub fn next_batch(&mut self, ss: &mut StoreSession, max: usize) -> Result<Vec<Document>> {
+        let mut out = Vec::new();
+        if self.invalidated {
+            return Ok(out);
+        }
+        let visible = ss.store.clock.visible();
+        let mut entries: Vec<(i64, Document)> = Vec::new();
+        ss.read(|t| {
+            let mut cur = t.s.open_cursor(OPLOG_TABLE, None)?;
+            let mut ok = match cur.search_near(Key::Int(self.pos))? {
+                None => false,
+                Some(std::cmp::Ordering::Greater) => true,
+                Some(_) => cur.next()?,
+            };
+            // Read a bounded number of entries per batch; filtering happens below.
+            while ok && entries.len() < 4096 {
+                let k = cur.key_int()?;
+                if k > visible {
+                    break;
+                }
+                entries.push((k, scan::parse_record(cur.value()?)?));
+                ok = cur.next()?;
+            }
+            Ok(())
+        })?;
+        let reached_end = entries.len() < 4096;
+        for (k, entry) in entries {
+            if out.len() >= max {
+                return Ok(out);
+            }
+            self.pos = k;
+            self.last_token = token(k, 0);
+            let events = self.events_for(ss, k, &entry)?;
+            for ev in events {
+                if ev.get_str("operationType") == Ok("invalidate") {
+                    // The stream ends with this event; its token resumes (startAfter) past it.
+                    self.invalidated = true;
+                    self.last_token = token(k, 1);
+                }
+                if let Some(ev) = self.apply_stages(ev)? {
+                    out.push(ev);
+                }
+                if self.invalidated {
+                    return Ok(out);
+                }
+            }
+        }
+        if reached_end && visible > self.pos {
+            // Nothing more is visible: the token may move to the watermark.
+            self.pos = visible;
+            self.last_token = token(visible, 0);
+        }
+        Ok(out)
+    }
+
+    fn apply_stages(&self, mut ev: Document) -> Result<Option<Document>> {
+        let id = ev.get("_id").cloned();
+        for st in &self.stages {
+            match st {
+                Stage::Match(m) => {
+                    if !m.matches(&ev) {
+                        return Ok(None);
+                    }
+                }
+                Stage::Project(p) => ev = p.apply(&ev)?,
+            }
+        }
+        if ev.get("_id").cloned() != id {
+            return Err(MongoError::new(
+                ErrorCode::ChangeStreamFatalError,
+                "Encountered an event whose _id field, which contains the resume token, was modified by the pipeline. Modifying the _id field of an event makes it impossible to resume the stream from that point. Only transformations that retain the unmodified _id field are allowed.",
+            ));
+        }
+        Ok(Some(ev))
+    }
+
+    fn invalidate_event(&self, ts: i64, wall: bson::DateTime) -> Document {
+        doc! {
+            "_id": token(ts, 1),
+            "operationType": "invalidate",
+            "clusterTime": unpack(ts),
+            "wallTime": wall,
+        }
+    }
+
+    fn base(&self, ts: i64, entry: &Document, op: &str) -> Document {
+        let wall = entry.get_datetime("wall").cloned().unwrap_or_else(|_| bson::DateTime::now());
+        doc! { "_id": token(ts, 0), "operationType": op, "clusterTime": unpack(ts), "wallTime": wall }
+    }
+
+    fn with_uuid(&self, d: &mut Document, entry: &Document) {
+        if self.show_expanded {
+            if let Some(ui) = entry.get("ui") {
+                d.insert("collectionUUID", ui.clone());
+            }
+        }
+    }
+
+    /// The events one oplog entry produces for this stream (zero, one, or an event followed
+    /// by an invalidate).
+    fn events_for(&mut self, ss: &mut StoreSession, ts: i64, entry: &Document) -> Result<Vec<Document>> {
+        let ns = entry.get_str("ns").unwrap_or_default().to_string();
+        let (db, coll) = split_ns(&ns);
+        let op = entry.get_str("op").unwrap_or_default();
+        let o = entry.get_document("o").cloned().unwrap_or_default();
+        let key = entry.get_document("o2").cloned().unwrap_or_default();
+        let wall = entry.get_datetime("wall").cloned().unwrap_or_else(|_| bson::DateTime::now());
+        let nsdoc = doc! { "db": db, "coll": coll };
+        match op {
+            "i" | "u" | "d" if !self.watches(db, coll) => Ok(vec![]),
+            "i" => {
+                let mut e = self.base(ts, entry, "insert");
+                self.with_uuid(&mut e, entry);
+                e.insert("fullDocument", o);
+                e.insert("ns", nsdoc);
+                e.insert("documentKey", key);
+                Ok(vec![e])
+            }
+            "u" if o.contains_key("$v") => {
+                let mut e = self.base(ts, entry, "update");
+                self.with_uuid(&mut e, entry);
+                e.insert("ns", nsdoc);
+                e.insert("documentKey", key.clone());
+                let diff = o.get_document("diff").cloned().unwrap_or_default();
+                let mut updated = Document::new();
+                for part in ["u", "i"] {
+                    if let Ok(d) = diff.get_document(part) {
+                        updated.extend(d.clone());
+                    }
+                }
+                let removed: Vec<Bson> = diff
+                    .get_document("d")
+                    .map(|d| d.keys().map(|k| Bson::String(k.clone())).collect())
+                    .unwrap_or_default();
+                e.insert(
+                    "updateDescription",
+                    doc! { "updatedFields": updated, "removedFields": removed, "truncatedArrays": [] },
+                );
+                if self.full_document != FullDocument::Default {
+                    let full = self.lookup(ss, db, coll, &key)?;
+                    e.insert("fullDocument", full.map(Bson::Document).unwrap_or(Bson::Null));
+                }
+                Ok(vec![e])
+            }
+            "u" => {
+                let mut e = self.base(ts, entry, "replace");
+                self.with_uuid(&mut e, entry);
+                e.insert("fullDocument", o);
+                e.insert("ns", nsdoc);
+                e.insert("documentKey", key);
+                Ok(vec![e])
+            }
+            "d" => {
+                let mut e = self.base(ts, entry, "delete");
+                self.with_uuid(&mut e, entry);
+                e.insert("ns", nsdoc);
+                e.insert("documentKey", o);
+                Ok(vec![e])
+            }
+            "c" => Ok(self.command_events(ts, entry, db, &o, wall)),
+            _ => Ok(vec![]),
+        }
+    }
+
+    fn command_events(
+        &mut self,
+        ts: i64,
+        entry: &Document,
+        db: &str,
+        o: &Document,
+        wall: bson::DateTime,
+    ) -> Vec<Document> {
+        let Some((cmd, arg)) = o.iter().next() else { return vec![] };
+        let target = arg.as_str().unwrap_or_default().to_string();
+        let is_this_coll =
+            |s: &Self, c: &str| matches!(&s.scope, Scope::Collection { db: d, coll } if d == db && coll == c);
+        match cmd.as_str() {
+            "drop" if self.watches(db, &target) => {
+                let mut e = self.base(ts, entry, "drop");
+                self.with_uuid(&mut e, entry);
+                e.insert("ns", doc! { "db": db, "coll": target.clone() });
+                let mut out = vec![e];
+                if is_this_coll(self, &target) {
+                    out.push(self.invalidate_event(ts, wall));
+                }
+                out
+            }
+            "renameCollection" => {
+                let (fdb, fcoll) = split_ns(&target);
+                let to = o.get_str("to").unwrap_or_default();
+                let (tdb, tcoll) = split_ns(to);
+                if !self.watches(fdb, fcoll) {
+                    return vec![];
+                }
+                let mut e = self.base(ts, entry, "rename");
+                self.with_uuid(&mut e, entry);
+                e.insert("ns", doc! { "db": fdb, "coll": fcoll });
+                e.insert("to", doc! { "db": tdb, "coll": tcoll });
+                let mut out = vec![e];
+                if matches!(&self.scope, Scope::Collection { db: d, coll } if d == fdb && coll == fcoll) {
+                    out.push(self.invalidate_event(ts, wall));
+                }
+                out
+            }
+            "dropDatabase" if self.watches_db(db) && !matches!(self.scope, Scope::Collection { .. }) => {
+                let mut e = self.base(ts, entry, "dropDatabase");
+                e.insert("ns", doc! { "db": db });
+                let mut out = vec![e];
+                if matches!(&self.scope, Scope::Database(d) if d == db) {
+                    out.push(self.invalidate_event(ts, wall));
+                }
+                out
+            }
+            "create" | "createIndexes" | "dropIndexes" | "collMod"
+                if self.show_expanded && self.watches(db, &target) =>
+            {
+                let op = match cmd.as_str() {
+                    "create" => "create",
+                    "createIndexes" => "createIndexes",
+                    "dropIndexes" => "dropIndexes",
+                    _ => "modify",
+                };
+                let mut e = self.base(ts, entry, op);
+                self.with_uuid(&mut e, entry);
+                e.insert("ns", doc! { "db": db, "coll": target.clone() });
+                let mut desc = o.clone();
+                desc.remove(cmd.as_str());
+                e.insert("operationDescription", desc);
+                vec![e]
+            }
+            _ => vec![],
+        }
+    }
+
+    fn lookup(
+        &self,
+        ss: &mut StoreSession,
+        db: &str,
+        coll: &str,
+        key: &Document,
+    ) -> Result<Option<Document>> {
+        let Some(c) = ss.store.catalog.get(&format!("{db}.{coll}")) else { return Ok(None) };
+        let Some(id) = key.get("_id").cloned() else { return Ok(None) };
+        Ok(ss.read(|t| t.find_by_id(&c, &id))?.map(|(_, d)| d))
+    }
+}
+
+/// The start position for a stream: after a resume token, at an operation time, or now.
+/// Fails with 286 when the oplog no longer reaches back to the resume point.
+pub fn start_position(ss: &mut StoreSession, after: Option<i64>, at: Option<Timestamp>) -> Result<i64> {
+    let pos = match (after, at) {
+        (Some(t), _) => t,
+        (None, Some(ts)) => pack(ts) - 1,
+        (None, None) => return Ok(ss.store.clock.visible()),
+    };
+    {
+        let pruned = ss.read(|t| super::pruned_through(t.s))?;
+        if pos < pruned {
+            return Err(MongoError::new(
+                ErrorCode::ChangeStreamHistoryLost,
+                "Resume of change stream was not possible, as the resume point may no longer be in the oplog.",
+            ));
+        }
+    }
+    Ok(pos)
+}

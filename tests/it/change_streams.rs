@@ -1,0 +1,177 @@
+//! Change streams through the driver's `watch()`: event shapes, options, resumption,
+//! invalidation, and no lost or duplicated events under concurrent writers.
+
+use crate::common::*;
+use mongodb::bson::{doc, Bson, Document};
+use mongodb::change_stream::event::{ChangeStreamEvent, OperationType, ResumeToken};
+use mongodb::options::FullDocumentType;
+use std::collections::HashSet;
+use std::time::Duration;
+
+type Stream = mongodb::sync::ChangeStream<ChangeStreamEvent<Document>>;
+
+fn next(s: &mut Stream) -> ChangeStreamEvent<Document> {
+    for _ in 0..50 {
+        if let Some(e) = s.next_if_any().unwrap() {
+            return e;
+        }
+    }
+    panic!("no change event arrived");
+}
+
+#[test]
+fn collection_stream_reports_every_write_kind() {
+    let env = start();
+    let db = env.db("cs");
+    let c = db.collection::<Document>("c");
+    c.insert_one(doc! { "_id": 0 }).run().unwrap();
+    let mut s = c.watch().max_await_time(Duration::from_millis(200)).run().unwrap();
+    c.insert_one(doc! { "_id": 1, "a": 1, "b": 2 }).run().unwrap();
+    c.update_one(doc! { "_id": 1 }, doc! { "$set": { "a": 5 }, "$unset": { "b": "" } }).run().unwrap();
+    c.replace_one(doc! { "_id": 1 }, doc! { "x": 1 }).run().unwrap();
+    c.delete_one(doc! { "_id": 1 }).run().unwrap();
+
+    let e = next(&mut s);
+    assert_eq!(e.operation_type, OperationType::Insert);
+    assert_eq!(e.full_document, Some(doc! { "_id": 1, "a": 1, "b": 2 }));
+    assert_eq!(e.document_key, Some(doc! { "_id": 1 }));
+    let ns = e.ns.unwrap();
+    assert_eq!(ns.coll.as_deref(), Some("c"));
+    assert!(e.cluster_time.is_some() && e.wall_time.is_some());
+
+    let e = next(&mut s);
+    assert_eq!(e.operation_type, OperationType::Update);
+    let ud = e.update_description.unwrap();
+    assert_eq!(ud.updated_fields, doc! { "a": 5 });
+    assert_eq!(ud.removed_fields, vec!["b".to_string()]);
+    assert_eq!(e.full_document, None);
+
+    let e = next(&mut s);
+    assert_eq!(e.operation_type, OperationType::Replace);
+    assert_eq!(e.full_document, Some(doc! { "_id": 1, "x": 1 }));
+
+    let e = next(&mut s);
+    assert_eq!(e.operation_type, OperationType::Delete);
+    assert_eq!(e.document_key, Some(doc! { "_id": 1 }));
+}
+
+#[test]
+fn update_lookup_match_and_resume() {
+    let env = start();
+    let db = env.db("csresume");
+    let c = db.collection::<Document>("c");
+    let mut s = c
+        .watch()
+        .pipeline(vec![doc! { "$match": { "operationType": { "$in": ["insert", "update"] } } }])
+        .full_document(FullDocumentType::UpdateLookup)
+        .max_await_time(Duration::from_millis(200))
+        .run()
+        .unwrap();
+    c.insert_one(doc! { "_id": 1, "n": 1 }).run().unwrap();
+    c.delete_many(doc! { "_id": 99 }).run().unwrap();
+    c.update_one(doc! { "_id": 1 }, doc! { "$inc": { "n": 1 } }).run().unwrap();
+    let first = next(&mut s);
+    assert_eq!(first.operation_type, OperationType::Insert);
+    let token: ResumeToken = first.id.clone();
+    let e = next(&mut s);
+    assert_eq!(e.operation_type, OperationType::Update);
+    assert_eq!(e.full_document, Some(doc! { "_id": 1, "n": 2 }));
+    drop(s);
+    // Resuming after the first event replays the second.
+    let mut s2 = c.watch().resume_after(token).max_await_time(Duration::from_millis(200)).run().unwrap();
+    let e = next(&mut s2);
+    assert_eq!(e.operation_type, OperationType::Update);
+    assert_eq!(e.update_description.unwrap().updated_fields, doc! { "n": 2 });
+}
+
+#[test]
+fn drop_emits_drop_then_invalidate() {
+    let env = start();
+    let db = env.db("csdrop");
+    let c = db.collection::<Document>("c");
+    c.insert_one(doc! { "_id": 1 }).run().unwrap();
+    let mut s = c.watch().max_await_time(Duration::from_millis(200)).run().unwrap();
+    c.drop().run().unwrap();
+    assert_eq!(next(&mut s).operation_type, OperationType::Drop);
+    assert_eq!(next(&mut s).operation_type, OperationType::Invalidate);
+    assert!(!s.is_alive() || s.next_if_any().unwrap().is_none());
+}
+
+#[test]
+fn database_and_cluster_streams_see_every_collection() {
+    let env = start();
+    let db = env.db("csdb");
+    let mut dbs = db.watch().max_await_time(Duration::from_millis(200)).run().unwrap();
+    let mut all = env.client.watch().max_await_time(Duration::from_millis(200)).run().unwrap();
+    db.collection::<Document>("a").insert_one(doc! { "_id": 1 }).run().unwrap();
+    db.collection::<Document>("b").insert_one(doc! { "_id": 2 }).run().unwrap();
+    for s in [&mut dbs, &mut all] {
+        let colls: Vec<String> = (0..2).map(|_| next(s).ns.unwrap().coll.unwrap()).collect();
+        assert_eq!(colls, vec!["a", "b"]);
+    }
+}
+
+#[test]
+fn no_event_is_lost_or_duplicated_under_concurrent_writers() {
+    let env = start();
+    let db = env.db("csconc");
+    let c = db.collection::<Document>("c");
+    let mut s = c.watch().max_await_time(Duration::from_millis(300)).batch_size(500).run().unwrap();
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                for i in 0..400 {
+                    c.insert_one(doc! { "_id": w * 1000 + i }).run().unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    let mut idle = 0;
+    while seen.len() < 1600 && idle < 40 {
+        match s.next_if_any().unwrap() {
+            Some(e) => {
+                let id = match e.document_key.unwrap().get("_id") {
+                    Some(Bson::Int32(n)) => *n,
+                    other => panic!("{other:?}"),
+                };
+                assert!(seen.insert(id), "duplicate event for {id}");
+                idle = 0;
+            }
+            None => idle += 1,
+        }
+    }
+    for w in writers {
+        w.join().unwrap();
+    }
+    assert_eq!(seen.len(), 1600);
+}
+
+#[test]
+fn change_stream_errors_as_mongod() {
+    let env = start();
+    let db = env.db("cserr");
+    assert_command_error(
+        db.run_command(
+            doc! { "aggregate": "c", "pipeline": [{ "$match": {} }, { "$changeStream": {} }], "cursor": {} },
+        )
+        .run(),
+        40602,
+        "Location40602",
+    );
+    assert_command_error(
+        db.run_command(
+            doc! { "aggregate": "c", "pipeline": [{ "$changeStream": { "bogus": 1 } }], "cursor": {} },
+        )
+        .run(),
+        40415,
+        "Location40415",
+    );
+    let r = db
+        .run_command(doc! { "aggregate": "c", "pipeline": [{ "$changeStream": {} }], "cursor": {} })
+        .run()
+        .unwrap();
+    assert!(path(&r, "cursor.postBatchResumeToken._data").as_str().is_some());
+    assert!(matches!(path(&r, "cursor.id"), Bson::Int64(n) if *n != 0));
+}

@@ -22,6 +22,17 @@ const OPTIONS: &[&str] = &[
     "allowToRunOnSystemNS",
 ];
 
+/// Stages mongod allows after `$changeStream` that this server does not run there yet.
+const ALLOWED_LATER: &[&str] = &[
+    "$addFields",
+    "$set",
+    "$unset",
+    "$replaceRoot",
+    "$replaceWith",
+    "$redact",
+    "$changeStreamSplitLargeEvent",
+];
+
 pub fn is_change_stream(stages: &[Document]) -> bool {
     stages.iter().any(|s| s.contains_key("$changeStream"))
 }
@@ -120,10 +131,16 @@ pub fn aggregate(
         rest.push(match (name.as_str(), arg) {
             ("$match", Bson::Document(f)) => Stage::Match(Matcher::parse(f)?),
             ("$project", Bson::Document(p)) => Stage::Project(Projection::parse(p)?),
-            (other, _) => {
+            (other, _) if ALLOWED_LATER.contains(&other) => {
                 return Err(MongoError::new(
                     ErrorCode::NotImplemented,
                     format!("{other} after $changeStream arrives with the aggregation issue"),
+                ))
+            }
+            (other, _) => {
+                return Err(MongoError::new(
+                    ErrorCode::Location40324,
+                    format!("Unrecognized pipeline stage name: '{other}'"),
                 ))
             }
         });

@@ -218,6 +218,10 @@ pub fn get_more(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         ));
     }
     let c: &mut ClientCursor = &mut c;
+    let is_stream = matches!(c.source, CursorSource::ChangeStream(_));
+    if let Some(reply) = super::failpoint::get_more_after_checkout(ctx.shared, is_stream) {
+        return Ok(reply);
+    }
     let max_docs = batch_size.or(c.batch_size).unwrap_or(usize::MAX);
     let result =
         if c.tailable { tail(ctx, req, c, max_docs) } else { next_batch(ctx, &mut c.source, max_docs) };

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 /// The fail points this server knows; others are 266 FailPointSetFailed as on mongod.
-pub const KNOWN: &[&str] = &["failCommand", "onPrimaryTransactionalWrite"];
+pub const KNOWN: &[&str] = &["failCommand", "failGetMoreAfterCursorCheckout", "onPrimaryTransactionalWrite"];
 /// A blocked command never waits longer than this, whatever the test asks.
 const MAX_BLOCK: Duration = Duration::from_secs(60);
 const FAIL_MSG: &str = "Failing command via 'failCommand' failpoint";
@@ -235,6 +235,34 @@ pub fn labels_for(code: i32, retryable_write: bool, overrides: Option<&Document>
     } else {
         Vec::new()
     }
+}
+
+/// Codes after which a driver may resume a change stream (the server labels them
+/// `ResumableChangeStreamError`).
+const RESUMABLE_CHANGE_STREAM_CODES: &[i32] =
+    &[6, 7, 43, 63, 89, 91, 133, 150, 189, 234, 262, 9001, 10107, 11600, 11602, 13388, 13435, 13436];
+
+/// `failGetMoreAfterCursorCheckout`: a getMore fails with `errorCode` once it holds its
+/// cursor. Returns the error reply (labelled resumable for change-stream cursors).
+pub fn get_more_after_checkout(shared: &crate::server::Shared, change_stream: bool) -> Option<Document> {
+    if !shared.failpoints.any_active() {
+        return None;
+    }
+    let data = shared.failpoints.fire("failGetMoreAfterCursorCheckout", |_| true)?;
+    let code = number(data.get("errorCode")).unwrap_or(ErrorCode::InternalError.code() as i64);
+    let code = code.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+    let code_name =
+        ErrorCode::from_code(code).map(|c| c.name().to_string()).unwrap_or_else(|| format!("Location{code}"));
+    let mut reply = doc! {
+        "ok": 0.0,
+        "errmsg": "Failing getMore via 'failGetMoreAfterCursorCheckout' failpoint",
+        "code": code,
+        "codeName": code_name,
+    };
+    if change_stream && RESUMABLE_CHANGE_STREAM_CODES.contains(&code) {
+        reply.insert("errorLabels", vec!["ResumableChangeStreamError"]);
+    }
+    Some(reply)
 }
 
 /// The `failCommand` checks made before a command runs: block, then close or fail.

@@ -175,3 +175,22 @@ fn change_stream_errors_as_mongod() {
     assert!(path(&r, "cursor.postBatchResumeToken._data").as_str().is_some());
     assert!(matches!(path(&r, "cursor.id"), Bson::Int64(n) if *n != 0));
 }
+
+#[test]
+fn driver_resumes_after_a_resumable_get_more_error() {
+    let env = start();
+    let db = env.db("csresumable");
+    let c = db.collection::<Document>("c");
+    let mut s = c.watch().max_await_time(Duration::from_millis(200)).run().unwrap();
+    c.insert_one(doc! { "_id": 1 }).run().unwrap();
+    assert_eq!(next(&mut s).document_key, Some(doc! { "_id": 1 }));
+    env.admin_cmd(doc! {
+        "configureFailPoint": "failGetMoreAfterCursorCheckout",
+        "mode": { "times": 1 },
+        "data": { "errorCode": 10107 },
+    })
+    .unwrap();
+    c.insert_one(doc! { "_id": 2 }).run().unwrap();
+    // The driver sees the labelled error, resumes from its token and loses nothing.
+    assert_eq!(next(&mut s).document_key, Some(doc! { "_id": 2 }));
+}

@@ -48,7 +48,7 @@ pub fn serve(stream: TcpStream, shared: &Arc<Shared>, id: i64) {
         // A bug must cost one connection, never the server: a panic while serving a request
         // rolls back whatever the session had open and closes this connection only.
         let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match header.op_code {
-            wire::OP_MSG => handle_op_msg(shared, &mut session, &mut conn, &header, &body),
+            wire::OP_MSG => handle_op_msg(shared, &mut session, &mut conn, &header, &body, &mut writer),
             wire::OP_QUERY => handle_op_query(shared, &mut session, &mut conn, &header, &body),
             other => {
                 log::debug!("conn{id}: unsupported opcode {other}; closing");
@@ -92,6 +92,7 @@ fn handle_op_msg(
     conn: &mut ConnState,
     header: &Header,
     body: &[u8],
+    writer: &mut dyn Write,
 ) -> Reply {
     let msg = match wire::parse_op_msg(header, body) {
         Ok(m) => m,
@@ -105,6 +106,8 @@ fn handle_op_msg(
         }
     };
     let more_to_come = msg.flags & wire::FLAG_MORE_TO_COME != 0;
+    let exhaust = msg.flags & wire::FLAG_EXHAUST_ALLOWED != 0;
+    let body_copy = if exhaust { Some(msg.body.clone()) } else { None };
     let reply = match Request::from_op_msg(msg.body, msg.sequences) {
         Ok(req) => cmd::dispatch(shared, session, conn, req),
         Err(e) => cmd::error_reply(shared, &e),
@@ -115,7 +118,57 @@ fn handle_op_msg(
     if more_to_come {
         return Reply::None;
     }
-    Reply::Frame(encode_msg(header, &reply))
+    match body_copy {
+        Some(body) if body.keys().next().map(String::as_str) == Some("getMore") => {
+            exhaust_get_more(shared, session, conn, header, body, reply, writer)
+        }
+        _ => Reply::Frame(encode_msg(header, &reply)),
+    }
+}
+
+fn cursor_open(reply: &Document) -> bool {
+    reply.get_f64("ok").unwrap_or(0.0) == 1.0
+        && reply.get_document("cursor").ok().and_then(|c| c.get_i64("id").ok()).is_some_and(|id| id != 0)
+}
+
+/// Exhaust cursors: while the cursor stays open, send each batch with `moreToCome` and run
+/// the next getMore without waiting for the client to ask; each reply answers the previous.
+fn exhaust_get_more(
+    shared: &Arc<Shared>,
+    session: &mut crate::store::StoreSession,
+    conn: &mut ConnState,
+    header: &Header,
+    body: Document,
+    mut reply: Document,
+    writer: &mut dyn Write,
+) -> Reply {
+    let mut response_to = header.request_id;
+    loop {
+        let id = next_request_id();
+        let open = cursor_open(&reply);
+        let flags = if open { wire::FLAG_MORE_TO_COME } else { 0 };
+        let frame = match wire::encode_op_msg(id, response_to, flags, &reply) {
+            Ok(f) => f,
+            Err(e) => wire::encode_error_op_msg(id, response_to, &e),
+        };
+        if writer.write_all(&frame).and_then(|_| writer.flush()).is_err() {
+            return Reply::Close;
+        }
+        if !open {
+            return Reply::None;
+        }
+        if shared.shutting_down.load(Ordering::SeqCst) {
+            return Reply::Close;
+        }
+        response_to = id;
+        reply = match Request::from_op_msg(body.clone(), Vec::new()) {
+            Ok(req) => cmd::dispatch(shared, session, conn, req),
+            Err(e) => cmd::error_reply(shared, &e),
+        };
+        if conn.close_requested {
+            return Reply::Close;
+        }
+    }
 }
 
 fn encode_msg(header: &Header, reply: &Document) -> Vec<u8> {

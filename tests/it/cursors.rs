@@ -200,3 +200,37 @@ fn get_more_on_unknown_cursor_id() {
         "CursorNotFound",
     );
 }
+
+/// An exhaust getMore (exhaustAllowed) streams every remaining batch with moreToCome, each
+/// reply answering the previous one, the last with cursor id 0.
+#[test]
+fn exhaust_get_more_streams_batches() {
+    use crate::common::raw;
+    use std::io::Write;
+    let env = crate::common::start();
+    let db = env.db("exhaust");
+    let c = db.collection::<mongodb::bson::Document>("c");
+    c.insert_many((0..10).map(|i| mongodb::bson::doc! { "_id": i })).run().unwrap();
+    let first = db.run_command(mongodb::bson::doc! { "find": "c", "batchSize": 2 }).run().unwrap();
+    let id = first.get_document("cursor").unwrap().get_i64("id").unwrap();
+    let mut s = raw::connect(env.server.addr());
+    let get_more = mongodb::bson::doc! { "getMore": id, "collection": "c", "batchSize": 2, "$db": db.name() };
+    s.write_all(&raw::op_msg_flags(77, 1 << 16, &get_more)).unwrap();
+    let mut expected_response_to = 77;
+    let mut got = 0;
+    loop {
+        let r = raw::read_frame(&mut s).unwrap();
+        assert_eq!(r.response_to, expected_response_to);
+        let flags = u32::from_le_bytes(r.body[..4].try_into().unwrap());
+        let d = raw::op_msg_doc(&r);
+        let cur = d.get_document("cursor").unwrap();
+        got += cur.get_array("nextBatch").unwrap().len();
+        let open = cur.get_i64("id").unwrap() != 0;
+        assert_eq!(flags & 2 != 0, open, "moreToCome exactly while the cursor is open");
+        if !open {
+            break;
+        }
+        expected_response_to = r.request_id;
+    }
+    assert_eq!(got, 8);
+}

@@ -120,25 +120,39 @@ pub fn entry(
     d
 }
 
-/// A `$v: 2` update description of the top-level changes from `old` to `new`.
+/// A `$v: 2` update description from `old` to `new`, in mongod's diff shape: `u` updated,
+/// `i` inserted, `d` deleted fields, `s<field>` a nested diff of a sub-document or array
+/// (arrays: `a: true`, `u<index>` changed or appended elements, `l` the new length when the
+/// array shrank).
 pub fn update_diff(old: &Document, new: &Document) -> Document {
+    doc! { "$v": 2, "diff": doc_diff(old, new) }
+}
+
+fn doc_diff(old: &Document, new: &Document) -> Document {
     let mut updated = Document::new();
     let mut inserted = Document::new();
     let mut deleted = Document::new();
-    for (k, v) in new {
-        match old.get(k) {
-            Some(ov) if ov == v => {}
-            Some(_) => {
-                updated.insert(k.clone(), v.clone());
-            }
-            None => {
-                inserted.insert(k.clone(), v.clone());
-            }
-        }
-    }
+    let mut nested = Document::new();
     for k in old.keys() {
         if !new.contains_key(k) {
             deleted.insert(k.clone(), false);
+        }
+    }
+    for (k, v) in new {
+        match (old.get(k), v) {
+            (Some(ov), v) if ov == v => {}
+            (Some(Bson::Document(od)), Bson::Document(nd)) => {
+                nested.insert(format!("s{k}"), doc_diff(od, nd));
+            }
+            (Some(Bson::Array(oa)), Bson::Array(na)) => {
+                nested.insert(format!("s{k}"), array_diff(oa, na));
+            }
+            (Some(_), v) => {
+                updated.insert(k.clone(), v.clone());
+            }
+            (None, v) => {
+                inserted.insert(k.clone(), v.clone());
+            }
         }
     }
     let mut diff = Document::new();
@@ -151,7 +165,29 @@ pub fn update_diff(old: &Document, new: &Document) -> Document {
     if !inserted.is_empty() {
         diff.insert("i", inserted);
     }
-    doc! { "$v": 2, "diff": diff }
+    diff.extend(nested);
+    diff
+}
+
+fn array_diff(old: &[Bson], new: &[Bson]) -> Document {
+    let mut d = doc! { "a": true };
+    if new.len() < old.len() {
+        d.insert("l", new.len() as i32);
+    }
+    for (i, v) in new.iter().enumerate() {
+        match old.get(i) {
+            Some(ov) if ov == v => {}
+            Some(Bson::Document(od)) if matches!(v, Bson::Document(_)) => {
+                if let Bson::Document(nd) = v {
+                    d.insert(format!("s{i}"), doc_diff(od, nd));
+                }
+            }
+            _ => {
+                d.insert(format!("u{i}"), v.clone());
+            }
+        }
+    }
+    d
 }
 
 pub fn to_bytes(d: &Document) -> StoreResult<Vec<u8>> {

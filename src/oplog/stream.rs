@@ -231,19 +231,15 @@ impl ChangeStream {
                 e.insert("ns", nsdoc);
                 e.insert("documentKey", key.clone());
                 let diff = o.get_document("diff").cloned().unwrap_or_default();
-                let mut updated = Document::new();
-                for part in ["u", "i"] {
-                    if let Ok(d) = diff.get_document(part) {
-                        updated.extend(d.clone());
-                    }
-                }
-                let removed: Vec<Bson> = diff
-                    .get_document("d")
-                    .map(|d| d.keys().map(|k| Bson::String(k.clone())).collect())
-                    .unwrap_or_default();
+                let mut desc = Description::default();
+                describe(&diff, "", &mut desc);
                 e.insert(
                     "updateDescription",
-                    doc! { "updatedFields": updated, "removedFields": removed, "truncatedArrays": [] },
+                    doc! {
+                        "updatedFields": desc.updated,
+                        "removedFields": desc.removed,
+                        "truncatedArrays": desc.truncated,
+                    },
                 );
                 if self.full_document != FullDocument::Default {
                     let full = self.lookup(ss, db, coll, &key)?;
@@ -351,6 +347,49 @@ impl ChangeStream {
         let Some(c) = ss.store.catalog.get(&format!("{db}.{coll}")) else { return Ok(None) };
         let Some(id) = key.get("_id").cloned() else { return Ok(None) };
         Ok(ss.read(|t| t.find_by_id(&c, &id))?.map(|(_, d)| d))
+    }
+}
+
+#[derive(Default)]
+struct Description {
+    updated: Document,
+    removed: Vec<Bson>,
+    truncated: Vec<Bson>,
+}
+
+/// Flattens a `$v: 2` diff into an update description with dotted paths.
+fn describe(diff: &Document, prefix: &str, out: &mut Description) {
+    let is_array = matches!(diff.get("a"), Some(Bson::Boolean(true)));
+    for (k, v) in diff {
+        match (k.as_str(), v) {
+            ("a", _) if is_array => {}
+            ("l", n) if is_array => {
+                let size = match n {
+                    Bson::Int32(n) => *n,
+                    Bson::Int64(n) => *n as i32,
+                    _ => 0,
+                };
+                out.truncated
+                    .push(Bson::Document(doc! { "field": prefix.trim_end_matches('.'), "newSize": size }));
+            }
+            ("u" | "i", Bson::Document(fields)) if !is_array => {
+                for (f, fv) in fields {
+                    out.updated.insert(format!("{prefix}{f}"), fv.clone());
+                }
+            }
+            ("d", Bson::Document(fields)) if !is_array => {
+                for f in fields.keys() {
+                    out.removed.push(Bson::String(format!("{prefix}{f}")));
+                }
+            }
+            (k, v) if is_array && k.starts_with('u') => {
+                out.updated.insert(format!("{prefix}{}", &k[1..]), v.clone());
+            }
+            (k, Bson::Document(sub)) if k.starts_with('s') => {
+                describe(sub, &format!("{prefix}{}.", &k[1..]), out);
+            }
+            _ => {}
+        }
     }
 }
 

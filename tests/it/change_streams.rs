@@ -194,3 +194,25 @@ fn driver_resumes_after_a_resumable_get_more_error() {
     // The driver sees the labelled error, resumes from its token and loses nothing.
     assert_eq!(next(&mut s).document_key, Some(doc! { "_id": 2 }));
 }
+
+#[test]
+fn nested_updates_are_described_with_dotted_paths() {
+    let env = start();
+    let db = env.db("csnested");
+    let c = db.collection::<Document>("c");
+    c.insert_one(doc! { "_id": 1, "a": { "b": 1, "c": 2 }, "arr": [1, 2, 3, 4] }).run().unwrap();
+    let mut s = c.watch().max_await_time(Duration::from_millis(200)).run().unwrap();
+    c.update_one(doc! { "_id": 1 }, doc! { "$set": { "a.b": 10 }, "$unset": { "a.c": "" } }).run().unwrap();
+    c.update_one(doc! { "_id": 1 }, doc! { "$set": { "arr": [1, 9] } }).run().unwrap();
+    let e = next(&mut s);
+    let ud = e.update_description.unwrap();
+    assert_eq!(ud.updated_fields, doc! { "a.b": 10 });
+    assert_eq!(ud.removed_fields, vec!["a.c".to_string()]);
+    let e = next(&mut s);
+    let ud = e.update_description.unwrap();
+    assert_eq!(ud.updated_fields, doc! { "arr.1": 9 });
+    let t = ud.truncated_arrays.unwrap();
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].field, "arr");
+    assert_eq!(t[0].new_size, 2);
+}

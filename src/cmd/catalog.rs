@@ -55,7 +55,12 @@ pub fn list_databases(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let filter = args::opt_doc(req, "filter")?.map(Matcher::parse).transpose()?;
     let mut dbs = Vec::new();
     let mut total = 0u64;
-    for name in ctx.shared.store.catalog.databases() {
+    let mut names = ctx.shared.store.catalog.databases();
+    // The oplog lives in `local`, which a replica-set member always lists.
+    if ctx.shared.is_replica_set() {
+        names.insert("local".to_string());
+    }
+    for name in names {
         let size = db_size(ctx, &name);
         let entry = if name_only {
             doc! { "name": name.clone() }
@@ -91,7 +96,13 @@ pub fn list_collections(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let name_only = args::opt_bool(req, "nameOnly")?.unwrap_or(false);
     let filter = args::opt_doc(req, "filter")?.map(Matcher::parse).transpose()?;
     let mut out = Vec::new();
-    for c in ctx.shared.store.catalog.list(&req.db) {
+    let mut colls = ctx.shared.store.catalog.list(&req.db);
+    if req.db == "local" {
+        if let Some(oplog) = ctx.shared.store.collection(crate::store::OPLOG_NS) {
+            colls.push(oplog);
+        }
+    }
+    for c in colls {
         let full = collection_entry(&c);
         if filter.as_ref().is_some_and(|f| !f.matches(&full)) {
             continue;

@@ -101,7 +101,7 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         .map(|p| Projection::parse_with_query(p, Some(&filter)))
         .transpose()?;
     let ns = format!("{}.{}", req.db, coll_name);
-    let Some(coll) = ctx.shared.store.catalog.get(&ns) else {
+    let Some(coll) = ctx.shared.store.collection(&ns) else {
         if let Some(h) = &hint {
             if !matches!(h, Bson::Document(d) if d.contains_key("$natural")) {
                 return Err(MongoError::bad_value("hint provided does not correspond to an existing index"));

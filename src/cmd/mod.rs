@@ -137,6 +137,9 @@ pub fn dispatch(
     if let Err(e) = check_api_version(&req, spec.name).and_then(|_| check_read_concern(&req)) {
         return error_reply(shared, &e);
     }
+    if let Some(e) = oplog_write(&req, spec.name) {
+        return error_reply(shared, &e);
+    }
     // Until transactions land, refuse them rather than apply their writes outside one.
     if req.body.contains_key("autocommit") || req.body.contains_key("startTransaction") {
         let err = MongoError::new(
@@ -351,4 +354,29 @@ fn check_read_concern(req: &Request) -> Result<()> {
             format::type_name(other)
         ))),
     }
+}
+
+/// `local.oplog.rs` is read-only to clients.
+fn oplog_write(req: &Request, name: &str) -> Option<MongoError> {
+    const WRITES: &[&str] = &[
+        "insert",
+        "update",
+        "delete",
+        "findAndModify",
+        "create",
+        "drop",
+        "createIndexes",
+        "dropIndexes",
+        "collMod",
+        "renameCollection",
+    ];
+    let target = req.body.get(name).and_then(Bson::as_str);
+    let renaming_oplog = name == "renameCollection" && target == Some(crate::store::OPLOG_NS);
+    if (req.db == "local" && target == Some("oplog.rs") && WRITES.contains(&name)) || renaming_oplog {
+        return Some(MongoError::new(
+            ErrorCode::Unauthorized,
+            format!("not authorized on local to execute command {{ {name}: \"oplog.rs\" }}: the oplog is read-only"),
+        ));
+    }
+    None
 }

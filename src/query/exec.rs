@@ -215,7 +215,13 @@ impl Exec {
                     let mut stopped = false;
                     let pos = &mut self.pos_rid;
                     let stats = &mut self.stats;
+                    // The oplog is read only up to what is certainly committed (see OplogClock).
+                    let horizon =
+                        if coll.ns == crate::store::OPLOG_NS { t.store.clock.visible() } else { i64::MAX };
                     scan::scan_records(t.s, &coll, *pos, *forward, |rid, raw| {
+                        if rid > horizon {
+                            return Ok(false);
+                        }
                         *pos = Some(rid);
                         stats.docs_examined += 1;
                         let doc = scan::parse_record(raw)?;

@@ -36,6 +36,9 @@ pub const OPLOG_TABLE: &str = "table:oplog";
 /// How often the flusher thread prunes the oplog.
 const OPLOG_PRUNE_PERIOD: Duration = Duration::from_secs(10);
 
+/// The namespace under which clients read the oplog.
+pub const OPLOG_NS: &str = "local.oplog.rs";
+
 /// Config of record tables (documents by RecordId) and index tables.
 pub const RECORD_TABLE_CONFIG: &str = "key_format=q,value_format=u,block_compressor=zstd";
 pub const INDEX_TABLE_CONFIG: &str = "key_format=u,value_format=u,block_compressor=zstd";
@@ -50,6 +53,8 @@ pub struct Store {
     /// Identifiers of tables that could not be dropped yet (a cursor still had them open).
     pending_drops: Mutex<Vec<String>>,
     pub group_commit: GroupCommit,
+    /// `local.oplog.rs`: the oplog table seen as a read-only capped collection.
+    oplog_view: Arc<Collection>,
     background: Mutex<Option<(Sender<()>, JoinHandle<()>)>>,
     // Declared last so the directory outlives the connection.
     _temp: Option<tempfile::TempDir>,
@@ -96,6 +101,17 @@ impl Store {
             clock,
             pending_drops: Mutex::new(Vec::new()),
             group_commit: GroupCommit::default(),
+            oplog_view: Arc::new(Collection {
+                db: "local".into(),
+                name: "oplog.rs".into(),
+                ns: OPLOG_NS.into(),
+                uuid: bson::Uuid::from_bytes([0x0b; 16]),
+                ident: "oplog".into(),
+                options: bson::doc! { "capped": true, "size": 1i64 << 30 },
+                indexes: Vec::new(),
+                shared: catalog::new_shared(),
+                validator: None,
+            }),
             background: Mutex::new(None),
             _temp: temp,
         });
@@ -109,6 +125,14 @@ impl Store {
 
     pub fn session(self: &Arc<Self>) -> StoreResult<StoreSession> {
         Ok(StoreSession { store: self.clone(), wt: self.conn.open_session()? })
+    }
+
+    /// A collection for `ns`: the catalog's, or the read-only view of the oplog.
+    pub fn collection(&self, ns: &str) -> Option<Arc<Collection>> {
+        if ns == OPLOG_NS {
+            return Some(self.oplog_view.clone());
+        }
+        self.catalog.get(ns)
     }
 
     pub fn path(&self) -> &Path {

@@ -216,3 +216,32 @@ fn nested_updates_are_described_with_dotted_paths() {
     assert_eq!(t[0].field, "arr");
     assert_eq!(t[0].new_size, 2);
 }
+
+#[test]
+fn the_oplog_is_readable_tailable_and_read_only() {
+    let env = start();
+    let db = env.db("oplogread");
+    let c = db.collection::<Document>("c");
+    c.insert_one(doc! { "_id": 7 }).run().unwrap();
+    let oplog = env.client.database("local").collection::<Document>("oplog.rs");
+    let last = oplog.find_one(doc! {}).sort(doc! { "$natural": -1 }).run().unwrap().unwrap();
+    assert_eq!(last.get_str("op").unwrap(), "i");
+    assert_eq!(last.get_str("ns").unwrap(), format!("{}.c", db.name()));
+    assert_eq!(last.get_document("o").unwrap(), &doc! { "_id": 7 });
+    assert!(matches!(last.get("ts"), Some(Bson::Timestamp(_))));
+    let err = oplog.insert_one(doc! { "x": 1 }).run().unwrap_err();
+    assert_eq!(command_error(&err).0, 13);
+    let names = env.client.database("local").list_collection_names().run().unwrap();
+    assert!(names.contains(&"oplog.rs".to_string()));
+    // A tailable awaitData cursor on the oplog sees a new entry.
+    let ts = last.get_timestamp("ts").unwrap();
+    let mut tail = oplog
+        .find(doc! { "ts": { "$gt": ts } })
+        .cursor_type(mongodb::options::CursorType::TailableAwait)
+        .max_await_time(Duration::from_secs(2))
+        .run()
+        .unwrap();
+    c.insert_one(doc! { "_id": 8 }).run().unwrap();
+    let e = tail.next().unwrap().unwrap();
+    assert_eq!(e.get_document("o").unwrap(), &doc! { "_id": 8 });
+}

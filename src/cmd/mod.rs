@@ -358,21 +358,11 @@ fn check_read_concern(req: &Request) -> Result<()> {
 
 /// `local.oplog.rs` is read-only to clients.
 fn oplog_write(req: &Request, name: &str) -> Option<MongoError> {
-    const WRITES: &[&str] = &[
-        "insert",
-        "update",
-        "delete",
-        "findAndModify",
-        "create",
-        "drop",
-        "createIndexes",
-        "dropIndexes",
-        "collMod",
-        "renameCollection",
-    ];
     let target = req.body.get(name).and_then(Bson::as_str);
     let renaming_oplog = name == "renameCollection" && target == Some(crate::store::OPLOG_NS);
-    if (req.db == "local" && target == Some("oplog.rs") && WRITES.contains(&name)) || renaming_oplog {
+    if (req.db == "local" && target == Some("oplog.rs") && WRITE_CONCERN_COMMANDS.contains(&name))
+        || renaming_oplog
+    {
         return Some(MongoError::new(
             ErrorCode::Unauthorized,
             format!("not authorized on local to execute command {{ {name}: \"oplog.rs\" }}: the oplog is read-only"),

@@ -33,6 +33,8 @@ pub struct Config {
     pub journal_flush_ms: u64,
     /// Oplog entries older than this are pruned (the change-stream issue adds a count limit).
     pub oplog_retention_secs: u64,
+    /// mongod's transactionLifetimeLimitSeconds: older open transactions are aborted.
+    pub transaction_lifetime_secs: u64,
 }
 
 impl Default for Config {
@@ -50,6 +52,7 @@ impl Default for Config {
             checkpoint_secs: 60,
             journal_flush_ms: 50,
             oplog_retention_secs: 3600,
+            transaction_lifetime_secs: 60,
         }
     }
 }

@@ -185,6 +185,7 @@ error_codes! {
     TooManyLogicalSessions = 261,
     Location50768 = 50768,
     Location50889 = 50889,
+    Location50911 = 50911,
 }
 
 /// The codes the retryable-writes specification calls retryable: mongod labels an error with

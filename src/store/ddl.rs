@@ -29,6 +29,11 @@ impl StoreSession {
         name: &str,
         options: Document,
     ) -> StoreResult<Arc<Collection>> {
+        if self.in_multi() {
+            // The catalog in memory is not transactional: a collection created inside a
+            // transaction is created (and committed) on a session of its own.
+            return self.store.session()?.create_collection(db, name, options);
+        }
         let store = self.store.clone();
         let _ddl = store.catalog.ddl_mutex.lock();
         let ns = format!("{db}.{name}");

@@ -108,7 +108,7 @@ impl Store {
     }
 
     pub fn session(self: &Arc<Self>) -> StoreResult<StoreSession> {
-        Ok(StoreSession { store: self.clone(), wt: self.conn.open_session()? })
+        Ok(StoreSession { store: self.clone(), wt: self.conn.open_session()?, multi: None })
     }
 
     pub fn path(&self) -> &Path {
@@ -220,21 +220,68 @@ impl Store {
     }
 }
 
-/// One client thread's handle on the store: owns a WiredTiger session.
+/// One client thread's handle on the store: owns a WiredTiger session. A session that
+/// belongs to a multi-document transaction (`begin_multi`) keeps one WiredTiger transaction
+/// open across calls and may move between connection threads (never used by two at once).
 pub struct StoreSession {
     pub store: Arc<Store>,
     pub wt: Session,
+    /// Set while a multi-document transaction is open: the fields (`lsid`, `txnNumber`) its
+    /// oplog entries carry.
+    multi: Option<bson::Document>,
 }
 
 impl StoreSession {
+    /// Opens the WiredTiger transaction of a multi-document transaction: from now on `write`
+    /// and `read` run inside it (its snapshot is taken at its first read or write).
+    pub fn begin_multi(&mut self, oplog_tag: bson::Document) -> StoreResult<()> {
+        if self.multi.is_some() {
+            let _ = self.wt.rollback_transaction("");
+        }
+        self.wt.begin_transaction("isolation=snapshot")?;
+        self.multi = Some(oplog_tag);
+        Ok(())
+    }
+
+    pub fn in_multi(&self) -> bool {
+        self.multi.is_some()
+    }
+
+    /// Commits the multi-document transaction; `durable` waits for the journal (group
+    /// commit). On failure the transaction is gone (WiredTiger rolls it back).
+    pub fn commit_multi(&mut self, durable: bool) -> StoreResult<()> {
+        if self.multi.take().is_none() {
+            return Ok(());
+        }
+        self.wt.commit_transaction("")?;
+        self.store.group_commit.committed();
+        if durable {
+            self.flush_journal()?;
+        }
+        Ok(())
+    }
+
+    /// Rolls the multi-document transaction back (records, index entries, oplog entries).
+    pub fn abort_multi(&mut self) {
+        if self.multi.take().is_some() {
+            let _ = self.wt.rollback_transaction("");
+        }
+    }
+
     /// Runs `f` in one WiredTiger transaction and commits it, retrying on write conflicts as
     /// mongod does (the client never sees them). `durable` makes the commit wait for the
-    /// journal to reach the disk (`j: true`).
+    /// journal to reach the disk (`j: true`). Inside a multi-document transaction `f` runs
+    /// once in it, and a write conflict is returned (the transaction must then be aborted).
     pub fn write<T>(
         &mut self,
         durable: bool,
         mut f: impl FnMut(&mut Txn<'_>) -> StoreResult<T>,
     ) -> StoreResult<T> {
+        if let Some(tag) = &self.multi {
+            let mut txn = Txn::new(&self.wt, &self.store);
+            txn.tag = Some(tag);
+            return f(&mut txn);
+        }
         let mut attempt = 0u32;
         loop {
             self.wt.begin_transaction("isolation=snapshot")?;
@@ -270,6 +317,9 @@ impl StoreSession {
 
     /// Runs `f` inside a snapshot read transaction: every read it makes sees one point in time.
     pub fn read<T>(&mut self, f: impl FnOnce(&Txn<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        if self.multi.is_some() {
+            return f(&Txn::new(&self.wt, &self.store));
+        }
         self.wt.begin_transaction("isolation=snapshot")?;
         let txn = Txn::new(&self.wt, &self.store);
         let r = f(&txn);

@@ -14,6 +14,8 @@ pub struct Txn<'a> {
     pub store: &'a Store,
     /// Timestamp of the last oplog entry this transaction wrote.
     pub last_ts: Option<Timestamp>,
+    /// Fields every oplog entry of a multi-document transaction carries (lsid, txnNumber).
+    pub tag: Option<&'a Document>,
 }
 
 pub fn encode(doc: &Document) -> StoreResult<Vec<u8>> {
@@ -24,13 +26,18 @@ pub fn encode(doc: &Document) -> StoreResult<Vec<u8>> {
 
 impl<'a> Txn<'a> {
     pub fn new(s: &'a Session, store: &'a Store) -> Self {
-        Txn { s, store, last_ts: None }
+        Txn { s, store, last_ts: None, tag: None }
     }
 
     /// Appends an oplog entry built by `make` from a fresh timestamp.
     pub fn log(&mut self, make: impl FnOnce(Timestamp) -> Document) -> StoreResult<()> {
         let ts = self.store.clock.next();
-        let entry = make(ts);
+        let mut entry = make(ts);
+        if let Some(tag) = self.tag {
+            for (k, v) in tag {
+                entry.insert(k.clone(), v.clone());
+            }
+        }
         let mut cur = self.s.open_cursor(OPLOG_TABLE, None)?;
         cur.insert(Key::Int(oplog::pack(ts)), &oplog::to_bytes(&entry)?)?;
         self.last_ts = Some(ts);

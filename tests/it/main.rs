@@ -14,5 +14,6 @@ mod indexes;
 mod persistence;
 mod planner;
 mod sessions;
+mod transactions;
 mod validation;
 mod wire;

@@ -101,6 +101,7 @@ error_codes! {
     TransactionTooOld = 225,
     NoSuchSession = 206,
     NoSuchTransaction = 251,
+    PreparedTransactionInProgress = 267,
     TransactionCommitted = 256,
     TransactionTooLarge = 257,
     UnsatisfiableWriteConcern = 100,

@@ -19,8 +19,8 @@ pub const UNKNOWN_COMMIT: &str = "UnknownTransactionCommitResult";
 /// Codes mongod labels `TransientTransactionError` inside a transaction.
 pub fn is_transient(code: i32) -> bool {
     // WriteConflict, NoSuchTransaction, LockTimeout, SnapshotUnavailable, SnapshotTooOld,
-    // ExceededTimeLimit (lock acquisition).
-    matches!(code, 112 | 251 | 24 | 246 | 239 | 262)
+    // ExceededTimeLimit (lock acquisition), PreparedTransactionInProgress.
+    matches!(code, 112 | 251 | 24 | 246 | 239 | 262 | 267)
 }
 
 /// Codes that leave a commit's outcome unknown: the driver retries the commit.
@@ -201,14 +201,12 @@ fn statement(ctx: &mut Ctx, req: &Request, spec: &CommandSpec, st: &mut SessionS
     let Transaction::InProgress { store, .. } = &mut st.txn else {
         return Err(MongoError::internal("transaction is not in progress"));
     };
-    // Collection and index creation change the in-memory catalog, which is not
-    // transactional: they run (and commit) on the connection's own session.
-    let result = if matches!(spec.name, "create" | "createIndexes") {
-        (spec.handler)(ctx, req)
-    } else {
+    let result = check_index_creation(ctx, req, spec.name).and_then(|_| {
+        // The statement sees the collections its transaction created.
+        let _view = crate::store::catalog::enter_view(store.multi_id());
         let mut tctx = Ctx { shared: ctx.shared, store, conn: &mut *ctx.conn };
         (spec.handler)(&mut tctx, req)
-    };
+    });
     let result = result.and_then(|reply| match first_write_error(&reply) {
         Some(e) => Err(e),
         None => Ok(reply),
@@ -223,6 +221,22 @@ fn statement(ctx: &mut Ctx, req: &Request, spec: &CommandSpec, st: &mut SessionS
             Err(e)
         }
     }
+}
+
+/// Indexes may be created in a transaction only on a collection it created itself.
+fn check_index_creation(ctx: &Ctx, req: &Request, name: &str) -> Result<()> {
+    if name != "createIndexes" {
+        return Ok(());
+    }
+    let Some(Bson::String(coll)) = req.body.get("createIndexes") else { return Ok(()) };
+    let ns = format!("{}.{coll}", req.db);
+    if ctx.shared.store.catalog.get_committed(&ns).is_some() {
+        return Err(MongoError::new(
+            ErrorCode::OperationNotSupportedInTransaction,
+            format!("Cannot create new indexes on existing collection {ns} in a multi-document transaction."),
+        ));
+    }
+    Ok(())
 }
 
 /// A write reply's first write error, as the command error mongod gives in a transaction.

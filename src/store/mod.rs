@@ -108,7 +108,7 @@ impl Store {
     }
 
     pub fn session(self: &Arc<Self>) -> StoreResult<StoreSession> {
-        Ok(StoreSession { store: self.clone(), wt: self.conn.open_session()?, multi: None })
+        Ok(StoreSession { store: self.clone(), wt: self.conn.open_session()?, multi: None, multi_id: 0 })
     }
 
     pub fn path(&self) -> &Path {
@@ -229,6 +229,17 @@ pub struct StoreSession {
     /// Set while a multi-document transaction is open: the fields (`lsid`, `txnNumber`) its
     /// oplog entries carry.
     multi: Option<bson::Document>,
+    /// The open transaction's id (its view of the catalog).
+    multi_id: u64,
+}
+
+/// Ids of multi-document transactions (0 means none).
+static NEXT_MULTI_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Drop for StoreSession {
+    fn drop(&mut self) {
+        self.abort_multi();
+    }
 }
 
 impl StoreSession {
@@ -240,7 +251,39 @@ impl StoreSession {
         }
         self.wt.begin_transaction("isolation=snapshot")?;
         self.multi = Some(oplog_tag);
+        self.multi_id = NEXT_MULTI_ID.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// The open transaction's id (0 outside one): statements run with
+    /// `catalog::enter_view(id)` see the collections it created.
+    pub fn multi_id(&self) -> u64 {
+        if self.multi.is_some() {
+            self.multi_id
+        } else {
+            0
+        }
+    }
+
+    /// Creates a table: on a session of its own inside a transaction (WiredTiger schema
+    /// changes are not transactional).
+    pub(crate) fn create_table(&self, uri: &str, config: &str) -> StoreResult<()> {
+        if self.multi.is_some() {
+            self.store.conn.open_session()?.create(uri, config)?;
+        } else {
+            self.wt.create(uri, config)?;
+        }
+        Ok(())
+    }
+
+    /// The collections the transaction created are gone: their tables are dropped once free.
+    fn discard_created(&self) {
+        for c in self.store.catalog.discard(self.multi_id) {
+            self.store.drop_later(c.uri());
+            for i in &c.indexes {
+                self.store.drop_later(i.uri());
+            }
+        }
     }
 
     pub fn in_multi(&self) -> bool {
@@ -253,7 +296,11 @@ impl StoreSession {
         if self.multi.take().is_none() {
             return Ok(());
         }
-        self.wt.commit_transaction("")?;
+        if let Err(e) = self.wt.commit_transaction("") {
+            self.discard_created();
+            return Err(e.into());
+        }
+        self.store.catalog.publish(self.multi_id);
         self.store.group_commit.committed();
         if durable {
             self.flush_journal()?;
@@ -265,6 +312,7 @@ impl StoreSession {
     pub fn abort_multi(&mut self) {
         if self.multi.take().is_some() {
             let _ = self.wt.rollback_transaction("");
+            self.discard_created();
         }
     }
 

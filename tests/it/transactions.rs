@@ -66,6 +66,49 @@ fn abort_rolls_back_records_and_index_entries() {
 }
 
 #[test]
+fn collections_created_in_a_transaction_exist_only_once_it_commits() {
+    let env = common::start();
+    let db = env.db("txn_ddl");
+    let existing = db.collection::<Document>("existing");
+    existing.insert_one(doc! {"_id": 1}).run().expect("seed");
+    let names = || db.list_collection_names().run().expect("names");
+    for commit in [false, true] {
+        let name = format!("created_{commit}");
+        let coll = db.collection::<Document>(&name);
+        let mut s = env.client.start_session().run().expect("session");
+        s.start_transaction().run().expect("start");
+        db.create_collection(&name).session(&mut s).run().expect("create");
+        coll.create_index(IndexModel::builder().keys(doc! {"k": 1}).build())
+            .session(&mut s)
+            .run()
+            .expect("index on the new collection");
+        coll.insert_one(doc! {"_id": 1, "k": 1}).session(&mut s).run().expect("insert");
+        assert!(!names().contains(&name), "invisible before commit");
+        if commit {
+            s.commit_transaction().run().expect("commit");
+            assert!(names().contains(&name));
+            assert_eq!(count(&coll), 1);
+            let idx = coll.list_index_names().run().expect("indexes");
+            assert!(idx.contains(&"k_1".to_string()), "{idx:?}");
+        } else {
+            s.abort_transaction().run().expect("abort");
+            assert!(!names().contains(&name));
+            coll.insert_one(doc! {"_id": 2}).run().expect("create outside afterwards");
+            assert_eq!(common::ids(&coll), vec![Bson::Int32(2)]);
+        }
+    }
+    // Indexes on a collection that existed before the transaction are refused.
+    let mut s = env.client.start_session().run().expect("session");
+    s.start_transaction().run().expect("start");
+    let e = existing
+        .create_index(IndexModel::builder().keys(doc! {"k": 1}).build())
+        .session(&mut s)
+        .run()
+        .expect_err("refused");
+    assert_eq!(common::command_error(&e).0, 263, "{e:?}");
+}
+
+#[test]
 fn a_transaction_reads_one_snapshot() {
     let env = common::start();
     let coll = env.coll("txn_snapshot");

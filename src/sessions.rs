@@ -205,6 +205,18 @@ impl SessionRegistry {
         n
     }
 
+    /// Aborts the open transactions of these sessions (killSessions and friends); waits for
+    /// a statement in progress to finish first.
+    pub fn abort_transactions(&self, ids: &[SessionId]) {
+        let states: Vec<_> = {
+            let map = self.map.lock();
+            ids.iter().filter_map(|id| map.get(id).map(|e| e.state.clone())).collect()
+        };
+        for st in states {
+            st.lock().txn.abort();
+        }
+    }
+
     /// Rolls back every open transaction (at shutdown, before the store closes).
     pub fn abort_all_transactions(&self) {
         let states: Vec<_> = self.map.lock().values().map(|e| e.state.clone()).collect();

@@ -330,6 +330,7 @@ pub fn start_session(ctx: &mut Ctx, _req: &Request) -> Result<Document> {
 /// ignored, as mongod does.
 pub fn end_sessions(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let ids = lsid_array(req)?;
+    ctx.shared.sessions.abort_transactions(&ids);
     for id in &ids {
         ctx.shared.sessions.end(*id);
     }
@@ -344,10 +345,12 @@ pub fn refresh_sessions(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     Ok(Document::new())
 }
 
-/// Kills the sessions' cursors (their operations finish: each runs on its own connection
-/// thread). The session itself and its retryable-write history stay, as on mongod.
+/// Kills the sessions' cursors and aborts their transactions (their operations finish: each
+/// runs on its own connection thread). The session itself and its retryable-write history
+/// stay, as on mongod.
 pub fn kill_sessions(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let ids = lsid_array(req)?;
+    ctx.shared.sessions.abort_transactions(&ids);
     ctx.shared.cursors.kill_sessions(&ids);
     Ok(Document::new())
 }
@@ -367,6 +370,7 @@ pub fn kill_all_sessions(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     };
     if users.is_empty() {
         let ids = ctx.shared.sessions.ids();
+        ctx.shared.sessions.abort_transactions(&ids);
         ctx.shared.cursors.kill_sessions(&ids);
     }
     Ok(Document::new())
@@ -402,6 +406,7 @@ pub fn kill_all_sessions_by_pattern(ctx: &mut Ctx, req: &Request) -> Result<Docu
         }
     }
     let ids = if all { ctx.shared.sessions.ids() } else { some };
+    ctx.shared.sessions.abort_transactions(&ids);
     ctx.shared.cursors.kill_sessions(&ids);
     Ok(Document::new())
 }

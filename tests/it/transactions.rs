@@ -108,6 +108,68 @@ fn collections_created_in_a_transaction_exist_only_once_it_commits() {
     assert_eq!(common::command_error(&e).0, 263, "{e:?}");
 }
 
+/// Every oplog entry on disk (read straight from the store).
+fn oplog(env: &common::Env) -> Vec<Document> {
+    let ss = env.server.shared().store.session().expect("store session");
+    let mut cur = ss.wt.open_cursor(secantusdb::store::OPLOG_TABLE, None).expect("cursor");
+    let mut out = Vec::new();
+    while cur.next().expect("next") {
+        out.push(Document::from_reader(cur.value().expect("value")).expect("entry"));
+    }
+    out
+}
+
+#[test]
+fn oplog_entries_commit_with_the_transaction_and_carry_its_session() {
+    let env = common::start();
+    let db = env.db("txn_oplog");
+    let coll = db.collection::<Document>("c");
+    coll.insert_one(doc! {"_id": 0}).run().expect("seed");
+    let ns = format!("{}.c", db.name());
+    let entries_for = |id: i32| {
+        oplog(&env)
+            .into_iter()
+            .filter(|e| {
+                e.get_str("ns") == Ok(ns.as_str())
+                    && e.get_document("o").is_ok_and(|o| o.get_i32("_id") == Ok(id))
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut s = env.client.start_session().run().expect("session");
+    s.start_transaction().run().expect("start");
+    coll.insert_one(doc! {"_id": 1}).session(&mut s).run().expect("insert");
+    s.abort_transaction().run().expect("abort");
+    assert!(entries_for(1).is_empty(), "an aborted transaction leaves no oplog entry");
+    s.start_transaction().run().expect("start");
+    coll.insert_one(doc! {"_id": 2}).session(&mut s).run().expect("insert");
+    assert!(entries_for(2).is_empty(), "uncommitted entries are invisible");
+    s.commit_transaction().run().expect("commit");
+    let e = entries_for(2);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].get_document("lsid").expect("lsid"), &s.id().clone());
+    assert_eq!(e[0].get_i64("txnNumber").expect("txnNumber"), 2);
+    assert!(entries_for(0)[0].get("lsid").is_none(), "plain writes carry no session");
+}
+
+#[test]
+fn cursors_read_the_transaction_snapshot_and_kill_sessions_aborts() {
+    let env = common::start();
+    let coll = env.coll("txn_cursor");
+    coll.insert_one(doc! {"_id": 0}).run().expect("seed");
+    let mut s = env.client.start_session().run().expect("session");
+    s.start_transaction().run().expect("start");
+    for i in 1..10 {
+        coll.insert_one(doc! {"_id": i}).session(&mut s).run().expect("insert");
+    }
+    // Batches of 2: the getMores see the transaction's own uncommitted documents.
+    let n = coll.find(doc! {}).batch_size(2).session(&mut s).run().expect("find").iter(&mut s).count();
+    assert_eq!(n, 10);
+    env.admin_cmd(doc! {"killSessions": [s.id().clone()]}).expect("killSessions");
+    let e = s.commit_transaction().run().expect_err("killed");
+    assert_eq!(common::command_error(&e).0, 251, "{e:?}");
+    assert_eq!(count(&coll), 1);
+}
+
 #[test]
 fn a_transaction_reads_one_snapshot() {
     let env = common::start();

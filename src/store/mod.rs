@@ -108,7 +108,13 @@ impl Store {
     }
 
     pub fn session(self: &Arc<Self>) -> StoreResult<StoreSession> {
-        Ok(StoreSession { store: self.clone(), wt: self.conn.open_session()?, multi: None, multi_id: 0 })
+        Ok(StoreSession {
+            store: self.clone(),
+            wt: self.conn.open_session()?,
+            multi: None,
+            multi_id: 0,
+            multi_oplog: Vec::new(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -231,6 +237,8 @@ pub struct StoreSession {
     multi: Option<bson::Document>,
     /// The open transaction's id (its view of the catalog).
     multi_id: u64,
+    /// The oplog keys the open transaction wrote, in order.
+    multi_oplog: Vec<i64>,
 }
 
 /// Ids of multi-document transactions (0 means none).
@@ -251,6 +259,7 @@ impl StoreSession {
         }
         self.wt.begin_transaction("isolation=snapshot")?;
         self.multi = Some(oplog_tag);
+        self.multi_oplog.clear();
         self.multi_id = NEXT_MULTI_ID.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -296,14 +305,40 @@ impl StoreSession {
         if self.multi.take().is_none() {
             return Ok(());
         }
-        if let Err(e) = self.wt.commit_transaction("") {
+        let restamped = self.restamp_oplog();
+        if let Err(e) = restamped.and_then(|_| Ok(self.wt.commit_transaction("")?)) {
+            // Needed when re-stamping failed; harmless when the failed commit already ended
+            // the transaction.
+            let _ = self.wt.rollback_transaction("");
             self.discard_created();
-            return Err(e.into());
+            return Err(e);
         }
         self.store.catalog.publish(self.multi_id);
         self.store.group_commit.committed();
         if durable {
             self.flush_journal()?;
+        }
+        Ok(())
+    }
+
+    /// Moves the transaction's oplog entries to fresh timestamps just before it commits, so
+    /// that oplog order follows commit order (a reader never sees a transaction's entries
+    /// appear behind entries it has already read).
+    fn restamp_oplog(&mut self) -> StoreResult<()> {
+        let keys = std::mem::take(&mut self.multi_oplog);
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut cur = self.wt.open_cursor(OPLOG_TABLE, None)?;
+        for key in keys {
+            if !cur.search(wt::Key::Int(key))? {
+                continue;
+            }
+            let mut entry = scan::parse_record(cur.value()?)?;
+            cur.remove(wt::Key::Int(key))?;
+            let ts = self.store.clock.next();
+            entry.insert("ts", ts);
+            cur.insert(wt::Key::Int(crate::oplog::pack(ts)), &crate::oplog::to_bytes(&entry)?)?;
         }
         Ok(())
     }
@@ -328,6 +363,7 @@ impl StoreSession {
         if let Some(tag) = &self.multi {
             let mut txn = Txn::new(&self.wt, &self.store);
             txn.tag = Some(tag);
+            txn.logged = Some(&mut self.multi_oplog);
             return f(&mut txn);
         }
         let mut attempt = 0u32;

@@ -16,6 +16,8 @@ pub struct Txn<'a> {
     pub last_ts: Option<Timestamp>,
     /// Fields every oplog entry of a multi-document transaction carries (lsid, txnNumber).
     pub tag: Option<&'a Document>,
+    /// Inside a multi-document transaction: the oplog keys it wrote, re-stamped at commit.
+    pub logged: Option<&'a mut Vec<i64>>,
 }
 
 pub fn encode(doc: &Document) -> StoreResult<Vec<u8>> {
@@ -26,7 +28,7 @@ pub fn encode(doc: &Document) -> StoreResult<Vec<u8>> {
 
 impl<'a> Txn<'a> {
     pub fn new(s: &'a Session, store: &'a Store) -> Self {
-        Txn { s, store, last_ts: None, tag: None }
+        Txn { s, store, last_ts: None, tag: None, logged: None }
     }
 
     /// Appends an oplog entry built by `make` from a fresh timestamp.
@@ -41,6 +43,9 @@ impl<'a> Txn<'a> {
         let mut cur = self.s.open_cursor(OPLOG_TABLE, None)?;
         cur.insert(Key::Int(oplog::pack(ts)), &oplog::to_bytes(&entry)?)?;
         self.last_ts = Some(ts);
+        if let Some(keys) = self.logged.as_mut() {
+            keys.push(oplog::pack(ts));
+        }
         Ok(())
     }
 

@@ -143,7 +143,11 @@ fn oplog_entries_commit_with_the_transaction_and_carry_its_session() {
     s.start_transaction().run().expect("start");
     coll.insert_one(doc! {"_id": 2}).session(&mut s).run().expect("insert");
     assert!(entries_for(2).is_empty(), "uncommitted entries are invisible");
+    coll.insert_one(doc! {"_id": 3}).run().expect("plain insert before the commit");
     s.commit_transaction().run().expect("commit");
+    // Oplog order is commit order: the transaction's entry comes after the plain insert.
+    let ts = |id: i32| entries_for(id)[0].get_timestamp("ts").expect("ts");
+    assert!(ts(2) > ts(3), "{:?} vs {:?}", ts(2), ts(3));
     let e = entries_for(2);
     assert_eq!(e.len(), 1, "{e:?}");
     assert_eq!(e[0].get_document("lsid").expect("lsid"), &s.id().clone());

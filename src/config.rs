@@ -35,6 +35,8 @@ pub struct Config {
     pub oplog_retention_secs: u64,
     /// Seconds between passes of the TTL monitor (mongod's ttlMonitorSleepSecs).
     pub ttl_monitor_secs: u64,
+    /// mongod's transactionLifetimeLimitSeconds: older open transactions are aborted.
+    pub transaction_lifetime_secs: u64,
 }
 
 impl Default for Config {
@@ -53,6 +55,7 @@ impl Default for Config {
             journal_flush_ms: 50,
             oplog_retention_secs: 3600,
             ttl_monitor_secs: 60,
+            transaction_lifetime_secs: 60,
         }
     }
 }

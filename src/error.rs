@@ -101,6 +101,7 @@ error_codes! {
     TransactionTooOld = 225,
     NoSuchSession = 206,
     NoSuchTransaction = 251,
+    PreparedTransactionInProgress = 267,
     TransactionCommitted = 256,
     TransactionTooLarge = 257,
     UnsatisfiableWriteConcern = 100,
@@ -187,6 +188,7 @@ error_codes! {
     TooManyLogicalSessions = 261,
     Location50768 = 50768,
     Location50889 = 50889,
+    Location50911 = 50911,
 }
 
 /// The codes the retryable-writes specification calls retryable: mongod labels an error with

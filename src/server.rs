@@ -116,6 +116,11 @@ impl ServerBuilder {
         self.config.standalone = standalone;
         self
     }
+    /// Open transactions older than this are aborted (default 60 s, as mongod).
+    pub fn transaction_lifetime_secs(mut self, secs: u64) -> Self {
+        self.config.transaction_lifetime_secs = secs;
+        self
+    }
     pub fn enable_test_commands(mut self, on: bool) -> Self {
         self.config.enable_test_commands = on;
         self
@@ -151,10 +156,9 @@ pub struct Server {
 /// that also serves TTL indexes and oplog pruning.)
 fn start_reaper(shared: Arc<Shared>) -> std::io::Result<std::thread::JoinHandle<()>> {
     let ttl_every = std::time::Duration::from_secs(shared.config.ttl_monitor_secs.max(1));
-    let tick = ttl_every.min(std::time::Duration::from_secs(5));
     let mut last_ttl = Instant::now();
     std::thread::Builder::new().name("reaper".into()).spawn(move || loop {
-        match shared.shutdown_signal.recv_timeout(tick) {
+        match shared.shutdown_signal.recv_timeout(std::time::Duration::from_secs(1)) {
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
                 if last_ttl.elapsed() >= ttl_every {
                     last_ttl = Instant::now();
@@ -169,6 +173,11 @@ fn start_reaper(shared: Arc<Shared>) -> std::io::Result<std::thread::JoinHandle<
                     log::debug!("reaped {n} idle cursors");
                 }
                 shared.expire_sessions(Instant::now());
+                let limit = std::time::Duration::from_secs(shared.config.transaction_lifetime_secs);
+                let n = shared.sessions.abort_expired_transactions(Instant::now(), limit);
+                if n > 0 {
+                    log::info!("aborted {n} transactions older than {}s", limit.as_secs());
+                }
             }
             _ => return,
         }
@@ -244,6 +253,7 @@ impl Server {
             let _ = r.join();
         }
         self.shared.cursors.clear();
+        self.shared.sessions.abort_all_transactions();
         self.shared.store.shutdown();
         log::info!("server on {} stopped", self.addr);
     }

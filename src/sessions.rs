@@ -6,6 +6,7 @@
 //! `config.transactions`): a retry reaches the original result across reconnections and
 //! across connections, but not across a server restart.
 
+use crate::store::StoreSession;
 use bson::spec::BinarySubtype;
 use bson::{Binary, Bson, Document};
 use parking_lot::Mutex;
@@ -62,12 +63,41 @@ impl std::fmt::Display for SessionId {
     }
 }
 
-/// The retryable-write state of one session: the highest txnNumber it has started and, for
-/// that txnNumber, each executed statement's result.
+/// The multi-document transaction of a session's current txnNumber.
+#[derive(Default)]
+pub enum Transaction {
+    /// The txnNumber is a retryable write (or the session has none).
+    #[default]
+    None,
+    /// Open: its own WiredTiger session holds the open WiredTiger transaction, used by
+    /// whichever connection runs the next statement. Dropping it rolls everything back.
+    InProgress {
+        store: Box<StoreSession>,
+        started: Instant,
+    },
+    Committed,
+    Aborted,
+}
+
+impl Transaction {
+    /// Rolls an open transaction back; true if there was one.
+    pub fn abort(&mut self) -> bool {
+        if let Transaction::InProgress { store, .. } = self {
+            store.abort_multi();
+            *self = Transaction::Aborted;
+            return true;
+        }
+        false
+    }
+}
+
+/// The state of one session: the highest txnNumber it has started, for that txnNumber each
+/// executed retryable-write statement's result, and its multi-document transaction.
 #[derive(Default)]
 pub struct SessionState {
     pub txn_number: Option<i64>,
     pub statements: HashMap<i32, Document>,
+    pub txn: Transaction,
 }
 
 struct Entry {
@@ -156,6 +186,43 @@ impl SessionRegistry {
             !idle
         });
         expired
+    }
+
+    /// Aborts the transactions open for longer than `limit` (mongod's
+    /// transactionLifetimeLimitSeconds); a session busy running a statement is left alone
+    /// until its next round. Returns how many were aborted.
+    pub fn abort_expired_transactions(&self, now: Instant, limit: Duration) -> usize {
+        let states: Vec<_> = self.map.lock().values().map(|e| e.state.clone()).collect();
+        let mut n = 0;
+        for st in states {
+            let Some(mut st) = st.try_lock() else { continue };
+            if let Transaction::InProgress { started, .. } = &st.txn {
+                if now.saturating_duration_since(*started) >= limit && st.txn.abort() {
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    /// Aborts the open transactions of these sessions (killSessions and friends); waits for
+    /// a statement in progress to finish first.
+    pub fn abort_transactions(&self, ids: &[SessionId]) {
+        let states: Vec<_> = {
+            let map = self.map.lock();
+            ids.iter().filter_map(|id| map.get(id).map(|e| e.state.clone())).collect()
+        };
+        for st in states {
+            st.lock().txn.abort();
+        }
+    }
+
+    /// Rolls back every open transaction (at shutdown, before the store closes).
+    pub fn abort_all_transactions(&self) {
+        let states: Vec<_> = self.map.lock().values().map(|e| e.state.clone()).collect();
+        for st in states {
+            st.lock().txn = Transaction::None;
+        }
     }
 
     pub fn len(&self) -> usize {

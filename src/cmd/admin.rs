@@ -152,7 +152,7 @@ fn parameters(ctx: &Ctx) -> Document {
         "cursorTimeoutMillis": 600_000i64,
         "internalQueryMaxBlockingSortMemoryUsageBytes": 104_857_600i64,
         "logicalSessionTimeoutMinutes": super::handshake::SESSION_TIMEOUT_MINUTES,
-        "transactionLifetimeLimitSeconds": 60,
+        "transactionLifetimeLimitSeconds": i32::try_from(ctx.shared.config.transaction_lifetime_secs).unwrap_or(i32::MAX),
         "authenticationMechanisms": ["SCRAM-SHA-1", "SCRAM-SHA-256"],
         "requireApiVersion": false,
         "storageEngine": "wiredTiger",

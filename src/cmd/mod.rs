@@ -19,6 +19,7 @@ pub mod handshake;
 pub mod index;
 pub mod registry;
 pub mod session;
+pub mod transaction;
 pub mod write;
 
 use crate::error::{ErrorCode, MongoError, Result};
@@ -140,14 +141,6 @@ pub fn dispatch(
     if let Some(e) = oplog_write(&req, spec.name) {
         return error_reply(shared, &e);
     }
-    // Until transactions land, refuse them rather than apply their writes outside one.
-    if req.body.contains_key("autocommit") || req.body.contains_key("startTransaction") {
-        let err = MongoError::new(
-            ErrorCode::IllegalOperation,
-            "multi-document transactions are not supported by this server yet",
-        );
-        return error_reply(shared, &err);
-    }
     let info = match session::SessionInfo::parse(shared, spec.name, &req) {
         Ok(i) => i,
         Err(e) => return error_reply(shared, &e),
@@ -161,7 +154,7 @@ pub fn dispatch(
             return error_reply(shared, &err);
         }
     }
-    let retryable = info.txn_number.is_some();
+    let retryable = info.txn_number.is_some() && !info.in_txn;
     match failpoint::before_command(shared, conn, spec.name, spec.aliases, retryable) {
         failpoint::Before::Run => {}
         failpoint::Before::Close => {
@@ -169,6 +162,14 @@ pub fn dispatch(
             return Document::new();
         }
         failpoint::Before::Fail(mut reply) => {
+            if info.in_txn && !reply.contains_key("errorLabels") {
+                let code = reply.get_i32("code").unwrap_or(0);
+                if transaction::is_transient(code) {
+                    reply.insert("errorLabels", vec![transaction::TRANSIENT]);
+                } else if spec.name == "commitTransaction" && transaction::is_unknown_commit(code) {
+                    reply.insert("errorLabels", vec![transaction::UNKNOWN_COMMIT]);
+                }
+            }
             append_cluster_time(shared, &mut reply);
             return reply;
         }
@@ -176,6 +177,9 @@ pub fn dispatch(
     conn.lsid = info.lsid;
     let mut ctx = Ctx { shared, store, conn };
     let result = match (info.lsid, info.txn_number) {
+        (Some(lsid), Some(txn)) if info.in_txn => {
+            transaction::run(&mut ctx, &req, spec, lsid, txn, info.start_transaction)
+        }
         (Some(lsid), Some(txn)) => session::run_retryable(&mut ctx, &req, lsid, txn, spec.handler),
         _ => (spec.handler)(&mut ctx, &req),
     };
@@ -202,6 +206,13 @@ pub fn dispatch(
             if retryable && crate::error::is_retryable_write_code(e.code.code()) {
                 e.labels.push("RetryableWriteError".to_string());
             }
+            if info.in_txn
+                && spec.name == "commitTransaction"
+                && transaction::is_unknown_commit(e.code.code())
+                && e.labels.is_empty()
+            {
+                e.labels.push(transaction::UNKNOWN_COMMIT.to_string());
+            }
             error_reply(shared, &e)
         }
     }
@@ -210,6 +221,8 @@ pub fn dispatch(
 /// Commands that take a writeConcern; after they run, a concern one node cannot satisfy is
 /// reported as mongod reports it (the write itself stands).
 const WRITE_CONCERN_COMMANDS: &[&str] = &[
+    "commitTransaction",
+    "abortTransaction",
     "insert",
     "update",
     "delete",

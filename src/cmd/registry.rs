@@ -3,7 +3,7 @@
 
 use super::{
     admin, catalog, count, cursor, explain, failpoint, find, find_and_modify, handshake, index, session,
-    write, Ctx, Request,
+    transaction, write, Ctx, Request,
 };
 use crate::error::Result;
 use bson::Document;
@@ -34,10 +34,12 @@ const fn cmd(
 /// Sorted by name (a unit test checks it).
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
+    cmd("abortTransaction", &[], transaction::outside_transaction, false, "roll back the session's transaction"),
     cmd("aggregate", &[], find::aggregate, false, "run an aggregation pipeline (subset until the aggregation issue)"),
     cmd("buildInfo", &["buildinfo"], admin::build_info, true, "server version and build details"),
     cmd("collMod", &[], catalog::coll_mod, false, "change collection options"),
     cmd("collStats", &[], catalog::coll_stats, false, "sizes and counts of one collection"),
+    cmd("commitTransaction", &[], transaction::outside_transaction, false, "commit the session's transaction"),
     cmd("connectionStatus", &[], admin::connection_status, true, "authenticated users of this connection"),
     cmd("count", &[], count::count, false, "count documents matching a filter"),
     cmd("create", &[], catalog::create, false, "create a collection"),

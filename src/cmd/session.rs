@@ -19,8 +19,42 @@ const MAX_SESSIONS_PER_COMMAND: usize = 10_000;
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SessionInfo {
     pub lsid: Option<SessionId>,
-    /// Set only for a retryable write (txnNumber, no autocommit, a retryable command).
+    /// A retryable write's or a transaction statement's txnNumber.
     pub txn_number: Option<i64>,
+    /// `autocommit: false`: a statement of a multi-document transaction.
+    pub in_txn: bool,
+    /// `startTransaction: true`: the transaction's first statement.
+    pub start_transaction: bool,
+}
+
+/// The commands a transaction may run (mongod 7.0's allow-list, less the sharding ones).
+const TXN_COMMANDS: &[&str] = &[
+    "abortTransaction",
+    "aggregate",
+    "bulkWrite",
+    "commitTransaction",
+    "create",
+    "createIndexes",
+    "dbHash",
+    "delete",
+    "distinct",
+    "find",
+    "findAndModify",
+    "getMore",
+    "insert",
+    "killCursors",
+    "update",
+];
+
+fn opt_bool_field(req: &Request, field: &str) -> Result<Option<bool>> {
+    match req.body.get(field) {
+        None => Ok(None),
+        Some(Bson::Boolean(b)) => Ok(Some(*b)),
+        Some(v) => Err(MongoError::type_mismatch(format!(
+            "BSON field 'OperationSessionInfo.{field}' is the wrong type '{}', expected type 'bool'",
+            super::format::type_name(v)
+        ))),
+    }
 }
 
 fn parse_lsid(v: &Bson) -> Result<SessionId> {
@@ -59,8 +93,22 @@ impl SessionInfo {
             )))
             }
         };
+        let autocommit = opt_bool_field(req, "autocommit")?;
+        let start = opt_bool_field(req, "startTransaction")?;
+        if start.is_some() && autocommit.is_none() {
+            return Err(MongoError::new(
+                ErrorCode::InvalidOptions,
+                "'startTransaction' field requires 'autocommit' field to also be specified",
+            ));
+        }
         let Some(txn) = txn else {
-            return Ok(SessionInfo { lsid, txn_number: None });
+            if autocommit.is_some() {
+                return Err(MongoError::new(
+                    ErrorCode::InvalidOptions,
+                    "'autocommit' field requires a transaction number to also be specified",
+                ));
+            }
+            return Ok(SessionInfo { lsid, ..SessionInfo::default() });
         };
         if lsid.is_none() {
             return Err(MongoError::new(
@@ -77,6 +125,39 @@ impl SessionInfo {
         if txn < 0 {
             return Err(MongoError::new(ErrorCode::InvalidOptions, "Transaction number cannot be negative"));
         }
+        if let Some(autocommit) = autocommit {
+            if autocommit {
+                return Err(MongoError::new(
+                    ErrorCode::InvalidOptions,
+                    "Specifying autocommit=true is not allowed.",
+                ));
+            }
+            if start == Some(false) {
+                return Err(MongoError::new(
+                    ErrorCode::InvalidOptions,
+                    "Specifying startTransaction=false is not allowed.",
+                ));
+            }
+            if !TXN_COMMANDS.contains(&command) {
+                return Err(MongoError::new(
+                    ErrorCode::OperationNotSupportedInTransaction,
+                    format!("Cannot run '{command}' in a multi-document transaction."),
+                ));
+            }
+            let admin_ok = matches!(command, "commitTransaction" | "abortTransaction");
+            if !admin_ok && matches!(req.db.as_str(), "admin" | "config" | "local") {
+                return Err(MongoError::new(
+                    ErrorCode::OperationNotSupportedInTransaction,
+                    format!("Cannot run command against the '{}' database in a transaction.", req.db),
+                ));
+            }
+            return Ok(SessionInfo {
+                lsid,
+                txn_number: Some(txn),
+                in_txn: true,
+                start_transaction: start == Some(true),
+            });
+        }
         if !RETRYABLE_WRITE_COMMANDS.contains(&command) {
             return Err(MongoError::new(
                 ErrorCode::Location50768,
@@ -86,7 +167,7 @@ impl SessionInfo {
                 ),
             ));
         }
-        Ok(SessionInfo { lsid, txn_number: Some(txn) })
+        Ok(SessionInfo { lsid, txn_number: Some(txn), ..SessionInfo::default() })
     }
 }
 
@@ -187,7 +268,18 @@ pub fn run_retryable(
         _ => {
             st.txn_number = Some(txn);
             st.statements.clear();
+            // A newer txnNumber ends the session's transaction (rolled back if still open).
+            st.txn = crate::sessions::Transaction::None;
         }
+    }
+    if !matches!(st.txn, crate::sessions::Transaction::None) {
+        return Err(MongoError::new(
+            ErrorCode::Location50911,
+            format!(
+                "Cannot start a retryable write with txnNumber {txn} on session {lsid} because a transaction \
+                 with the same number exists."
+            ),
+        ));
     }
     let st: &mut SessionState = &mut st;
     ctx.conn.retry = Some(RetryCtx { statements: std::mem::take(&mut st.statements), retried: Vec::new() });
@@ -238,6 +330,7 @@ pub fn start_session(ctx: &mut Ctx, _req: &Request) -> Result<Document> {
 /// ignored, as mongod does.
 pub fn end_sessions(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let ids = lsid_array(req)?;
+    ctx.shared.sessions.abort_transactions(&ids);
     for id in &ids {
         ctx.shared.sessions.end(*id);
     }
@@ -252,10 +345,12 @@ pub fn refresh_sessions(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     Ok(Document::new())
 }
 
-/// Kills the sessions' cursors (their operations finish: each runs on its own connection
-/// thread). The session itself and its retryable-write history stay, as on mongod.
+/// Kills the sessions' cursors and aborts their transactions (their operations finish: each
+/// runs on its own connection thread). The session itself and its retryable-write history
+/// stay, as on mongod.
 pub fn kill_sessions(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let ids = lsid_array(req)?;
+    ctx.shared.sessions.abort_transactions(&ids);
     ctx.shared.cursors.kill_sessions(&ids);
     Ok(Document::new())
 }
@@ -275,6 +370,7 @@ pub fn kill_all_sessions(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     };
     if users.is_empty() {
         let ids = ctx.shared.sessions.ids();
+        ctx.shared.sessions.abort_transactions(&ids);
         ctx.shared.cursors.kill_sessions(&ids);
     }
     Ok(Document::new())
@@ -310,6 +406,7 @@ pub fn kill_all_sessions_by_pattern(ctx: &mut Ctx, req: &Request) -> Result<Docu
         }
     }
     let ids = if all { ctx.shared.sessions.ids() } else { some };
+    ctx.shared.sessions.abort_transactions(&ids);
     ctx.shared.cursors.kill_sessions(&ids);
     Ok(Document::new())
 }

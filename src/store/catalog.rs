@@ -248,9 +248,37 @@ fn bad_catalog(what: &str) -> StoreError {
     StoreError::Corrupt(format!("catalog entry: bad or missing {what}"))
 }
 
+thread_local! {
+    /// The multi-document transaction whose statement this thread is running (0: none): its
+    /// uncommitted collections are visible to it, and only to it.
+    static VIEW: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Sets this thread's transaction view for the life of the guard.
+pub struct ViewGuard(u64);
+
+impl Drop for ViewGuard {
+    fn drop(&mut self) {
+        VIEW.with(|v| v.set(self.0));
+    }
+}
+
+/// Makes the collections created by transaction `owner` visible on this thread until the
+/// guard drops.
+pub fn enter_view(owner: u64) -> ViewGuard {
+    ViewGuard(VIEW.with(|v| v.replace(owner)))
+}
+
+fn current_view() -> u64 {
+    VIEW.with(|v| v.get())
+}
+
 /// The in-memory catalog.
 pub struct Catalog {
     colls: RwLock<HashMap<String, Arc<Collection>>>,
+    /// Collections created inside a multi-document transaction, by namespace, with the
+    /// transaction's id: published on commit, discarded on abort.
+    pending: RwLock<HashMap<String, (u64, Arc<Collection>)>>,
     next_ident: AtomicU64,
     /// Serialises DDL (create, drop, rename, index changes) across the process.
     pub ddl_mutex: Mutex<()>,
@@ -293,13 +321,54 @@ impl Catalog {
         }
         Ok(Catalog {
             colls: RwLock::new(colls),
+            pending: RwLock::new(HashMap::new()),
             next_ident: AtomicU64::new(max_ident + 1),
             ddl_mutex: Mutex::new(()),
         })
     }
 
+    /// The collection as this thread sees it: committed ones, plus those its transaction
+    /// created.
     pub fn get(&self, ns: &str) -> Option<Arc<Collection>> {
+        if let Some(c) = self.colls.read().get(ns) {
+            return Some(c.clone());
+        }
+        let view = current_view();
+        if view == 0 {
+            return None;
+        }
+        self.pending.read().get(ns).filter(|(o, _)| *o == view).map(|(_, c)| c.clone())
+    }
+
+    /// Whether `ns` exists outside any transaction.
+    pub fn get_committed(&self, ns: &str) -> Option<Arc<Collection>> {
         self.colls.read().get(ns).cloned()
+    }
+
+    pub(crate) fn add_pending(&self, owner: u64, c: Arc<Collection>) {
+        self.pending.write().insert(c.ns.clone(), (owner, c));
+    }
+
+    /// Makes the collections of a committed transaction visible to all.
+    pub(crate) fn publish(&self, owner: u64) {
+        let mut pending = self.pending.write();
+        let mine: Vec<String> =
+            pending.iter().filter(|(_, (o, _))| *o == owner).map(|(k, _)| k.clone()).collect();
+        let mut colls = self.colls.write();
+        for ns in mine {
+            if let Some((_, c)) = pending.remove(&ns) {
+                colls.insert(ns, c);
+            }
+        }
+    }
+
+    /// Forgets the collections of an aborted transaction; returns them (their tables are to
+    /// be dropped).
+    pub(crate) fn discard(&self, owner: u64) -> Vec<Arc<Collection>> {
+        let mut pending = self.pending.write();
+        let mine: Vec<String> =
+            pending.iter().filter(|(_, (o, _))| *o == owner).map(|(k, _)| k.clone()).collect();
+        mine.into_iter().filter_map(|ns| pending.remove(&ns).map(|(_, c)| c)).collect()
     }
 
     /// Collections of one database, sorted by name.
@@ -329,7 +398,17 @@ impl Catalog {
         format!("{kind}-{}", self.next_ident.fetch_add(1, Ordering::SeqCst))
     }
 
+    /// Installs a new version of a collection (in the transaction's pending set when this
+    /// thread's transaction created it).
     pub(crate) fn install(&self, c: Arc<Collection>) {
+        let view = current_view();
+        if view != 0 {
+            let mut pending = self.pending.write();
+            if let Some(entry) = pending.get_mut(&c.ns).filter(|(o, _)| *o == view) {
+                entry.1 = c;
+                return;
+            }
+        }
         self.colls.write().insert(c.ns.clone(), c);
     }
 
@@ -343,6 +422,12 @@ impl Catalog {
         let mut cur = session.open_cursor(CATALOG_TABLE, None)?;
         cur.insert(Key::Bytes(c.ns.as_bytes()), &bytes)?;
         Ok(())
+    }
+
+    /// Whether the transaction's snapshot holds a catalog row for `ns`.
+    pub(crate) fn exists_on_disk(session: &Session, ns: &str) -> StoreResult<bool> {
+        let mut cur = session.open_cursor(CATALOG_TABLE, None)?;
+        Ok(cur.search(Key::Bytes(ns.as_bytes()))?)
     }
 
     pub(crate) fn unpersist(session: &Session, ns: &str) -> StoreResult<()> {

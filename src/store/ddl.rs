@@ -37,8 +37,8 @@ impl StoreSession {
         }
         let ident = store.catalog.new_ident("coll");
         let id_ident = store.catalog.new_ident("index");
-        self.wt.create(&format!("table:{ident}"), RECORD_TABLE_CONFIG)?;
-        self.wt.create(&format!("table:{id_ident}"), INDEX_TABLE_CONFIG)?;
+        self.create_table(&format!("table:{ident}"), RECORD_TABLE_CONFIG)?;
+        self.create_table(&format!("table:{id_ident}"), INDEX_TABLE_CONFIG)?;
         let coll = Arc::new(Collection {
             db: db.to_string(),
             name: name.to_string(),
@@ -52,6 +52,10 @@ impl StoreSession {
         });
         let cmd_ns = format!("{db}.$cmd");
         self.write(true, |t| {
+            // A transaction may have created (and committed) it since the check above.
+            if Catalog::exists_on_disk(t.s, &ns)? {
+                return Err(StoreError::NamespaceExists(ns.clone()));
+            }
             Catalog::persist(t.s, &coll)?;
             let mut o = doc! { "create": name };
             for (k, v) in &options {
@@ -60,7 +64,11 @@ impl StoreSession {
             o.insert("idIndex", id_index_spec());
             t.log(|ts| oplog::entry("c", &cmd_ns, Some(coll.uuid), o.clone(), None, ts))
         })?;
-        store.catalog.install(coll.clone());
+        match self.multi_id() {
+            // Created inside a transaction: visible to it alone until it commits.
+            0 => store.catalog.install(coll.clone()),
+            owner => store.catalog.add_pending(owner, coll.clone()),
+        }
         Ok(coll)
     }
 
@@ -104,6 +112,12 @@ impl StoreSession {
             {
                 continue;
             }
+            if self.in_multi() && coll.is_capped() {
+                return Err(StoreError::Mongo(crate::error::MongoError::new(
+                    crate::error::ErrorCode::OperationNotSupportedInTransaction,
+                    format!("Collection '{ns}' is a capped collection. Writes in transactions are not allowed on capped collections."),
+                )));
+            }
             let Some((size, max)) = coll.capped_limits() else {
                 return self.write(durable, |t| f(t, &coll)).map(Some);
             };
@@ -127,6 +141,13 @@ impl StoreSession {
     }
 
     fn drop_tables(&mut self, uris: Vec<String>) {
+        if self.in_multi() {
+            // The open transaction may still hold cursors on them.
+            for uri in uris {
+                self.store.drop_later(uri);
+            }
+            return;
+        }
         // Our own cached cursors would keep the tables busy.
         let _ = self.wt.reset();
         for uri in uris {
@@ -211,7 +232,7 @@ impl StoreSession {
         for spec in specs {
             let ident = store.catalog.new_ident("index");
             let meta = Arc::new(IndexMeta::from_spec(spec, ident)?);
-            self.wt.create(&meta.uri(), INDEX_TABLE_CONFIG)?;
+            self.create_table(&meta.uri(), INDEX_TABLE_CONFIG)?;
             if let Err(e) = self.build_index(&coll, &meta) {
                 let mut uris: Vec<String> = built.iter().map(|i| i.uri()).collect();
                 uris.push(meta.uri());

@@ -124,7 +124,13 @@ impl Store {
     }
 
     pub fn session(self: &Arc<Self>) -> StoreResult<StoreSession> {
-        Ok(StoreSession { store: self.clone(), wt: self.conn.open_session()? })
+        Ok(StoreSession {
+            store: self.clone(),
+            wt: self.conn.open_session()?,
+            multi: None,
+            multi_id: 0,
+            multi_oplog: Vec::new(),
+        })
     }
 
     /// A collection for `ns`: the catalog's, or the read-only view of the oplog.
@@ -244,21 +250,158 @@ impl Store {
     }
 }
 
-/// One client thread's handle on the store: owns a WiredTiger session.
+/// One client thread's handle on the store: owns a WiredTiger session. A session that
+/// belongs to a multi-document transaction (`begin_multi`) keeps one WiredTiger transaction
+/// open across calls and may move between connection threads (never used by two at once).
 pub struct StoreSession {
     pub store: Arc<Store>,
     pub wt: Session,
+    /// Set while a multi-document transaction is open: the fields (`lsid`, `txnNumber`) its
+    /// oplog entries carry.
+    multi: Option<bson::Document>,
+    /// The open transaction's id (its view of the catalog).
+    multi_id: u64,
+    /// The oplog keys the open transaction wrote, in order.
+    multi_oplog: Vec<i64>,
+}
+
+/// Ids of multi-document transactions (0 means none).
+static NEXT_MULTI_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Drop for StoreSession {
+    fn drop(&mut self) {
+        self.abort_multi();
+    }
 }
 
 impl StoreSession {
+    /// Opens the WiredTiger transaction of a multi-document transaction: from now on `write`
+    /// and `read` run inside it (its snapshot is taken at its first read or write).
+    pub fn begin_multi(&mut self, oplog_tag: bson::Document) -> StoreResult<()> {
+        if self.multi.is_some() {
+            let _ = self.wt.rollback_transaction("");
+        }
+        self.wt.begin_transaction("isolation=snapshot")?;
+        self.multi = Some(oplog_tag);
+        self.multi_oplog.clear();
+        self.multi_id = NEXT_MULTI_ID.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The open transaction's id (0 outside one): statements run with
+    /// `catalog::enter_view(id)` see the collections it created.
+    pub fn multi_id(&self) -> u64 {
+        if self.multi.is_some() {
+            self.multi_id
+        } else {
+            0
+        }
+    }
+
+    /// Creates a table: on a session of its own inside a transaction (WiredTiger schema
+    /// changes are not transactional).
+    pub(crate) fn create_table(&self, uri: &str, config: &str) -> StoreResult<()> {
+        if self.multi.is_some() {
+            self.store.conn.open_session()?.create(uri, config)?;
+        } else {
+            self.wt.create(uri, config)?;
+        }
+        Ok(())
+    }
+
+    /// The collections the transaction created are gone: their tables are dropped once free.
+    fn discard_created(&self) {
+        for c in self.store.catalog.discard(self.multi_id) {
+            self.store.drop_later(c.uri());
+            for i in &c.indexes {
+                self.store.drop_later(i.uri());
+            }
+        }
+    }
+
+    pub fn in_multi(&self) -> bool {
+        self.multi.is_some()
+    }
+
+    /// Commits the multi-document transaction; `durable` waits for the journal (group
+    /// commit). On failure the transaction is gone (WiredTiger rolls it back).
+    pub fn commit_multi(&mut self, durable: bool) -> StoreResult<()> {
+        if self.multi.take().is_none() {
+            return Ok(());
+        }
+        let mut stamped = Vec::new();
+        let restamped = self.restamp_oplog(&mut stamped);
+        let result = restamped.and_then(|_| Ok(self.wt.commit_transaction("")?));
+        if let Err(e) = result {
+            // Needed when re-stamping failed; harmless when the failed commit already ended
+            // the transaction.
+            let _ = self.wt.rollback_transaction("");
+            self.store.clock.release(&stamped);
+            self.discard_created();
+            return Err(e);
+        }
+        // Only now may oplog readers move past the commit's timestamps.
+        self.store.clock.release(&stamped);
+        self.store.catalog.publish(self.multi_id);
+        self.store.group_commit.committed();
+        if durable {
+            self.flush_journal()?;
+        }
+        Ok(())
+    }
+
+    /// Moves the transaction's oplog entries to fresh timestamps just before it commits, so
+    /// that oplog order follows commit order (a reader never sees a transaction's entries
+    /// appear behind entries it has already read).
+    fn restamp_oplog(&mut self, stamped: &mut Vec<i64>) -> StoreResult<()> {
+        let keys = std::mem::take(&mut self.multi_oplog);
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut cur = self.wt.open_cursor(OPLOG_TABLE, None)?;
+        for key in keys {
+            if !cur.search(wt::Key::Int(key))? {
+                continue;
+            }
+            let mut entry = scan::parse_record(cur.value()?)?;
+            cur.remove(wt::Key::Int(key))?;
+            let ts = self.store.clock.next();
+            stamped.push(crate::oplog::pack(ts));
+            entry.insert("ts", ts);
+            cur.insert(wt::Key::Int(crate::oplog::pack(ts)), &crate::oplog::to_bytes(&entry)?)?;
+        }
+        Ok(())
+    }
+
+    /// Rolls the multi-document transaction back (records, index entries, oplog entries).
+    pub fn abort_multi(&mut self) {
+        if self.multi.take().is_some() {
+            let _ = self.wt.rollback_transaction("");
+            self.discard_created();
+        }
+    }
+
     /// Runs `f` in one WiredTiger transaction and commits it, retrying on write conflicts as
     /// mongod does (the client never sees them). `durable` makes the commit wait for the
-    /// journal to reach the disk (`j: true`).
+    /// journal to reach the disk (`j: true`). Inside a multi-document transaction `f` runs
+    /// once in it, and a write conflict is returned (the transaction must then be aborted).
     pub fn write<T>(
         &mut self,
         durable: bool,
         mut f: impl FnMut(&mut Txn<'_>) -> StoreResult<T>,
     ) -> StoreResult<T> {
+        if let Some(tag) = &self.multi {
+            let mut txn = Txn::new(&self.wt, &self.store);
+            txn.tag = Some(tag);
+            txn.logged = Some(&mut self.multi_oplog);
+            let r = f(&mut txn);
+            // These entries are re-stamped at commit (and their first timestamps never become
+            // visible), so readers need not wait for them.
+            let placeholders = std::mem::take(&mut txn.in_flight);
+            drop(txn);
+            self.store.clock.release(&placeholders);
+            return r;
+        }
         let mut attempt = 0u32;
         loop {
             self.wt.begin_transaction("isolation=snapshot")?;
@@ -299,6 +442,9 @@ impl StoreSession {
 
     /// Runs `f` inside a snapshot read transaction: every read it makes sees one point in time.
     pub fn read<T>(&mut self, f: impl FnOnce(&Txn<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        if self.multi.is_some() {
+            return f(&Txn::new(&self.wt, &self.store));
+        }
         self.wt.begin_transaction("isolation=snapshot")?;
         let txn = Txn::new(&self.wt, &self.store);
         let r = f(&txn);

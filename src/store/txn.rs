@@ -19,6 +19,10 @@ pub struct Txn<'a> {
     pub count_delta: i64,
     /// Oplog timestamps this transaction took; released when it ends (see `OplogClock`).
     pub in_flight: Vec<i64>,
+    /// Fields every oplog entry of a multi-document transaction carries (lsid, txnNumber).
+    pub tag: Option<&'a Document>,
+    /// Inside a multi-document transaction: the oplog keys it wrote, re-stamped at commit.
+    pub logged: Option<&'a mut Vec<i64>>,
 }
 
 pub fn encode(doc: &Document) -> StoreResult<Vec<u8>> {
@@ -29,17 +33,34 @@ pub fn encode(doc: &Document) -> StoreResult<Vec<u8>> {
 
 impl<'a> Txn<'a> {
     pub fn new(s: &'a Session, store: &'a Store) -> Self {
-        Txn { s, store, last_ts: None, size_delta: 0, count_delta: 0, in_flight: Vec::new() }
+        Txn {
+            s,
+            store,
+            last_ts: None,
+            size_delta: 0,
+            count_delta: 0,
+            in_flight: Vec::new(),
+            tag: None,
+            logged: None,
+        }
     }
 
     /// Appends an oplog entry built by `make` from a fresh timestamp.
     pub fn log(&mut self, make: impl FnOnce(Timestamp) -> Document) -> StoreResult<()> {
         let ts = self.store.clock.next();
         self.in_flight.push(oplog::pack(ts));
-        let entry = make(ts);
+        let mut entry = make(ts);
+        if let Some(tag) = self.tag {
+            for (k, v) in tag {
+                entry.insert(k.clone(), v.clone());
+            }
+        }
         let mut cur = self.s.open_cursor(OPLOG_TABLE, None)?;
         cur.insert(Key::Int(oplog::pack(ts)), &oplog::to_bytes(&entry)?)?;
         self.last_ts = Some(ts);
+        if let Some(keys) = self.logged.as_mut() {
+            keys.push(oplog::pack(ts));
+        }
         Ok(())
     }
 

@@ -17,7 +17,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// A daemon child process, SIGKILLed if the test panics before killing it itself.
-struct Daemon {
+pub(crate) struct Daemon {
     child: Child,
     port: u16,
     log: PathBuf,
@@ -32,7 +32,7 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         self.child.kill().ok();
         self.child.wait().ok();
     }
@@ -65,7 +65,7 @@ fn answers_ping(addr: SocketAddr) -> bool {
 }
 
 /// Starts the daemon on `dbpath` and waits until it answers ping, retrying on a port clash.
-fn spawn(dbpath: &Path, logdir: &Path, attempt_tag: &str) -> Daemon {
+pub(crate) fn spawn(dbpath: &Path, logdir: &Path, attempt_tag: &str) -> Daemon {
     for attempt in 0..5 {
         let port = free_port();
         let log = logdir.join(format!("daemon-{attempt_tag}-{attempt}.log"));
@@ -107,7 +107,7 @@ fn spawn(dbpath: &Path, logdir: &Path, attempt_tag: &str) -> Daemon {
     panic!("could not start the daemon on a free port after 5 attempts");
 }
 
-fn client_for(d: &Daemon) -> Client {
+pub(crate) fn client_for(d: &Daemon) -> Client {
     // Direct connection and short timeouts: once the process is killed, writers must give up
     // quickly; no retries, so an acknowledged write is one the server really acknowledged.
     let uri = format!(

@@ -16,6 +16,7 @@ mod indexes;
 mod persistence;
 mod planner;
 mod sessions;
+mod transactions;
 mod ttl;
 mod validation;
 mod wire;

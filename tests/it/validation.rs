@@ -121,20 +121,6 @@ fn id_subdocuments_may_not_hold_dollar_fields() {
 }
 
 #[test]
-fn transactions_are_refused_not_silently_applied() {
-    let env = start();
-    let db = env.db("txn");
-    let c = db.collection::<mongodb::bson::Document>("c");
-    c.insert_one(doc! { "_id": 0 }).run().unwrap();
-    let mut session = env.client.start_session().run().unwrap();
-    session.start_transaction().run().unwrap();
-    let r = c.insert_one(doc! { "_id": 1 }).session(&mut session).run();
-    assert!(r.is_err(), "a write in a transaction must not succeed before transactions exist");
-    let _ = session.abort_transaction().run();
-    assert_eq!(c.count_documents(doc! {}).run().unwrap(), 1);
-}
-
-#[test]
 fn regex_supports_lookaround_as_pcre_does() {
     let env = start();
     let c = env.coll("regex");

@@ -151,7 +151,7 @@ impl Server {
     pub fn start(config: Config) -> Result<Server, StartError> {
         let store = Store::open(&config).map_err(StartError::Store)?;
         let (std_listener, addr) = listener::bind(&config.host, config.port).map_err(StartError::Bind)?;
-let host = match &config.advertised_host {
+        let host = match &config.advertised_host {
             Some(h) => h.clone(),
             None if addr.ip().is_unspecified() => std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .map(|h| h.trim().to_string())

@@ -3,6 +3,8 @@
 //! a `$group` by a constant or a field path with simple accumulators), materialising the
 //! result; any other stage gets mongod's unrecognised-stage error.
 
+pub mod expr;
+
 use crate::cmd::Ctx;
 use crate::error::{ErrorCode, MongoError, Result};
 use crate::query::exec::{Exec, ExecOptions};

@@ -64,6 +64,11 @@ impl RegexPredicate {
         Ok(RegexPredicate { pattern: pattern.to_string(), options: options.to_string(), re })
     }
 
+    /// The compiled regex (aggregation's `$regexFind` needs captures).
+    pub fn regex(&self) -> &fancy_regex::Regex {
+        &self.re
+    }
+
     /// A match that hits the backtracking limit counts as no match.
     pub fn is_match(&self, s: &str) -> bool {
         self.re.is_match(s).unwrap_or(false)

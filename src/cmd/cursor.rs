@@ -29,6 +29,7 @@ pub fn next_batch(
             let batch = exec.next_batch(ctx.store, max_docs, BATCH_BYTES)?;
             Ok((batch, exec.is_exhausted()))
         }
+        CursorSource::Pipeline(p) => p.next_batch(ctx.store, max_docs, BATCH_BYTES),
         CursorSource::Buffered(docs) => {
             let mut out = Vec::new();
             let mut bytes = 0;

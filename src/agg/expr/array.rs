@@ -664,8 +664,8 @@ struct FirstN {
 
 fn parse_n(name: &str, arg: &Bson, p: &mut Parser) -> Result<Expr> {
     let args = named_args(name, arg, &["n", "input"], 5787801, 5787802)?;
-    let n = find_arg(&args, "n").ok_or_else(|| err(5787906, format!("Missing value for 'n'")))?;
-    let input = find_arg(&args, "input").ok_or_else(|| err(5787907, format!("Missing value for 'input'")))?;
+    let n = find_arg(&args, "n").ok_or_else(|| err(5787906, "Missing value for 'n'"))?;
+    let input = find_arg(&args, "input").ok_or_else(|| err(5787907, "Missing value for 'input'"))?;
     Ok(Expr::Special(Box::new(FirstN { last: name == "$lastN", n: p.parse(n)?, input: p.parse(input)? })))
 }
 

@@ -266,13 +266,13 @@ pub fn convert(v: &Bson, code: i32) -> std::result::Result<Bson, String> {
             Bson::Double(_) | Bson::Decimal128(_) => {
                 let d = num.map(|n| n.to_f64()).unwrap_or(0.0);
                 if !d.is_finite() || d.abs() >= 9.2e18 {
-                    return Err(format!("Conversion would overflow target type"));
+                    return Err("Conversion would overflow target type".to_string());
                 }
                 Ok(Bson::DateTime(DateTime::from_millis(d.trunc() as i64)))
             }
-            Bson::ObjectId(o) => Ok(Bson::DateTime(DateTime::from_millis(
-                i64::from(o.timestamp().timestamp_millis() / 1000) * 1000,
-            ))),
+            Bson::ObjectId(o) => {
+                Ok(Bson::DateTime(DateTime::from_millis((o.timestamp().timestamp_millis() / 1000) * 1000)))
+            }
             Bson::Timestamp(t) => Ok(Bson::DateTime(DateTime::from_millis(i64::from(t.time) * 1000))),
             Bson::String(s) => super::date::parse_date_string(s)
                 .map(|ms| Bson::DateTime(DateTime::from_millis(ms)))

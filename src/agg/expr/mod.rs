@@ -59,6 +59,9 @@ pub trait Special: Send + Sync {
     fn eval(&self, c: &mut Ctx) -> Result<Option<Bson>>;
 }
 
+/// An operator family's parser (see the module docs).
+type Family = fn(&str, &Bson, &mut Parser) -> Option<Result<Expr>>;
+
 pub type FuncFn = fn(&str, &[Option<Bson>]) -> Result<Option<Bson>>;
 
 pub struct Func {
@@ -199,7 +202,7 @@ impl Parser {
         if name == "$literal" {
             return Ok(Expr::Const(arg.clone()));
         }
-        let families: [fn(&str, &Bson, &mut Parser) -> Option<Result<Expr>>; 7] = [
+        let families: [Family; 7] = [
             arith::parse,
             cond::parse,
             convert::parse,
@@ -315,9 +318,7 @@ pub fn parse_field_path(s: &str) -> Result<Vec<String>> {
         if p.starts_with('$') {
             return Err(err(
                 16410,
-                format!(
-                    "FieldPath field names may not start with '$'. Consider using $getField or $setField."
-                ),
+                "FieldPath field names may not start with '$'. Consider using $getField or $setField.",
             ));
         }
     }

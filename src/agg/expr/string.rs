@@ -350,7 +350,7 @@ impl Special for Trim {
 
 enum RegexSource {
     Fixed(Box<RegexPredicate>),
-    Dynamic { regex: Expr, options: Option<Expr> },
+    Dynamic { regex: Box<Expr>, options: Option<Box<Expr>> },
 }
 
 struct RegexOp {
@@ -386,13 +386,13 @@ fn parse_regex(name: &str, arg: &Bson, p: &mut Parser) -> Result<Expr> {
     let source = match (&regex, &options) {
         (Expr::Const(r), None) => match compile(st, Some(r), None)? {
             Some(re) => RegexSource::Fixed(Box::new(re)),
-            None => RegexSource::Dynamic { regex, options },
+            None => RegexSource::Dynamic { regex: Box::new(regex), options: options.map(Box::new) },
         },
         (Expr::Const(r), Some(Expr::Const(o))) => match compile(st, Some(r), Some(o))? {
             Some(re) => RegexSource::Fixed(Box::new(re)),
-            None => RegexSource::Dynamic { regex, options },
+            None => RegexSource::Dynamic { regex: Box::new(regex), options: options.map(Box::new) },
         },
-        _ => RegexSource::Dynamic { regex, options },
+        _ => RegexSource::Dynamic { regex: Box::new(regex), options: options.map(Box::new) },
     };
     Ok(Expr::Special(Box::new(RegexOp { name: st, input: p.parse(input)?, source })))
 }

@@ -10,6 +10,7 @@
 pub mod expr;
 pub mod pipeline;
 pub mod stages;
+pub mod update;
 
 pub use pipeline::{ParseCtx, Pipeline, PipelineCursor, Rt};
 

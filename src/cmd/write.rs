@@ -248,11 +248,14 @@ pub fn parse_update_stmt(u: &Document) -> Result<UpdateStmt> {
     };
     let spec = match u.get("u") {
         Some(Bson::Document(d)) => update::parse_update(d, array_filters.as_deref())?,
-        Some(Bson::Array(_)) => {
-            return Err(MongoError::new(
-                ErrorCode::NotImplemented,
-                "pipeline-style updates arrive with the aggregation issue",
-            ))
+        Some(Bson::Array(stages)) => {
+            if array_filters.as_ref().is_some_and(|f| !f.is_empty()) {
+                return Err(MongoError::new(
+                    ErrorCode::FailedToParse,
+                    "arrayFilters may not be specified for pipeline-style updates",
+                ));
+            }
+            UpdateSpec::Pipeline(Box::new(crate::agg::update::UpdatePipeline::parse(stages)?))
         }
         Some(_) => {
             return Err(MongoError::new(

@@ -231,7 +231,8 @@ pub fn parse_top_level(op: &str, arg: &Bson, ctx: Ctx) -> Option<Result<Expr>> {
         "$jsonSchema" if !matches!(arg, Bson::Document(_)) => {
             Err(MongoError::type_mismatch("$jsonSchema must be an object"))
         }
-        "$expr" | "$jsonSchema" | "$sampleRate" => Err(bad_value(format!("{op} is not supported yet"))),
+        "$expr" => crate::agg::expr::expr_predicate(arg).map(Expr::Doc),
+        "$jsonSchema" | "$sampleRate" => Err(bad_value(format!("{op} is not supported yet"))),
         // A DBRef's fields queried at the top level are plain equalities.
         "$id" | "$ref" | "$db" => super::ops_comparison::eq_expr(op, arg),
         _ => return None,
@@ -316,7 +317,7 @@ mod tests {
             (ErrorCode::BadValue, "no globalScriptEngine in $where parsing".into())
         );
         assert_eq!(err(doc! {"$text": {"$search": "x"}}).0, ErrorCode::IndexNotFound);
-        assert_eq!(err(doc! {"$expr": {"$eq": [1, 1]}}).0, ErrorCode::BadValue);
+        assert!(Matcher::parse(&doc! {"$expr": {"$eq": ["$a", 1]}}).unwrap().matches(&doc! {"a": 1}));
         assert_eq!(err(doc! {"$jsonSchema": {}}).0, ErrorCode::BadValue);
         assert_eq!(err(doc! {"$jsonSchema": 1}).0, ErrorCode::TypeMismatch);
         assert_eq!(

@@ -477,3 +477,43 @@ fn run_with_let(coll: &Collection<Document>, vars: Document) -> Vec<Document> {
         .collect::<Result<Vec<_>, _>>()
         .expect("results")
 }
+
+#[test]
+fn pipeline_updates_and_expr_in_find() {
+    let env = common::start();
+    let coll = env.coll("agg_upd");
+    coll.insert_many(vec![doc! {"_id": 1, "a": 1, "b": 2}, doc! {"_id": 2, "a": 5, "b": 5}])
+        .run()
+        .expect("insert");
+    let r = coll
+        .update_many(doc! {}, vec![doc! {"$set": {"total": {"$add": ["$a", "$b"]}}}, doc! {"$unset": "b"}])
+        .run()
+        .expect("update");
+    assert_eq!((r.matched_count, r.modified_count), (2, 2));
+    assert_eq!(
+        common::all(&coll),
+        vec![doc! {"_id": 1, "a": 1, "total": 3}, doc! {"_id": 2, "a": 5, "total": 10}]
+    );
+    // Upsert through a pipeline starts from the query's equality fields.
+    coll.update_one(doc! {"_id": 3}, vec![doc! {"$replaceWith": {"x": {"$literal": "new"}}}])
+        .upsert(true)
+        .run()
+        .expect("upsert");
+    assert_eq!(coll.find_one(doc! {"_id": 3}).run().expect("find"), Some(doc! {"_id": 3, "x": "new"}));
+    let got = coll
+        .find_one_and_update(doc! {"_id": 1}, vec![doc! {"$set": {"a": {"$multiply": ["$a", 10]}}}])
+        .return_document(mongodb::options::ReturnDocument::After)
+        .run()
+        .expect("findAndModify");
+    assert_eq!(got, Some(doc! {"_id": 1, "a": 10, "total": 3}));
+    let err = coll.update_one(doc! {}, vec![doc! {"$match": {}}]).run().expect_err("no $match in updates");
+    assert_eq!(common::write_error_code(&err), 72);
+    // $expr in a find filter.
+    let found: Vec<Document> = coll
+        .find(doc! {"$expr": {"$gt": ["$total", "$a"]}})
+        .run()
+        .expect("find")
+        .collect::<Result<_, _>>()
+        .expect("docs");
+    assert_eq!(found, vec![doc! {"_id": 2, "a": 5, "total": 10}]);
+}

@@ -487,6 +487,28 @@ pub fn find_arg<'a>(args: &[(&str, &'a Bson)], name: &str) -> Option<&'a Bson> {
     args.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
 }
 
+/// `$expr` inside a query filter (find, update, delete): evaluated per document with no
+/// variables but `$$NOW`; an evaluation error counts as no match.
+pub fn expr_predicate(arg: &Bson) -> Result<std::sync::Arc<dyn crate::query::matcher::DocPredicate>> {
+    let e = Parser::default().parse(arg)?;
+    Ok(std::sync::Arc::new(ExprPredicate(e)))
+}
+
+struct ExprPredicate(Expr);
+
+impl std::fmt::Debug for ExprPredicate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("$expr")
+    }
+}
+
+impl crate::query::matcher::DocPredicate for ExprPredicate {
+    fn matches(&self, doc: &Document) -> bool {
+        let mut c = Ctx::new(doc, &[], DateTime::now());
+        self.0.eval(&mut c).map(|v| truthy(&v)).unwrap_or(false)
+    }
+}
+
 #[cfg(test)]
 pub mod test_util {
     use super::*;

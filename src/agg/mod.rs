@@ -48,6 +48,109 @@ pub fn prepare(db: &str, stages: &[Bson], let_vars: Option<&Document>) -> Result
     Ok(Prepared { pipeline, vars, now })
 }
 
+/// A command's `let` variables (find, update, delete, findAndModify) as constants: each
+/// value is an expression evaluated once, with earlier variables in scope.
+pub fn let_constants(let_doc: Option<&Bson>) -> Result<Vec<(String, Bson)>> {
+    let l = match let_doc {
+        None | Some(Bson::Null) => return Ok(Vec::new()),
+        Some(Bson::Document(d)) => d,
+        Some(_) => {
+            return Err(crate::error::MongoError::type_mismatch(
+                "BSON field 'let' is the wrong type, expected type 'object'",
+            ))
+        }
+    };
+    let now = DateTime::now();
+    let empty = Document::new();
+    let mut names: Vec<String> = Vec::new();
+    let mut out: Vec<(String, Bson)> = Vec::new();
+    for (k, v) in l {
+        expr::validate_var_name(k, false)?;
+        let values: Vec<Bson> = out.iter().map(|(_, v)| v.clone()).collect();
+        let e = expr::Parser::with_vars(names.clone()).parse(v)?;
+        let val = e.value(&mut expr::Ctx::new(&empty, &values, now))?;
+        names.push(k.clone());
+        out.push((k.clone(), val));
+    }
+    Ok(out)
+}
+
+/// Replaces `$$name` references to `vars` in an expression by `{$literal: value}`, so code that
+/// compiles expressions without variables in scope (query `$expr`, update pipelines) sees
+/// the command's `let`.
+pub fn bind_expr(v: &Bson, vars: &[(String, Bson)]) -> Bson {
+    if vars.is_empty() {
+        return v.clone();
+    }
+    match v {
+        Bson::String(s) if s.starts_with("$$") => {
+            let rest = &s[2..];
+            let (name, path) = match rest.split_once('.') {
+                Some((n, p)) => (n, Some(p)),
+                None => (rest, None),
+            };
+            match vars.iter().rev().find(|(n, _)| n == name) {
+                Some((_, val)) => {
+                    let val = match path {
+                        None => Some(val.clone()),
+                        Some(p) => expr::walk(val, &p.split('.').map(str::to_owned).collect::<Vec<_>>()),
+                    };
+                    match val {
+                        Some(x) => Bson::Document(bson::doc! { "$literal": x }),
+                        None => Bson::String("$$REMOVE".into()),
+                    }
+                }
+                None => v.clone(),
+            }
+        }
+        Bson::Document(d) if d.contains_key("$literal") => v.clone(),
+        Bson::Document(d) => Bson::Document(d.iter().map(|(k, x)| (k.clone(), bind_expr(x, vars))).collect()),
+        Bson::Array(a) => Bson::Array(a.iter().map(|x| bind_expr(x, vars)).collect()),
+        other => other.clone(),
+    }
+}
+
+/// `bind_expr` over the `$expr` clauses of a query filter (top level and inside
+/// `$and`/`$or`/`$nor`); other values are literal query values and stay as they are.
+pub fn bind_filter(filter: &Document, vars: &[(String, Bson)]) -> Document {
+    if vars.is_empty() {
+        return filter.clone();
+    }
+    filter
+        .iter()
+        .map(|(k, v)| {
+            let nv = match (k.as_str(), v) {
+                ("$expr", e) => bind_expr(e, vars),
+                ("$and" | "$or" | "$nor", Bson::Array(a)) => Bson::Array(
+                    a.iter()
+                        .map(|x| match x {
+                            Bson::Document(d) => Bson::Document(bind_filter(d, vars)),
+                            other => other.clone(),
+                        })
+                        .collect(),
+                ),
+                _ => v.clone(),
+            };
+            (k.clone(), nv)
+        })
+        .collect()
+}
+
+/// An update or delete statement with the command's `let` bound in `q` and in a pipeline `u`.
+pub fn bind_statement(stmt: &Document, vars: &[(String, Bson)]) -> Document {
+    if vars.is_empty() {
+        return stmt.clone();
+    }
+    let mut out = stmt.clone();
+    if let Some(Bson::Document(q)) = stmt.get("q") {
+        out.insert("q", bind_filter(q, vars));
+    }
+    if let Some(u @ Bson::Array(_)) = stmt.get("u") {
+        out.insert("u", bind_expr(u, vars));
+    }
+    out
+}
+
 /// Starts a prepared pipeline over the collection `ns` (`None`: no input, as for
 /// `aggregate: 1`).
 pub fn open(

@@ -69,7 +69,8 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     ctx.shared.stats.query.fetch_add(1, Ordering::Relaxed);
     let coll_name = args::collection(req)?;
     check_known_fields(req, FIND_FIELDS)?;
-    let filter = args::opt_doc(req, "filter")?.cloned().unwrap_or_default();
+    let vars = crate::agg::let_constants(req.body.get("let"))?;
+    let filter = crate::agg::bind_filter(&args::opt_doc(req, "filter")?.cloned().unwrap_or_default(), &vars);
     let sort = args::opt_doc(req, "sort")?.cloned();
     let projection = args::opt_doc(req, "projection")?.cloned();
     let skip = non_negative(req, "skip")?.unwrap_or(0) as u64;
@@ -149,6 +150,7 @@ const AGGREGATE_FIELDS: &[&str] = &[
     "needsMerge",
     "isMapReduceCommand",
     "includeQueryStatsMetrics",
+    "writeConcern",
 ];
 
 /// Stages that run without a collection (`aggregate: 1`).
@@ -219,6 +221,27 @@ pub fn aggregate(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         Some(c) => format!("{}.{}", req.db, c),
         None => format!("{}.$cmd.aggregate", req.db),
     };
+    let mut pipeline = pipeline;
+    if first_stage.as_deref() == Some("$listLocalSessions") {
+        // Sessions are not tracked yet: list the caller's own (the lsid it sent).
+        let sessions: Vec<Bson> = match req.body.get("lsid") {
+            Some(Bson::Document(l)) => {
+                vec![Bson::Document(bson::doc! { "_id": l.clone(), "lastUse": bson::DateTime::now() })]
+            }
+            _ => Vec::new(),
+        };
+        pipeline[0] = Bson::Document(bson::doc! { "$documents": { "$literal": sessions } });
+    }
+    let writes = pipeline.last().is_some_and(
+        |s| matches!(s, Bson::Document(d) if d.contains_key("$out") || d.contains_key("$merge")),
+    );
+    let linearizable = matches!(req.body.get("readConcern"), Some(Bson::Document(rc)) if rc.get_str("level") == Ok("linearizable"));
+    if writes && linearizable {
+        return Err(MongoError::new(
+            ErrorCode::InvalidOptions,
+            "readConcern level 'linearizable' is not supported with $out or $merge",
+        ));
+    }
     let prepared = crate::agg::prepare(&req.db, &pipeline, let_vars.as_ref())?;
     if explain {
         return Ok(explain_reply(ctx, &ns, coll_name.is_some(), &pipeline));

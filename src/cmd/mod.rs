@@ -145,6 +145,7 @@ pub fn dispatch(
 /// Commands that take a writeConcern; after they run, a concern one node cannot satisfy is
 /// reported as mongod reports it (the write itself stands).
 const WRITE_CONCERN_COMMANDS: &[&str] = &[
+    "aggregate",
     "insert",
     "update",
     "delete",

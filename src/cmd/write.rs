@@ -465,7 +465,9 @@ pub fn update(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let (mut n, mut modified) = (0usize, 0usize);
     let mut upserted = Vec::new();
     let mut errors = Vec::new();
+    let vars = crate::agg::let_constants(req.body.get("let"))?;
     for (i, u) in stmts.iter().enumerate() {
+        let u = &crate::agg::bind_statement(u, &vars);
         let r = parse_update_stmt(u).and_then(|mut s| {
             s.bypass = bypass;
             run_update(ctx, &req.db, &coll, &s, None)
@@ -530,7 +532,9 @@ pub fn delete(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let ns = format!("{}.{}", req.db, coll_name);
     let mut n = 0usize;
     let mut errors = Vec::new();
+    let vars = crate::agg::let_constants(req.body.get("let"))?;
     for (i, d) in stmts.iter().enumerate() {
+        let d = &crate::agg::bind_statement(d, &vars);
         let r = (|| -> Result<usize> {
             let filter = match d.get("q") {
                 Some(Bson::Document(q)) => q.clone(),

@@ -517,3 +517,42 @@ fn pipeline_updates_and_expr_in_find() {
         .expect("docs");
     assert_eq!(found, vec![doc! {"_id": 2, "a": 5, "total": 10}]);
 }
+
+#[test]
+fn let_variables_in_find_update_delete_and_list_local_sessions() {
+    let env = common::start();
+    let db = env.db("agg_let");
+    let coll = db.collection::<Document>("c");
+    coll.insert_many(vec![doc! {"_id": 1, "x": 1}, doc! {"_id": 2, "x": 2}]).run().expect("insert");
+    let found: Vec<Document> = coll
+        .find(doc! {"$expr": {"$eq": ["$_id", "$$id"]}})
+        .let_vars(doc! {"id": 2})
+        .run()
+        .expect("find")
+        .collect::<Result<_, _>>()
+        .expect("docs");
+    assert_eq!(found, vec![doc! {"_id": 2, "x": 2}]);
+    coll.update_one(doc! {"$expr": {"$eq": ["$_id", "$$id"]}}, vec![doc! {"$set": {"x": "$$v"}}])
+        .let_vars(doc! {"id": 1, "v": "set"})
+        .run()
+        .expect("update");
+    assert_eq!(coll.find_one(doc! {"_id": 1}).run().expect("find"), Some(doc! {"_id": 1, "x": "set"}));
+    let r = coll
+        .delete_many(doc! {"$expr": {"$eq": ["$x", "$$v"]}})
+        .let_vars(doc! {"v": 2})
+        .run()
+        .expect("delete");
+    assert_eq!(r.deleted_count, 1);
+    let sessions: Vec<Document> = env
+        .admin()
+        .aggregate(vec![
+            doc! {"$listLocalSessions": {}},
+            doc! {"$limit": 1},
+            doc! {"$project": {"_id": 0, "d": "x"}},
+        ])
+        .run()
+        .expect("aggregate")
+        .collect::<Result<_, _>>()
+        .expect("docs");
+    assert_eq!(sessions, vec![doc! {"d": "x"}]);
+}

@@ -373,10 +373,15 @@ impl MergeRun {
                     let new = match &spec.matched {
                         WhenMatched::KeepExisting => continue,
                         WhenMatched::Fail => {
+                            let pattern: Document = spec.on.iter().map(|f| (f.clone(), Bson::Int32(1))).collect();
                             return Err(MongoError::new(
                                 ErrorCode::DuplicateKey,
-                                "$merge with whenMatched: fail found an existing document with the same values for the 'on' field",
-                            ))
+                                format!(
+                                    "E11000 duplicate key error collection: {ns} dup key: {}",
+                                    crate::query::util::doc_to_string(&key)
+                                ),
+                            )
+                            .with_info(bson::doc! { "keyPattern": pattern, "keyValue": key.clone() }));
                         }
                         WhenMatched::Replace => {
                             let mut n = d.clone();

@@ -556,3 +556,48 @@ fn let_variables_in_find_update_delete_and_list_local_sessions() {
         .expect("docs");
     assert_eq!(sessions, vec![doc! {"d": "x"}]);
 }
+
+#[test]
+fn graph_lookup_and_redact() {
+    let env = common::start();
+    let db = env.db("agg_graph");
+    let emp = db.collection::<Document>("employees");
+    emp.insert_many(vec![
+        doc! {"_id": 1, "name": "Dev"},
+        doc! {"_id": 2, "name": "Eliot", "reportsTo": "Dev"},
+        doc! {"_id": 3, "name": "Ron", "reportsTo": "Eliot"},
+        doc! {"_id": 4, "name": "Andrew", "reportsTo": "Eliot"},
+        doc! {"_id": 5, "name": "Asya", "reportsTo": "Ron"},
+        doc! {"_id": 6, "name": "Dan", "reportsTo": "Andrew"},
+    ])
+    .run()
+    .expect("insert");
+    let out = run(
+        &emp,
+        vec![
+            doc! {"$match": {"_id": 5}},
+            doc! {"$graphLookup": {"from": "employees", "startWith": "$reportsTo", "connectFromField": "reportsTo", "connectToField": "name", "as": "chain", "depthField": "d"}},
+            doc! {"$project": {"chain": {"$map": {"input": "$chain", "in": ["$$this.name", "$$this.d"]}}}},
+        ],
+    );
+    assert_eq!(out, vec![doc! {"_id": 5, "chain": [["Ron", 0i64], ["Eliot", 1i64], ["Dev", 2i64]]}]);
+    let out = run(
+        &emp,
+        vec![
+            doc! {"$match": {"_id": 5}},
+            doc! {"$graphLookup": {"from": "employees", "startWith": "$reportsTo", "connectFromField": "reportsTo", "connectToField": "name", "as": "chain", "maxDepth": 1}},
+            doc! {"$project": {"n": {"$size": "$chain"}}},
+        ],
+    );
+    assert_eq!(out, vec![doc! {"_id": 5, "n": 2}]);
+    let coll = db.collection::<Document>("r");
+    coll.insert_one(
+        doc! {"_id": 1, "level": 1, "sub": {"level": 5, "x": 1}, "arr": [{"level": 2}, {"level": 9}, 7]},
+    )
+    .run()
+    .expect("insert");
+    let out =
+        run(&coll, vec![doc! {"$redact": {"$cond": [{"$lte": ["$level", 3]}, "$$DESCEND", "$$PRUNE"]}}]);
+    assert_eq!(out, vec![doc! {"_id": 1, "level": 1, "arr": [{"level": 2}, 7]}]);
+    assert_command_error(coll.aggregate(vec![doc! {"$redact": "x"}]).run(), 17053, "Location17053");
+}

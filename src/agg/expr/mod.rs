@@ -35,9 +35,19 @@ pub enum VarRef {
     Now,
     ClusterTime,
     Remove,
+    /// `$redact`'s verdicts.
+    Keep,
+    Prune,
+    Descend,
     /// A user variable, by slot.
     Slot(usize),
 }
+
+/// What `$$KEEP`, `$$PRUNE` and `$$DESCEND` evaluate to: strings with a leading NUL (unlikely
+/// in data), which `$redact` compares its expression's result against.
+pub const REDACT_KEEP: &str = "\u{0}$$KEEP";
+pub const REDACT_PRUNE: &str = "\u{0}$$PRUNE";
+pub const REDACT_DESCEND: &str = "\u{0}$$DESCEND";
 
 /// A compiled expression.
 pub enum Expr {
@@ -73,13 +83,15 @@ pub struct Func {
 /// The evaluation context of one document.
 pub struct Ctx<'a> {
     pub root: &'a Document,
+    /// `$$CURRENT` (the root, except inside `$redact`'s descent).
+    pub current: &'a Document,
     pub vars: Vec<Bson>,
     pub now: DateTime,
 }
 
 impl<'a> Ctx<'a> {
     pub fn new(root: &'a Document, vars: &[Bson], now: DateTime) -> Ctx<'a> {
-        Ctx { root, vars: vars.to_vec(), now }
+        Ctx { root, current: root, vars: vars.to_vec(), now }
     }
 }
 
@@ -152,6 +164,9 @@ impl Parser {
             "NOW" => VarRef::Now,
             "CLUSTER_TIME" => VarRef::ClusterTime,
             "REMOVE" => VarRef::Remove,
+            "KEEP" => VarRef::Keep,
+            "PRUNE" => VarRef::Prune,
+            "DESCEND" => VarRef::Descend,
             _ => match self.vars.iter().rposition(|v| v == name) {
                 Some(slot) => VarRef::Slot(slot),
                 None => {
@@ -379,12 +394,16 @@ impl Expr {
 fn eval_path(c: &Ctx, var: VarRef, path: &[String]) -> Option<Bson> {
     let base: Bson = match var {
         VarRef::Current | VarRef::Root => {
+            let doc = if var == VarRef::Root { c.root } else { c.current };
             let (first, rest) = match path.split_first() {
-                None => return Some(Bson::Document(c.root.clone())),
+                None => return Some(Bson::Document(doc.clone())),
                 Some(x) => x,
             };
-            return c.root.get(first).and_then(|v| walk(v, rest));
+            return doc.get(first).and_then(|v| walk(v, rest));
         }
+        VarRef::Keep => Bson::String(REDACT_KEEP.into()),
+        VarRef::Prune => Bson::String(REDACT_PRUNE.into()),
+        VarRef::Descend => Bson::String(REDACT_DESCEND.into()),
         VarRef::Now => Bson::DateTime(c.now),
         VarRef::ClusterTime => {
             let ms = c.now.timestamp_millis();

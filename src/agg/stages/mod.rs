@@ -7,6 +7,7 @@ pub mod group;
 pub mod join;
 pub mod output;
 pub mod project;
+pub mod recursive;
 pub mod sort;
 
 use super::expr::{err, truthy, Expr};
@@ -66,15 +67,17 @@ pub fn parse_stage(name: &str, spec: &Bson, pc: &ParseCtx) -> Result<Vec<Arc<dyn
         "$lookup" => one(Arc::new(join::Lookup::parse(spec, pc)?)),
         "$unionWith" => one(Arc::new(join::UnionWith::parse(spec, pc)?)),
         "$facet" => one(Arc::new(join::Facet::parse(spec, pc)?)),
+        "$redact" => one(Arc::new(recursive::Redact::parse(spec, pc)?)),
+        "$graphLookup" => one(Arc::new(recursive::GraphLookup::parse(spec, pc)?)),
         "$out" => one(Arc::new(output::Out::parse(spec, pc)?)),
         "$merge" => one(Arc::new(output::Merge::parse(spec, pc)?)),
         "$listSearchIndexes" | "$search" | "$searchMeta" | "$vectorSearch" => Err(MongoError::new(
             ErrorCode::CommandNotSupported,
             "Search index commands are only supported with Atlas.",
         )),
-        "$bucketAuto" | "$graphLookup" | "$redact" | "$densify" | "$fill" | "$setWindowFields"
-        | "$collStats" | "$indexStats" | "$currentOp" | "$listSessions" | "$listLocalSessions"
-        | "$planCacheStats" | "$changeStream" | "$geoNear" => {
+        "$bucketAuto" | "$densify" | "$fill" | "$setWindowFields" | "$collStats" | "$indexStats"
+        | "$currentOp" | "$listSessions" | "$listLocalSessions" | "$planCacheStats" | "$changeStream"
+        | "$geoNear" => {
             Err(MongoError::new(ErrorCode::NotImplemented, format!("the {name} stage is not supported yet")))
         }
         other => Err(MongoError::new(

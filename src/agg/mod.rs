@@ -161,7 +161,7 @@ pub fn open(
 ) -> Result<PipelineCursor> {
     let Prepared { pipeline, vars, now } = prepared;
     let stream = {
-        let mut rt = Rt { ss, vars: &vars, now, allow_disk_use };
+        let mut rt = Rt { ss, vars: &vars, now, allow_disk_use, deadline: None };
         pipeline.start_on(ns, &mut rt)?
     };
     Ok(PipelineCursor::new(stream, vars, now, allow_disk_use))

@@ -15,6 +15,7 @@ use crate::store::StoreSession;
 use bson::{Bson, DateTime, Document};
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// mongod's per-stage memory limit without allowDiskUse.
 pub const STAGE_MEMORY_LIMIT: usize = 100 * 1024 * 1024;
@@ -30,9 +31,21 @@ pub struct Rt<'a> {
     pub vars: &'a [Bson],
     pub now: DateTime,
     pub allow_disk_use: bool,
+    /// `maxTimeMS`: when the work of this batch must stop.
+    pub deadline: Option<Instant>,
 }
 
 impl Rt<'_> {
+    /// mongod's MaxTimeMSExpired once the deadline has passed.
+    pub fn check_deadline(&self) -> Result<()> {
+        match self.deadline {
+            Some(d) if Instant::now() > d => {
+                Err(MongoError::new(ErrorCode::MaxTimeMSExpired, "operation exceeded time limit"))
+            }
+            _ => Ok(()),
+        }
+    }
+
     pub fn memory_limit(&self) -> usize {
         if self.allow_disk_use {
             STAGE_MEMORY_LIMIT_DISK_USE
@@ -245,6 +258,7 @@ pub struct CollSource {
     filter: Document,
     exec: Option<Exec>,
     done: bool,
+    pulled: u64,
 }
 
 impl CollSource {
@@ -253,7 +267,7 @@ impl CollSource {
         if !filter.is_empty() {
             Matcher::parse(&filter)?;
         }
-        Ok(CollSource { ns: ns.to_string(), filter, exec: None, done: false })
+        Ok(CollSource { ns: ns.to_string(), filter, exec: None, done: false, pulled: 0 })
     }
 }
 
@@ -261,6 +275,10 @@ impl Stream for CollSource {
     fn next(&mut self, rt: &mut Rt) -> Result<Option<Document>> {
         if self.done {
             return Ok(None);
+        }
+        self.pulled += 1;
+        if self.pulled % 256 == 0 {
+            rt.check_deadline()?;
         }
         if self.exec.is_none() {
             let Some(coll) = rt.ss.store.catalog.get(&self.ns) else {
@@ -296,6 +314,8 @@ impl Stream for CollSource {
 
 /// A pipeline in progress, owned by a client cursor between getMores.
 pub struct PipelineCursor {
+    /// Processing time left under `maxTimeMS` (idle time between getMores does not count).
+    pub time_left: Option<Duration>,
     stream: Box<dyn Stream>,
     vars: Vec<Bson>,
     now: DateTime,
@@ -311,7 +331,7 @@ impl PipelineCursor {
         now: DateTime,
         allow_disk_use: bool,
     ) -> PipelineCursor {
-        PipelineCursor { stream, vars, now, allow_disk_use, peeked: None, exhausted: false }
+        PipelineCursor { time_left: None, stream, vars, now, allow_disk_use, peeked: None, exhausted: false }
     }
 
     /// Up to `max_docs` documents and about `max_bytes`; reports whether the pipeline is done.
@@ -321,13 +341,26 @@ impl PipelineCursor {
         max_docs: usize,
         max_bytes: usize,
     ) -> Result<(Vec<Document>, bool)> {
-        let mut rt = Rt { ss, vars: &self.vars, now: self.now, allow_disk_use: self.allow_disk_use };
+        let started = Instant::now();
+        let deadline = self.time_left.map(|t| started + t);
+        // The variables are lent to the stages for the batch and put back after.
+        let vars = std::mem::take(&mut self.vars);
+        let mut rt = Rt { ss, vars: &vars, now: self.now, allow_disk_use: self.allow_disk_use, deadline };
+        let r = self.fill(&mut rt, max_docs, max_bytes);
+        self.vars = vars;
+        if let Some(t) = self.time_left.as_mut() {
+            *t = t.saturating_sub(started.elapsed());
+        }
+        r
+    }
+
+    fn fill(&mut self, rt: &mut Rt, max_docs: usize, max_bytes: usize) -> Result<(Vec<Document>, bool)> {
         let mut out = Vec::new();
         let mut bytes = 0usize;
         while out.len() < max_docs {
             let d = match self.peeked.take() {
                 Some(d) => d,
-                None => match self.stream.next(&mut rt)? {
+                None => match self.stream.next(rt)? {
                     Some(d) => d,
                     None => {
                         self.exhausted = true;
@@ -345,7 +378,7 @@ impl PipelineCursor {
         }
         // Look one ahead so a cursor that has just been drained reports id 0 at once.
         if !self.exhausted && self.peeked.is_none() && out.len() == max_docs {
-            match self.stream.next(&mut rt)? {
+            match self.stream.next(rt)? {
                 Some(d) => self.peeked = Some(d),
                 None => self.exhausted = true,
             }

@@ -247,7 +247,16 @@ pub fn aggregate(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         return Ok(explain_reply(ctx, &ns, coll_name.is_some(), &pipeline));
     }
     let source_ns = coll_name.as_ref().map(|_| ns.as_str());
-    let running = crate::agg::open(ctx.store, prepared, source_ns, allow_disk_use)?;
+    let mut running = crate::agg::open(ctx.store, prepared, source_ns, allow_disk_use)?;
+    match args::opt_i64(req, "maxTimeMS")? {
+        Some(n) if n < 0 => {
+            return Err(MongoError::bad_value(format!(
+                "{n} value for maxTimeMS is out of range [0, 2147483647]"
+            )))
+        }
+        Some(n) if n > 0 => running.time_left = Some(std::time::Duration::from_millis(n as u64)),
+        _ => {}
+    }
     let first = batch_size.unwrap_or(DEFAULT_FIRST_BATCH);
     open_cursor(ctx, ns, CursorSource::Pipeline(Box::new(running)), first, None, false)
 }

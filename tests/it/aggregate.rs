@@ -123,6 +123,15 @@ fn group_over_many_documents_and_overflow() {
     assert_eq!(out, vec![doc! {"_id": 19997}, doc! {"_id": 19996}, doc! {"_id": 19995}]);
     let out = run(&coll, vec![doc! {"$match": {"k": {"$gt": 4}}}, doc! {"$count": "n"}]);
     assert_eq!(out, vec![doc! {"n": 5714}]);
+    // maxTimeMS stops a long pipeline.
+    let slow = coll
+        .aggregate(vec![
+            doc! {"$group": {"_id": {"$concat": [{"$toString": "$_id"}, "x"]}, "s": {"$push": "$$ROOT"}}},
+            doc! {"$count": "n"},
+        ])
+        .max_time(std::time::Duration::from_millis(1))
+        .run();
+    assert_command_error(slow, 50, "MaxTimeMSExpired");
 }
 
 #[test]

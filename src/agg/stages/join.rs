@@ -163,7 +163,13 @@ impl Stream for LookupRun {
             }
             None => Document::new(),
         };
-        let mut sub = Rt { ss: &mut *rt.ss, vars: &vars, now: rt.now, allow_disk_use: rt.allow_disk_use };
+        let mut sub = Rt {
+            ss: &mut *rt.ss,
+            vars: &vars,
+            now: rt.now,
+            allow_disk_use: rt.allow_disk_use,
+            deadline: rt.deadline,
+        };
         let mut stream: Box<dyn Stream> = match &spec.pipeline {
             Some(p) => p.start_on_filtered(spec.from.as_deref(), filter, &mut sub)?,
             None => Box::new(CollSource::new(spec.from.as_deref().unwrap_or(""), filter)?),

@@ -407,7 +407,7 @@ impl MergeRun {
                                     vars.push(e.value(&mut c)?);
                                 }
                             }
-                            let mut sub = Rt { ss: &mut *rt.ss, vars: &vars, now: rt.now, allow_disk_use: rt.allow_disk_use };
+                            let mut sub = Rt { ss: &mut *rt.ss, vars: &vars, now: rt.now, allow_disk_use: rt.allow_disk_use, deadline: rt.deadline };
                             let mut s = p.start(Box::new(Buffer(VecDeque::from([old.clone()]))));
                             let mut n = s.next(&mut sub)?.unwrap_or_default();
                             if let Some(id) = old.get("_id") {

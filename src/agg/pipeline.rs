@@ -277,7 +277,7 @@ impl Stream for CollSource {
             return Ok(None);
         }
         self.pulled += 1;
-        if self.pulled % 256 == 0 {
+        if self.pulled.is_multiple_of(256) {
             rt.check_deadline()?;
         }
         if self.exec.is_none() {

@@ -356,6 +356,20 @@ fn facet_bucket_sort_by_count_sample() {
             "total": [{"n": 6}],
         }]
     );
+    let out = run(
+        &coll,
+        vec![
+            doc! {"$match": {"year": {"$exists": true}}},
+            doc! {"$bucketAuto": {"groupBy": "$price", "buckets": 2}},
+        ],
+    );
+    assert_eq!(
+        out,
+        vec![
+            doc! {"_id": {"min": 76.04, "max": 280.0}, "count": 3},
+            doc! {"_id": {"min": 280.0, "max": 483.0}, "count": 2},
+        ]
+    );
     let out = run(&coll, vec![doc! {"$sample": {"size": 3}}]);
     assert_eq!(out.len(), 3);
     assert_command_error(

@@ -638,3 +638,175 @@ pub fn parse_bucket(spec: &Bson, pc: &ParseCtx) -> Result<Vec<Arc<dyn StageSpec>
     };
     Ok(vec![Arc::new(GroupSpec { keying: Keying::Bucket { group_by, boundaries, default }, accs })])
 }
+
+/// `$bucketAuto`: sorts the input by the `groupBy` value and cuts it into `buckets` runs of
+/// about equal size (equal values never straddle two buckets).
+pub struct BucketAuto {
+    group_by: Expr,
+    buckets: usize,
+    accs: Vec<AccSpec>,
+}
+
+pub fn parse_bucket_auto(spec: &Bson, pc: &ParseCtx) -> Result<Vec<Arc<dyn StageSpec>>> {
+    let Bson::Document(d) = spec else {
+        return Err(err(
+            40240,
+            format!("The argument to $bucketAuto must be an object, but found type: {}", type_name(spec)),
+        ));
+    };
+    let mut p = pc.parser();
+    let (mut group_by, mut buckets, mut output) = (None, None, None);
+    for (k, v) in d {
+        match k.as_str() {
+            "groupBy" => {
+                match v {
+                    Bson::String(s) if s.starts_with('$') => {}
+                    Bson::Document(od) if od.keys().next().is_some_and(|k| k.starts_with('$')) => {}
+                    _ => {
+                        return Err(err(40239, format!("The $bucketAuto 'groupBy' field must be defined as a $-prefixed path or an expression object, but found: {}", crate::query::util::value_to_string(v))))
+                    }
+                }
+                group_by = Some(p.parse(v)?);
+            }
+            "buckets" => {
+                let n = crate::query::util::exact_i64(v)
+                    .filter(|_| crate::query::util::is_number(v))
+                    .filter(|n| i32::try_from(*n).is_ok())
+                    .ok_or_else(|| {
+                        err(
+                            40241,
+                            format!(
+                                "The $bucketAuto 'buckets' field must be a numeric value, but found type: {}",
+                                type_name(v)
+                            ),
+                        )
+                    })?;
+                if n <= 0 {
+                    return Err(err(
+                        40243,
+                        format!("The $bucketAuto 'buckets' field must be greater than 0, but found: {n}"),
+                    ));
+                }
+                buckets = Some(n as usize);
+            }
+            "output" => {
+                let Bson::Document(o) = v else {
+                    return Err(err(
+                        40244,
+                        format!(
+                            "The $bucketAuto 'output' field must be an object, but found type: {}",
+                            type_name(v)
+                        ),
+                    ));
+                };
+                output = Some(o.clone());
+            }
+            "granularity" => {
+                return Err(MongoError::new(
+                    ErrorCode::NotImplemented,
+                    "$bucketAuto granularity is not supported yet",
+                ))
+            }
+            other => return Err(err(40245, format!("Unrecognized option to $bucketAuto: {other}."))),
+        }
+    }
+    let (Some(group_by), Some(buckets)) = (group_by, buckets) else {
+        return Err(err(40246, "$bucketAuto requires 'groupBy' and 'buckets' to be specified"));
+    };
+    let accs = match output {
+        Some(o) => o.iter().map(|(k, v)| parse_acc(k, v, &mut p)).collect::<Result<Vec<_>>>()?,
+        None => vec![AccSpec {
+            field: "count".into(),
+            kind: Kind::Sum,
+            arg: Expr::Const(Bson::Int32(1)),
+            n: None,
+            sort: None,
+        }],
+    };
+    Ok(vec![Arc::new(BucketAuto { group_by, buckets, accs })])
+}
+
+impl StageSpec for BucketAuto {
+    fn name(&self) -> &'static str {
+        "$bucketAuto"
+    }
+    fn start(self: Arc<Self>, input: Box<dyn Stream>) -> Box<dyn Stream> {
+        Box::new(BucketAutoRun { spec: self, input, out: None })
+    }
+}
+
+struct BucketAutoRun {
+    spec: Arc<BucketAuto>,
+    input: Box<dyn Stream>,
+    out: Option<std::vec::IntoIter<Document>>,
+}
+
+impl BucketAutoRun {
+    fn build(&mut self, rt: &mut Rt) -> Result<Vec<Document>> {
+        let spec = self.spec.clone();
+        let limit = rt.memory_limit();
+        let mut items: Vec<(Bson, Document)> = Vec::new();
+        let mut used = 0usize;
+        while let Some(d) = self.input.next(rt)? {
+            let v = spec.group_by.value(&mut rt.ctx(&d))?;
+            used += crate::query::exec::bson_size(&d) + approx_size(&v);
+            if used > limit {
+                return Err(MongoError::new(
+                    ErrorCode::QueryExceededMemoryLimitNoDiskUseAllowed,
+                    "$bucketAuto exceeded the memory limit; pass allowDiskUse:true to opt in",
+                ));
+            }
+            items.push((v, d));
+        }
+        items.sort_by(|a, b| compare_bson(&a.0, &b.0));
+        let n = items.len();
+        let size = ((n as f64 / spec.buckets as f64).round() as usize).max(1);
+        // Cut points: each bucket takes `size` values, then any equal to its last one.
+        let mut ranges: Vec<(usize, usize)> = Vec::new();
+        let mut start = 0;
+        while start < n {
+            let mut end = if ranges.len() + 1 == spec.buckets { n } else { (start + size).min(n) };
+            while end < n && compare_bson(&items[end].0, &items[end - 1].0).is_eq() {
+                end += 1;
+            }
+            ranges.push((start, end));
+            start = end;
+        }
+        let mut out = Vec::with_capacity(ranges.len());
+        for (i, &(s, e)) in ranges.iter().enumerate() {
+            let min = items[s].0.clone();
+            let max = match ranges.get(i + 1) {
+                Some(&(next, _)) => items[next].0.clone(),
+                None => items[e - 1].0.clone(),
+            };
+            let mut states = Vec::with_capacity(spec.accs.len());
+            for (_, d) in &items[s..e] {
+                let mut c = rt.ctx(d);
+                if states.is_empty() {
+                    for a in &spec.accs {
+                        states.push(a.fresh(&mut c)?);
+                    }
+                }
+                for (a, st) in spec.accs.iter().zip(states.iter_mut()) {
+                    a.add(st, &mut c, d)?;
+                }
+            }
+            let mut g = doc! { "_id": { "min": min, "max": max } };
+            for (a, st) in spec.accs.iter().zip(states) {
+                g.insert(a.field.clone(), a.finish(st));
+            }
+            out.push(g);
+        }
+        Ok(out)
+    }
+}
+
+impl Stream for BucketAutoRun {
+    fn next(&mut self, rt: &mut Rt) -> Result<Option<Document>> {
+        if self.out.is_none() {
+            let docs = self.build(rt)?;
+            self.out = Some(docs.into_iter());
+        }
+        Ok(self.out.as_mut().and_then(Iterator::next))
+    }
+}

@@ -63,6 +63,7 @@ pub fn parse_stage(name: &str, spec: &Bson, pc: &ParseCtx) -> Result<Vec<Arc<dyn
         "$group" => one(Arc::new(group::GroupSpec::parse(spec, pc)?)),
         "$sortByCount" => group::parse_sort_by_count(spec, pc),
         "$bucket" => group::parse_bucket(spec, pc),
+        "$bucketAuto" => group::parse_bucket_auto(spec, pc),
         "$sort" => one(Arc::new(sort::SortStage::parse(spec)?)),
         "$lookup" => one(Arc::new(join::Lookup::parse(spec, pc)?)),
         "$unionWith" => one(Arc::new(join::UnionWith::parse(spec, pc)?)),
@@ -75,9 +76,8 @@ pub fn parse_stage(name: &str, spec: &Bson, pc: &ParseCtx) -> Result<Vec<Arc<dyn
             ErrorCode::CommandNotSupported,
             "Search index commands are only supported with Atlas.",
         )),
-        "$bucketAuto" | "$densify" | "$fill" | "$setWindowFields" | "$collStats" | "$indexStats"
-        | "$currentOp" | "$listSessions" | "$listLocalSessions" | "$planCacheStats" | "$changeStream"
-        | "$geoNear" => {
+        "$densify" | "$fill" | "$setWindowFields" | "$collStats" | "$indexStats" | "$currentOp"
+        | "$listSessions" | "$listLocalSessions" | "$planCacheStats" | "$changeStream" | "$geoNear" => {
             Err(MongoError::new(ErrorCode::NotImplemented, format!("the {name} stage is not supported yet")))
         }
         other => Err(MongoError::new(

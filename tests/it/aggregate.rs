@@ -539,6 +539,15 @@ fn pipeline_updates_and_expr_in_find() {
         .collect::<Result<_, _>>()
         .expect("docs");
     assert_eq!(found, vec![doc! {"_id": 2, "a": 5, "total": 10}]);
+    // Computed fields in a find projection.
+    let found: Vec<Document> = coll
+        .find(doc! {"_id": 2})
+        .projection(doc! {"_id": 0, "a": 1, "double": {"$multiply": ["$a", 2]}, "tag": {"$literal": "t"}})
+        .run()
+        .expect("find")
+        .collect::<Result<_, _>>()
+        .expect("docs");
+    assert_eq!(found, vec![doc! {"a": 5, "double": 10, "tag": "t"}]);
 }
 
 #[test]

@@ -250,6 +250,12 @@ pub fn unset_from(fields: &[String]) -> Result<Projector> {
     Ok(Projector { tree, mode: Mode::Exclusion, stage: "$unset", exclude_id })
 }
 
+impl std::fmt::Debug for Projector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Projector({})", self.stage)
+    }
+}
+
 impl Projector {
     /// Applies the projection to `doc` (expressions see `doc` as `$$ROOT`).
     pub fn apply(&self, doc: &Document, vars: &[Bson], now: bson::DateTime) -> Result<Document> {

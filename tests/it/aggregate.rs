@@ -633,3 +633,19 @@ fn graph_lookup_and_redact() {
     assert_eq!(out, vec![doc! {"_id": 1, "level": 1, "arr": [{"level": 2}, 7]}]);
     assert_command_error(coll.aggregate(vec![doc! {"$redact": "x"}]).run(), 17053, "Location17053");
 }
+
+#[test]
+fn merge_pipeline_sees_new_with_command_let() {
+    let env = common::start();
+    let db = env.db("agg_merge_let");
+    let src = db.collection::<Document>("src");
+    let dst = db.collection::<Document>("dst");
+    src.insert_one(doc! {"_id": 1, "v": 5}).run().expect("insert");
+    dst.insert_one(doc! {"_id": 1, "w": 1}).run().expect("insert");
+    src.aggregate(vec![doc! {"$merge": {"into": "dst", "whenMatched": [{"$set": {"w": {"$add": ["$w", "$$new.v", "$$k"]}}}]}}])
+        .let_vars(doc! {"k": 100})
+        .run()
+        .expect("aggregate")
+        .for_each(drop);
+    assert_eq!(common::all(&dst), vec![doc! {"_id": 1, "w": 106}]);
+}

@@ -278,8 +278,13 @@ impl Merge {
                         ));
                     }
                 }
-                let sub =
-                    ParseCtx { db: pc.db.clone(), vars: names.clone(), depth: pc.depth + 1, nested: true };
+                // Slots: the command's variables first, then this stage's (as at run time).
+                let sub = ParseCtx {
+                    db: pc.db.clone(),
+                    vars: [pc.vars.clone(), names.clone()].concat(),
+                    depth: pc.depth + 1,
+                    nested: true,
+                };
                 WhenMatched::Pipeline(Pipeline::parse(&stages, &sub)?)
             }
             Some(other) => {

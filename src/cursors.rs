@@ -17,10 +17,12 @@ pub const CURSOR_TIMEOUT: Duration = Duration::from_secs(600);
 pub enum CursorSource {
     /// A positioned executor over a collection.
     Exec(Box<Exec>),
-    /// Results already computed (aggregation output, catalog listings).
+    /// Results already computed (catalog listings).
     Buffered(VecDeque<Document>),
     /// A change stream reading the oplog.
     ChangeStream(Box<crate::oplog::stream::ChangeStream>),
+    /// An aggregation pipeline pulled between getMores.
+    Pipeline(Box<crate::agg::PipelineCursor>),
 }
 
 pub struct ClientCursor {

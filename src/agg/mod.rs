@@ -1,293 +1,188 @@
-//! The aggregation pipeline. Until the aggregation issue lands this runs only the stages
-//! drivers' helpers and simple tools send ($match, $sort, $skip, $limit, $project, $count and
-//! a `$group` by a constant or a field path with simple accumulators), materialising the
-//! result; any other stage gets mongod's unrecognised-stage error.
+//! The aggregation pipeline: the expression language (`expr/`, one file per operator family),
+//! the compiled pipeline and its pull-based execution (`pipeline.rs`), and the stages
+//! (`stages/`, one file per family).
+//!
+//! Pipelines are parsed once into compiled stages; running one chains a stream per stage over
+//! a collection scan that pulls from the store in batches, so only blocking stages ($sort,
+//! $group, $bucket, $facet, $sample) hold documents, each bounded at 100 MB unless
+//! allowDiskUse. A leading `$match` goes to the query planner so it can use an index.
 
-use crate::cmd::Ctx;
-use crate::error::{ErrorCode, MongoError, Result};
-use crate::query::exec::{Exec, ExecOptions};
-use crate::query::matcher::Matcher;
-use crate::query::planner;
-use crate::query::projection::Projection;
-use crate::query::sort::SortSpec;
-use bson::{doc, Bson, Document};
+pub mod expr;
+pub mod pipeline;
+pub mod stages;
+pub mod update;
 
-/// Runs a pipeline of single-field stage documents over one collection.
-pub fn run_basic(ctx: &mut Ctx, ns: &str, stages: &[Document]) -> Result<Vec<Document>> {
-    // A leading $match goes to the planner so it can use an index.
-    let (filter, rest) = match stages.first().and_then(|s| s.get_document("$match").ok()) {
-        Some(f) => (f.clone(), &stages[1..]),
-        None => (Document::new(), stages),
+pub use pipeline::{ParseCtx, Pipeline, PipelineCursor, Rt};
+
+use crate::error::Result;
+use crate::store::StoreSession;
+use bson::{Bson, DateTime, Document};
+
+/// A pipeline ready to run: compiled stages and the values of the command's `let` variables.
+pub struct Prepared {
+    pub pipeline: Pipeline,
+    pub vars: Vec<Bson>,
+    pub now: DateTime,
+}
+
+/// Parses `stages` for database `db`; `let_vars` are the command's `let` (constant
+/// expressions, evaluated once).
+pub fn prepare(db: &str, stages: &[Bson], let_vars: Option<&Document>) -> Result<Prepared> {
+    let now = DateTime::now();
+    let mut names = Vec::new();
+    let mut vars = Vec::new();
+    if let Some(l) = let_vars {
+        let empty = Document::new();
+        for (k, v) in l {
+            expr::validate_var_name(k, false)?;
+            // Earlier `let` variables are visible to later ones.
+            let mut p = expr::Parser::with_vars(names.clone());
+            let e = p.parse(v)?;
+            let mut c = expr::Ctx::new(&empty, &vars, now);
+            vars.push(e.value(&mut c)?);
+            names.push(k.clone());
+        }
+    }
+    let pc = ParseCtx { db: db.to_string(), vars: names, depth: 0, nested: false };
+    let pipeline = Pipeline::parse(stages, &pc)?;
+    Ok(Prepared { pipeline, vars, now })
+}
+
+/// A command's `let` variables (find, update, delete, findAndModify) as constants: each
+/// value is an expression evaluated once, with earlier variables in scope.
+pub fn let_constants(let_doc: Option<&Bson>) -> Result<Vec<(String, Bson)>> {
+    let l = match let_doc {
+        None | Some(Bson::Null) => return Ok(Vec::new()),
+        Some(Bson::Document(d)) => d,
+        Some(_) => {
+            return Err(crate::error::MongoError::type_mismatch(
+                "BSON field 'let' is the wrong type, expected type 'object'",
+            ))
+        }
     };
-    let mut docs: Vec<Document> = Vec::new();
-    if let Some(coll) = ctx.shared.store.catalog.get(ns) {
-        let access = planner::plan(&coll, &filter, None, None)?;
-        let matcher = if filter.is_empty() { None } else { Some(Matcher::parse(&filter)?) };
-        let mut exec = Exec::new(
-            coll,
-            access,
-            ExecOptions {
-                filter: matcher,
-                sort: None,
-                projection: None,
-                skip: 0,
-                limit: None,
-                allow_disk_use: false,
-            },
-        );
-        while let Some((_, d)) = exec.next_match(ctx.store)? {
-            docs.push(d);
-        }
-    } else {
-        Matcher::parse(&filter)?;
+    let now = DateTime::now();
+    let empty = Document::new();
+    let mut names: Vec<String> = Vec::new();
+    let mut out: Vec<(String, Bson)> = Vec::new();
+    for (k, v) in l {
+        expr::validate_var_name(k, false)?;
+        let values: Vec<Bson> = out.iter().map(|(_, v)| v.clone()).collect();
+        let e = expr::Parser::with_vars(names.clone()).parse(v)?;
+        let val = e.value(&mut expr::Ctx::new(&empty, &values, now))?;
+        names.push(k.clone());
+        out.push((k.clone(), val));
     }
-    for stage in rest {
-        let Some((name, spec)) = stage.iter().next() else {
-            continue;
-        };
-        docs = match (name.as_str(), spec) {
-            ("$match", Bson::Document(f)) => {
-                let m = Matcher::parse(f)?;
-                docs.into_iter().filter(|d| m.matches(d)).collect()
-            }
-            ("$sort", Bson::Document(s)) => {
-                let s = SortSpec::parse(s)?;
-                docs.sort_by(|a, b| s.compare(a, b));
-                docs
-            }
-            ("$skip", v) => {
-                let n = whole(v, "$skip")?;
-                docs.into_iter().skip(n).collect()
-            }
-            ("$limit", v) => {
-                let n = whole(v, "$limit")?;
-                if n == 0 {
-                    return Err(MongoError::new(ErrorCode::Location15958, "the limit must be positive"));
-                }
-                docs.into_iter().take(n).collect()
-            }
-            ("$project", Bson::Document(p)) => {
-                let p = Projection::parse(p)?;
-                docs.iter().map(|d| p.apply(d)).collect::<Result<_>>()?
-            }
-            ("$count", Bson::String(field)) => {
-                if docs.is_empty() {
-                    Vec::new()
-                } else {
-                    vec![doc! { field.clone(): docs.len() as i32 }]
-                }
-            }
-            ("$group", Bson::Document(g)) => group(docs, g)?,
-            ("$listSearchIndexes", _) => {
-                return Err(MongoError::new(
-                    ErrorCode::CommandNotSupported,
-                    "Search index commands are only supported with Atlas.",
-                ))
-            }
-            (other, _) => {
-                return Err(MongoError::new(
-                    ErrorCode::Location40324,
-                    format!("Unrecognized pipeline stage name: '{other}'"),
-                ))
-            }
-        };
-    }
-    Ok(docs)
+    Ok(out)
 }
 
-fn whole(v: &Bson, stage: &str) -> Result<usize> {
+/// Replaces `$$name` references to `vars` in an expression by `{$literal: value}`, so code that
+/// compiles expressions without variables in scope (query `$expr`, update pipelines) sees
+/// the command's `let`.
+pub fn bind_expr(v: &Bson, vars: &[(String, Bson)]) -> Bson {
+    if vars.is_empty() {
+        return v.clone();
+    }
     match v {
-        Bson::Int32(n) if *n >= 0 => Ok(*n as usize),
-        Bson::Int64(n) if *n >= 0 => Ok(*n as usize),
-        Bson::Double(n) if *n >= 0.0 && n.fract() == 0.0 => Ok(*n as usize),
-        _ => Err(MongoError::bad_value(format!(
-            "invalid argument to {stage} stage: expected a non-negative whole number"
-        ))),
-    }
-}
-
-/// The value of a `$field.path` reference (arrays are not traversed), or the constant itself.
-fn operand(d: &Document, arg: &Bson) -> Bson {
-    match arg {
-        Bson::String(p) if p.starts_with('$') => {
-            let mut cur: Option<&Bson> = None;
-            for (i, part) in p[1..].split('.').enumerate() {
-                cur = if i == 0 {
-                    d.get(part)
-                } else {
-                    match cur {
-                        Some(Bson::Document(sub)) => sub.get(part),
-                        _ => None,
+        Bson::String(s) if s.starts_with("$$") => {
+            let rest = &s[2..];
+            let (name, path) = match rest.split_once('.') {
+                Some((n, p)) => (n, Some(p)),
+                None => (rest, None),
+            };
+            match vars.iter().rev().find(|(n, _)| n == name) {
+                Some((_, val)) => {
+                    let val = match path {
+                        None => Some(val.clone()),
+                        Some(p) => expr::walk(val, &p.split('.').map(str::to_owned).collect::<Vec<_>>()),
+                    };
+                    match val {
+                        Some(x) => Bson::Document(bson::doc! { "$literal": x }),
+                        None => Bson::String("$$REMOVE".into()),
                     }
-                };
+                }
+                None => v.clone(),
             }
-            cur.cloned().unwrap_or(Bson::Null)
         }
+        Bson::Document(d) if d.contains_key("$literal") => v.clone(),
+        Bson::Document(d) => Bson::Document(d.iter().map(|(k, x)| (k.clone(), bind_expr(x, vars))).collect()),
+        Bson::Array(a) => Bson::Array(a.iter().map(|x| bind_expr(x, vars)).collect()),
         other => other.clone(),
     }
 }
 
-/// Running state of one accumulator.
-enum Acc {
-    Sum { int: i64, float: f64, is_float: bool },
-    Avg { total: f64, n: u64 },
-    Min(Option<Bson>),
-    Max(Option<Bson>),
-    First(Option<Bson>),
-    Last(Bson),
-    Push(Vec<Bson>),
-}
-
-impl Acc {
-    fn new(op: &str) -> Result<Acc> {
-        Ok(match op {
-            "$sum" | "$count" => Acc::Sum { int: 0, float: 0.0, is_float: false },
-            "$avg" => Acc::Avg { total: 0.0, n: 0 },
-            "$min" => Acc::Min(None),
-            "$max" => Acc::Max(None),
-            "$first" => Acc::First(None),
-            "$last" => Acc::Last(Bson::Null),
-            "$push" => Acc::Push(Vec::new()),
-            other => {
-                return Err(MongoError::new(
-                    ErrorCode::NotImplemented,
-                    format!("accumulator {other} arrives with the aggregation issue"),
-                ))
-            }
+/// `bind_expr` over the `$expr` clauses of a query filter (top level and inside
+/// `$and`/`$or`/`$nor`); other values are literal query values and stay as they are.
+pub fn bind_filter(filter: &Document, vars: &[(String, Bson)]) -> Document {
+    if vars.is_empty() {
+        return filter.clone();
+    }
+    filter
+        .iter()
+        .map(|(k, v)| {
+            let nv = match (k.as_str(), v) {
+                ("$expr", e) => bind_expr(e, vars),
+                ("$and" | "$or" | "$nor", Bson::Array(a)) => Bson::Array(
+                    a.iter()
+                        .map(|x| match x {
+                            Bson::Document(d) => Bson::Document(bind_filter(d, vars)),
+                            other => other.clone(),
+                        })
+                        .collect(),
+                ),
+                _ => v.clone(),
+            };
+            (k.clone(), nv)
         })
-    }
-
-    fn add(&mut self, v: Bson) {
-        use crate::query::compare::compare_bson;
-        match self {
-            Acc::Sum { int, float, is_float } => match v {
-                Bson::Int32(n) => *int = int.saturating_add(n as i64),
-                Bson::Int64(n) => *int = int.saturating_add(n),
-                Bson::Double(f) => {
-                    *is_float = true;
-                    *float += f;
-                }
-                _ => {}
-            },
-            Acc::Avg { total, n } => match v {
-                Bson::Int32(x) => {
-                    *total += x as f64;
-                    *n += 1;
-                }
-                Bson::Int64(x) => {
-                    *total += x as f64;
-                    *n += 1;
-                }
-                Bson::Double(x) => {
-                    *total += x;
-                    *n += 1;
-                }
-                _ => {}
-            },
-            Acc::Min(cur) => {
-                if !matches!(v, Bson::Null | Bson::Undefined)
-                    && cur.as_ref().is_none_or(|c| compare_bson(&v, c).is_lt())
-                {
-                    *cur = Some(v);
-                }
-            }
-            Acc::Max(cur) => {
-                if !matches!(v, Bson::Null | Bson::Undefined)
-                    && cur.as_ref().is_none_or(|c| compare_bson(&v, c).is_gt())
-                {
-                    *cur = Some(v);
-                }
-            }
-            Acc::First(cur) => {
-                if cur.is_none() {
-                    *cur = Some(v);
-                }
-            }
-            Acc::Last(cur) => *cur = v,
-            Acc::Push(list) => list.push(v),
-        }
-    }
-
-    fn finish(self) -> Bson {
-        match self {
-            Acc::Sum { int, float, is_float } => {
-                if is_float {
-                    Bson::Double(float + int as f64)
-                } else if let Ok(small) = i32::try_from(int) {
-                    Bson::Int32(small)
-                } else {
-                    Bson::Int64(int)
-                }
-            }
-            Acc::Avg { total, n } => {
-                if n == 0 {
-                    Bson::Null
-                } else {
-                    Bson::Double(total / n as f64)
-                }
-            }
-            Acc::Min(v) | Acc::Max(v) | Acc::First(v) => v.unwrap_or(Bson::Null),
-            Acc::Last(v) => v,
-            Acc::Push(list) => Bson::Array(list),
-        }
-    }
+        .collect()
 }
 
-/// `$group` by a constant or a field path with simple accumulators ($sum, $count, $avg,
-/// $min, $max, $first, $last, $push); groups come out in first-seen order.
-fn group(docs: Vec<Document>, spec: &Document) -> Result<Vec<Document>> {
-    let id = spec.get("_id").cloned().ok_or_else(|| {
-        MongoError::new(ErrorCode::Location15955, "a group specification must include an _id")
-    })?;
-    if matches!(id, Bson::Document(_)) {
-        return Err(MongoError::new(
-            ErrorCode::NotImplemented,
-            "$group by an object arrives with the aggregation issue",
-        ));
+/// An update or delete statement with the command's `let` bound in `q` and in a pipeline `u`.
+pub fn bind_statement(stmt: &Document, vars: &[(String, Bson)]) -> Document {
+    if vars.is_empty() {
+        return stmt.clone();
     }
-    let mut accs: Vec<(String, String, Bson)> = Vec::new();
-    for (name, acc) in spec.iter().filter(|(k, _)| *k != "_id") {
-        let Bson::Document(acc) = acc else {
-            return Err(MongoError::new(
-                ErrorCode::Location40234,
-                format!("The field '{name}' must be an accumulator object"),
-            ));
-        };
-        let Some((op, arg)) = acc.iter().next().filter(|_| acc.len() == 1) else {
-            return Err(MongoError::new(
-                ErrorCode::Location40234,
-                format!("The field '{name}' must specify one accumulator"),
-            ));
-        };
-        Acc::new(op)?;
-        let arg = if op == "$count" { Bson::Int32(1) } else { arg.clone() };
-        accs.push((name.clone(), op.clone(), arg));
+    let mut out = stmt.clone();
+    if let Some(Bson::Document(q)) = stmt.get("q") {
+        out.insert("q", bind_filter(q, vars));
     }
-    let mut order: Vec<Vec<u8>> = Vec::new();
-    let mut groups: std::collections::HashMap<Vec<u8>, (Bson, Vec<Acc>)> = std::collections::HashMap::new();
-    for d in &docs {
-        let key = operand(d, &id);
-        let k = crate::store::keystring::encode_key(&[(&key, false)]);
-        if !groups.contains_key(&k) {
-            let fresh = accs.iter().map(|(_, op, _)| Acc::new(op)).collect::<Result<Vec<_>>>()?;
-            order.push(k.clone());
-            groups.insert(k.clone(), (key, fresh));
-        }
-        if let Some((_, state)) = groups.get_mut(&k) {
-            for ((_, _, arg), acc) in accs.iter().zip(state.iter_mut()) {
-                acc.add(operand(d, arg));
-            }
-        }
+    if let Some(u @ Bson::Array(_)) = stmt.get("u") {
+        out.insert("u", bind_expr(u, vars));
     }
-    let mut out = Vec::with_capacity(order.len());
-    for k in order {
-        if let Some((key, state)) = groups.remove(&k) {
-            let mut g = doc! { "_id": key };
-            for ((name, _, _), acc) in accs.iter().zip(state) {
-                g.insert(name.clone(), acc.finish());
-            }
-            out.push(g);
+    out
+}
+
+/// Starts a prepared pipeline over the collection `ns` (`None`: no input, as for
+/// `aggregate: 1`).
+pub fn open(
+    ss: &mut StoreSession,
+    prepared: Prepared,
+    ns: Option<&str>,
+    allow_disk_use: bool,
+) -> Result<PipelineCursor> {
+    let Prepared { pipeline, vars, now } = prepared;
+    let stream = {
+        let mut rt = Rt { ss, vars: &vars, now, allow_disk_use, deadline: None };
+        pipeline.start_on(ns, &mut rt)?
+    };
+    Ok(PipelineCursor::new(stream, vars, now, allow_disk_use))
+}
+
+/// Runs a pipeline to completion (tests, and callers that need every result).
+pub fn run_all(
+    ss: &mut StoreSession,
+    db: &str,
+    ns: Option<&str>,
+    stages: &[Bson],
+    allow_disk_use: bool,
+) -> Result<Vec<Document>> {
+    let prepared = prepare(db, stages, None)?;
+    let mut cursor = open(ss, prepared, ns, allow_disk_use)?;
+    let mut out = Vec::new();
+    loop {
+        let (batch, done) = cursor.next_batch(ss, 1024, usize::MAX)?;
+        out.extend(batch);
+        if done {
+            return Ok(out);
         }
     }
-    Ok(out)
 }

@@ -33,6 +33,7 @@ pub fn next_batch(
             let batch = cs.next_batch(ctx.store, max_docs)?;
             Ok((batch, cs.invalidated))
         }
+        CursorSource::Pipeline(p) => p.next_batch(ctx.store, max_docs, BATCH_BYTES),
         CursorSource::Buffered(docs) => {
             let mut out = Vec::new();
             let mut bytes = 0;

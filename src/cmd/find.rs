@@ -69,7 +69,8 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     ctx.shared.stats.query.fetch_add(1, Ordering::Relaxed);
     let coll_name = args::collection(req)?;
     check_known_fields(req, FIND_FIELDS)?;
-    let filter = args::opt_doc(req, "filter")?.cloned().unwrap_or_default();
+    let vars = crate::agg::let_constants(req.body.get("let"))?;
+    let filter = crate::agg::bind_filter(&args::opt_doc(req, "filter")?.cloned().unwrap_or_default(), &vars);
     let sort = args::opt_doc(req, "sort")?.cloned();
     let projection = args::opt_doc(req, "projection")?.cloned();
     let skip = non_negative(req, "skip")?.unwrap_or(0) as u64;
@@ -153,18 +154,36 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     )
 }
 
-/// aggregate: until the aggregation issue, runs pipelines made of $match, $sort, $skip,
-/// $limit, $project and $count (what drivers' countDocuments sends), and answers any other
-/// stage with mongod's unknown-stage error.
+const AGGREGATE_FIELDS: &[&str] = &[
+    "aggregate",
+    "pipeline",
+    "cursor",
+    "explain",
+    "allowDiskUse",
+    "maxTimeMS",
+    "bypassDocumentValidation",
+    "readConcern",
+    "collation",
+    "hint",
+    "comment",
+    "let",
+    "fromMongos",
+    "needsMerge",
+    "isMapReduceCommand",
+    "includeQueryStatsMetrics",
+    "writeConcern",
+];
+
+/// Stages that run without a collection (`aggregate: 1`).
+const COLLECTIONLESS_STAGES: &[&str] =
+    &["$documents", "$currentOp", "$listLocalSessions", "$changeStream", "$listSessions", "$queryStats"];
+
+/// aggregate: parses the command here, runs the pipeline in `agg`, and returns its results
+/// through a cursor that keeps pulling from the pipeline across getMores.
 pub fn aggregate(ctx: &mut Ctx, req: &Request) -> Result<Document> {
-    let coll_opt = match req.body.get("aggregate") {
-        Some(Bson::String(_)) => Some(args::collection(req)?),
-        Some(Bson::Int32(1)) | Some(Bson::Int64(1)) => None,
-        Some(Bson::Double(d)) if *d == 1.0 => None,
-        _ => return Err(MongoError::new(ErrorCode::InvalidNamespace, "aggregate needs a collection name")),
-    };
+    check_known_fields(req, AGGREGATE_FIELDS)?;
     let pipeline = match req.body.get("pipeline") {
-        Some(Bson::Array(a)) => a,
+        Some(Bson::Array(a)) => a.clone(),
         Some(_) => return Err(MongoError::type_mismatch("'pipeline' option must be specified as an array")),
         None => {
             return Err(MongoError::new(
@@ -173,34 +192,139 @@ pub fn aggregate(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             ))
         }
     };
-    if req.body.get("cursor").is_none() && !matches!(req.body.get("explain"), Some(Bson::Boolean(true))) {
+    let first_stage = pipeline.first().and_then(|s| match s {
+        Bson::Document(d) => d.keys().next().cloned(),
+        _ => None,
+    });
+    let coll_name = match req.body.get("aggregate") {
+        Some(Bson::String(_)) => Some(args::collection(req)?),
+        Some(v @ (Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_)))
+            if crate::query::util::exact_i64(v) == Some(1) =>
+        {
+            if !first_stage.as_deref().is_some_and(|s| COLLECTIONLESS_STAGES.contains(&s)) {
+                return Err(MongoError::new(
+                    ErrorCode::InvalidNamespace,
+                    format!(
+                        "{{aggregate: 1}} is not valid for '{}'; a collection is required.",
+                        first_stage.as_deref().unwrap_or("")
+                    ),
+                ));
+            }
+            None
+        }
+        Some(Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_)) => {
+            return Err(MongoError::new(
+                ErrorCode::FailedToParse,
+                "Invalid command format: the 'aggregate' field must specify a collection name or 1",
+            ))
+        }
+        _ => return Err(MongoError::new(ErrorCode::InvalidNamespace, "aggregate needs a collection name")),
+    };
+    let explain = args::opt_bool(req, "explain")?.unwrap_or(false);
+    if req.body.get("cursor").is_none() && !explain {
         return Err(MongoError::new(
             ErrorCode::FailedToParse,
             "The 'cursor' option is required, except for aggregate with the explain argument",
         ));
     }
     let batch_size = cursor::cursor_batch_size(req)?;
-    let stages: Vec<Document> = pipeline
-        .iter()
-        .map(|s| match s {
-            Bson::Document(d) if d.len() == 1 => Ok(d.clone()),
-            _ => Err(MongoError::new(
-                ErrorCode::Location40323,
-                "A pipeline stage specification object must contain exactly one field.",
-            )),
-        })
-        .collect::<Result<_>>()?;
-    if super::change_stream::is_change_stream(&stages) {
-        return super::change_stream::aggregate(ctx, req, coll_opt, &stages, batch_size);
+    if pipeline.iter().any(|s| matches!(s, Bson::Document(d) if d.contains_key("$changeStream"))) {
+        let stages: Vec<Document> = pipeline
+            .iter()
+            .map(|s| match s {
+                Bson::Document(d) if d.len() == 1 => Ok(d.clone()),
+                _ => Err(MongoError::new(
+                    ErrorCode::Location40323,
+                    "A pipeline stage specification object must contain exactly one field.",
+                )),
+            })
+            .collect::<Result<_>>()?;
+        return super::change_stream::aggregate(ctx, req, coll_name, &stages, batch_size);
     }
-    let Some(coll_name) = coll_opt else {
-        return Err(MongoError::new(
-            ErrorCode::NotImplemented,
-            "collection-less aggregation arrives with the aggregation issue",
-        ));
+    let allow_disk_use = args::opt_bool(req, "allowDiskUse")?.unwrap_or(false);
+    let let_vars = match req.body.get("let") {
+        None => None,
+        Some(Bson::Document(d)) => Some(d.clone()),
+        Some(_) => {
+            return Err(MongoError::type_mismatch(
+                "BSON field 'aggregate.let' is the wrong type, expected type 'object'",
+            ))
+        }
     };
-    let ns = format!("{}.{}", req.db, coll_name);
-    let docs = crate::agg::run_basic(ctx, &ns, &stages)?;
+    let ns = match &coll_name {
+        Some(c) => format!("{}.{}", req.db, c),
+        None => format!("{}.$cmd.aggregate", req.db),
+    };
+    let mut pipeline = pipeline;
+    if first_stage.as_deref() == Some("$listLocalSessions") {
+        // Sessions are not tracked yet: list the caller's own (the lsid it sent).
+        let sessions: Vec<Bson> = match req.body.get("lsid") {
+            Some(Bson::Document(l)) => {
+                vec![Bson::Document(bson::doc! { "_id": l.clone(), "lastUse": bson::DateTime::now() })]
+            }
+            _ => Vec::new(),
+        };
+        pipeline[0] = Bson::Document(bson::doc! { "$documents": { "$literal": sessions } });
+    }
+    let writes = pipeline.last().is_some_and(
+        |s| matches!(s, Bson::Document(d) if d.contains_key("$out") || d.contains_key("$merge")),
+    );
+    let linearizable = matches!(req.body.get("readConcern"), Some(Bson::Document(rc)) if rc.get_str("level") == Ok("linearizable"));
+    if writes && linearizable {
+        return Err(MongoError::new(
+            ErrorCode::InvalidOptions,
+            "readConcern level 'linearizable' is not supported with $out or $merge",
+        ));
+    }
+    let prepared = crate::agg::prepare(&req.db, &pipeline, let_vars.as_ref())?;
+    if explain {
+        return Ok(explain_reply(ctx, &ns, coll_name.is_some(), &pipeline));
+    }
+    let source_ns = coll_name.as_ref().map(|_| ns.as_str());
+    let mut running = crate::agg::open(ctx.store, prepared, source_ns, allow_disk_use)?;
+    match args::opt_i64(req, "maxTimeMS")? {
+        Some(n) if n < 0 => {
+            return Err(MongoError::bad_value(format!(
+                "{n} value for maxTimeMS is out of range [0, 2147483647]"
+            )))
+        }
+        Some(n) if n > 0 => running.time_left = Some(std::time::Duration::from_millis(n as u64)),
+        _ => {}
+    }
     let first = batch_size.unwrap_or(DEFAULT_FIRST_BATCH);
-    open_cursor(ctx, ns, CursorSource::Buffered(docs.into()), first, None, false)
+    open_cursor(ctx, ns, CursorSource::Pipeline(Box::new(running)), first, None, false)
+}
+
+/// A simple explain: the leading $match as the `$cursor` stage's query plan, then the rest.
+fn explain_reply(ctx: &mut Ctx, ns: &str, has_coll: bool, pipeline: &[Bson]) -> Document {
+    let first_match = pipeline.first().and_then(|s| match s {
+        Bson::Document(d) => d.get_document("$match").ok().cloned(),
+        _ => None,
+    });
+    let filter = first_match.clone().unwrap_or_default();
+    let plan = if has_coll {
+        ctx.shared
+            .store
+            .catalog
+            .get(ns)
+            .and_then(|c| planner::plan(&c, &filter, None, None).ok())
+            .map(|a| a.describe())
+            .unwrap_or_else(|| "EOF".to_string())
+    } else {
+        "EOF".to_string()
+    };
+    let (stage, index) = match plan.split_once(' ') {
+        Some((s, i)) => (s.to_string(), Some(i.to_string())),
+        None => (plan, None),
+    };
+    let mut winning = bson::doc! { "stage": stage.clone() };
+    if let Some(i) = index {
+        winning = bson::doc! { "stage": "FETCH", "inputStage": { "stage": stage, "indexName": i } };
+    }
+    let mut stages = vec![Bson::Document(bson::doc! {
+        "$cursor": { "queryPlanner": { "namespace": ns, "parsedQuery": filter, "winningPlan": winning, "rejectedPlans": [] } }
+    })];
+    let skip = usize::from(first_match.is_some());
+    stages.extend(pipeline.iter().skip(skip).cloned());
+    bson::doc! { "explainVersion": "1", "stages": stages, "serverInfo": { "version": "7.0.0" }, "ok": 1.0 }
 }

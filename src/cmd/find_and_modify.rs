@@ -13,7 +13,8 @@ use std::sync::atomic::Ordering;
 
 pub fn find_and_modify(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let coll_name = args::collection(req)?;
-    let query = args::opt_doc(req, "query")?.cloned().unwrap_or_default();
+    let vars = crate::agg::let_constants(req.body.get("let"))?;
+    let query = crate::agg::bind_filter(&args::opt_doc(req, "query")?.cloned().unwrap_or_default(), &vars);
     let sort = args::opt_doc(req, "sort")?.cloned().filter(|s| !s.is_empty());
     let remove = args::opt_bool(req, "remove")?.unwrap_or(false);
     let return_new = args::opt_bool(req, "new")?.unwrap_or(false);
@@ -22,7 +23,11 @@ pub fn find_and_modify(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         .filter(|f| !f.is_empty())
         .map(|f| Projection::parse_with_query(f, Some(&query)))
         .transpose()?;
-    let update = req.body.get("update").filter(|u| !matches!(u, Bson::Null));
+    let bound_update = req.body.get("update").map(|u| match u {
+        Bson::Array(_) => crate::agg::bind_expr(u, &vars),
+        other => other.clone(),
+    });
+    let update = bound_update.as_ref().filter(|u| !matches!(u, Bson::Null));
     let durable = args::journal_required(ctx, req)?;
     let fail = |m: &str| Err(MongoError::new(ErrorCode::FailedToParse, m.to_string()));
     if remove {

@@ -223,6 +223,7 @@ pub fn dispatch(
 const WRITE_CONCERN_COMMANDS: &[&str] = &[
     "commitTransaction",
     "abortTransaction",
+    "aggregate",
     "insert",
     "update",
     "delete",

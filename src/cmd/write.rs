@@ -314,11 +314,14 @@ pub fn parse_update_stmt(u: &Document) -> Result<UpdateStmt> {
     };
     let spec = match u.get("u") {
         Some(Bson::Document(d)) => update::parse_update(d, array_filters.as_deref())?,
-        Some(Bson::Array(_)) => {
-            return Err(MongoError::new(
-                ErrorCode::NotImplemented,
-                "pipeline-style updates arrive with the aggregation issue",
-            ))
+        Some(Bson::Array(stages)) => {
+            if array_filters.as_ref().is_some_and(|f| !f.is_empty()) {
+                return Err(MongoError::new(
+                    ErrorCode::FailedToParse,
+                    "arrayFilters may not be specified for pipeline-style updates",
+                ));
+            }
+            UpdateSpec::Pipeline(Box::new(crate::agg::update::UpdatePipeline::parse(stages)?))
         }
         Some(_) => {
             return Err(MongoError::new(
@@ -532,6 +535,7 @@ pub fn update(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let (mut n, mut modified) = (0usize, 0usize);
     let mut upserted = Vec::new();
     let mut errors = Vec::new();
+    let vars = crate::agg::let_constants(req.body.get("let"))?;
     for (i, u) in stmts.iter().enumerate() {
         let sid = session::stmt_id(req, i);
         if let Some(prev) = session::retried(ctx, sid) {
@@ -542,6 +546,7 @@ pub fn update(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             }
             continue;
         }
+        let u = &crate::agg::bind_statement(u, &vars);
         let r = parse_update_stmt(u).and_then(|mut s| {
             s.bypass = bypass;
             session::before_statement(ctx)?;
@@ -614,12 +619,14 @@ pub fn delete(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let ns = format!("{}.{}", req.db, coll_name);
     let mut n = 0usize;
     let mut errors = Vec::new();
+    let vars = crate::agg::let_constants(req.body.get("let"))?;
     for (i, d) in stmts.iter().enumerate() {
         let sid = session::stmt_id(req, i);
         if let Some(prev) = session::retried(ctx, sid) {
             n += prev.get_i32("n").unwrap_or(0) as usize;
             continue;
         }
+        let d = &crate::agg::bind_statement(d, &vars);
         let r = (|| -> Result<usize> {
             check_stmt_fields("delete", "deletes", d, DELETE_STMT_FIELDS)?;
             let filter = match d.get("q") {

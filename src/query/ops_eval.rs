@@ -64,6 +64,11 @@ impl RegexPredicate {
         Ok(RegexPredicate { pattern: pattern.to_string(), options: options.to_string(), re })
     }
 
+    /// The compiled regex (aggregation's `$regexFind` needs captures).
+    pub fn regex(&self) -> &fancy_regex::Regex {
+        &self.re
+    }
+
     /// A match that hits the backtracking limit counts as no match.
     pub fn is_match(&self, s: &str) -> bool {
         self.re.is_match(s).unwrap_or(false)
@@ -226,7 +231,8 @@ pub fn parse_top_level(op: &str, arg: &Bson, ctx: Ctx) -> Option<Result<Expr>> {
         "$jsonSchema" if !matches!(arg, Bson::Document(_)) => {
             Err(MongoError::type_mismatch("$jsonSchema must be an object"))
         }
-        "$expr" | "$jsonSchema" | "$sampleRate" => Err(bad_value(format!("{op} is not supported yet"))),
+        "$expr" => crate::agg::expr::expr_predicate(arg).map(Expr::Doc),
+        "$jsonSchema" | "$sampleRate" => Err(bad_value(format!("{op} is not supported yet"))),
         // A DBRef's fields queried at the top level are plain equalities.
         "$id" | "$ref" | "$db" => super::ops_comparison::eq_expr(op, arg),
         _ => return None,
@@ -311,7 +317,7 @@ mod tests {
             (ErrorCode::BadValue, "no globalScriptEngine in $where parsing".into())
         );
         assert_eq!(err(doc! {"$text": {"$search": "x"}}).0, ErrorCode::IndexNotFound);
-        assert_eq!(err(doc! {"$expr": {"$eq": [1, 1]}}).0, ErrorCode::BadValue);
+        assert!(Matcher::parse(&doc! {"$expr": {"$eq": ["$a", 1]}}).unwrap().matches(&doc! {"a": 1}));
         assert_eq!(err(doc! {"$jsonSchema": {}}).0, ErrorCode::BadValue);
         assert_eq!(err(doc! {"$jsonSchema": 1}).0, ErrorCode::TypeMismatch);
         assert_eq!(

@@ -53,6 +53,9 @@ pub struct Projection {
     root: Node,
     /// The dotted path of a positional projection (without `.$`).
     positional: Option<Vec<String>>,
+    /// A projection with computed fields (expressions, literals): run by the aggregation
+    /// engine's `$project`.
+    computed: Option<std::sync::Arc<crate::agg::stages::project::Projector>>,
 }
 
 impl Projection {
@@ -68,6 +71,17 @@ impl Projection {
     }
 
     fn parse_inner(spec: &Document, query: Option<Option<&Document>>) -> Result<Projection> {
+        if has_computed(spec) && !has_find_operator(spec) {
+            let p =
+                crate::agg::stages::project::project_from(spec, &mut crate::agg::expr::Parser::default())?;
+            return Ok(Projection {
+                inclusion: p.mode == crate::agg::stages::project::Mode::Inclusion,
+                include_id: true,
+                root: Node::default(),
+                positional: None,
+                computed: Some(std::sync::Arc::new(p)),
+            });
+        }
         let mut flat = Vec::new();
         flatten(spec, "", &mut flat)?;
         let mut root = Node::default();
@@ -157,7 +171,7 @@ impl Projection {
         // mongod's rules for projections without a plain inclusion or exclusion.
         let inclusion = kind.unwrap_or(if has_slice { id_included } else { has_elem_match || id_included });
         let _ = id_excluded;
-        Ok(Projection { inclusion, include_id: !id_specified, root, positional })
+        Ok(Projection { inclusion, include_id: !id_specified, root, positional, computed: None })
     }
 
     pub fn is_inclusion(&self) -> bool {
@@ -176,6 +190,9 @@ impl Projection {
     /// Projects a document; `position` is the array index the query matched through
     /// (`Matcher::matches_with_details`), used by a positional projection.
     pub fn apply_with_position(&self, doc: &Document, position: Option<usize>) -> Result<Document> {
+        if let Some(p) = &self.computed {
+            return p.apply(doc, &[], bson::DateTime::now());
+        }
         let mut out = Document::new();
         let mut deferred: Vec<&str> = Vec::new();
         for (k, v) in doc {
@@ -227,6 +244,37 @@ impl Projection {
         }
         Ok(out)
     }
+}
+
+/// Whether a specification has a computed field (a literal or an expression) anywhere.
+fn has_computed(spec: &Document) -> bool {
+    spec.iter().any(|(_, v)| match v {
+        Bson::Boolean(_) | Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) => false,
+        Bson::Document(d) => match d.keys().next() {
+            Some(k) if k.starts_with('$') => !matches!(k.as_str(), "$slice" | "$elemMatch" | "$meta"),
+            Some(_) => has_computed(d),
+            None => false,
+        },
+        _ => true,
+    })
+}
+
+/// Whether a specification uses find-only operators ($slice, $elemMatch, $meta, `a.$`), which
+/// the expression path does not handle.
+fn has_find_operator(spec: &Document) -> bool {
+    spec.iter().any(|(k, v)| {
+        k.ends_with(".$")
+            || match v {
+                Bson::Document(d) => match d.keys().next() {
+                    Some(op) if op.starts_with('$') => {
+                        matches!(op.as_str(), "$slice" | "$elemMatch" | "$meta")
+                    }
+                    Some(_) => has_find_operator(d),
+                    None => false,
+                },
+                _ => false,
+            }
+    })
 }
 
 /// The projected value of one field, or `None` to leave it out.
@@ -684,8 +732,9 @@ mod tests {
             (ErrorCode::Location31249, "Path collision at a.b remaining portion b".into())
         );
         assert_eq!(perr(doc! {"a.b": 1, "a": 1}), (ErrorCode::Location31250, "Path collision at a".into()));
-        assert!(perr(doc! {"a": "x"}).1.contains("not supported"));
-        assert!(perr(doc! {"a": {"$add": [1, 2]}}).1.contains("not supported"));
+        let p = Projection::parse(&doc! {"a": "x", "s": {"$add": ["$n", 1]}}).unwrap();
+        assert_eq!(p.apply(&doc! {"_id": 1, "n": 2, "z": 0}).unwrap(), doc! {"_id": 1, "a": "x", "s": 3});
+        assert!(perr(doc! {"a": {"$slice": 1}, "b": {"$add": [1, 2]}}).1.contains("not supported"));
         assert_eq!(perr(doc! {"$a": 1}).0, ErrorCode::Location16410);
         // _id may be excluded from an inclusion projection.
         assert!(Projection::parse(&doc! {"a": 1, "_id": 0}).is_ok());

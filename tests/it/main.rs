@@ -4,6 +4,7 @@
 
 mod common;
 
+mod aggregate;
 mod api;
 mod capped;
 mod catalog;

@@ -177,6 +177,8 @@ impl OperatorUpdate {
 pub enum UpdateSpec {
     Replacement(Document),
     Operators(OperatorUpdate),
+    /// An aggregation pipeline (`u: [...]`), run by the aggregation engine.
+    Pipeline(Box<crate::agg::update::UpdatePipeline>),
 }
 
 /// The operators mongod knows, in the family that implements them.
@@ -563,6 +565,7 @@ pub fn apply_update_at(
 ) -> Result<(Document, bool)> {
     match spec {
         UpdateSpec::Replacement(r) => apply_replacement(r, doc, is_upsert_insert),
+        UpdateSpec::Pipeline(p) => p.apply(doc, now),
         UpdateSpec::Operators(up) => {
             let id_desc = match doc.get("_id") {
                 Some(id) => element_to_string("_id", id),

@@ -61,6 +61,7 @@ error_codes! {
     RoleNotFound = 31,
     ConflictingUpdateOperators = 40,
     CursorNotFound = 43,
+    NoMatchingDocument = 47,
     UserDataInconsistent = 45,
     NamespaceExists = 48,
     InvalidRoleModification = 49,

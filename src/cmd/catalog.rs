@@ -130,6 +130,7 @@ pub fn create(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         return Err(MongoError::new(ErrorCode::NotImplemented, "views arrive with the aggregation issue"));
     }
     check_validation_options(&options)?;
+    normalize_pre_post_images("create", &mut options)?;
     if matches!(options.get("capped"), Some(Bson::Boolean(true))) && !options.contains_key("size") {
         return Err(MongoError::new(
             ErrorCode::InvalidOptions,
@@ -296,6 +297,46 @@ pub fn db_stats(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     })
 }
 
+/// Checks `changeStreamPreAndPostImages: {enabled: <bool>}` as mongod parses it, and keeps it
+/// in the options only when enabled (mongod's listCollections omits a disabled one).
+fn normalize_pre_post_images(cmd: &str, options: &mut Document) -> Result<()> {
+    let Some(v) = options.get("changeStreamPreAndPostImages") else { return Ok(()) };
+    let field = format!("{cmd}.changeStreamPreAndPostImages");
+    let Bson::Document(spec) = v else {
+        return Err(MongoError::type_mismatch(format!(
+            "BSON field '{field}' is the wrong type '{}', expected type 'object'",
+            super::format::type_name(v)
+        )));
+    };
+    if let Some(k) = spec.keys().find(|k| k.as_str() != "enabled") {
+        return Err(MongoError::new(
+            ErrorCode::Location40415,
+            format!("BSON field '{field}.{k}' is an unknown field."),
+        ));
+    }
+    let enabled = match spec.get("enabled") {
+        Some(Bson::Boolean(b)) => *b,
+        Some(other) => {
+            return Err(MongoError::type_mismatch(format!(
+                "BSON field '{field}.enabled' is the wrong type '{}', expected type 'bool'",
+                super::format::type_name(other)
+            )))
+        }
+        None => {
+            return Err(MongoError::new(
+                ErrorCode::Location40414,
+                format!("BSON field '{field}.enabled' is missing but a required field"),
+            ))
+        }
+    };
+    if enabled {
+        options.insert("changeStreamPreAndPostImages", doc! { "enabled": true });
+    } else {
+        options.remove("changeStreamPreAndPostImages");
+    }
+    Ok(())
+}
+
 fn check_validation_options(options: &Document) -> Result<()> {
     if let Some(v) = options.get("validator") {
         match v {
@@ -396,6 +437,7 @@ pub fn coll_mod(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         o.insert(k.clone(), v.clone());
     }
     check_validation_options(&options)?;
+    normalize_pre_post_images("collMod", &mut options)?;
     ctx.store.modify_collection(&ns, o, |c| {
         let mut next = c.with_options(options);
         if let Some((name, spec)) = index_change {

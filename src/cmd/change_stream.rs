@@ -5,7 +5,7 @@ use super::cursor::{cursor_reply, DEFAULT_FIRST_BATCH};
 use super::{Ctx, Request};
 use crate::cursors::CursorSource;
 use crate::error::{ErrorCode, MongoError, Result};
-use crate::oplog::stream::{self, ChangeStream, FullDocument, Scope, Stage};
+use crate::oplog::stream::{self, BeforeChange, ChangeStream, FullDocument, Scope, Stage};
 use crate::query::matcher::Matcher;
 use crate::query::projection::Projection;
 use bson::{Bson, Document};
@@ -75,6 +75,20 @@ pub fn aggregate(
             }
         },
         Some(_) => return Err(MongoError::type_mismatch("'fullDocument' must be a string")),
+    };
+    let before_change = match spec.get("fullDocumentBeforeChange") {
+        None | Some(Bson::Null) => BeforeChange::Off,
+        Some(Bson::String(s)) => match s.as_str() {
+            "off" => BeforeChange::Off,
+            "whenAvailable" => BeforeChange::WhenAvailable,
+            "required" => BeforeChange::Required,
+            other => {
+                return Err(MongoError::bad_value(format!(
+                    "Enumeration value '{other}' for field '$changeStream.fullDocumentBeforeChange' is not a valid value."
+                )))
+            }
+        },
+        Some(_) => return Err(MongoError::type_mismatch("'fullDocumentBeforeChange' must be a string")),
     };
     let flag = |k: &str| matches!(spec.get(k), Some(Bson::Boolean(true)));
     let scope = match coll {
@@ -151,7 +165,8 @@ pub fn aggregate(
         Scope::Database(db) => format!("{db}.$cmd.aggregate"),
         Scope::Cluster => "admin.$cmd.aggregate".to_string(),
     };
-    let mut cs = ChangeStream::new(scope, pos, full_document, flag("showExpandedEvents"), rest);
+    let mut cs = ChangeStream::new(scope, pos, full_document, flag("showExpandedEvents"), rest)
+        .with_before_change(before_change);
     let batch = cs.next_batch(ctx.store, batch_size.unwrap_or(DEFAULT_FIRST_BATCH))?;
     let token = cs.resume_token();
     let id = if cs.invalidated {

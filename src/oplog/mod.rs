@@ -4,7 +4,7 @@
 pub mod stream;
 
 use crate::store::wt::Session;
-use crate::store::{StoreResult, OPLOG_TABLE};
+use crate::store::{StoreResult, OPLOG_TABLE, PREIMAGES_TABLE};
 use bson::{doc, Bson, Document, Timestamp};
 use parking_lot::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -182,6 +182,11 @@ fn array_diff(old: &[Bson], new: &[Bson]) -> Document {
                     d.insert(format!("s{i}"), doc_diff(od, nd));
                 }
             }
+            Some(Bson::Array(oa)) if matches!(v, Bson::Array(_)) => {
+                if let Bson::Array(na) = v {
+                    d.insert(format!("s{i}"), array_diff(oa, na));
+                }
+            }
             _ => {
                 d.insert(format!("u{i}"), v.clone());
             }
@@ -199,6 +204,82 @@ pub fn id_doc(doc: &Document) -> Document {
         Some(id) => doc! { "_id": id.clone() },
         None => doc! { "_id": Bson::Null },
     }
+}
+
+/// The pre-image stored with the oplog entry at `ts`, if its collection kept one.
+pub fn pre_image(session: &Session, ts: i64) -> StoreResult<Option<Document>> {
+    let mut cur = session.open_cursor(PREIMAGES_TABLE, None)?;
+    if !cur.search(crate::store::wt::Key::Int(ts))? {
+        return Ok(None);
+    }
+    Ok(Some(crate::store::scan::parse_record(cur.value()?)?))
+}
+
+/// Applies a `$v: 2` diff (`update_diff`'s `diff`) to `doc`: the post-image of an update from
+/// its pre-image. `None` when the diff does not fit the document.
+pub fn apply_diff(doc: &Document, diff: &Document) -> Option<Document> {
+    let mut out = doc.clone();
+    for (k, v) in diff {
+        match (k.as_str(), v) {
+            ("d", Bson::Document(fields)) => {
+                for f in fields.keys() {
+                    out.remove(f);
+                }
+            }
+            ("u" | "i", Bson::Document(fields)) => {
+                for (f, fv) in fields {
+                    out.insert(f.clone(), fv.clone());
+                }
+            }
+            (k, Bson::Document(sub)) if k.starts_with('s') => {
+                let field = &k[1..];
+                let next = match out.get(field)? {
+                    Bson::Document(d) => Bson::Document(apply_diff(d, sub)?),
+                    Bson::Array(a) => Bson::Array(apply_array_diff(a, sub)?),
+                    _ => return None,
+                };
+                out.insert(field.to_string(), next);
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+fn apply_array_diff(arr: &[Bson], diff: &Document) -> Option<Vec<Bson>> {
+    let mut out = arr.to_vec();
+    if let Some(l) = diff.get("l") {
+        let n = match l {
+            Bson::Int32(n) => usize::try_from(*n).ok()?,
+            Bson::Int64(n) => usize::try_from(*n).ok()?,
+            _ => return None,
+        };
+        out.truncate(n);
+    }
+    for (k, v) in diff {
+        if k == "a" || k == "l" {
+            continue;
+        }
+        let i: usize = k.get(1..)?.parse().ok()?;
+        // Appends are contiguous in our diffs; anything further is a malformed entry.
+        if i > out.len() {
+            return None;
+        }
+        let value = match (k.as_bytes().first()?, v) {
+            (b'u', v) => v.clone(),
+            (b's', Bson::Document(sub)) => match out.get(i)? {
+                Bson::Document(d) => Bson::Document(apply_diff(d, sub)?),
+                Bson::Array(a) => Bson::Array(apply_array_diff(a, sub)?),
+                _ => return None,
+            },
+            _ => return None,
+        };
+        match out.get_mut(i) {
+            Some(slot) => *slot = value,
+            None => out.push(value),
+        }
+    }
+    Some(out)
 }
 
 /// Catalog-table key holding the newest pruned oplog timestamp.
@@ -243,6 +324,21 @@ pub fn prune(session: &Session, retention_secs: u64) -> StoreResult<u64> {
             for k in old {
                 cur.remove(crate::store::wt::Key::Int(k))?;
             }
+            if let Some(newest) = newest {
+                // Pre-images share their entry's key and go with it.
+                let mut pre = session.open_cursor(PREIMAGES_TABLE, None)?;
+                let mut gone = Vec::new();
+                while pre.next()? {
+                    let k = pre.key_int()?;
+                    if k > newest {
+                        break;
+                    }
+                    gone.push(k);
+                }
+                for k in gone {
+                    pre.remove(crate::store::wt::Key::Int(k))?;
+                }
+            }
             if let Some(k) = newest {
                 // Remember how far history is gone, for change streams' ChangeStreamHistoryLost.
                 let mut meta = session.open_cursor(crate::store::CATALOG_TABLE, None)?;
@@ -279,18 +375,45 @@ mod tests {
         let ages = [7200u32, 3700, 3500, 10, 0];
         {
             let mut cur = ss.wt.open_cursor(OPLOG_TABLE, None).unwrap();
+            let mut pre = ss.wt.open_cursor(PREIMAGES_TABLE, None).unwrap();
             for (i, age) in ages.iter().enumerate() {
                 let ts = Timestamp { time: now - age, increment: i as u32 + 1 };
                 cur.insert(Key::Int(pack(ts)), &to_bytes(&doc! {"ts": ts}).unwrap()).unwrap();
+                // Every other entry has a pre-image.
+                if i % 2 == 1 || i == 0 {
+                    pre.insert(Key::Int(pack(ts)), &to_bytes(&doc! {"_id": i as i32}).unwrap()).unwrap();
+                }
             }
         }
         assert_eq!(prune(&ss.wt, 3600).unwrap(), 2);
-        let mut left = Vec::new();
-        let mut cur = ss.wt.open_cursor(OPLOG_TABLE, None).unwrap();
-        while cur.next().unwrap() {
-            left.push(now - unpack(cur.key_int().unwrap()).time);
-        }
-        assert_eq!(left, vec![3500, 10, 0]);
+        let keys = |table: &str| {
+            let mut cur = ss.wt.open_cursor(table, None).unwrap();
+            let mut left = Vec::new();
+            while cur.next().unwrap() {
+                left.push(now - unpack(cur.key_int().unwrap()).time);
+            }
+            left
+        };
+        assert_eq!(keys(OPLOG_TABLE), vec![3500, 10, 0]);
+        // Images go with their entries.
+        assert_eq!(keys(PREIMAGES_TABLE), vec![10]);
+        drop(ss);
+        // Stops the flusher before the temporary directory goes away.
+        store.shutdown();
+    }
+
+    #[test]
+    fn applying_a_diff_gives_the_new_document() {
+        let old =
+            doc! { "_id": 1, "a": 1, "b": { "c": 1, "d": 2 }, "arr": [1, { "x": 1 }, [1, 2]], "gone": 1 };
+        let new = doc! { "_id": 1, "a": 2, "b": { "c": 5 }, "arr": [1, { "x": 2 }, [3]], "n": [7] };
+        let d = update_diff(&old, &new);
+        let diff = d.get_document("diff").unwrap();
+        assert_eq!(apply_diff(&old, diff), Some(new.clone()));
+        let grown = doc! { "_id": 1, "a": 2, "b": { "c": 5 }, "arr": [1, { "x": 2 }, [3], 5], "n": [7] };
+        let d = update_diff(&new, &grown);
+        assert_eq!(apply_diff(&new, d.get_document("diff").unwrap()), Some(grown));
+        assert_eq!(apply_diff(&doc! {}, &doc! { "sx": { "u": {} } }), None);
     }
 
     #[test]

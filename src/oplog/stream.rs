@@ -27,6 +27,14 @@ pub enum FullDocument {
     Required,
 }
 
+/// `fullDocumentBeforeChange`: whether update, replace and delete events carry the pre-image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BeforeChange {
+    Off,
+    WhenAvailable,
+    Required,
+}
+
 /// Stages that may follow `$changeStream` (until the aggregation engine serves them all).
 pub enum Stage {
     Match(Matcher),
@@ -38,6 +46,7 @@ pub struct ChangeStream {
     /// Last oplog timestamp read (exclusive start of the next read).
     pos: i64,
     pub full_document: FullDocument,
+    pub before_change: BeforeChange,
     pub show_expanded: bool,
     stages: Vec<Stage>,
     pub invalidated: bool,
@@ -77,11 +86,17 @@ impl ChangeStream {
             scope,
             pos,
             full_document,
+            before_change: BeforeChange::Off,
             show_expanded,
             stages,
             invalidated: false,
             last_token: token(pos, 0),
         }
+    }
+
+    pub fn with_before_change(mut self, mode: BeforeChange) -> Self {
+        self.before_change = mode;
+        self
     }
 
     /// The resume token for everything read so far (postBatchResumeToken).
@@ -232,19 +247,39 @@ impl ChangeStream {
                 e.insert("documentKey", key.clone());
                 let diff = o.get_document("diff").cloned().unwrap_or_default();
                 let mut desc = Description::default();
-                describe(&diff, "", &mut desc);
-                e.insert(
-                    "updateDescription",
-                    doc! {
-                        "updatedFields": desc.updated,
-                        "removedFields": desc.removed,
-                        "truncatedArrays": desc.truncated,
-                    },
-                );
-                if self.full_document != FullDocument::Default {
-                    let full = self.lookup(ss, db, coll, &key)?;
-                    e.insert("fullDocument", full.map(Bson::Document).unwrap_or(Bson::Null));
+                describe(&diff, "", &[], false, &mut desc);
+                let mut ud = doc! {
+                    "updatedFields": desc.updated,
+                    "removedFields": desc.removed,
+                    "truncatedArrays": desc.truncated,
+                };
+                if self.show_expanded {
+                    ud.insert("disambiguatedPaths", desc.disambiguated);
                 }
+                e.insert("updateDescription", ud);
+                let wants_post =
+                    matches!(self.full_document, FullDocument::WhenAvailable | FullDocument::Required);
+                let pre = if wants_post || self.before_change != BeforeChange::Off {
+                    ss.read(|t| super::pre_image(t.s, ts))?
+                } else {
+                    None
+                };
+                match self.full_document {
+                    FullDocument::Default => {}
+                    FullDocument::UpdateLookup => {
+                        let full = self.lookup(ss, db, coll, &key)?;
+                        e.insert("fullDocument", full.map(Bson::Document).unwrap_or(Bson::Null));
+                    }
+                    FullDocument::WhenAvailable | FullDocument::Required => {
+                        // The post-image is the pre-image with this entry's diff applied.
+                        let post = pre.as_ref().and_then(|p| super::apply_diff(p, &diff));
+                        if post.is_none() && self.full_document == FullDocument::Required {
+                            return Err(image_missing(&e, entry, "post-image for all update events"));
+                        }
+                        e.insert("fullDocument", post.map(Bson::Document).unwrap_or(Bson::Null));
+                    }
+                }
+                self.add_pre_image(&mut e, entry, pre)?;
                 Ok(vec![e])
             }
             "u" => {
@@ -253,6 +288,7 @@ impl ChangeStream {
                 e.insert("fullDocument", o);
                 e.insert("ns", nsdoc);
                 e.insert("documentKey", key);
+                self.lookup_pre_image(ss, &mut e, entry, ts)?;
                 Ok(vec![e])
             }
             "d" => {
@@ -260,6 +296,7 @@ impl ChangeStream {
                 self.with_uuid(&mut e, entry);
                 e.insert("ns", nsdoc);
                 e.insert("documentKey", o);
+                self.lookup_pre_image(ss, &mut e, entry, ts)?;
                 Ok(vec![e])
             }
             "c" => Ok(self.command_events(ts, entry, db, &o, wall)),
@@ -337,6 +374,35 @@ impl ChangeStream {
         }
     }
 
+    fn lookup_pre_image(
+        &self,
+        ss: &mut StoreSession,
+        e: &mut Document,
+        entry: &Document,
+        ts: i64,
+    ) -> Result<()> {
+        if self.before_change == BeforeChange::Off {
+            return Ok(());
+        }
+        let pre = ss.read(|t| super::pre_image(t.s, ts))?;
+        self.add_pre_image(e, entry, pre)
+    }
+
+    /// `fullDocumentBeforeChange`: the stored pre-image, null when there is none (an error
+    /// when it is required).
+    fn add_pre_image(&self, e: &mut Document, entry: &Document, pre: Option<Document>) -> Result<()> {
+        match (self.before_change, pre) {
+            (BeforeChange::Off, _) => {}
+            (BeforeChange::Required, None) => {
+                return Err(image_missing(e, entry, "pre-image for all update, delete and replace events"))
+            }
+            (_, pre) => {
+                e.insert("fullDocumentBeforeChange", pre.map(Bson::Document).unwrap_or(Bson::Null));
+            }
+        }
+        Ok(())
+    }
+
     fn lookup(
         &self,
         ss: &mut StoreSession,
@@ -350,16 +416,63 @@ impl ChangeStream {
     }
 }
 
+/// mongod's NoMatchingDocument when a required image is missing; the message names the event.
+fn image_missing(event: &Document, entry: &Document, what: &str) -> MongoError {
+    let mut about = doc! {
+        "operationType": event.get("operationType").cloned().unwrap_or(Bson::Null),
+        "ns": event.get("ns").cloned().unwrap_or(Bson::Null),
+        "clusterTime": event.get("clusterTime").cloned().unwrap_or(Bson::Null),
+    };
+    if let Some(n) = entry.get("txnNumber") {
+        about.insert("txnNumber", n.clone());
+    }
+    MongoError::new(
+        ErrorCode::NoMatchingDocument,
+        format!(
+            "Change stream was configured to require a {what}, but the {} was not found for event: {}",
+            what.split(' ').next().unwrap_or("image"),
+            crate::cmd::format::shell(&about)
+        ),
+    )
+}
+
 #[derive(Default)]
 struct Description {
     updated: Document,
     removed: Vec<Bson>,
     truncated: Vec<Bson>,
+    /// Paths whose dotted form is ambiguous (a field name that is numeric or has a dot), with
+    /// their components: field names as strings, array indexes as integers.
+    disambiguated: Document,
 }
 
-/// Flattens a `$v: 2` diff into an update description with dotted paths.
-fn describe(diff: &Document, prefix: &str, out: &mut Description) {
+impl Description {
+    fn note(&mut self, path: &str, components: &[Bson], ambiguous: bool) {
+        if ambiguous {
+            self.disambiguated.insert(path, components.to_vec());
+        }
+    }
+}
+
+/// A field name that reads as an array index (or contains a dot) makes a dotted path ambiguous.
+fn ambiguous_field(f: &str) -> bool {
+    f.contains('.') || (!f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Flattens a `$v: 2` diff into an update description with dotted paths; `path` holds the
+/// components of `prefix` and `ambiguous` whether any of them is (for `disambiguatedPaths`).
+fn describe(diff: &Document, prefix: &str, path: &[Bson], ambiguous: bool, out: &mut Description) {
     let is_array = matches!(diff.get("a"), Some(Bson::Boolean(true)));
+    let field = |f: &str| {
+        let mut p = path.to_vec();
+        p.push(Bson::String(f.to_string()));
+        (format!("{prefix}{f}"), p, ambiguous || ambiguous_field(f))
+    };
+    let index = |i: &str| {
+        let mut p = path.to_vec();
+        p.push(i.parse::<i32>().map(Bson::Int32).unwrap_or_else(|_| Bson::String(i.to_string())));
+        (format!("{prefix}{i}"), p, ambiguous)
+    };
     for (k, v) in diff {
         match (k.as_str(), v) {
             ("a", _) if is_array => {}
@@ -369,24 +482,32 @@ fn describe(diff: &Document, prefix: &str, out: &mut Description) {
                     Bson::Int64(n) => *n as i32,
                     _ => 0,
                 };
-                out.truncated
-                    .push(Bson::Document(doc! { "field": prefix.trim_end_matches('.'), "newSize": size }));
+                let name = prefix.strip_suffix('.').unwrap_or(prefix);
+                out.truncated.push(Bson::Document(doc! { "field": name, "newSize": size }));
+                out.note(name, path, ambiguous);
             }
             ("u" | "i", Bson::Document(fields)) if !is_array => {
                 for (f, fv) in fields {
-                    out.updated.insert(format!("{prefix}{f}"), fv.clone());
+                    let (name, p, amb) = field(f);
+                    out.updated.insert(name.clone(), fv.clone());
+                    out.note(&name, &p, amb);
                 }
             }
             ("d", Bson::Document(fields)) if !is_array => {
                 for f in fields.keys() {
-                    out.removed.push(Bson::String(format!("{prefix}{f}")));
+                    let (name, p, amb) = field(f);
+                    out.removed.push(Bson::String(name.clone()));
+                    out.note(&name, &p, amb);
                 }
             }
             (k, v) if is_array && k.starts_with('u') => {
-                out.updated.insert(format!("{prefix}{}", &k[1..]), v.clone());
+                let (name, p, amb) = index(&k[1..]);
+                out.updated.insert(name.clone(), v.clone());
+                out.note(&name, &p, amb);
             }
             (k, Bson::Document(sub)) if k.starts_with('s') => {
-                describe(sub, &format!("{prefix}{}.", &k[1..]), out);
+                let (name, p, amb) = if is_array { index(&k[1..]) } else { field(&k[1..]) };
+                describe(sub, &format!("{name}."), &p, amb, out);
             }
             _ => {}
         }

@@ -136,6 +136,14 @@ impl Collection {
         self.indexes.iter().find(|i| i.is_id())
     }
 
+    /// Whether updates and deletes keep the document's pre-image for change streams.
+    pub fn records_pre_images(&self) -> bool {
+        matches!(
+            self.options.get("changeStreamPreAndPostImages"),
+            Some(Bson::Document(d)) if matches!(d.get("enabled"), Some(Bson::Boolean(true)))
+        )
+    }
+
     pub fn is_capped(&self) -> bool {
         matches!(self.options.get("capped"), Some(Bson::Boolean(true)))
     }

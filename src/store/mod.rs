@@ -32,6 +32,10 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub const CATALOG_TABLE: &str = "table:_catalog";
 /// The oplog: key = timestamp as i64 (seconds << 32 | increment), value = BSON entry.
 pub const OPLOG_TABLE: &str = "table:oplog";
+/// Pre-images of updates and deletes in collections with `changeStreamPreAndPostImages`:
+/// key = the timestamp of the oplog entry (as `OPLOG_TABLE`), value = the BSON document before
+/// the change. Written in the write's transaction, pruned with the oplog.
+pub const PREIMAGES_TABLE: &str = "table:preimages";
 
 /// How often the flusher thread prunes the oplog.
 const OPLOG_PRUNE_PERIOD: Duration = Duration::from_secs(10);
@@ -91,6 +95,7 @@ impl Store {
         let session = conn.open_session()?;
         session.create(CATALOG_TABLE, "key_format=u,value_format=u")?;
         session.create(OPLOG_TABLE, "key_format=q,value_format=u,block_compressor=zstd")?;
+        session.create(PREIMAGES_TABLE, "key_format=q,value_format=u,block_compressor=zstd")?;
         let catalog = Catalog::load(&session)?;
         let clock = OplogClock::new(crate::oplog::last_timestamp(&session)?);
         drop(session);
@@ -359,6 +364,7 @@ impl StoreSession {
             return Ok(());
         }
         let mut cur = self.wt.open_cursor(OPLOG_TABLE, None)?;
+        let mut pre = self.wt.open_cursor(PREIMAGES_TABLE, None)?;
         for key in keys {
             if !cur.search(wt::Key::Int(key))? {
                 continue;
@@ -369,6 +375,12 @@ impl StoreSession {
             stamped.push(crate::oplog::pack(ts));
             entry.insert("ts", ts);
             cur.insert(wt::Key::Int(crate::oplog::pack(ts)), &crate::oplog::to_bytes(&entry)?)?;
+            // A pre-image is keyed by its entry's timestamp, so it moves with it.
+            if pre.search(wt::Key::Int(key))? {
+                let image = pre.value()?.to_vec();
+                pre.remove(wt::Key::Int(key))?;
+                pre.insert(wt::Key::Int(crate::oplog::pack(ts)), &image)?;
+            }
         }
         Ok(())
     }

@@ -5,7 +5,7 @@ use super::catalog::{Catalog, Collection};
 use super::index::{self, key_difference};
 use super::keystring;
 use super::wt::{Key, Session};
-use super::{scan, Store, StoreError, StoreResult, OPLOG_TABLE};
+use super::{scan, Store, StoreError, StoreResult, OPLOG_TABLE, PREIMAGES_TABLE};
 use crate::oplog;
 use bson::{Bson, Document, Timestamp};
 
@@ -123,6 +123,18 @@ impl<'a> Txn<'a> {
         let ns = coll.ns.clone();
         let uuid = coll.uuid;
         self.log(|ts| oplog::entry("u", &ns, Some(uuid), oplog_o, Some(oplog::id_doc(old)), ts))?;
+        self.keep_pre_image(coll, old)
+    }
+
+    /// Stores `old` under the timestamp of the oplog entry just written, when the collection
+    /// has `changeStreamPreAndPostImages` (same transaction, so image and entry go together).
+    fn keep_pre_image(&mut self, coll: &Collection, old: &Document) -> StoreResult<()> {
+        if !coll.records_pre_images() {
+            return Ok(());
+        }
+        let Some(ts) = self.last_ts else { return Ok(()) };
+        let mut cur = self.s.open_cursor(PREIMAGES_TABLE, None)?;
+        cur.insert(Key::Int(oplog::pack(ts)), &encode(old)?)?;
         Ok(())
     }
 
@@ -131,7 +143,7 @@ impl<'a> Txn<'a> {
         let ns = coll.ns.clone();
         let uuid = coll.uuid;
         self.log(|ts| oplog::entry("d", &ns, Some(uuid), oplog::id_doc(old), None, ts))?;
-        Ok(())
+        self.keep_pre_image(coll, old)
     }
 
     /// Removes a record and its index entries (no oplog entry).

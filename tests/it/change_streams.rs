@@ -4,7 +4,7 @@
 use crate::common::*;
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::change_stream::event::{ChangeStreamEvent, OperationType, ResumeToken};
-use mongodb::options::FullDocumentType;
+use mongodb::options::{FullDocumentBeforeChangeType, FullDocumentType};
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -244,4 +244,241 @@ fn the_oplog_is_readable_tailable_and_read_only() {
     c.insert_one(doc! { "_id": 8 }).run().unwrap();
     let e = tail.next().unwrap().unwrap();
     assert_eq!(e.get_document("o").unwrap(), &doc! { "_id": 8 });
+}
+
+/// The first error a stream's getMores report (events before it are skipped).
+fn next_error(s: &mut Stream) -> mongodb::error::Error {
+    for _ in 0..50 {
+        if let Err(e) = s.next_if_any() {
+            return e;
+        }
+    }
+    panic!("no error arrived");
+}
+
+fn images_watch(
+    c: &mongodb::sync::Collection<Document>,
+    before: FullDocumentBeforeChangeType,
+    after: Option<FullDocumentType>,
+) -> Stream {
+    let mut w = c.watch().full_document_before_change(before).max_await_time(Duration::from_millis(200));
+    if let Some(after) = after {
+        w = w.full_document(after);
+    }
+    w.run().unwrap()
+}
+
+#[test]
+fn pre_and_post_images_of_updates_replaces_and_deletes() {
+    let env = start();
+    let db = env.db("csimages");
+    db.run_command(doc! { "create": "c", "changeStreamPreAndPostImages": { "enabled": true } })
+        .run()
+        .unwrap();
+    let c = db.collection::<Document>("c");
+    c.insert_one(doc! { "_id": 1, "a": 1, "arr": [1, 2, 3] }).run().unwrap();
+    let mut s = images_watch(&c, FullDocumentBeforeChangeType::Required, Some(FullDocumentType::Required));
+    let mut lenient =
+        images_watch(&c, FullDocumentBeforeChangeType::WhenAvailable, Some(FullDocumentType::WhenAvailable));
+    let mut off = images_watch(&c, FullDocumentBeforeChangeType::Off, None);
+    c.update_one(doc! { "_id": 1 }, doc! { "$set": { "a": 2, "arr.1": 9, "arr.3": 4 } }).run().unwrap();
+    c.update_one(doc! { "_id": 1 }, doc! { "$set": { "a": 3 } }).run().unwrap();
+    c.replace_one(doc! { "_id": 1 }, doc! { "x": 1 }).run().unwrap();
+    c.delete_one(doc! { "_id": 1 }).run().unwrap();
+    for st in [&mut s, &mut lenient] {
+        // The post-image is the document right after each update, not the current one.
+        let e = next(st);
+        assert_eq!(e.operation_type, OperationType::Update);
+        assert_eq!(e.full_document_before_change, Some(doc! { "_id": 1, "a": 1, "arr": [1, 2, 3] }));
+        assert_eq!(e.full_document, Some(doc! { "_id": 1, "a": 2, "arr": [1, 9, 3, 4] }));
+        let e = next(st);
+        assert_eq!(e.full_document_before_change, Some(doc! { "_id": 1, "a": 2, "arr": [1, 9, 3, 4] }));
+        assert_eq!(e.full_document, Some(doc! { "_id": 1, "a": 3, "arr": [1, 9, 3, 4] }));
+        let e = next(st);
+        assert_eq!(e.operation_type, OperationType::Replace);
+        assert_eq!(e.full_document_before_change, Some(doc! { "_id": 1, "a": 3, "arr": [1, 9, 3, 4] }));
+        assert_eq!(e.full_document, Some(doc! { "_id": 1, "x": 1 }));
+        let e = next(st);
+        assert_eq!(e.operation_type, OperationType::Delete);
+        assert_eq!(e.full_document_before_change, Some(doc! { "_id": 1, "x": 1 }));
+    }
+    for _ in 0..4 {
+        let e = next(&mut off);
+        assert_eq!(e.full_document_before_change, None);
+        assert!(e.operation_type == OperationType::Replace || e.full_document.is_none());
+    }
+}
+
+#[test]
+fn images_are_null_when_unavailable_and_required_fails() {
+    let env = start();
+    let db = env.db("csnoimages");
+    let c = db.collection::<Document>("c");
+    c.insert_one(doc! { "_id": 1, "a": 1 }).run().unwrap();
+    let mut lenient =
+        images_watch(&c, FullDocumentBeforeChangeType::WhenAvailable, Some(FullDocumentType::WhenAvailable));
+    let mut pre_required = images_watch(&c, FullDocumentBeforeChangeType::Required, None);
+    let mut post_required =
+        images_watch(&c, FullDocumentBeforeChangeType::Off, Some(FullDocumentType::Required));
+    c.update_one(doc! { "_id": 1 }, doc! { "$set": { "a": 2 } }).run().unwrap();
+    c.delete_one(doc! { "_id": 1 }).run().unwrap();
+    let raw: ChangeStreamEvent<Document> = next(&mut lenient);
+    assert_eq!(raw.operation_type, OperationType::Update);
+    assert_eq!((raw.full_document, raw.full_document_before_change), (None, None));
+    let e = next_error(&mut pre_required);
+    let (code, name, msg) = command_error(&e);
+    assert_eq!((code, name.as_str()), (47, "NoMatchingDocument"));
+    assert!(msg.starts_with("Change stream was configured to require a pre-image for all update, delete and replace events, but the pre-image was not found for event: {"), "{msg}");
+    let e = next_error(&mut post_required);
+    let (code, _, msg) = command_error(&e);
+    assert_eq!(code, 47);
+    assert!(msg.starts_with("Change stream was configured to require a post-image for all update events, but the post-image was not found for event: {"), "{msg}");
+    // The raw reply carries explicit nulls.
+    let r = db
+        .run_command(doc! {
+            "aggregate": "c",
+            "pipeline": [{ "$changeStream": {
+                "startAtOperationTime": raw.cluster_time.unwrap(),
+                "fullDocument": "whenAvailable",
+                "fullDocumentBeforeChange": "whenAvailable",
+            } }],
+            "cursor": {},
+        })
+        .run()
+        .unwrap();
+    let first = path(&r, "cursor.firstBatch").as_array().unwrap()[0].as_document().unwrap().clone();
+    assert_eq!(first.get("fullDocument"), Some(&Bson::Null));
+    assert_eq!(first.get("fullDocumentBeforeChange"), Some(&Bson::Null));
+}
+
+#[test]
+fn coll_mod_turns_images_on_and_off_and_checks_the_option() {
+    let env = start();
+    let db = env.db("csimgmod");
+    let c = db.collection::<Document>("c");
+    c.insert_one(doc! { "_id": 1, "n": 0 }).run().unwrap();
+    for (bad, code) in [
+        (Bson::Int32(1), 14),
+        (Bson::Document(doc! {}), 40414),
+        (Bson::Document(doc! { "enabled": 1 }), 14),
+        (Bson::Document(doc! { "enabled": true, "x": 1 }), 40415),
+    ] {
+        let r = db.run_command(doc! { "collMod": "c", "changeStreamPreAndPostImages": bad.clone() }).run();
+        assert_eq!(command_error(&r.unwrap_err()).0, code, "{bad:?}");
+        let r = db.run_command(doc! { "create": "d", "changeStreamPreAndPostImages": bad.clone() }).run();
+        assert_eq!(command_error(&r.unwrap_err()).0, code, "{bad:?}");
+    }
+    let options = |db: &mongodb::sync::Database| {
+        let r = db.run_command(doc! { "listCollections": 1, "filter": { "name": "c" } }).run().unwrap();
+        path(&r, "cursor.firstBatch").as_array().unwrap()[0]
+            .as_document()
+            .unwrap()
+            .get_document("options")
+            .unwrap()
+            .clone()
+    };
+    let mut s = images_watch(&c, FullDocumentBeforeChangeType::WhenAvailable, None);
+    c.update_one(doc! { "_id": 1 }, doc! { "$set": { "n": 1 } }).run().unwrap();
+    db.run_command(doc! { "collMod": "c", "changeStreamPreAndPostImages": { "enabled": true } })
+        .run()
+        .unwrap();
+    assert_eq!(options(&db), doc! { "changeStreamPreAndPostImages": { "enabled": true } });
+    c.update_one(doc! { "_id": 1 }, doc! { "$set": { "n": 2 } }).run().unwrap();
+    db.run_command(doc! { "collMod": "c", "changeStreamPreAndPostImages": { "enabled": false } })
+        .run()
+        .unwrap();
+    assert_eq!(options(&db), doc! {});
+    c.update_one(doc! { "_id": 1 }, doc! { "$set": { "n": 3 } }).run().unwrap();
+    let images: Vec<Option<Document>> = (0..3).map(|_| next(&mut s).full_document_before_change).collect();
+    assert_eq!(images, vec![None, Some(doc! { "_id": 1, "n": 1 }), None]);
+}
+
+#[test]
+fn pre_images_are_pruned_with_the_oplog() {
+    let env = start();
+    let db = env.db("csimgprune");
+    db.run_command(doc! { "create": "c", "changeStreamPreAndPostImages": { "enabled": true } })
+        .run()
+        .unwrap();
+    let c = db.collection::<Document>("c");
+    c.insert_one(doc! { "_id": 1, "n": 0 }).run().unwrap();
+    let start_at = {
+        let mut s = c.watch().max_await_time(Duration::from_millis(200)).run().unwrap();
+        c.update_one(doc! { "_id": 1 }, doc! { "$set": { "n": 1 } }).run().unwrap();
+        next(&mut s).cluster_time.unwrap()
+    };
+    let before = |db: &mongodb::sync::Database| {
+        db.run_command(doc! {
+            "aggregate": "c",
+            "pipeline": [{ "$changeStream": { "startAtOperationTime": start_at, "fullDocumentBeforeChange": "required" } }],
+            "cursor": {},
+        })
+        .run()
+    };
+    let r = before(&db).unwrap();
+    let first = path(&r, "cursor.firstBatch").as_array().unwrap()[0].as_document().unwrap().clone();
+    assert_eq!(first.get_document("fullDocumentBeforeChange").unwrap(), &doc! { "_id": 1, "n": 0 });
+    std::thread::sleep(Duration::from_millis(1100));
+    let store = env.server.shared().store.clone();
+    let ss = store.session().unwrap();
+    assert!(secantusdb::oplog::prune(&ss.wt, 0).unwrap() >= 2);
+    assert_eq!(secantusdb::oplog::pre_image(&ss.wt, secantusdb::oplog::pack(start_at)).unwrap(), None);
+    // The history (and its images) is gone.
+    assert_eq!(command_error(&before(&db).unwrap_err()).0, 286);
+}
+
+#[test]
+fn disambiguated_paths_with_expanded_events() {
+    let env = start();
+    let db = env.db("csdisamb");
+    let c = db.collection::<Document>("c");
+    c.insert_one(
+        doc! { "_id": 1, "a": 1, "arr": [[{ "0": "x" }], 2, 3], "o": { "0": { "1": 1 } }, "plain": [1, 2] },
+    )
+    .run()
+    .unwrap();
+    let mut s =
+        c.watch().show_expanded_events(true).max_await_time(Duration::from_millis(200)).run().unwrap();
+    let mut plain = c.watch().max_await_time(Duration::from_millis(200)).run().unwrap();
+    c.update_one(doc! { "_id": 1 }, doc! { "$set": { "a": 2, "plain.1": 5 } }).run().unwrap();
+    c.update_one(doc! { "_id": 1 }, doc! { "$set": { "arr.0.0.0": "y", "o.0.1": 2 } }).run().unwrap();
+    c.update_one(doc! { "_id": 1 }, doc! { "$unset": { "o.0": "" }, "$set": { "arr": [[{ "0": "x" }]] } })
+        .run()
+        .unwrap();
+    let ud = next(&mut s).update_description.unwrap();
+    assert_eq!(ud.disambiguated_paths, Some(doc! {}));
+    let ud = next(&mut s).update_description.unwrap();
+    assert_eq!(
+        ud.disambiguated_paths,
+        Some(doc! { "arr.0.0.0": ["arr", 0, 0, "0"], "o.0.1": ["o", "0", "1"] })
+    );
+    let ud = next(&mut s).update_description.unwrap();
+    assert_eq!(ud.removed_fields, vec!["o.0".to_string()]);
+    assert_eq!(ud.truncated_arrays.unwrap()[0].field, "arr");
+    assert_eq!(ud.disambiguated_paths, Some(doc! { "o.0": ["o", "0"], "arr.0.0.0": ["arr", 0, 0, "0"] }));
+    // Without showExpandedEvents the field is absent.
+    assert_eq!(next(&mut plain).update_description.unwrap().disambiguated_paths, None);
+}
+
+#[test]
+fn pre_images_follow_transaction_entries_to_their_commit_timestamps() {
+    let env = start();
+    let db = env.db("csimgtxn");
+    db.run_command(doc! { "create": "c", "changeStreamPreAndPostImages": { "enabled": true } })
+        .run()
+        .unwrap();
+    let c = db.collection::<Document>("c");
+    c.insert_one(doc! { "_id": 1, "n": 0 }).run().unwrap();
+    let mut s = images_watch(&c, FullDocumentBeforeChangeType::Required, Some(FullDocumentType::Required));
+    let mut session = env.client.start_session().run().unwrap();
+    session.start_transaction().run().unwrap();
+    c.update_one(doc! { "_id": 1 }, doc! { "$inc": { "n": 1 } }).session(&mut session).run().unwrap();
+    c.delete_one(doc! { "_id": 1 }).session(&mut session).run().unwrap();
+    session.commit_transaction().run().unwrap();
+    let e = next(&mut s);
+    assert_eq!(e.full_document_before_change, Some(doc! { "_id": 1, "n": 0 }));
+    assert_eq!(e.full_document, Some(doc! { "_id": 1, "n": 1 }));
+    let e = next(&mut s);
+    assert_eq!(e.operation_type, OperationType::Delete);
+    assert_eq!(e.full_document_before_change, Some(doc! { "_id": 1, "n": 1 }));
 }

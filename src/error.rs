@@ -510,6 +510,11 @@ impl MongoError {
         self
     }
 
+    pub fn with_label(mut self, label: &str) -> Self {
+        self.labels.push(label.to_string());
+        self
+    }
+
     pub fn bad_value(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::BadValue, message)
     }

@@ -22,7 +22,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 /// The fail points this server knows; others are 266 FailPointSetFailed as on mongod.
-pub const KNOWN: &[&str] = &["failCommand", "failGetMoreAfterCursorCheckout", "onPrimaryTransactionalWrite"];
+pub const KNOWN: &[&str] =
+    &["failCommand", "failGetMoreAfterCursorCheckout", "maxTimeAlwaysTimeOut", "onPrimaryTransactionalWrite"];
 /// A blocked command never waits longer than this, whatever the test asks.
 const MAX_BLOCK: Duration = Duration::from_secs(60);
 const FAIL_MSG: &str = "Failing command via 'failCommand' failpoint";
@@ -235,6 +236,16 @@ pub fn labels_for(code: i32, retryable_write: bool, overrides: Option<&Document>
     } else {
         Vec::new()
     }
+}
+
+/// `maxTimeAlwaysTimeOut`: every command that carries a `maxTimeMS` fails as if its time
+/// ran out (drivers' tests use it to check they pass maxTimeMS through).
+pub fn max_time_always_times_out(shared: &crate::server::Shared, body: &Document) -> Option<MongoError> {
+    if !shared.failpoints.any_active() || !body.contains_key("maxTimeMS") {
+        return None;
+    }
+    shared.failpoints.fire("maxTimeAlwaysTimeOut", |_| true)?;
+    Some(MongoError::new(ErrorCode::MaxTimeMSExpired, "operation exceeded time limit"))
 }
 
 /// Codes after which a driver may resume a change stream (the server labels them

@@ -155,6 +155,9 @@ pub fn dispatch(
         }
     }
     let retryable = info.txn_number.is_some() && !info.in_txn;
+    if let Some(e) = failpoint::max_time_always_times_out(shared, &req.body) {
+        return error_reply(shared, &e);
+    }
     match failpoint::before_command(shared, conn, spec.name, spec.aliases, retryable) {
         failpoint::Before::Run => {}
         failpoint::Before::Close => {

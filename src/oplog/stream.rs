@@ -193,7 +193,8 @@ impl ChangeStream {
             return Err(MongoError::new(
                 ErrorCode::ChangeStreamFatalError,
                 "Encountered an event whose _id field, which contains the resume token, was modified by the pipeline. Modifying the _id field of an event makes it impossible to resume the stream from that point. Only transformations that retain the unmodified _id field are allowed.",
-            ));
+            )
+            .with_label("NonResumableChangeStreamError"));
         }
         Ok(Some(ev))
     }

@@ -85,3 +85,34 @@ fn unknown_statement_fields_fail_the_command() {
     let d = db.collection::<mongodb::bson::Document>("c").find_one(doc! {}).run().unwrap().unwrap();
     assert_eq!(d, doc! { "_id": 1 });
 }
+
+#[test]
+fn max_time_always_time_out_fails_commands_with_max_time_ms() {
+    let env = start();
+    let db = env.db("maxtime");
+    env.admin_cmd(doc! { "configureFailPoint": "maxTimeAlwaysTimeOut", "mode": "alwaysOn" }).unwrap();
+    assert_command_error(
+        db.run_command(doc! { "find": "c", "maxTimeMS": 100 }).run(),
+        50,
+        "MaxTimeMSExpired",
+    );
+    // Commands without maxTimeMS are untouched.
+    assert_ok(&db.run_command(doc! { "find": "c" }).run().unwrap());
+    env.admin_cmd(doc! { "configureFailPoint": "maxTimeAlwaysTimeOut", "mode": "off" }).unwrap();
+    assert_ok(&db.run_command(doc! { "find": "c", "maxTimeMS": 100 }).run().unwrap());
+}
+
+#[test]
+fn projecting_out_the_resume_token_is_a_non_resumable_error() {
+    let env = start();
+    let db = env.db("cs280");
+    let r = db
+        .run_command(doc! { "aggregate": "c", "pipeline": [{ "$changeStream": {} }, { "$project": { "_id": 0 } }], "cursor": {} })
+        .run()
+        .unwrap();
+    let id = path(&r, "cursor.id").clone();
+    db.collection::<mongodb::bson::Document>("c").insert_one(doc! { "x": 1 }).run().unwrap();
+    let err = db.run_command(doc! { "getMore": id, "collection": "c" }).run().unwrap_err();
+    assert_eq!(command_error(&err).0, 280);
+    assert!(err.contains_label("NonResumableChangeStreamError"), "{err}");
+}

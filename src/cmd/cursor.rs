@@ -252,7 +252,12 @@ pub fn get_more(ctx: &mut Ctx, req: &Request) -> Result<Document> {
 }
 
 pub fn kill_cursors(ctx: &mut Ctx, req: &Request) -> Result<Document> {
-    let coll = args::collection(req)?;
+    // Database and cluster change streams live on `$cmd.aggregate`, which is not a valid
+    // collection name for writes but is for killCursors.
+    let coll = match req.body.get("killCursors") {
+        Some(Bson::String(s)) if s.starts_with("$cmd.") => s.clone(),
+        _ => args::collection(req)?,
+    };
     let ns = format!("{}.{}", req.db, coll);
     let ids = match req.body.get("cursors") {
         Some(Bson::Array(a)) => a,

@@ -116,3 +116,19 @@ fn projecting_out_the_resume_token_is_a_non_resumable_error() {
     assert_eq!(command_error(&err).0, 280);
     assert!(err.contains_label("NonResumableChangeStreamError"), "{err}");
 }
+
+#[test]
+fn kill_cursors_reaches_database_change_streams() {
+    let env = start();
+    let db = env.db("killcs");
+    let r = db
+        .run_command(doc! { "aggregate": 1, "pipeline": [{ "$changeStream": {} }], "cursor": {} })
+        .run()
+        .unwrap();
+    let id = path(&r, "cursor.id").clone();
+    assert_eq!(path(&r, "cursor.ns"), &Bson::String(format!("{}.$cmd.aggregate", db.name())));
+    let k = db.run_command(doc! { "killCursors": "$cmd.aggregate", "cursors": [id.clone()] }).run().unwrap();
+    assert_eq!(k.get_array("cursorsKilled").unwrap(), &vec![id.clone()]);
+    let err = db.run_command(doc! { "getMore": id, "collection": "$cmd.aggregate" }).run().unwrap_err();
+    assert_eq!(command_error(&err).0, 43);
+}

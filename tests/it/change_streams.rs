@@ -482,3 +482,54 @@ fn pre_images_follow_transaction_entries_to_their_commit_timestamps() {
     assert_eq!(e.operation_type, OperationType::Delete);
     assert_eq!(e.full_document_before_change, Some(doc! { "_id": 1, "n": 1 }));
 }
+
+#[test]
+fn stream_resumes_after_a_server_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = start_with(builder().dbpath(dir.path()));
+    let c = env.client.database("csrestart").collection::<Document>("c");
+    let mut s = c.watch().max_await_time(Duration::from_millis(200)).run().unwrap();
+    for i in 0..5 {
+        c.insert_one(doc! { "_id": i }).run().unwrap();
+    }
+    // The token of the third event: only the fourth and later may come back.
+    let mut token = None;
+    for i in 0..5 {
+        let e = next(&mut s);
+        assert_eq!(e.document_key, Some(doc! { "_id": i }));
+        if i == 2 {
+            token = Some(e.id.clone());
+        }
+    }
+    let token = token.unwrap();
+    drop(s);
+    let Env { client, server } = env;
+    drop(client);
+    server.stop();
+
+    let env = start_with(builder().dbpath(dir.path()));
+    let c = env.client.database("csrestart").collection::<Document>("c");
+    c.insert_one(doc! { "_id": 5 }).run().unwrap();
+    c.update_one(doc! { "_id": 5 }, doc! { "$set": { "a": 1 } }).run().unwrap();
+    c.delete_one(doc! { "_id": 0 }).run().unwrap();
+    let mut s = c.watch().resume_after(token).max_await_time(Duration::from_millis(200)).run().unwrap();
+    let got: Vec<(OperationType, Option<Document>)> = (0..5)
+        .map(|_| {
+            let e = next(&mut s);
+            (e.operation_type, e.document_key)
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (OperationType::Insert, Some(doc! { "_id": 3 })),
+            (OperationType::Insert, Some(doc! { "_id": 4 })),
+            (OperationType::Insert, Some(doc! { "_id": 5 })),
+            (OperationType::Update, Some(doc! { "_id": 5 })),
+            (OperationType::Delete, Some(doc! { "_id": 0 })),
+        ]
+    );
+    // Nothing else: no event from before the token, none twice.
+    assert!(s.next_if_any().unwrap().is_none());
+    env.server.stop();
+}

@@ -533,3 +533,94 @@ fn stream_resumes_after_a_server_restart() {
     assert!(s.next_if_any().unwrap().is_none());
     env.server.stop();
 }
+
+/// Opens a change stream on `db.c` with `stages` after `$changeStream`; the cursor id.
+fn open_raw(db: &mongodb::sync::Database, stages: Vec<Document>) -> mongodb::error::Result<i64> {
+    let mut pipeline = vec![doc! { "$changeStream": {} }];
+    pipeline.extend(stages);
+    let r = db.run_command(doc! { "aggregate": "c", "pipeline": pipeline, "cursor": {} }).run()?;
+    Ok(as_i64(path(&r, "cursor.id")))
+}
+
+fn get_more_raw(db: &mongodb::sync::Database, id: i64) -> mongodb::error::Result<Vec<Document>> {
+    let r = db.run_command(doc! { "getMore": id, "collection": "c", "maxTimeMS": 200 }).run()?;
+    Ok(path(&r, "cursor.nextBatch")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_document().unwrap().clone())
+        .collect())
+}
+
+#[test]
+fn every_stage_mongod_allows_runs_after_change_stream() {
+    let env = start();
+    let db = env.db("csstages");
+    let c = db.collection::<Document>("c");
+    let id = open_raw(
+        &db,
+        vec![
+            doc! { "$match": { "operationType": "insert" } },
+            doc! { "$addFields": { "kind": { "$concat": ["op-", "$operationType"] } } },
+            doc! { "$set": { "n2": { "$multiply": ["$fullDocument.n", 2] } } },
+            doc! { "$unset": ["wallTime", "clusterTime"] },
+            doc! { "$redact": { "$cond": [{ "$eq": ["$fullDocument.n", 3] }, "$$PRUNE", "$$KEEP"] } },
+            doc! { "$replaceWith": { "$mergeObjects": ["$$ROOT", { "extra": true }] } },
+            doc! { "$replaceRoot": { "newRoot": { "_id": "$_id", "n": "$fullDocument.n", "kind": "$kind", "n2": "$n2", "extra": "$extra" } } },
+            doc! { "$project": { "ns": 0 } },
+        ],
+    )
+    .unwrap();
+    for n in 1..=4 {
+        c.insert_one(doc! { "_id": n, "n": n }).run().unwrap();
+    }
+    c.delete_one(doc! { "_id": 1 }).run().unwrap();
+    let mut got = Vec::new();
+    for _ in 0..20 {
+        got.extend(get_more_raw(&db, id).unwrap());
+        if got.len() >= 3 {
+            break;
+        }
+    }
+    let shapes: Vec<Document> = got
+        .iter()
+        .map(|e| {
+            assert!(e.get_document("_id").unwrap().contains_key("_data"));
+            let mut e = e.clone();
+            e.remove("_id");
+            e
+        })
+        .collect();
+    // n = 3 was redacted, the delete did not match.
+    assert_eq!(
+        shapes,
+        vec![
+            doc! { "n": 1, "kind": "op-insert", "n2": 2, "extra": true },
+            doc! { "n": 2, "kind": "op-insert", "n2": 4, "extra": true },
+            doc! { "n": 4, "kind": "op-insert", "n2": 8, "extra": true },
+        ]
+    );
+
+    // Changing the event's _id ends the stream with 280, whichever stage does it.
+    for stage in [
+        doc! { "$set": { "_id": 1 } },
+        doc! { "$replaceRoot": { "newRoot": "$fullDocument" } },
+        doc! { "$project": { "_id": 0 } },
+        doc! { "$unset": "_id" },
+    ] {
+        let id = open_raw(&db, vec![stage.clone()]).unwrap();
+        c.insert_one(doc! { "n": 9 }).run().unwrap();
+        let e = get_more_raw(&db, id).unwrap_err();
+        assert_eq!(command_error(&e).0, 280, "{stage}");
+    }
+
+    // Stages mongod refuses there, and unknown ones.
+    let e = open_raw(&db, vec![doc! { "$group": { "_id": null } }]).unwrap_err();
+    assert_eq!(command_error(&e).0, 20);
+    let e = open_raw(&db, vec![doc! { "$limit": 1 }]).unwrap_err();
+    assert_eq!(command_error(&e).0, 20);
+    let e = open_raw(&db, vec![doc! { "$bogus": {} }]).unwrap_err();
+    assert_eq!(command_error(&e).0, 40324);
+    // A bad spec of an allowed stage fails when the stream opens.
+    assert!(open_raw(&db, vec![doc! { "$addFields": 1 }]).is_err());
+}

@@ -624,3 +624,57 @@ fn every_stage_mongod_allows_runs_after_change_stream() {
     // A bad spec of an allowed stage fails when the stream opens.
     assert!(open_raw(&db, vec![doc! { "$addFields": 1 }]).is_err());
 }
+
+/// 100 000 writes from 4 threads, watched by one stream: each arrives exactly once, in commit
+/// order per writer. Slow in a debug build on a small machine, hence ignored by default: run
+/// with `cargo test --test it -- --ignored hundred_thousand`.
+#[test]
+#[ignore = "long: 100 000 writes (run with --ignored)"]
+fn hundred_thousand_concurrent_writes_each_arrive_exactly_once() {
+    const WRITERS: i32 = 4;
+    const PER_WRITER: i32 = 25_000;
+    let env = start();
+    let db = env.db("cs100k");
+    let c = db.collection::<Document>("c");
+    let mut s = c.watch().max_await_time(Duration::from_millis(500)).batch_size(10_000).run().unwrap();
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                for i in 0..PER_WRITER {
+                    c.insert_one(doc! { "_id": w * PER_WRITER + i, "w": w }).run().unwrap();
+                }
+            })
+        })
+        .collect();
+    let total = (WRITERS * PER_WRITER) as usize;
+    let mut seen = vec![false; total];
+    let mut last_of_writer = vec![-1i32; WRITERS as usize];
+    let mut count = 0usize;
+    let mut idle = 0;
+    while count < total && idle < 40 {
+        match s.next_if_any().unwrap() {
+            Some(e) => {
+                let id = match e.document_key.unwrap().get("_id") {
+                    Some(Bson::Int32(n)) => *n,
+                    other => panic!("{other:?}"),
+                };
+                let slot = seen.get_mut(id as usize).expect("an id that was written");
+                assert!(!*slot, "duplicate event for {id}");
+                *slot = true;
+                // One writer's inserts are sequential, so its events come in order.
+                let w = (id / PER_WRITER) as usize;
+                assert!(id > last_of_writer[w], "writer {w}: {id} after {}", last_of_writer[w]);
+                last_of_writer[w] = id;
+                count += 1;
+                idle = 0;
+            }
+            None => idle += 1,
+        }
+    }
+    for w in writers {
+        w.join().unwrap();
+    }
+    assert_eq!(count, total, "missing events: first {:?}", seen.iter().position(|b| !b));
+    assert!(s.next_if_any().unwrap().is_none());
+}

@@ -31,8 +31,10 @@ pub struct Config {
     pub checkpoint_secs: u64,
     /// Milliseconds between journal flushes for writes that did not ask for `j: true`.
     pub journal_flush_ms: u64,
-    /// Oplog entries older than this are pruned (the change-stream issue adds a count limit).
+    /// Oplog entries older than this are pruned.
     pub oplog_retention_secs: u64,
+    /// At most this many oplog entries are kept, oldest pruned first (0: no count limit).
+    pub oplog_max_entries: u64,
     /// Seconds between passes of the TTL monitor (mongod's ttlMonitorSleepSecs).
     pub ttl_monitor_secs: u64,
     /// mongod's transactionLifetimeLimitSeconds: older open transactions are aborted.
@@ -54,6 +56,7 @@ impl Default for Config {
             checkpoint_secs: 60,
             journal_flush_ms: 50,
             oplog_retention_secs: 3600,
+            oplog_max_entries: 0,
             ttl_monitor_secs: 60,
             transaction_lifetime_secs: 60,
         }

@@ -46,6 +46,9 @@ struct Args {
     /// Keep oplog entries this long (seconds).
     #[arg(long = "oplog-retention-seconds", default_value_t = 3600)]
     oplog_retention_seconds: u64,
+    /// Keep at most this many oplog entries (0: no count limit).
+    #[arg(long = "oplog-max-entries", default_value_t = 0)]
+    oplog_max_entries: u64,
     /// Abort transactions open for longer than this (mongod's transactionLifetimeLimitSeconds).
     #[arg(long = "transaction-lifetime-limit-seconds", default_value_t = 60)]
     transaction_lifetime_limit_seconds: u64,
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
         replica_set_name: args.repl_set,
         advertised_host: args.advertised_host,
         oplog_retention_secs: args.oplog_retention_seconds,
+        oplog_max_entries: args.oplog_max_entries,
         transaction_lifetime_secs: args.transaction_lifetime_limit_seconds.max(1),
         enable_test_commands: args.enable_test_commands,
         max_connections: args.max_conns,

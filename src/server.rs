@@ -130,6 +130,16 @@ impl ServerBuilder {
         self.config.ttl_monitor_secs = secs;
         self
     }
+    /// Oplog entries older than this are pruned (3600 s by default).
+    pub fn oplog_retention_secs(mut self, secs: u64) -> Self {
+        self.config.oplog_retention_secs = secs;
+        self
+    }
+    /// Keep at most this many oplog entries (0, the default: no count limit).
+    pub fn oplog_max_entries(mut self, n: u64) -> Self {
+        self.config.oplog_max_entries = n;
+        self
+    }
     pub fn max_connections(mut self, n: usize) -> Self {
         self.config.max_connections = n;
         self

@@ -5,9 +5,7 @@ use super::cursor::{cursor_reply, DEFAULT_FIRST_BATCH};
 use super::{Ctx, Request};
 use crate::cursors::CursorSource;
 use crate::error::{ErrorCode, MongoError, Result};
-use crate::oplog::stream::{self, BeforeChange, ChangeStream, FullDocument, Scope, Stage};
-use crate::query::matcher::Matcher;
-use crate::query::projection::Projection;
+use crate::oplog::stream::{self, BeforeChange, ChangeStream, FullDocument, Scope};
 use bson::{Bson, Document};
 
 const OPTIONS: &[&str] = &[
@@ -22,16 +20,9 @@ const OPTIONS: &[&str] = &[
     "allowToRunOnSystemNS",
 ];
 
-/// Stages mongod allows after `$changeStream` that this server does not run there yet.
-const ALLOWED_LATER: &[&str] = &[
-    "$addFields",
-    "$set",
-    "$unset",
-    "$replaceRoot",
-    "$replaceWith",
-    "$redact",
-    "$changeStreamSplitLargeEvent",
-];
+/// The stages mongod allows after `$changeStream`: each maps one event to at most one.
+const ALLOWED_AFTER: &[&str] =
+    &["$match", "$project", "$addFields", "$set", "$unset", "$replaceRoot", "$replaceWith", "$redact"];
 
 pub fn is_change_stream(stages: &[Document]) -> bool {
     stages.iter().any(|s| s.contains_key("$changeStream"))
@@ -139,33 +130,34 @@ pub fn aggregate(
         ));
     }
     let after = resume_after.or(start_after).map(|(ts, _)| ts);
-    let mut rest = Vec::new();
+    let mut rest = Vec::with_capacity(stages.len().saturating_sub(1));
     for st in &stages[1..] {
-        let Some((name, arg)) = st.iter().next() else { continue };
-        rest.push(match (name.as_str(), arg) {
-            ("$match", Bson::Document(f)) => Stage::Match(Matcher::parse(f)?),
-            ("$project", Bson::Document(p)) => Stage::Project(Projection::parse(p)?),
-            (other, _) if ALLOWED_LATER.contains(&other) => {
-                return Err(MongoError::new(
-                    ErrorCode::NotImplemented,
-                    format!("{other} after $changeStream arrives with the aggregation issue"),
-                ))
-            }
-            (other, _) => {
-                return Err(MongoError::new(
-                    ErrorCode::Location40324,
-                    format!("Unrecognized pipeline stage name: '{other}'"),
-                ))
-            }
-        });
+        let Some((name, _)) = st.iter().next() else { continue };
+        if name == "$changeStreamSplitLargeEvent" {
+            return Err(MongoError::new(
+                ErrorCode::NotImplemented,
+                "$changeStreamSplitLargeEvent is not supported by this server",
+            ));
+        }
+        if !ALLOWED_AFTER.contains(&name.as_str()) {
+            // An unknown name fails as it does anywhere (40324); a known stage is refused here.
+            crate::agg::prepare(&req.db, &[Bson::Document(st.clone())], None)?;
+            return Err(MongoError::new(
+                ErrorCode::IllegalOperation,
+                format!("{name} is not permitted in a $changeStream pipeline"),
+            ));
+        }
+        rest.push(Bson::Document(st.clone()));
     }
+    // The later stages run through the aggregation engine, one event at a time.
+    let pipeline = if rest.is_empty() { None } else { Some(crate::agg::prepare(&req.db, &rest, None)?) };
     let pos = stream::start_position(ctx.store, after, at)?;
     let ns = match &scope {
         Scope::Collection { db, coll } => format!("{db}.{coll}"),
         Scope::Database(db) => format!("{db}.$cmd.aggregate"),
         Scope::Cluster => "admin.$cmd.aggregate".to_string(),
     };
-    let mut cs = ChangeStream::new(scope, pos, full_document, flag("showExpandedEvents"), rest)
+    let mut cs = ChangeStream::new(scope, pos, full_document, flag("showExpandedEvents"), pipeline)
         .with_before_change(before_change);
     let batch = cs.next_batch(ctx.store, batch_size.unwrap_or(DEFAULT_FIRST_BATCH))?;
     let token = cs.resume_token();

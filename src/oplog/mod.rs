@@ -302,9 +302,36 @@ const PRUNE_BATCH: usize = 1000;
 /// Removes oplog entries older than `retention_secs`, oldest first, in small transactions so
 /// writers are never held up. Returns how many were removed.
 pub fn prune(session: &Session, retention_secs: u64) -> StoreResult<u64> {
+    prune_bounded(session, retention_secs, 0)
+}
+
+/// The key of the `max_entries`-th newest oplog entry: everything older is beyond the count
+/// limit. `None` when there is no limit (0) or the oplog holds no more than that.
+fn count_cutoff(session: &Session, max_entries: u64) -> StoreResult<Option<i64>> {
+    if max_entries == 0 {
+        return Ok(None);
+    }
+    let mut cur = session.open_cursor(OPLOG_TABLE, None)?;
+    let mut n = 0u64;
+    // Walks back over keys only; bounded by the limit, not by the oplog's size.
+    while cur.prev()? {
+        n += 1;
+        if n == max_entries {
+            return Ok(Some(cur.key_int()?));
+        }
+    }
+    Ok(None)
+}
+
+/// `prune`, also removing the oldest entries beyond the newest `max_entries` (0: no count
+/// limit), with their pre-images.
+pub fn prune_bounded(session: &Session, retention_secs: u64, max_entries: u64) -> StoreResult<u64> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let cutoff = now.saturating_sub(retention_secs).min(u32::MAX as u64) as u32;
-    let limit = pack(Timestamp { time: cutoff, increment: 0 });
+    let mut limit = pack(Timestamp { time: cutoff, increment: 0 });
+    if let Some(k) = count_cutoff(session, max_entries)? {
+        limit = limit.max(k);
+    }
     let mut removed = 0u64;
     loop {
         session.begin_transaction("")?;
@@ -399,6 +426,45 @@ mod tests {
         assert_eq!(keys(PREIMAGES_TABLE), vec![10]);
         drop(ss);
         // Stops the flusher before the temporary directory goes away.
+        store.shutdown();
+    }
+
+    #[test]
+    fn prune_keeps_at_most_max_entries() {
+        let store = Store::open(&Config::default()).unwrap();
+        let ss = store.session().unwrap();
+        let now = now_secs();
+        let keys: Vec<i64> = (1..=10u32).map(|i| pack(Timestamp { time: now, increment: i })).collect();
+        {
+            let mut cur = ss.wt.open_cursor(OPLOG_TABLE, None).unwrap();
+            let mut pre = ss.wt.open_cursor(PREIMAGES_TABLE, None).unwrap();
+            for k in &keys {
+                cur.insert(Key::Int(*k), &to_bytes(&doc! {"k": *k}).unwrap()).unwrap();
+                pre.insert(Key::Int(*k), &to_bytes(&doc! {"_id": *k}).unwrap()).unwrap();
+            }
+        }
+        let left = |table: &str| {
+            let mut cur = ss.wt.open_cursor(table, None).unwrap();
+            let mut v = Vec::new();
+            while cur.next().unwrap() {
+                v.push(cur.key_int().unwrap());
+            }
+            v
+        };
+        // No count limit and young entries: nothing goes.
+        assert_eq!(prune_bounded(&ss.wt, 3600, 0).unwrap(), 0);
+        assert_eq!(prune_bounded(&ss.wt, 3600, 20).unwrap(), 0);
+        assert_eq!(pruned_through(&ss.wt).unwrap(), 0);
+        assert_eq!(prune_bounded(&ss.wt, 3600, 4).unwrap(), 6);
+        assert_eq!(left(OPLOG_TABLE), keys[6..].to_vec());
+        assert_eq!(left(PREIMAGES_TABLE), keys[6..].to_vec());
+        assert_eq!(pruned_through(&ss.wt).unwrap(), keys[5]);
+        // Already within the limit: a second pass removes nothing.
+        assert_eq!(prune_bounded(&ss.wt, 3600, 4).unwrap(), 0);
+        assert_eq!(prune_bounded(&ss.wt, 3600, 1).unwrap(), 3);
+        assert_eq!(left(OPLOG_TABLE), vec![keys[9]]);
+        assert_eq!(pruned_through(&ss.wt).unwrap(), keys[8]);
+        drop(ss);
         store.shutdown();
     }
 

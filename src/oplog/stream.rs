@@ -4,9 +4,9 @@
 //! 2 hex digits of the event kind}` (0 = the entry's event, 1 = the invalidate after it).
 
 use super::{pack, unpack};
+use crate::agg::pipeline::{Buffer, Rt};
+use crate::agg::Prepared;
 use crate::error::{ErrorCode, MongoError, Result};
-use crate::query::matcher::Matcher;
-use crate::query::projection::Projection;
 use crate::store::wt::Key;
 use crate::store::{scan, StoreSession, OPLOG_TABLE};
 use bson::{doc, Bson, Document, Timestamp};
@@ -35,12 +35,6 @@ pub enum BeforeChange {
     Required,
 }
 
-/// Stages that may follow `$changeStream` (until the aggregation engine serves them all).
-pub enum Stage {
-    Match(Matcher),
-    Project(Projection),
-}
-
 pub struct ChangeStream {
     pub scope: Scope,
     /// Last oplog timestamp read (exclusive start of the next read).
@@ -48,7 +42,8 @@ pub struct ChangeStream {
     pub full_document: FullDocument,
     pub before_change: BeforeChange,
     pub show_expanded: bool,
-    stages: Vec<Stage>,
+    /// The stages after `$changeStream`, applied to each event.
+    stages: Option<Prepared>,
     pub invalidated: bool,
     last_token: Document,
 }
@@ -80,7 +75,7 @@ impl ChangeStream {
         pos: i64,
         full_document: FullDocument,
         show_expanded: bool,
-        stages: Vec<Stage>,
+        stages: Option<Prepared>,
     ) -> ChangeStream {
         ChangeStream {
             scope,
@@ -161,7 +156,7 @@ impl ChangeStream {
                     self.invalidated = true;
                     self.last_token = token(k, 1);
                 }
-                if let Some(ev) = self.apply_stages(ev)? {
+                if let Some(ev) = self.apply_stages(ss, ev)? {
                     out.push(ev);
                 }
                 if self.invalidated {
@@ -177,18 +172,14 @@ impl ChangeStream {
         Ok(out)
     }
 
-    fn apply_stages(&self, mut ev: Document) -> Result<Option<Document>> {
+    /// Runs the stages after `$changeStream` over one event: the event, changed, or `None`
+    /// when a stage filtered it out. Every stage allowed there maps one document to at most one.
+    fn apply_stages(&self, ss: &mut StoreSession, ev: Document) -> Result<Option<Document>> {
+        let Some(p) = &self.stages else { return Ok(Some(ev)) };
         let id = ev.get("_id").cloned();
-        for st in &self.stages {
-            match st {
-                Stage::Match(m) => {
-                    if !m.matches(&ev) {
-                        return Ok(None);
-                    }
-                }
-                Stage::Project(p) => ev = p.apply(&ev)?,
-            }
-        }
+        let mut rt = Rt { ss, vars: &p.vars, now: p.now, allow_disk_use: false, deadline: None };
+        let mut running = p.pipeline.start(Box::new(Buffer(std::collections::VecDeque::from([ev]))));
+        let Some(ev) = running.next(&mut rt)? else { return Ok(None) };
         if ev.get("_id").cloned() != id {
             return Err(MongoError::new(
                 ErrorCode::ChangeStreamFatalError,

@@ -205,6 +205,7 @@ impl Exec {
     fn pull(&mut self, ss: &mut StoreSession, max_docs: usize, max_bytes: usize) -> Result<()> {
         let coll = self.coll.clone();
         let access = self.access.clone();
+        let mut lost = None;
         let r: StoreResult<()> = ss.read(|t| {
             let mut n = 0usize;
             let mut bytes = 0usize;
@@ -212,6 +213,15 @@ impl Exec {
             let pending = &mut self.pending;
             match &access {
                 Access::CollScan { forward } => {
+                    // A capped collection's eviction (or the oplog's pruning) may have removed
+                    // the last record this scan saw: its place in the collection is gone.
+                    if let (true, Some(rid)) = (*forward && coll.is_capped(), self.pos_rid) {
+                        let mut cur = t.s.open_cursor(&coll.uri(), None)?;
+                        if !cur.search(crate::store::wt::Key::Int(rid))? {
+                            lost = Some(rid);
+                            return Ok(());
+                        }
+                    }
                     let mut stopped = false;
                     let pos = &mut self.pos_rid;
                     let stats = &mut self.stats;
@@ -289,6 +299,14 @@ impl Exec {
             }
             Ok(())
         });
+        if let Some(rid) = lost {
+            return Err(MongoError::new(
+                ErrorCode::CappedPositionLost,
+                format!(
+                    "CollectionScan died due to position in capped collection being deleted. Last seen record id: RecordId({rid})"
+                ),
+            ));
+        }
         r.map_err(|e| match e {
             crate::store::StoreError::Engine(ref w) if w.is_not_found() => {
                 MongoError::new(ErrorCode::QueryPlanKilled, format!("query plan killed: {e}"))

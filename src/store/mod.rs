@@ -124,6 +124,7 @@ impl Store {
         store.start_flusher(
             Duration::from_millis(config.journal_flush_ms.max(1)),
             config.oplog_retention_secs,
+            config.oplog_max_entries,
         )?;
         Ok(store)
     }
@@ -151,7 +152,12 @@ impl Store {
     }
 
     /// Group commit: writes that did not ask for `j: true` reach the disk within one period.
-    fn start_flusher(self: &Arc<Self>, period: Duration, retention_secs: u64) -> StoreResult<()> {
+    fn start_flusher(
+        self: &Arc<Self>,
+        period: Duration,
+        retention_secs: u64,
+        max_entries: u64,
+    ) -> StoreResult<()> {
         let session = self.conn.open_session()?;
         let mut last_prune = std::time::Instant::now();
         let weak = Arc::downgrade(self);
@@ -168,7 +174,8 @@ impl Store {
                         store.retry_pending_drops(&session);
                         if last_prune.elapsed() >= OPLOG_PRUNE_PERIOD {
                             last_prune = std::time::Instant::now();
-                            if let Err(e) = crate::oplog::prune(&session, retention_secs) {
+                            if let Err(e) = crate::oplog::prune_bounded(&session, retention_secs, max_entries)
+                            {
                                 log::warn!("oplog pruning failed: {e}");
                             }
                         }

@@ -84,3 +84,41 @@ fn tailable_needs_a_capped_collection() {
     assert_command_error(db.run_command(doc! { "find": "c", "tailable": true }).run(), 2, "BadValue");
     assert_command_error(db.run_command(doc! { "find": "c", "awaitData": true }).run(), 9, "FailedToParse");
 }
+
+#[test]
+fn tailable_cursor_overtaken_by_eviction_fails_with_capped_position_lost() {
+    let env = start();
+    let db = env.db("tailost");
+    db.run_command(doc! { "create": "c", "capped": true, "size": 100_000, "max": 5 }).run().unwrap();
+    let c = db.collection::<Document>("c");
+    c.insert_many((0..5).map(|i| doc! { "_id": i })).run().unwrap();
+    let r = db.run_command(doc! { "find": "c", "tailable": true }).run().unwrap();
+    let id = as_i64(path(&r, "cursor.id"));
+    assert_eq!(path(&r, "cursor.firstBatch").as_array().unwrap().len(), 5);
+    // Keeping up: the next document arrives and the cursor stays open.
+    c.insert_one(doc! { "_id": 5 }).run().unwrap();
+    let r = db.run_command(doc! { "getMore": id, "collection": "c" }).run().unwrap();
+    assert_eq!(path(&r, "cursor.nextBatch").as_array().unwrap().len(), 1);
+    // Eviction passes the cursor's position: the next getMore cannot continue.
+    c.insert_many((6..16).map(|i| doc! { "_id": i })).run().unwrap();
+    assert_command_error(
+        db.run_command(doc! { "getMore": id, "collection": "c" }).run(),
+        136,
+        "CappedPositionLost",
+    );
+    // The failed cursor is gone.
+    assert_command_error(
+        db.run_command(doc! { "getMore": id, "collection": "c" }).run(),
+        43,
+        "CursorNotFound",
+    );
+    // A new tailable cursor starts over from the oldest surviving document.
+    let r = db.run_command(doc! { "find": "c", "tailable": true }).run().unwrap();
+    let first: Vec<i32> = path(&r, "cursor.firstBatch")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_document().unwrap().get_i32("_id").unwrap())
+        .collect();
+    assert_eq!(first, vec![11, 12, 13, 14, 15]);
+}

@@ -482,3 +482,199 @@ fn pre_images_follow_transaction_entries_to_their_commit_timestamps() {
     assert_eq!(e.operation_type, OperationType::Delete);
     assert_eq!(e.full_document_before_change, Some(doc! { "_id": 1, "n": 1 }));
 }
+
+#[test]
+fn stream_resumes_after_a_server_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = start_with(builder().dbpath(dir.path()));
+    let c = env.client.database("csrestart").collection::<Document>("c");
+    let mut s = c.watch().max_await_time(Duration::from_millis(200)).run().unwrap();
+    for i in 0..5 {
+        c.insert_one(doc! { "_id": i }).run().unwrap();
+    }
+    // The token of the third event: only the fourth and later may come back.
+    let mut token = None;
+    for i in 0..5 {
+        let e = next(&mut s);
+        assert_eq!(e.document_key, Some(doc! { "_id": i }));
+        if i == 2 {
+            token = Some(e.id.clone());
+        }
+    }
+    let token = token.unwrap();
+    drop(s);
+    let Env { client, server } = env;
+    drop(client);
+    server.stop();
+
+    let env = start_with(builder().dbpath(dir.path()));
+    let c = env.client.database("csrestart").collection::<Document>("c");
+    c.insert_one(doc! { "_id": 5 }).run().unwrap();
+    c.update_one(doc! { "_id": 5 }, doc! { "$set": { "a": 1 } }).run().unwrap();
+    c.delete_one(doc! { "_id": 0 }).run().unwrap();
+    let mut s = c.watch().resume_after(token).max_await_time(Duration::from_millis(200)).run().unwrap();
+    let got: Vec<(OperationType, Option<Document>)> = (0..5)
+        .map(|_| {
+            let e = next(&mut s);
+            (e.operation_type, e.document_key)
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (OperationType::Insert, Some(doc! { "_id": 3 })),
+            (OperationType::Insert, Some(doc! { "_id": 4 })),
+            (OperationType::Insert, Some(doc! { "_id": 5 })),
+            (OperationType::Update, Some(doc! { "_id": 5 })),
+            (OperationType::Delete, Some(doc! { "_id": 0 })),
+        ]
+    );
+    // Nothing else: no event from before the token, none twice.
+    assert!(s.next_if_any().unwrap().is_none());
+    env.server.stop();
+}
+
+/// Opens a change stream on `db.c` with `stages` after `$changeStream`; the cursor id.
+fn open_raw(db: &mongodb::sync::Database, stages: Vec<Document>) -> mongodb::error::Result<i64> {
+    let mut pipeline = vec![doc! { "$changeStream": {} }];
+    pipeline.extend(stages);
+    let r = db.run_command(doc! { "aggregate": "c", "pipeline": pipeline, "cursor": {} }).run()?;
+    Ok(as_i64(path(&r, "cursor.id")))
+}
+
+fn get_more_raw(db: &mongodb::sync::Database, id: i64) -> mongodb::error::Result<Vec<Document>> {
+    let r = db.run_command(doc! { "getMore": id, "collection": "c", "maxTimeMS": 200 }).run()?;
+    Ok(path(&r, "cursor.nextBatch")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_document().unwrap().clone())
+        .collect())
+}
+
+#[test]
+fn every_stage_mongod_allows_runs_after_change_stream() {
+    let env = start();
+    let db = env.db("csstages");
+    let c = db.collection::<Document>("c");
+    let id = open_raw(
+        &db,
+        vec![
+            doc! { "$match": { "operationType": "insert" } },
+            doc! { "$addFields": { "kind": { "$concat": ["op-", "$operationType"] } } },
+            doc! { "$set": { "n2": { "$multiply": ["$fullDocument.n", 2] } } },
+            doc! { "$unset": ["wallTime", "clusterTime"] },
+            doc! { "$redact": { "$cond": [{ "$eq": ["$fullDocument.n", 3] }, "$$PRUNE", "$$KEEP"] } },
+            doc! { "$replaceWith": { "$mergeObjects": ["$$ROOT", { "extra": true }] } },
+            doc! { "$replaceRoot": { "newRoot": { "_id": "$_id", "n": "$fullDocument.n", "kind": "$kind", "n2": "$n2", "extra": "$extra" } } },
+            doc! { "$project": { "ns": 0 } },
+        ],
+    )
+    .unwrap();
+    for n in 1..=4 {
+        c.insert_one(doc! { "_id": n, "n": n }).run().unwrap();
+    }
+    c.delete_one(doc! { "_id": 1 }).run().unwrap();
+    let mut got = Vec::new();
+    for _ in 0..20 {
+        got.extend(get_more_raw(&db, id).unwrap());
+        if got.len() >= 3 {
+            break;
+        }
+    }
+    let shapes: Vec<Document> = got
+        .iter()
+        .map(|e| {
+            assert!(e.get_document("_id").unwrap().contains_key("_data"));
+            let mut e = e.clone();
+            e.remove("_id");
+            e
+        })
+        .collect();
+    // n = 3 was redacted, the delete did not match.
+    assert_eq!(
+        shapes,
+        vec![
+            doc! { "n": 1, "kind": "op-insert", "n2": 2, "extra": true },
+            doc! { "n": 2, "kind": "op-insert", "n2": 4, "extra": true },
+            doc! { "n": 4, "kind": "op-insert", "n2": 8, "extra": true },
+        ]
+    );
+
+    // Changing the event's _id ends the stream with 280, whichever stage does it.
+    for stage in [
+        doc! { "$set": { "_id": 1 } },
+        doc! { "$replaceRoot": { "newRoot": "$fullDocument" } },
+        doc! { "$project": { "_id": 0 } },
+        doc! { "$unset": "_id" },
+    ] {
+        let id = open_raw(&db, vec![stage.clone()]).unwrap();
+        c.insert_one(doc! { "n": 9 }).run().unwrap();
+        let e = get_more_raw(&db, id).unwrap_err();
+        assert_eq!(command_error(&e).0, 280, "{stage}");
+    }
+
+    // Stages mongod refuses there, and unknown ones.
+    let e = open_raw(&db, vec![doc! { "$group": { "_id": null } }]).unwrap_err();
+    assert_eq!(command_error(&e).0, 20);
+    let e = open_raw(&db, vec![doc! { "$limit": 1 }]).unwrap_err();
+    assert_eq!(command_error(&e).0, 20);
+    let e = open_raw(&db, vec![doc! { "$bogus": {} }]).unwrap_err();
+    assert_eq!(command_error(&e).0, 40324);
+    // A bad spec of an allowed stage fails when the stream opens.
+    assert!(open_raw(&db, vec![doc! { "$addFields": 1 }]).is_err());
+}
+
+/// 100 000 writes from 4 threads, watched by one stream: each arrives exactly once, in commit
+/// order per writer. Slow in a debug build on a small machine, hence ignored by default: run
+/// with `cargo test --test it -- --ignored hundred_thousand`.
+#[test]
+#[ignore = "long: 100 000 writes (run with --ignored)"]
+fn hundred_thousand_concurrent_writes_each_arrive_exactly_once() {
+    const WRITERS: i32 = 4;
+    const PER_WRITER: i32 = 25_000;
+    let env = start();
+    let db = env.db("cs100k");
+    let c = db.collection::<Document>("c");
+    let mut s = c.watch().max_await_time(Duration::from_millis(500)).batch_size(10_000).run().unwrap();
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                for i in 0..PER_WRITER {
+                    c.insert_one(doc! { "_id": w * PER_WRITER + i, "w": w }).run().unwrap();
+                }
+            })
+        })
+        .collect();
+    let total = (WRITERS * PER_WRITER) as usize;
+    let mut seen = vec![false; total];
+    let mut last_of_writer = vec![-1i32; WRITERS as usize];
+    let mut count = 0usize;
+    let mut idle = 0;
+    while count < total && idle < 40 {
+        match s.next_if_any().unwrap() {
+            Some(e) => {
+                let id = match e.document_key.unwrap().get("_id") {
+                    Some(Bson::Int32(n)) => *n,
+                    other => panic!("{other:?}"),
+                };
+                let slot = seen.get_mut(id as usize).expect("an id that was written");
+                assert!(!*slot, "duplicate event for {id}");
+                *slot = true;
+                // One writer's inserts are sequential, so its events come in order.
+                let w = (id / PER_WRITER) as usize;
+                assert!(id > last_of_writer[w], "writer {w}: {id} after {}", last_of_writer[w]);
+                last_of_writer[w] = id;
+                count += 1;
+                idle = 0;
+            }
+            None => idle += 1,
+        }
+    }
+    for w in writers {
+        w.join().unwrap();
+    }
+    assert_eq!(count, total, "missing events: first {:?}", seen.iter().position(|b| !b));
+    assert!(s.next_if_any().unwrap().is_none());
+}

@@ -90,18 +90,39 @@ pub fn open_cursor(
 pub fn open_cursor_with(
     ctx: &mut Ctx,
     ns: String,
-    mut source: CursorSource,
+    source: CursorSource,
     first_batch: usize,
     later_batch: Option<usize>,
     single_batch: bool,
     tailable: Option<bool>,
 ) -> Result<Document> {
+    open_cursor_full(ctx, ns, source, first_batch, later_batch, single_batch, tailable, false)
+}
+
+/// As `open_cursor_with`; `no_timeout` exempts the cursor from the idle timeout.
+#[allow(clippy::too_many_arguments)]
+pub fn open_cursor_full(
+    ctx: &mut Ctx,
+    ns: String,
+    mut source: CursorSource,
+    first_batch: usize,
+    later_batch: Option<usize>,
+    single_batch: bool,
+    tailable: Option<bool>,
+    no_timeout: bool,
+) -> Result<Document> {
     let (batch, exhausted) = next_batch(ctx, &mut source, first_batch)?;
     let id = if (exhausted && tailable.is_none()) || single_batch {
         0
     } else {
-        let id =
-            ctx.shared.cursors.register(ns.clone(), source, later_batch, false, ctx.conn.id, ctx.conn.lsid);
+        let id = ctx.shared.cursors.register(
+            ns.clone(),
+            source,
+            later_batch,
+            no_timeout,
+            ctx.conn.id,
+            ctx.conn.lsid,
+        );
         if let (Some(await_data), Some(c)) = (tailable, ctx.shared.cursors.get(id)) {
             let mut c = c.lock();
             c.tailable = true;

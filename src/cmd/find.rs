@@ -142,7 +142,8 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         (None, Some(l)) => (l as usize).min(DEFAULT_FIRST_BATCH),
         (None, None) => DEFAULT_FIRST_BATCH,
     };
-    cursor::open_cursor_with(
+    let no_timeout = args::opt_bool(req, "noCursorTimeout")?.unwrap_or(false);
+    cursor::open_cursor_full(
         ctx,
         ns,
         CursorSource::Exec(Box::new(exec)),
@@ -151,6 +152,7 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         None,
         single_batch,
         tailable.then_some(await_data),
+        no_timeout,
     )
 }
 

@@ -201,7 +201,14 @@ impl ChangeStream {
 
     fn base(&self, ts: i64, entry: &Document, op: &str) -> Document {
         let wall = entry.get_datetime("wall").cloned().unwrap_or_else(|_| bson::DateTime::now());
-        doc! { "_id": token(ts, 0), "operationType": op, "clusterTime": unpack(ts), "wallTime": wall }
+        let mut d =
+            doc! { "_id": token(ts, 0), "operationType": op, "clusterTime": unpack(ts), "wallTime": wall };
+        // Writes made in a multi-document transaction name it, as mongod's events do.
+        if let (Some(txn), Some(lsid)) = (entry.get("txnNumber"), entry.get("lsid")) {
+            d.insert("txnNumber", txn.clone());
+            d.insert("lsid", lsid.clone());
+        }
+        d
     }
 
     fn with_uuid(&self, d: &mut Document, entry: &Document) {

@@ -678,3 +678,23 @@ fn hundred_thousand_concurrent_writes_each_arrive_exactly_once() {
     assert_eq!(count, total, "missing events: first {:?}", seen.iter().position(|b| !b));
     assert!(s.next_if_any().unwrap().is_none());
 }
+
+#[test]
+fn events_from_a_transaction_carry_its_session() {
+    let env = start();
+    let db = env.db("cstxn");
+    let c = db.collection::<Document>("c");
+    c.insert_one(doc! { "_id": 0 }).run().unwrap();
+    let mut s = c.watch().max_await_time(Duration::from_millis(200)).run().unwrap();
+    let mut session = env.client.start_session().run().unwrap();
+    session.start_transaction().run().unwrap();
+    c.insert_one(doc! { "_id": 1 }).session(&mut session).run().unwrap();
+    session.commit_transaction().run().unwrap();
+    c.insert_one(doc! { "_id": 2 }).run().unwrap();
+    let e = next(&mut s);
+    assert_eq!(e.document_key, Some(doc! { "_id": 1 }));
+    assert!(e.txn_number.is_some());
+    assert_eq!(e.lsid.as_ref(), Some(session.id()));
+    let e = next(&mut s);
+    assert!(e.txn_number.is_none() && e.lsid.is_none());
+}

@@ -234,3 +234,19 @@ fn exhaust_get_more_streams_batches() {
     }
     assert_eq!(got, 8);
 }
+
+/// noCursorTimeout cursors are exempt from the idle reaper.
+#[test]
+fn no_cursor_timeout_is_recorded() {
+    let env = crate::common::start();
+    let db = env.db("nct");
+    let c = db.collection::<mongodb::bson::Document>("c");
+    c.insert_many((0..5).map(|i| mongodb::bson::doc! { "_id": i })).run().unwrap();
+    let r = db
+        .run_command(mongodb::bson::doc! { "find": "c", "batchSize": 1, "noCursorTimeout": true })
+        .run()
+        .unwrap();
+    let id = r.get_document("cursor").unwrap().get_i64("id").unwrap();
+    let cur = env.server.shared().cursors.get(id).expect("registered");
+    assert!(cur.lock().no_timeout);
+}

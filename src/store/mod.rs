@@ -491,10 +491,9 @@ pub struct GroupCommit {
     commits: AtomicU64,
     state: Mutex<GroupState>,
     done: Condvar,
-    /// awaitData getMores waiting for the next commit.
-    waiters: std::sync::atomic::AtomicUsize,
-    wake_lock: Mutex<()>,
-    wake: Condvar,
+    /// The commit notifier: each awaitData getMore waiting for the next commit leaves a
+    /// one-shot crossbeam channel here; a commit publishes its number on all of them.
+    waiters: Mutex<Vec<crossbeam_channel::Sender<u64>>>,
 }
 
 #[derive(Default)]
@@ -507,10 +506,11 @@ struct GroupState {
 impl GroupCommit {
     /// Called after each successful commit; wakes awaitData getMores.
     pub fn committed(&self) {
-        self.commits.fetch_add(1, Ordering::SeqCst);
-        if self.waiters.load(Ordering::SeqCst) > 0 {
-            let _g = self.wake_lock.lock();
-            self.wake.notify_all();
+        let n = self.commits.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut waiters = self.waiters.lock();
+        for tx in waiters.drain(..) {
+            // A waiter that already timed out dropped its receiver; nothing to do.
+            let _ = tx.try_send(n);
         }
     }
 
@@ -521,20 +521,24 @@ impl GroupCommit {
 
     /// Waits until a commit after watermark `seen`, or `timeout`; true if one happened.
     pub fn wait_for_commit_after(&self, seen: u64, timeout: Duration) -> bool {
-        let deadline = std::time::Instant::now() + timeout;
-        self.waiters.fetch_add(1, Ordering::SeqCst);
-        let mut g = self.wake_lock.lock();
-        let happened = loop {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        {
+            // Checked under the lock `committed` takes, so a commit cannot slip between the
+            // check and the registration.
+            let mut waiters = self.waiters.lock();
             if self.commits.load(Ordering::SeqCst) > seen {
-                break true;
+                return true;
             }
-            if self.wake.wait_until(&mut g, deadline).timed_out() {
-                break self.commits.load(Ordering::SeqCst) > seen;
+            // Waiters that timed out leave their sender behind until the next commit; on an
+            // idle server keep the list bounded (a live waiter woken early just looks again).
+            if waiters.len() >= 1024 {
+                for t in waiters.drain(..) {
+                    let _ = t.try_send(seen);
+                }
             }
-        };
-        drop(g);
-        self.waiters.fetch_sub(1, Ordering::SeqCst);
-        happened
+            waiters.push(tx);
+        }
+        rx.recv_timeout(timeout).is_ok() || self.commits.load(Ordering::SeqCst) > seen
     }
 
     /// Waits until every commit made before this call is on disk, syncing the journal

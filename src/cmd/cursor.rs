@@ -83,23 +83,11 @@ pub fn open_cursor(
     later_batch: Option<usize>,
     single_batch: bool,
 ) -> Result<Document> {
-    open_cursor_with(ctx, ns, source, first_batch, later_batch, single_batch, None)
+    open_cursor_full(ctx, ns, source, first_batch, later_batch, single_batch, None, false)
 }
 
-/// As `open_cursor`; `tailable` = Some(await_data) keeps the cursor open at the end.
-pub fn open_cursor_with(
-    ctx: &mut Ctx,
-    ns: String,
-    source: CursorSource,
-    first_batch: usize,
-    later_batch: Option<usize>,
-    single_batch: bool,
-    tailable: Option<bool>,
-) -> Result<Document> {
-    open_cursor_full(ctx, ns, source, first_batch, later_batch, single_batch, tailable, false)
-}
-
-/// As `open_cursor_with`; `no_timeout` exempts the cursor from the idle timeout.
+/// As `open_cursor`; `tailable` = Some(await_data) keeps the cursor open at the end, and
+/// `no_timeout` exempts it from the idle timeout.
 #[allow(clippy::too_many_arguments)]
 pub fn open_cursor_full(
     ctx: &mut Ctx,

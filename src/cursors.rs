@@ -130,6 +130,20 @@ impl CursorManager {
         before - map.len()
     }
 
+    /// When the next idle cursor expires if nothing uses it; `None` with no cursor that can
+    /// expire. A cursor busy in a getMore counts as used now.
+    pub fn next_expiry(&self, now: Instant) -> Option<Instant> {
+        self.map
+            .lock()
+            .values()
+            .filter_map(|s| match s.cursor.try_lock() {
+                Some(c) if c.no_timeout => None,
+                Some(c) => Some(c.last_used + CURSOR_TIMEOUT),
+                None => Some(now + CURSOR_TIMEOUT),
+            })
+            .min()
+    }
+
     /// Cursors survive their connection (drivers reuse them from a pool); nothing to do
     /// until sessions own cursors.
     pub fn connection_closed(&self, _conn_id: i64) {}

@@ -13,6 +13,7 @@ pub mod error;
 pub mod net;
 pub mod oplog;
 pub mod query;
+pub mod reaper;
 pub mod server;
 pub mod sessions;
 pub mod store;

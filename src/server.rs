@@ -5,6 +5,7 @@ use crate::cmd::failpoint::FailPoints;
 use crate::config::{Config, Storage};
 use crate::cursors::CursorManager;
 use crate::net::listener::{self, Listener};
+use crate::reaper::{Job, Reaper, ServerJobs};
 use crate::sessions::SessionRegistry;
 use crate::store::{Store, StoreError};
 use bson::oid::ObjectId;
@@ -159,39 +160,7 @@ pub struct Server {
     shared: Arc<Shared>,
     addr: SocketAddr,
     listener: Option<Listener>,
-    reaper: Option<std::thread::JoinHandle<()>>,
-}
-
-/// Expires idle cursors and idle logical sessions (with their cursors). (The change-stream issue turns this into the deadline-ordered reaper
-/// that also serves TTL indexes and oplog pruning.)
-fn start_reaper(shared: Arc<Shared>) -> std::io::Result<std::thread::JoinHandle<()>> {
-    let ttl_every = std::time::Duration::from_secs(shared.config.ttl_monitor_secs.max(1));
-    let mut last_ttl = Instant::now();
-    std::thread::Builder::new().name("reaper".into()).spawn(move || loop {
-        match shared.shutdown_signal.recv_timeout(std::time::Duration::from_secs(1)) {
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                if last_ttl.elapsed() >= ttl_every {
-                    last_ttl = Instant::now();
-                    match crate::ttl::run_pass(&shared.store) {
-                        Ok(n) if n > 0 => log::debug!("TTL monitor deleted {n} documents"),
-                        Ok(_) => {}
-                        Err(e) => log::warn!("TTL monitor: {e}"),
-                    }
-                }
-                let n = shared.cursors.reap(Instant::now());
-                if n > 0 {
-                    log::debug!("reaped {n} idle cursors");
-                }
-                shared.expire_sessions(Instant::now());
-                let limit = std::time::Duration::from_secs(shared.config.transaction_lifetime_secs);
-                let n = shared.sessions.abort_expired_transactions(Instant::now(), limit);
-                if n > 0 {
-                    log::info!("aborted {n} transactions older than {}s", limit.as_secs());
-                }
-            }
-            _ => return,
-        }
-    })
+    reaper: Option<Reaper>,
 }
 
 impl Server {
@@ -230,7 +199,7 @@ impl Server {
         });
         let listener =
             Listener::start(std_listener, addr, shared.clone(), signal_tx).map_err(StartError::Bind)?;
-        let reaper = start_reaper(shared.clone()).map_err(StartError::Bind)?;
+        let reaper = Reaper::start(ServerJobs::new(shared.clone())).map_err(StartError::Bind)?;
         log::info!("listening on {addr}, data in {}", shared.store.path().display());
         Ok(Server { shared, addr, listener: Some(listener), reaper: Some(reaper) })
     }
@@ -242,6 +211,14 @@ impl Server {
     /// A connection string for this server.
     pub fn uri(&self) -> String {
         format!("mongodb://{}/", self.shared.me)
+    }
+
+    /// Runs a reaper job now instead of at its deadline (tests use it to expire TTL
+    /// documents or prune the oplog without waiting).
+    pub fn run_reaper_job(&self, job: Job) {
+        if let Some(r) = &self.reaper {
+            r.run_now(job);
+        }
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -259,8 +236,8 @@ impl Server {
         };
         self.shared.shutting_down.store(true, Ordering::SeqCst);
         listener.stop();
-        if let Some(r) = self.reaper.take() {
-            let _ = r.join();
+        if let Some(mut r) = self.reaper.take() {
+            r.stop();
         }
         self.shared.cursors.clear();
         self.shared.sessions.abort_all_transactions();

@@ -188,6 +188,35 @@ impl SessionRegistry {
         expired
     }
 
+    /// When the next session expires if it stays idle (`now` + the timeout with none); a
+    /// session running a statement is looked at again after `busy_retry`.
+    pub fn next_expiry(&self, now: Instant, busy_retry: Duration) -> Instant {
+        self.map
+            .lock()
+            .values()
+            .map(|e| if e.state.is_locked() { now + busy_retry } else { e.last_use + self.timeout })
+            .min()
+            .unwrap_or(now + self.timeout)
+    }
+
+    /// When the oldest open transaction reaches `limit` (`now` + `limit` with none open: a
+    /// transaction started later ends later); a busy session is looked at after `busy_retry`.
+    pub fn next_transaction_deadline(&self, now: Instant, limit: Duration, busy_retry: Duration) -> Instant {
+        let states: Vec<_> = self.map.lock().values().map(|e| e.state.clone()).collect();
+        let mut next = now + limit;
+        for st in states {
+            let due = match st.try_lock() {
+                Some(st) => match &st.txn {
+                    Transaction::InProgress { started, .. } => *started + limit,
+                    _ => continue,
+                },
+                None => now + busy_retry,
+            };
+            next = next.min(due);
+        }
+        next
+    }
+
     /// Aborts the transactions open for longer than `limit` (mongod's
     /// transactionLifetimeLimitSeconds); a session busy running a statement is left alone
     /// until its next round. Returns how many were aborted.

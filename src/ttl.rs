@@ -26,14 +26,13 @@ fn expire_after(idx: &IndexMeta) -> Option<i64> {
 }
 
 /// One pass over every TTL index; returns how many documents were deleted.
-pub fn run_pass(store: &Arc<Store>) -> StoreResult<u64> {
-    let mut ss = store.session()?;
+pub fn run_pass(ss: &mut StoreSession, store: &Arc<Store>) -> StoreResult<u64> {
     let mut deleted = 0;
     for db in store.catalog.databases() {
         for coll in store.catalog.list(&db) {
             for idx in coll.indexes.iter().filter(|i| !i.spec.get_bool("hidden").unwrap_or(false)) {
                 if let Some(secs) = expire_after(idx) {
-                    deleted += expire_index(&mut ss, &coll, idx, secs)?;
+                    deleted += expire_index(ss, &coll, idx, secs)?;
                 }
             }
         }

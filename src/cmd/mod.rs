@@ -377,9 +377,9 @@ fn check_read_concern(req: &Request) -> Result<()> {
 fn oplog_write(req: &Request, name: &str) -> Option<MongoError> {
     let target = req.body.get(name).and_then(Bson::as_str);
     let renaming_oplog = name == "renameCollection" && target == Some(crate::store::OPLOG_NS);
-    if (req.db == "local" && target == Some("oplog.rs") && WRITE_CONCERN_COMMANDS.contains(&name))
-        || renaming_oplog
-    {
+    // aggregate takes a writeConcern for $out/$merge, but reading the oplog is allowed.
+    let writes = WRITE_CONCERN_COMMANDS.contains(&name) && name != "aggregate";
+    if (req.db == "local" && target == Some("oplog.rs") && writes) || renaming_oplog {
         return Some(MongoError::new(
             ErrorCode::Unauthorized,
             format!("not authorized on local to execute command {{ {name}: \"oplog.rs\" }}: the oplog is read-only"),

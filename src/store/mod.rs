@@ -37,9 +37,6 @@ pub const OPLOG_TABLE: &str = "table:oplog";
 /// the change. Written in the write's transaction, pruned with the oplog.
 pub const PREIMAGES_TABLE: &str = "table:preimages";
 
-/// How often the flusher thread prunes the oplog.
-const OPLOG_PRUNE_PERIOD: Duration = Duration::from_secs(10);
-
 /// The namespace under which clients read the oplog.
 pub const OPLOG_NS: &str = "local.oplog.rs";
 
@@ -121,11 +118,7 @@ impl Store {
             _temp: temp,
         });
         store.drop_orphan_tables()?;
-        store.start_flusher(
-            Duration::from_millis(config.journal_flush_ms.max(1)),
-            config.oplog_retention_secs,
-            config.oplog_max_entries,
-        )?;
+        store.start_flusher(Duration::from_millis(config.journal_flush_ms.max(1)))?;
         Ok(store)
     }
 
@@ -152,14 +145,8 @@ impl Store {
     }
 
     /// Group commit: writes that did not ask for `j: true` reach the disk within one period.
-    fn start_flusher(
-        self: &Arc<Self>,
-        period: Duration,
-        retention_secs: u64,
-        max_entries: u64,
-    ) -> StoreResult<()> {
+    fn start_flusher(self: &Arc<Self>, period: Duration) -> StoreResult<()> {
         let session = self.conn.open_session()?;
-        let mut last_prune = std::time::Instant::now();
         let weak = Arc::downgrade(self);
         let (tx, rx) = bounded::<()>(1);
         let handle = std::thread::Builder::new()
@@ -172,13 +159,6 @@ impl Store {
                             log::warn!("journal flush failed: {e}");
                         }
                         store.retry_pending_drops(&session);
-                        if last_prune.elapsed() >= OPLOG_PRUNE_PERIOD {
-                            last_prune = std::time::Instant::now();
-                            if let Err(e) = crate::oplog::prune_bounded(&session, retention_secs, max_entries)
-                            {
-                                log::warn!("oplog pruning failed: {e}");
-                            }
-                        }
                     }
                     _ => {
                         let _ = session.log_flush("sync=on");
@@ -329,6 +309,12 @@ impl StoreSession {
                 self.store.drop_later(i.uri());
             }
         }
+    }
+
+    /// Deletes oplog entries (and their pre-images) past the retention limits; returns how
+    /// many. Run by the reaper.
+    pub fn prune_oplog(&mut self, retention_secs: u64, max_entries: u64) -> StoreResult<u64> {
+        crate::oplog::prune_bounded(&self.wt, retention_secs, max_entries)
     }
 
     pub fn in_multi(&self) -> bool {

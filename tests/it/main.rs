@@ -16,6 +16,7 @@ mod handshake;
 mod indexes;
 mod persistence;
 mod planner;
+mod reaper;
 mod sessions;
 mod transactions;
 mod ttl;

@@ -49,6 +49,14 @@ fn target(v: &Bson, db: &str, stage: &str, coll_key: &str) -> Result<(String, St
             format!("Invalid {stage} target namespace, '{db}.{coll}'"),
         ));
     }
+    if format!("{db}.{coll}") == crate::store::OPLOG_NS {
+        return Err(MongoError::new(
+            ErrorCode::Unauthorized,
+            format!(
+                "not authorized on {db} to execute command {{ {stage}: \"{coll}\" }}: the oplog is read-only"
+            ),
+        ));
+    }
     Ok((db, coll))
 }
 

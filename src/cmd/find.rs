@@ -241,6 +241,7 @@ pub fn aggregate(ctx: &mut Ctx, req: &Request) -> Result<Document> {
                 )),
             })
             .collect::<Result<_>>()?;
+        check_change_stream_read_concern(req)?;
         return super::change_stream::aggregate(ctx, req, coll_name, &stages, batch_size);
     }
     let allow_disk_use = args::opt_bool(req, "allowDiskUse")?.unwrap_or(false);
@@ -329,4 +330,29 @@ fn explain_reply(ctx: &mut Ctx, ns: &str, has_coll: bool, pipeline: &[Bson]) -> 
     let skip = usize::from(first_match.is_some());
     stages.extend(pipeline.iter().skip(skip).cloned());
     bson::doc! { "explainVersion": "1", "stages": stages, "serverInfo": { "version": "7.0.0" }, "ok": 1.0 }
+}
+
+/// Change streams read majority-committed history: an explicit other level, or a
+/// transaction, is refused as mongod refuses it.
+fn check_change_stream_read_concern(req: &Request) -> Result<()> {
+    let in_txn = req.body.get("autocommit") == Some(&Bson::Boolean(false));
+    let level = match req.body.get("readConcern") {
+        Some(Bson::Document(rc)) => rc.get_str("level").ok(),
+        _ => None,
+    };
+    if !in_txn && level.is_none_or(|l| l == "majority") {
+        return Ok(());
+    }
+    let current = level.map_or_else(|| "{}".to_string(), |l| format!("{{ level: \"{l}\" }}"));
+    let why = format!(
+        "$changeStream cannot run with a readConcern other than 'majority', or in a multi-document \
+         transaction. Current readConcern: {{ readConcern: {current} }}"
+    );
+    if in_txn {
+        return Err(MongoError::new(
+            ErrorCode::OperationNotSupportedInTransaction,
+            format!("Operation not permitted in transaction :: caused by :: {why}"),
+        ));
+    }
+    Err(MongoError::new(ErrorCode::InvalidOptions, why))
 }

@@ -698,3 +698,30 @@ fn events_from_a_transaction_carry_its_session() {
     let e = next(&mut s);
     assert!(e.txn_number.is_none() && e.lsid.is_none());
 }
+
+#[test]
+fn change_streams_need_majority_read_concern_and_no_transaction() {
+    use mongodb::options::{ReadConcern, TransactionOptions};
+    let env = start();
+    let db = env.db("csrc");
+    let c = db.collection::<Document>("c");
+    c.insert_one(doc! { "_id": 1 }).run().unwrap();
+    let open = |level: &str| {
+        db.run_command(doc! {
+            "aggregate": "c", "pipeline": [{ "$changeStream": {} }], "cursor": {},
+            "readConcern": { "level": level },
+        })
+        .run()
+    };
+    assert!(open("majority").is_ok());
+    for level in ["local", "snapshot", "available", "linearizable"] {
+        assert_eq!(command_error(&open(level).unwrap_err()).1, "InvalidOptions", "{level}");
+    }
+    let mut s = env.client.start_session().run().unwrap();
+    s.start_transaction()
+        .with_options(TransactionOptions::builder().read_concern(ReadConcern::snapshot()).build())
+        .run()
+        .unwrap();
+    let err = c.watch().session(&mut s).run().map(|_| ()).unwrap_err();
+    assert_eq!(command_error(&err).0, 263, "OperationNotSupportedInTransaction");
+}

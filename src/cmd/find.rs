@@ -83,6 +83,7 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         Some(h @ (Bson::String(_) | Bson::Document(_))) => Some(h.clone()),
         Some(_) => return Err(MongoError::bad_value("hint must be either a string or nested object")),
     };
+    let max_time = max_time_ms(req)?;
     let tailable = args::opt_bool(req, "tailable")?.unwrap_or(false);
     let await_data = args::opt_bool(req, "awaitData")?.unwrap_or(false);
     if await_data && !tailable {
@@ -123,7 +124,7 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             sort_provided: true,
         };
     }
-    let exec = Exec::new(
+    let mut exec = Exec::new(
         coll,
         plan.access,
         ExecOptions {
@@ -136,6 +137,7 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             allow_disk_use,
         },
     );
+    exec.time_left = max_time;
     let first = match (batch_size, limit) {
         (Some(b), Some(l)) => b.min(l as usize),
         (Some(b), None) => b,
@@ -285,15 +287,7 @@ pub fn aggregate(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     }
     let source_ns = coll_name.as_ref().map(|_| ns.as_str());
     let mut running = crate::agg::open(ctx.store, prepared, source_ns, allow_disk_use)?;
-    match args::opt_i64(req, "maxTimeMS")? {
-        Some(n) if n < 0 => {
-            return Err(MongoError::bad_value(format!(
-                "{n} value for maxTimeMS is out of range [0, 2147483647]"
-            )))
-        }
-        Some(n) if n > 0 => running.time_left = Some(std::time::Duration::from_millis(n as u64)),
-        _ => {}
-    }
+    running.time_left = max_time_ms(req)?;
     let first = batch_size.unwrap_or(DEFAULT_FIRST_BATCH);
     open_cursor(ctx, ns, CursorSource::Pipeline(Box::new(running)), first, None, false)
 }
@@ -330,6 +324,17 @@ fn explain_reply(ctx: &mut Ctx, ns: &str, has_coll: bool, pipeline: &[Bson]) -> 
     let skip = usize::from(first_match.is_some());
     stages.extend(pipeline.iter().skip(skip).cloned());
     bson::doc! { "explainVersion": "1", "stages": stages, "serverInfo": { "version": "7.0.0" }, "ok": 1.0 }
+}
+
+/// `maxTimeMS` as a processing budget; 0 or absent means none.
+fn max_time_ms(req: &Request) -> Result<Option<std::time::Duration>> {
+    match args::opt_i64(req, "maxTimeMS")? {
+        Some(n) if !(0..=i32::MAX as i64).contains(&n) => {
+            Err(MongoError::bad_value(format!("{n} value for maxTimeMS is out of range [0, 2147483647]")))
+        }
+        Some(n) if n > 0 => Ok(Some(std::time::Duration::from_millis(n as u64))),
+        _ => Ok(None),
+    }
 }
 
 /// Change streams read majority-committed history: an explicit other level, or a

@@ -13,6 +13,7 @@ use crate::store::{scan, StoreResult, StoreSession};
 use bson::{Bson, Document};
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// mongod's limit for an in-memory sort without allowDiskUse.
 pub const SORT_MEMORY_LIMIT: usize = 100 * 1024 * 1024;
@@ -79,6 +80,17 @@ pub struct Exec {
     pending: VecDeque<(i64, Document, usize)>,
     sorted: bool,
     source_done: bool,
+    /// `maxTimeMS` left for this cursor (time between getMores does not count).
+    pub time_left: Option<Duration>,
+    /// When the current batch's work must stop, from `time_left`.
+    deadline: Option<Instant>,
+}
+
+/// How many documents or keys a scan examines between looks at the clock.
+const CLOCK_EVERY: u64 = 128;
+
+fn time_limit_exceeded() -> MongoError {
+    MongoError::new(ErrorCode::MaxTimeMSExpired, "operation exceeded time limit")
 }
 
 impl Exec {
@@ -95,6 +107,8 @@ impl Exec {
             pending: VecDeque::new(),
             sorted: false,
             source_done: false,
+            time_left: None,
+            deadline: None,
         }
     }
 
@@ -153,6 +167,21 @@ impl Exec {
         max_docs: usize,
         max_bytes: usize,
     ) -> Result<Vec<Document>> {
+        let started = Instant::now();
+        self.deadline = self.time_left.map(|t| started + t);
+        let out = self.fill_batch(ss, max_docs, max_bytes);
+        if let Some(t) = self.time_left.as_mut() {
+            *t = t.saturating_sub(started.elapsed());
+        }
+        out
+    }
+
+    fn fill_batch(
+        &mut self,
+        ss: &mut StoreSession,
+        max_docs: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Document>> {
         let mut out = Vec::new();
         let mut bytes = 0usize;
         while out.len() < max_docs {
@@ -182,6 +211,9 @@ impl Exec {
         let limit = if self.opts.allow_disk_use { SORT_MEMORY_LIMIT_DISK_USE } else { SORT_MEMORY_LIMIT };
         while !self.source_done {
             self.pull(ss, PULL_CHUNK, usize::MAX)?;
+            if self.deadline.is_some_and(|d| Instant::now() > d) {
+                return Err(time_limit_exceeded());
+            }
             let used: usize = self.pending.iter().map(|(_, _, s)| *s).sum();
             if used > limit {
                 return Err(MongoError::new(
@@ -206,6 +238,8 @@ impl Exec {
         let coll = self.coll.clone();
         let access = self.access.clone();
         let mut lost = None;
+        let deadline = self.deadline;
+        let mut timed_out = false;
         let r: StoreResult<()> = ss.read(|t| {
             let mut n = 0usize;
             let mut bytes = 0usize;
@@ -232,8 +266,15 @@ impl Exec {
                         if rid > horizon {
                             return Ok(false);
                         }
-                        *pos = Some(rid);
                         stats.docs_examined += 1;
+                        if stats.docs_examined % CLOCK_EVERY == 0
+                            && deadline.is_some_and(|d| Instant::now() > d)
+                        {
+                            timed_out = true;
+                            stopped = true;
+                            return Ok(false);
+                        }
+                        *pos = Some(rid);
                         let doc = scan::parse_record(raw)?;
                         if filter.is_none_or(|f| f.matches(&doc)) {
                             n += 1;
@@ -272,8 +313,15 @@ impl Exec {
                         // One record cursor for every fetch of this scan.
                         let mut records = t.s.open_cursor(&coll.uri(), None)?;
                         scan::scan_index_range(t.s, index, range, after.as_deref(), *forward, |key, rid| {
-                            *pos = Some(key.to_vec());
                             stats.keys_examined += 1;
+                            if stats.keys_examined % CLOCK_EVERY == 0
+                                && deadline.is_some_and(|d| Instant::now() > d)
+                            {
+                                timed_out = true;
+                                stopped = true;
+                                return Ok(false);
+                            }
+                            *pos = Some(key.to_vec());
                             if seen.insert(rid) {
                                 stats.docs_examined += 1;
                                 if let Some((doc, size)) = scan::fetch_with(&mut records, rid)? {
@@ -299,6 +347,9 @@ impl Exec {
             }
             Ok(())
         });
+        if timed_out {
+            return Err(time_limit_exceeded());
+        }
         if let Some(rid) = lost {
             return Err(MongoError::new(
                 ErrorCode::CappedPositionLost,

@@ -250,3 +250,33 @@ fn no_cursor_timeout_is_recorded() {
     let cur = env.server.shared().cursors.get(id).expect("registered");
     assert!(cur.lock().no_timeout);
 }
+
+/// find's maxTimeMS bounds the work of the query (50 MaxTimeMSExpired), not idle time.
+#[test]
+fn find_max_time_ms_stops_a_long_query() {
+    let env = crate::common::start();
+    let db = env.db("maxtime");
+    let c = db.collection::<mongodb::bson::Document>("c");
+    let docs: Vec<_> =
+        (0..30_000).map(|i| mongodb::bson::doc! { "_id": i, "v": (i * 7919) % 30_011 }).collect();
+    c.insert_many(docs).run().unwrap();
+    let run = |ms: i64| {
+        db.run_command(
+            mongodb::bson::doc! { "find": "c", "sort": { "v": 1 }, "maxTimeMS": ms, "batchSize": 2 },
+        )
+        .run()
+    };
+    let err = run(1).unwrap_err();
+    assert_eq!(crate::common::command_error(&err).0, 50, "MaxTimeMSExpired");
+    let ok = run(600_000).unwrap();
+    let first = ok.get_document("cursor").unwrap().get_array("firstBatch").unwrap();
+    assert_eq!(first[0].as_document().unwrap().get_i32("v").unwrap(), 0);
+    let err = run(-1).unwrap_err();
+    assert_eq!(crate::common::command_error(&err).1, "BadValue");
+    // A scan without a sort is also cut off.
+    let err = db
+        .run_command(mongodb::bson::doc! { "find": "c", "filter": { "v": { "$lt": -1 } }, "maxTimeMS": 1 })
+        .run()
+        .unwrap_err();
+    assert_eq!(crate::common::command_error(&err).0, 50);
+}

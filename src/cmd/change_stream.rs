@@ -103,10 +103,10 @@ pub fn aggregate(
             Scope::Database(req.db.clone())
         }
     };
-    let token_of = |k: &str| -> Result<Option<(i64, u8)>> {
+    let token_of = |k: &str| -> Result<Option<(i64, u8, Option<u32>)>> {
         match spec.get(k) {
             None | Some(Bson::Null) => Ok(None),
-            Some(Bson::Document(t)) => stream::parse_token(t).map(Some),
+            Some(Bson::Document(t)) => stream::parse_token_full(t).map(Some),
             Some(_) => Err(MongoError::type_mismatch(format!("'{k}' must be a resume token object"))),
         }
     };
@@ -123,21 +123,33 @@ pub fn aggregate(
             "Only one type of resume option is allowed, but multiple were found.",
         ));
     }
-    if let Some((_, 1)) = resume_after {
+    if let Some((_, 1, _)) = resume_after {
         return Err(MongoError::new(
             ErrorCode::InvalidResumeToken,
             "Attempting to resume a change stream using 'resumeAfter' is not allowed from an invalidate notification.",
         ));
     }
-    let after = resume_after.or(start_after).map(|(ts, _)| ts);
+    let token = resume_after.or(start_after);
+    // Resuming from a fragment re-reads its event and skips the fragments already seen.
+    let resume_fragment = token.and_then(|(ts, _, f)| f.map(|f| (ts, f)));
+    let after = token.map(|(ts, _, f)| if f.is_some() { ts - 1 } else { ts });
     let mut rest = Vec::with_capacity(stages.len().saturating_sub(1));
-    for st in &stages[1..] {
-        let Some((name, _)) = st.iter().next() else { continue };
+    let mut split = false;
+    for (i, st) in stages.iter().enumerate().skip(1) {
+        let Some((name, arg)) = st.iter().next() else { continue };
         if name == "$changeStreamSplitLargeEvent" {
-            return Err(MongoError::new(
-                ErrorCode::NotImplemented,
-                "$changeStreamSplitLargeEvent is not supported by this server",
-            ));
+            if i + 1 != stages.len() {
+                return Err(MongoError::bad_value(
+                    "$changeStreamSplitLargeEvent must be the last stage in the pipeline",
+                ));
+            }
+            if !matches!(arg, Bson::Document(d) if d.is_empty()) {
+                return Err(MongoError::bad_value(
+                    "$changeStreamSplitLargeEvent accepts only an empty document as its argument",
+                ));
+            }
+            split = true;
+            continue;
         }
         if !ALLOWED_AFTER.contains(&name.as_str()) {
             // An unknown name fails as it does anywhere (40324); a known stage is refused here.
@@ -158,7 +170,8 @@ pub fn aggregate(
         Scope::Cluster => "admin.$cmd.aggregate".to_string(),
     };
     let mut cs = ChangeStream::new(scope, pos, full_document, flag("showExpandedEvents"), pipeline)
-        .with_before_change(before_change);
+        .with_before_change(before_change)
+        .with_split(split, resume_fragment);
     let batch = cs.next_batch(ctx.store, batch_size.unwrap_or(DEFAULT_FIRST_BATCH))?;
     let token = cs.resume_token();
     let id = if cs.invalidated {

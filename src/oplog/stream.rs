@@ -1,7 +1,9 @@
 //! Change streams: read the oplog from a position, turn entries into change events in
 //! mongod's shape, and never move past a timestamp that may still commit
 //! (`OplogClock::visible`). Resume tokens are `{_data: "82" + 16 hex digits of the timestamp +
-//! 2 hex digits of the event kind}` (0 = the entry's event, 1 = the invalidate after it).
+//! 2 hex digits of the event kind}` (0 = the entry's event, 1 = the invalidate after it),
+//! plus 4 hex digits of the fragment number for the pieces of an event split by
+//! `$changeStreamSplitLargeEvent`.
 
 use super::{pack, unpack};
 use crate::agg::pipeline::{Buffer, Rt};
@@ -46,22 +48,102 @@ pub struct ChangeStream {
     stages: Option<Prepared>,
     pub invalidated: bool,
     last_token: Document,
+    /// `$changeStreamSplitLargeEvent`: events over 16 MiB go out in fragments.
+    split_large: bool,
+    /// Resuming from a fragment: the fragments of the event at this timestamp up to this
+    /// number were delivered already.
+    skip_fragments: Option<(i64, u32)>,
+    /// Events (or fragments) made but not yet handed out: the batch was full.
+    pending: std::collections::VecDeque<(Document, usize)>,
 }
+
+/// mongod's largest user document: the most a fragment of a split event holds.
+const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
+/// A larger event fails without `$changeStreamSplitLargeEvent` (mongod's internal limit, which
+/// leaves room for the reply around it).
+const MAX_UNSPLIT_EVENT_BYTES: usize = MAX_EVENT_BYTES + 16 * 1024;
+/// Bytes of events in one reply batch (a single larger event still goes alone).
+const BATCH_BYTES: usize = 16 * 1024 * 1024;
 
 pub fn token(ts: i64, kind: u8) -> Document {
     doc! { "_data": format!("82{:016X}{:02X}", ts as u64, kind) }
 }
 
+fn fragment_token(ts: i64, fragment: u32) -> Document {
+    doc! { "_data": format!("82{:016X}00{:04X}", ts as u64, fragment) }
+}
+
 /// The (timestamp, kind) inside a resume token of ours.
 pub fn parse_token(t: &Document) -> Result<(i64, u8)> {
+    parse_token_full(t).map(|(ts, kind, _)| (ts, kind))
+}
+
+/// The (timestamp, kind, fragment number) inside a resume token of ours.
+pub fn parse_token_full(t: &Document) -> Result<(i64, u8, Option<u32>)> {
     let bad = || MongoError::new(ErrorCode::InvalidResumeToken, "invalid resume token");
     let data = t.get_str("_data").map_err(|_| bad())?;
-    if data.len() != 20 || !data.starts_with("82") {
+    if !(data.len() == 20 || data.len() == 24) || !data.starts_with("82") || !data.is_ascii() {
         return Err(bad());
     }
     let ts = u64::from_str_radix(&data[2..18], 16).map_err(|_| bad())? as i64;
     let kind = u8::from_str_radix(&data[18..20], 16).map_err(|_| bad())?;
-    Ok((ts, kind))
+    let fragment = match data.get(20..24) {
+        Some(f) => Some(u32::from_str_radix(f, 16).map_err(|_| bad())?),
+        None => None,
+    };
+    Ok((ts, kind, fragment))
+}
+
+fn bson_len(d: &Document) -> usize {
+    let mut v = Vec::new();
+    d.to_writer(&mut v).map(|_| v.len()).unwrap_or(usize::MAX)
+}
+
+fn too_large(size: usize) -> MongoError {
+    MongoError::new(
+        ErrorCode::BSONObjectTooLarge,
+        format!(
+            "PlanExecutor error during aggregation :: caused by :: BSONObj size: {size} (0x{size:X}) is \
+             invalid. Size must be between 0 and 16793600(16MB)"
+        ),
+    )
+}
+
+/// Splits an event into fragments of at most `MAX_EVENT_BYTES`, filling each with as many
+/// top-level fields as fit, in order; every fragment carries its own resume token and
+/// `splitEvent`. A single field too large for a fragment fails.
+fn split_event(ts: i64, ev: Document) -> Result<Vec<Document>> {
+    // Room for `_id` and `splitEvent` in every fragment.
+    const OVERHEAD: usize = 128;
+    let mut groups: Vec<(Document, usize)> = vec![(Document::new(), 5 + OVERHEAD)];
+    for (k, v) in ev {
+        if k == "_id" {
+            continue;
+        }
+        let size = bson_len(&doc! { k.clone(): v.clone() }) - 5;
+        if 5 + OVERHEAD + size > MAX_EVENT_BYTES {
+            return Err(too_large(size + 5));
+        }
+        let fits = groups.last().is_some_and(|(_, used)| used + size <= MAX_EVENT_BYTES);
+        if !fits {
+            groups.push((Document::new(), 5 + OVERHEAD));
+        }
+        if let Some((d, used)) = groups.last_mut() {
+            d.insert(k, v);
+            *used += size;
+        }
+    }
+    let of = groups.len() as i32;
+    Ok(groups
+        .into_iter()
+        .enumerate()
+        .map(|(i, (fields, _))| {
+            let mut f = doc! { "_id": fragment_token(ts, i as u32 + 1) };
+            f.extend(fields);
+            f.insert("splitEvent", doc! { "fragment": i as i32 + 1, "of": of });
+            f
+        })
+        .collect())
 }
 
 fn split_ns(ns: &str) -> (&str, &str) {
@@ -86,7 +168,54 @@ impl ChangeStream {
             stages,
             invalidated: false,
             last_token: token(pos, 0),
+            split_large: false,
+            skip_fragments: None,
+            pending: Default::default(),
         }
+    }
+
+    /// Split events over 16 MiB (`$changeStreamSplitLargeEvent`); `resume_fragment` when the
+    /// resume token named a fragment of the event at `ts`.
+    pub fn with_split(mut self, split: bool, resume_fragment: Option<(i64, u32)>) -> Self {
+        self.split_large = split;
+        self.skip_fragments = resume_fragment;
+        self
+    }
+
+    /// Queues one event (or its fragments) for handing out.
+    fn queue(&mut self, ts: i64, ev: Document) -> Result<()> {
+        let size = bson_len(&ev);
+        if size <= MAX_EVENT_BYTES || (!self.split_large && size <= MAX_UNSPLIT_EVENT_BYTES) {
+            self.pending.push_back((ev, size));
+            return Ok(());
+        }
+        if !self.split_large {
+            return Err(too_large(size));
+        }
+        for (i, f) in split_event(ts, ev)?.into_iter().enumerate() {
+            if self.skip_fragments.is_some_and(|(t, n)| t == ts && i as u32 + 1 <= n) {
+                continue;
+            }
+            let size = bson_len(&f);
+            self.pending.push_back((f, size));
+        }
+        Ok(())
+    }
+
+    /// Moves queued events into `out` while the batch has room; false when it is full.
+    fn drain(&mut self, out: &mut Vec<Document>, bytes: &mut usize, max: usize) -> bool {
+        while let Some((ev, size)) = self.pending.pop_front() {
+            if out.len() >= max || (!out.is_empty() && *bytes + size > BATCH_BYTES) {
+                self.pending.push_front((ev, size));
+                return false;
+            }
+            if let Ok(id) = ev.get_document("_id") {
+                self.last_token = id.clone();
+            }
+            *bytes += size;
+            out.push(ev);
+        }
+        true
     }
 
     pub fn with_before_change(mut self, mode: BeforeChange) -> Self {
@@ -119,7 +248,8 @@ impl ChangeStream {
     /// Events after the current position, up to `max` of them.
     pub fn next_batch(&mut self, ss: &mut StoreSession, max: usize) -> Result<Vec<Document>> {
         let mut out = Vec::new();
-        if self.invalidated {
+        let mut bytes = 0;
+        if !self.drain(&mut out, &mut bytes, max) || self.invalidated {
             return Ok(out);
         }
         let visible = ss.store.clock.visible();
@@ -151,17 +281,19 @@ impl ChangeStream {
             self.last_token = token(k, 0);
             let events = self.events_for(ss, k, &entry)?;
             for ev in events {
-                if ev.get_str("operationType") == Ok("invalidate") {
+                let invalidate = ev.get_str("operationType") == Ok("invalidate");
+                if let Some(ev) = self.apply_stages(ss, ev)? {
+                    self.queue(k, ev)?;
+                }
+                if invalidate {
                     // The stream ends with this event; its token resumes (startAfter) past it.
                     self.invalidated = true;
                     self.last_token = token(k, 1);
                 }
-                if let Some(ev) = self.apply_stages(ss, ev)? {
-                    out.push(ev);
-                }
-                if self.invalidated {
-                    return Ok(out);
-                }
+            }
+            let room = self.drain(&mut out, &mut bytes, max);
+            if !room || self.invalidated {
+                return Ok(out);
             }
         }
         if reached_end && visible > self.pos {
@@ -337,6 +469,13 @@ impl ChangeStream {
                 self.with_uuid(&mut e, entry);
                 e.insert("ns", doc! { "db": fdb, "coll": fcoll });
                 e.insert("to", doc! { "db": tdb, "coll": tcoll });
+                if self.show_expanded {
+                    let mut desc = doc! { "to": { "db": tdb, "coll": tcoll } };
+                    if let Some(uuid) = o.get("dropTarget").filter(|u| matches!(u, Bson::Binary(_))) {
+                        desc.insert("dropTarget", uuid.clone());
+                    }
+                    e.insert("operationDescription", desc);
+                }
                 let mut out = vec![e];
                 if matches!(&self.scope, Scope::Collection { db: d, coll } if d == fdb && coll == fcoll) {
                     out.push(self.invalidate_event(ts, wall));

@@ -84,6 +84,10 @@ pub struct Exec {
     pub time_left: Option<Duration>,
     /// When the current batch's work must stop, from `time_left`.
     deadline: Option<Instant>,
+    /// find's `returnKey`: hand out the index key instead of the document.
+    pub return_key: bool,
+    /// find's `showRecordId`: add `$recordId` to each document.
+    pub show_record_id: bool,
 }
 
 /// How many documents or keys a scan examines between looks at the clock.
@@ -109,6 +113,8 @@ impl Exec {
             source_done: false,
             time_left: None,
             deadline: None,
+            return_key: false,
+            show_record_id: false,
         }
     }
 
@@ -190,10 +196,11 @@ impl Exec {
                     break;
                 }
             }
-            let Some((_, doc, size)) = self.next_raw(ss)? else {
+            let Some((rid, doc, size)) = self.next_raw(ss)? else {
                 break;
             };
-            let doc = match &self.opts.projection {
+            let mut doc = match &self.opts.projection {
+                _ if self.return_key => self.key_of(&doc),
                 Some(p) if p.needs_position() => {
                     let pos = self.opts.filter.as_ref().and_then(|f| f.matches_with_details(&doc).1);
                     p.apply_with_position(&doc, pos)?
@@ -201,10 +208,29 @@ impl Exec {
                 Some(p) => p.apply(&doc)?,
                 None => doc,
             };
+            if self.show_record_id {
+                doc.insert("$recordId", rid);
+            }
             bytes += size;
             out.push(doc);
         }
         Ok(out)
+    }
+
+    /// The index key a document was found by, as `returnKey` shows it: `{field: value, ...}`
+    /// of the index scanned (the first of a multikey document's keys), `{}` without an index.
+    fn key_of(&self, doc: &Document) -> Document {
+        match &self.access {
+            Access::IndexScan { index, .. } => crate::store::index::keys_for(index, doc)
+                .ok()
+                .and_then(|keys| keys.into_iter().next())
+                .map(|k| crate::store::index::key_value_doc(index, &k.values))
+                .unwrap_or_default(),
+            Access::IdLookup(_) => {
+                doc.get("_id").map(|id| bson::doc! { "_id": id.clone() }).unwrap_or_default()
+            }
+            Access::CollScan { .. } => Document::new(),
+        }
     }
 
     fn sort_all(&mut self, ss: &mut StoreSession) -> Result<()> {

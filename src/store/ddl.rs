@@ -183,8 +183,11 @@ impl StoreSession {
     pub fn rename_collection(&mut self, from: &str, to: &str, drop_target: bool) -> StoreResult<()> {
         let store = self.store.clone();
         let (to_db, to_name) = to.split_once('.').ok_or_else(|| StoreError::NamespaceNotFound(to.into()))?;
-        if drop_target && store.catalog.get(to).is_some() {
+        // The replaced collection's UUID goes into the rename's oplog entry, as mongod's.
+        let mut dropped_uuid = None;
+        if let Some(target) = store.catalog.get(to).filter(|_| drop_target) {
             self.drop_collection(to_db, to_name)?;
+            dropped_uuid = Some(target.uuid);
         }
         let _ddl = store.catalog.ddl_mutex.lock();
         let coll = store.catalog.get(from).ok_or_else(|| StoreError::NamespaceNotFound(from.into()))?;
@@ -212,7 +215,10 @@ impl StoreSession {
         self.write(true, |t| {
             Catalog::unpersist(t.s, from)?;
             Catalog::persist(t.s, &renamed)?;
-            let o = doc! { "renameCollection": from, "to": to, "stayTemp": false };
+            let mut o = doc! { "renameCollection": from, "to": to, "stayTemp": false };
+            if let Some(uuid) = dropped_uuid {
+                o.insert("dropTarget", uuid);
+            }
             t.log(|ts| oplog::entry("c", &cmd_ns, Some(coll.uuid), o.clone(), None, ts))
         })?;
         coll.shared.dropped.store(true, Ordering::SeqCst);

@@ -725,3 +725,109 @@ fn change_streams_need_majority_read_concern_and_no_transaction() {
     let err = c.watch().session(&mut s).run().map(|_| ()).unwrap_err();
     assert_eq!(command_error(&err).0, 263, "OperationNotSupportedInTransaction");
 }
+
+/// Events over 16 MiB fail unless `$changeStreamSplitLargeEvent` splits them into fragments,
+/// each resumable on its own.
+#[test]
+fn large_events_are_split_into_resumable_fragments() {
+    use mongodb::options::FullDocumentBeforeChangeType::Required;
+    let env = start();
+    let db = env.db("cssplit");
+    db.run_command(doc! { "create": "c", "changeStreamPreAndPostImages": { "enabled": true } })
+        .run()
+        .unwrap();
+    let c = db.collection::<Document>("c");
+    c.insert_one(doc! { "_id": 1, "value": "q".repeat(10 << 20) }).run().unwrap();
+    let split = || {
+        c.watch()
+            .pipeline([doc! { "$changeStreamSplitLargeEvent": {} }])
+            .full_document_before_change(Required)
+            .max_await_time(Duration::from_millis(200))
+    };
+    let mut whole = c
+        .watch()
+        .full_document_before_change(Required)
+        .max_await_time(Duration::from_millis(200))
+        .run()
+        .unwrap();
+    let mut s = split().run().unwrap().with_type::<Document>();
+    c.update_one(doc! { "_id": 1 }, doc! { "$set": { "value": "z".repeat(10 << 20) } }).run().unwrap();
+    c.insert_one(doc! { "_id": 2 }).run().unwrap();
+    let fragment = |d: &Document| {
+        d.get_document("splitEvent").map(|e| (e.get_i32("fragment").unwrap(), e.get_i32("of").unwrap())).ok()
+    };
+    let first = s.next().unwrap().unwrap();
+    assert_eq!(fragment(&first), Some((1, 2)));
+    assert_eq!(first.get_str("operationType").unwrap(), "update");
+    let token_after_first = s.resume_token().unwrap();
+    let second = s.next().unwrap().unwrap();
+    assert_eq!(fragment(&second), Some((2, 2)));
+    // The fragments together hold the whole event, each field once.
+    let fields =
+        |d: &Document| d.keys().filter(|k| *k != "_id" && *k != "splitEvent").cloned().collect::<Vec<_>>();
+    let (f1, f2) = (fields(&first), fields(&second));
+    assert!(f1.iter().all(|k| !f2.contains(k)));
+    for k in ["updateDescription", "fullDocumentBeforeChange", "documentKey", "clusterTime"] {
+        assert!(f1.iter().chain(&f2).any(|f| f == k), "{k} missing");
+    }
+    assert_eq!(s.next().unwrap().unwrap().get_document("documentKey").unwrap(), &doc! { "_id": 2 });
+    // Resuming from the first fragment gives the second, then the next event.
+    let mut resumed = split().resume_after(token_after_first).run().unwrap().with_type::<Document>();
+    assert_eq!(fragment(&resumed.next().unwrap().unwrap()), Some((2, 2)));
+    assert_eq!(resumed.next().unwrap().unwrap().get_document("documentKey").unwrap(), &doc! { "_id": 2 });
+    // Without the stage the event is too large to return.
+    let err = whole.next().unwrap().unwrap_err();
+    assert_eq!(command_error(&err).0, 10334, "BSONObjectTooLarge");
+    // The stage must come last.
+    let err = c
+        .watch()
+        .pipeline([doc! { "$changeStreamSplitLargeEvent": {} }, doc! { "$match": {} }])
+        .run()
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(command_error(&err).1, "BadValue");
+}
+
+#[test]
+fn expanded_rename_events_describe_the_target_and_the_dropped_collection() {
+    let env = start();
+    let db = env.db("csrename");
+    let c = db.collection::<Document>("c");
+    c.insert_one(doc! { "_id": 1 }).run().unwrap();
+    db.collection::<Document>("target").insert_one(doc! { "_id": 1 }).run().unwrap();
+    let target_uuid = db
+        .run_command(doc! { "listCollections": 1, "filter": { "name": "target" } })
+        .run()
+        .unwrap()
+        .get_document("cursor")
+        .unwrap()
+        .get_array("firstBatch")
+        .unwrap()[0]
+        .as_document()
+        .unwrap()
+        .get_document("info")
+        .unwrap()
+        .get("uuid")
+        .cloned()
+        .unwrap();
+    let mut s = c
+        .watch()
+        .show_expanded_events(true)
+        .max_await_time(Duration::from_millis(200))
+        .run()
+        .unwrap()
+        .with_type::<Document>();
+    let ns = db.name().to_string();
+    env.client
+        .database("admin")
+        .run_command(
+            doc! { "renameCollection": format!("{ns}.c"), "to": format!("{ns}.target"), "dropTarget": true },
+        )
+        .run()
+        .unwrap();
+    let ev = s.next().unwrap().unwrap();
+    assert_eq!(ev.get_str("operationType").unwrap(), "rename");
+    let desc = ev.get_document("operationDescription").unwrap();
+    assert_eq!(desc.get_document("to").unwrap(), &doc! { "db": &ns, "coll": "target" });
+    assert_eq!(desc.get("dropTarget"), Some(&target_uuid));
+}

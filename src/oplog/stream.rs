@@ -193,7 +193,7 @@ impl ChangeStream {
             return Err(too_large(size));
         }
         for (i, f) in split_event(ts, ev)?.into_iter().enumerate() {
-            if self.skip_fragments.is_some_and(|(t, n)| t == ts && i as u32 + 1 <= n) {
+            if self.skip_fragments.is_some_and(|(t, n)| t == ts && (i as u32) < n) {
                 continue;
             }
             let size = bson_len(&f);

@@ -293,7 +293,7 @@ impl Exec {
                             return Ok(false);
                         }
                         stats.docs_examined += 1;
-                        if stats.docs_examined % CLOCK_EVERY == 0
+                        if stats.docs_examined.is_multiple_of(CLOCK_EVERY)
                             && deadline.is_some_and(|d| Instant::now() > d)
                         {
                             timed_out = true;
@@ -340,7 +340,7 @@ impl Exec {
                         let mut records = t.s.open_cursor(&coll.uri(), None)?;
                         scan::scan_index_range(t.s, index, range, after.as_deref(), *forward, |key, rid| {
                             stats.keys_examined += 1;
-                            if stats.keys_examined % CLOCK_EVERY == 0
+                            if stats.keys_examined.is_multiple_of(CLOCK_EVERY)
                                 && deadline.is_some_and(|d| Instant::now() > d)
                             {
                                 timed_out = true;

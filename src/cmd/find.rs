@@ -116,7 +116,14 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             "error processing query: ns={ns} tailable cursor requested on non capped collection"
         )));
     }
+    let (min, max) = (args::opt_doc(req, "min")?, args::opt_doc(req, "max")?);
+    if (min.is_some() || max.is_some()) && hint.is_none() {
+        return Err(MongoError::bad_value(
+            "When using min()/max() a hint of which index to use must be provided",
+        ));
+    }
     let mut plan = planner::plan_with_sort(&coll, &filter, sort.as_ref(), hint.as_ref())?;
+    planner::apply_min_max(&mut plan, min, max)?;
     if tailable {
         // A tailable cursor follows insertion order from where it stopped.
         plan = planner::Plan {

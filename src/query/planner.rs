@@ -311,6 +311,38 @@ fn index_by_hint<'a>(coll: &'a Collection, hint: &Bson) -> Result<Option<&'a Arc
     }
 }
 
+/// find's `min` (inclusive) and `max` (exclusive) key bounds on the hinted index: they replace
+/// the scan's ranges (the filter still applies to every document).
+pub fn apply_min_max(plan: &mut Plan, min: Option<&Document>, max: Option<&Document>) -> Result<()> {
+    if min.is_none() && max.is_none() {
+        return Ok(());
+    }
+    let Access::IndexScan { index, ranges, bounds, .. } = &mut plan.access else {
+        return Err(MongoError::bad_value(
+            "When using min()/max() a hint of which index to use must be provided",
+        ));
+    };
+    let encode = |d: &Document| -> Result<Vec<u8>> {
+        let names: Vec<&str> = d.keys().map(String::as_str).collect();
+        let fields: Vec<&str> = index.fields.iter().map(|(p, _)| p.as_str()).collect();
+        if names != fields {
+            return Err(MongoError::bad_value("The index chosen is not consistent with min/max"));
+        }
+        let parts: Vec<(&Bson, bool)> =
+            d.values().zip(&index.fields).map(|(v, (_, desc))| (v, *desc)).collect();
+        Ok(crate::store::keystring::encode_key(&parts))
+    };
+    let lo = min.map(encode).transpose()?.unwrap_or_default();
+    let hi = max.map(encode).transpose()?;
+    if hi.as_ref().is_some_and(|h| *h <= lo) {
+        return Err(MongoError::bad_value("max() must be greater than min()"));
+    }
+    *ranges = vec![KeyRange { lo, hi }];
+    *bounds = Document::new();
+    plan.sort_provided = false;
+    Ok(())
+}
+
 /// The chosen access path and whether it already delivers the requested sort order.
 pub struct Plan {
     pub access: Access,

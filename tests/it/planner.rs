@@ -203,3 +203,73 @@ fn explain_shows_index_scans_that_examine_only_what_they_return() {
         "BadValue",
     );
 }
+
+/// returnKey hands out the index key a document was found by ({} without an index);
+/// showRecordId adds `$recordId`.
+#[test]
+fn return_key_and_show_record_id() {
+    let env = crate::common::start();
+    let db = env.db("retkey");
+    let c = db.collection::<mongodb::bson::Document>("c");
+    c.insert_many((1..=3).map(|i| mongodb::bson::doc! { "_id": i, "a": i * 10, "b": "x" })).run().unwrap();
+    c.create_index(mongodb::IndexModel::builder().keys(mongodb::bson::doc! { "a": 1 }).build())
+        .run()
+        .unwrap();
+    let batch = |cmd: mongodb::bson::Document| -> Vec<mongodb::bson::Document> {
+        let r = db.run_command(cmd).run().unwrap();
+        r.get_document("cursor")
+            .unwrap()
+            .get_array("firstBatch")
+            .unwrap()
+            .iter()
+            .map(|d| d.as_document().unwrap().clone())
+            .collect()
+    };
+    let keys =
+        batch(mongodb::bson::doc! { "find": "c", "filter": { "a": { "$gte": 20 } }, "returnKey": true });
+    assert_eq!(keys, vec![mongodb::bson::doc! { "a": 20 }, mongodb::bson::doc! { "a": 30 }]);
+    let none =
+        batch(mongodb::bson::doc! { "find": "c", "filter": { "b": "x" }, "returnKey": true, "limit": 1 });
+    assert_eq!(none, vec![mongodb::bson::doc! {}]);
+    let with_ids = batch(mongodb::bson::doc! { "find": "c", "filter": { "_id": 2 }, "showRecordId": true });
+    assert_eq!(with_ids.len(), 1);
+    assert!(matches!(with_ids[0].get("$recordId"), Some(mongodb::bson::Bson::Int64(_))));
+    assert_eq!(with_ids[0].get_i32("a").unwrap(), 20);
+}
+
+/// min (inclusive) and max (exclusive) bound the hinted index's keys; both need a hint.
+#[test]
+fn min_and_max_bound_the_hinted_index() {
+    use mongodb::bson::doc;
+    let env = crate::common::start();
+    let db = env.db("minmax");
+    let c = db.collection::<mongodb::bson::Document>("c");
+    c.insert_many((0..10).map(|i| doc! { "_id": i, "a": i % 5, "b": i })).run().unwrap();
+    c.create_index(mongodb::IndexModel::builder().keys(doc! { "a": 1, "b": -1 }).build()).run().unwrap();
+    let ids = |cmd: mongodb::bson::Document| -> Vec<i32> {
+        let r = db.run_command(cmd).run().unwrap();
+        r.get_document("cursor")
+            .unwrap()
+            .get_array("firstBatch")
+            .unwrap()
+            .iter()
+            .map(|d| d.as_document().unwrap().get_i32("_id").unwrap())
+            .collect()
+    };
+    // Keys in index order: (a asc, b desc). From (1, 6) inclusive to (3, 8) exclusive.
+    let got = ids(
+        doc! { "find": "c", "min": { "a": 1, "b": 6 }, "max": { "a": 3, "b": 8 }, "hint": { "a": 1, "b": -1 } },
+    );
+    assert_eq!(got, vec![6, 1, 7, 2]);
+    let got = ids(
+        doc! { "find": "c", "filter": { "b": { "$gt": 5 } }, "min": { "a": 4, "b": 100 }, "hint": "a_1_b_-1" },
+    );
+    assert_eq!(got, vec![9]);
+    let err = db.run_command(doc! { "find": "c", "min": { "a": 1, "b": 1 } }).run().unwrap_err();
+    assert_eq!(crate::common::command_error(&err).1, "BadValue");
+    let err = db
+        .run_command(doc! { "find": "c", "min": { "b": 1 }, "hint": { "a": 1, "b": -1 } })
+        .run()
+        .unwrap_err();
+    assert_eq!(crate::common::command_error(&err).1, "BadValue");
+}

@@ -626,10 +626,8 @@ fn every_stage_mongod_allows_runs_after_change_stream() {
 }
 
 /// 100 000 writes from 4 threads, watched by one stream: each arrives exactly once, in commit
-/// order per writer. Slow in a debug build on a small machine, hence ignored by default: run
-/// with `cargo test --test it -- --ignored hundred_thousand`.
+/// order per writer (about 30 s in a debug build on 2 cores).
 #[test]
-#[ignore = "long: 100 000 writes (run with --ignored)"]
 fn hundred_thousand_concurrent_writes_each_arrive_exactly_once() {
     const WRITERS: i32 = 4;
     const PER_WRITER: i32 = 25_000;

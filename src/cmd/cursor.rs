@@ -4,6 +4,7 @@ use super::{args, Ctx, Request};
 use crate::cursors::{ClientCursor, CursorSource};
 use crate::error::{ErrorCode, MongoError, Result};
 use crate::net::wire::MAX_BSON_OBJECT_SIZE;
+use crate::query::exec::Batch;
 use bson::{doc, Bson, Document};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -18,12 +19,20 @@ pub fn cursor_reply(ns: &str, id: i64, batch: Vec<Document>, first: bool) -> Doc
     doc! { "cursor": { key: batch, "id": id, "ns": ns } }
 }
 
+/// A cursor reply for a batch that may be stored BSON: raw documents wait on the connection
+/// and are spliced into the encoded reply (see `net::splice`).
+pub fn batch_reply(ctx: &mut Ctx, ns: &str, id: i64, batch: Batch, first: bool) -> Document {
+    match batch {
+        Batch::Docs(docs) => cursor_reply(ns, id, docs, first),
+        Batch::Raw(raw) => {
+            ctx.conn.raw_batch = Some(raw);
+            cursor_reply(ns, id, Vec::new(), first)
+        }
+    }
+}
+
 /// Next batch from any cursor source.
-pub fn next_batch(
-    ctx: &mut Ctx,
-    source: &mut CursorSource,
-    max_docs: usize,
-) -> Result<(Vec<Document>, bool)> {
+pub fn next_batch(ctx: &mut Ctx, source: &mut CursorSource, max_docs: usize) -> Result<(Batch, bool)> {
     match source {
         CursorSource::Exec(exec) => {
             let batch = exec.next_batch(ctx.store, max_docs, BATCH_BYTES)?;
@@ -31,9 +40,11 @@ pub fn next_batch(
         }
         CursorSource::ChangeStream(cs) => {
             let batch = cs.next_batch(ctx.store, max_docs)?;
-            Ok((batch, cs.invalidated))
+            Ok((Batch::Docs(batch), cs.invalidated))
         }
-        CursorSource::Pipeline(p) => p.next_batch(ctx.store, max_docs, BATCH_BYTES),
+        CursorSource::Pipeline(p) => {
+            p.next_batch(ctx.store, max_docs, BATCH_BYTES).map(|(b, done)| (Batch::Docs(b), done))
+        }
         CursorSource::Buffered(docs) => {
             let mut out = Vec::new();
             let mut bytes = 0;
@@ -48,7 +59,7 @@ pub fn next_batch(
                     out.push(d);
                 }
             }
-            Ok((out, docs.is_empty()))
+            Ok((Batch::Docs(out), docs.is_empty()))
         }
     }
 }
@@ -118,7 +129,7 @@ pub fn open_cursor_full(
         }
         id
     };
-    Ok(cursor_reply(&ns, id, batch, true))
+    Ok(batch_reply(ctx, &ns, id, batch, true))
 }
 
 /// A catalog listing as a cursor (`listCollections`, `listIndexes`).
@@ -137,12 +148,7 @@ const DEFAULT_AWAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A getMore on a tailable cursor: whatever arrived since the last batch; with awaitData,
 /// waits (up to maxTimeMS) for a commit when nothing has. Tailable cursors stay open.
-fn tail(
-    ctx: &mut Ctx,
-    req: &Request,
-    c: &mut ClientCursor,
-    max_docs: usize,
-) -> Result<(Vec<Document>, bool)> {
+fn tail(ctx: &mut Ctx, req: &Request, c: &mut ClientCursor, max_docs: usize) -> Result<(Batch, bool)> {
     let wait = match args::opt_i64(req, "maxTimeMS")? {
         Some(ms) if ms > 0 => std::time::Duration::from_millis(ms as u64),
         _ => DEFAULT_AWAIT,
@@ -161,7 +167,7 @@ fn tail(
             return Ok((batch, ended));
         }
         if !ctx.shared.store.group_commit.wait_for_commit_after(seen, deadline - now) {
-            return Ok((Vec::new(), false));
+            return Ok((Batch::Docs(Vec::new()), false));
         }
     }
 }
@@ -253,7 +259,7 @@ pub fn get_more(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     } else {
         id
     };
-    let mut reply = cursor_reply(&ns, out_id, batch, false);
+    let mut reply = batch_reply(ctx, &ns, out_id, batch, false);
     if let (Some(t), Ok(cur)) = (resume_token, reply.get_document_mut("cursor")) {
         cur.insert("postBatchResumeToken", t);
     }

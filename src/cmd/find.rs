@@ -131,11 +131,14 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             sort_provided: true,
         };
     }
+    let exact = filter.is_empty()
+        || id_lookup_is_exact(&plan.access, &filter)
+        || (req.body.get("collation").is_none() && index_scan_is_exact(&plan.access, &filter));
     let mut exec = Exec::new(
         coll,
         plan.access,
         ExecOptions {
-            filter: if filter.is_empty() { None } else { Some(matcher) },
+            filter: if exact { None } else { Some(matcher) },
             // An index scan in sort order makes the blocking sort unnecessary.
             sort: if plan.sort_provided { None } else { sort_spec },
             projection,
@@ -333,6 +336,47 @@ fn explain_reply(ctx: &mut Ctx, ns: &str, has_coll: bool, pipeline: &[Bson]) -> 
     let skip = usize::from(first_match.is_some());
     stages.extend(pipeline.iter().skip(skip).cloned());
     bson::doc! { "explainVersion": "1", "stages": stages, "serverInfo": { "version": "7.0.0" }, "ok": 1.0 }
+}
+
+/// An `_id` lookup answers `{_id: <plain value>}` exactly: the document needs no second look
+/// (so it can go to the client without being parsed).
+fn id_lookup_is_exact(access: &crate::query::exec::Access, filter: &Document) -> bool {
+    matches!(access, crate::query::exec::Access::IdLookup(_))
+        && filter.len() == 1
+        && !matches!(
+            filter.get("_id"),
+            None | Some(Bson::Document(_) | Bson::Array(_) | Bson::RegularExpression(_))
+        )
+}
+
+/// A scan of a single-valued (not multikey) index whose leading field is the filter's only
+/// field, compared with plain numbers, dates, ObjectIds or booleans, returns exactly the
+/// matching documents: the bounds keep to the value's type bracket as the comparison does.
+fn index_scan_is_exact(access: &crate::query::exec::Access, filter: &Document) -> bool {
+    let crate::query::exec::Access::IndexScan { index, .. } = access else { return false };
+    let Some((field, cond)) = filter.iter().next() else { return false };
+    if filter.len() != 1 || index.is_multikey() || index.partial.is_some() {
+        return false;
+    }
+    if index.fields.first().map(|(f, _)| f) != Some(field) || field.starts_with('$') {
+        return false;
+    }
+    let plain = |v: &Bson| match v {
+        Bson::Double(d) => !d.is_nan(),
+        Bson::Int32(_) | Bson::Int64(_) | Bson::DateTime(_) | Bson::ObjectId(_) | Bson::Boolean(_) => true,
+        _ => false,
+    };
+    match cond {
+        Bson::Document(ops) => {
+            !ops.is_empty()
+                && ops.iter().all(|(op, v)| match op.as_str() {
+                    "$eq" | "$gt" | "$gte" | "$lt" | "$lte" => plain(v),
+                    "$in" => matches!(v, Bson::Array(a) if a.iter().all(plain)),
+                    _ => false,
+                })
+        }
+        v => plain(v),
+    }
 }
 
 /// `maxTimeMS` as a processing budget; 0 or absent means none.

@@ -42,11 +42,22 @@ pub struct ConnState {
     pub retry: Option<session::RetryCtx>,
     /// Set by a fail point: close the connection instead of replying.
     pub close_requested: bool,
+    /// The reply's cursor batch as stored BSON, spliced in when the reply is encoded
+    /// (`net::splice`); the connection takes it after every command.
+    pub raw_batch: Option<Vec<Vec<u8>>>,
 }
 
 impl ConnState {
     pub fn new(id: i64, peer: Option<SocketAddr>) -> Self {
-        ConnState { id, peer, client_metadata: None, lsid: None, retry: None, close_requested: false }
+        ConnState {
+            id,
+            peer,
+            client_metadata: None,
+            lsid: None,
+            retry: None,
+            close_requested: false,
+            raw_batch: None,
+        }
     }
 }
 
@@ -129,6 +140,7 @@ pub fn dispatch(
     req: Request,
 ) -> Document {
     shared.stats.command.fetch_add(1, Ordering::Relaxed);
+    conn.raw_batch = None;
     let spec = registry::lookup(&req.name)
         .or_else(|| shared.config.enable_test_commands.then(|| registry::lookup_test(&req.name)).flatten());
     let Some(spec) = spec else {

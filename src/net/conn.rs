@@ -4,6 +4,7 @@
 //! does; a frame that was read whole but whose content is bad gets an error reply and the
 //! connection lives on.
 
+use super::splice;
 use super::wire::{self, Header, WireError};
 use crate::cmd::{self, ConnState, Request};
 use crate::error::{ErrorCode, MongoError};
@@ -122,8 +123,40 @@ fn handle_op_msg(
         Some(body) if body.keys().next().map(String::as_str) == Some("getMore") => {
             exhaust_get_more(shared, session, conn, header, body, reply, writer)
         }
-        _ => Reply::Frame(encode_msg(header, &reply)),
+        _ => {
+            Reply::Frame(encode_reply(next_request_id(), header.request_id, 0, &reply, conn.raw_batch.take()))
+        }
     }
+}
+
+/// Encodes a reply, splicing in a cursor batch left as stored BSON; should the reply not
+/// have the expected shape, the documents are parsed into it instead.
+fn encode_reply(
+    request_id: i32,
+    response_to: i32,
+    flags: u32,
+    reply: &Document,
+    raw: Option<Vec<Vec<u8>>>,
+) -> Vec<u8> {
+    let Some(raw) = raw else {
+        return wire::encode_op_msg_or_error(request_id, response_to, flags, reply);
+    };
+    if let Ok(mut frame) = wire::encode_op_msg(request_id, response_to, flags, reply) {
+        if splice::splice_batch(&mut frame, splice::OP_MSG_BODY_AT, &raw) {
+            return frame;
+        }
+    }
+    let mut reply = reply.clone();
+    if let Ok(cursor) = reply.get_document_mut("cursor") {
+        let docs: Vec<Document> =
+            raw.iter().filter_map(|b| crate::store::scan::parse_record(b).ok()).collect();
+        for key in ["firstBatch", "nextBatch"] {
+            if cursor.contains_key(key) {
+                cursor.insert(key, docs.clone());
+            }
+        }
+    }
+    wire::encode_op_msg_or_error(request_id, response_to, flags, &reply)
 }
 
 fn cursor_open(reply: &Document) -> bool {
@@ -147,10 +180,7 @@ fn exhaust_get_more(
         let id = next_request_id();
         let open = cursor_open(&reply);
         let flags = if open { wire::FLAG_MORE_TO_COME } else { 0 };
-        let frame = match wire::encode_op_msg(id, response_to, flags, &reply) {
-            Ok(f) => f,
-            Err(e) => wire::encode_error_op_msg(id, response_to, &e),
-        };
+        let frame = encode_reply(id, response_to, flags, &reply, conn.raw_batch.take());
         if writer.write_all(&frame).and_then(|_| writer.flush()).is_err() {
             return Reply::Close;
         }

@@ -4,4 +4,5 @@
 pub mod bsoncheck;
 pub mod conn;
 pub mod listener;
+pub mod splice;
 pub mod wire;

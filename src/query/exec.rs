@@ -9,6 +9,7 @@ use super::sort::SortSpec;
 use crate::error::{ErrorCode, MongoError, Result};
 use crate::store::catalog::{Collection, IndexMeta};
 use crate::store::scan::KeyRange;
+use crate::store::wt::Key;
 use crate::store::{scan, StoreResult, StoreSession};
 use bson::{Bson, Document};
 use std::collections::{HashSet, VecDeque};
@@ -76,8 +77,8 @@ pub struct Exec {
     pos_key: Option<Vec<u8>>,
     prefix_at: usize,
     seen: HashSet<i64>,
-    /// Matched documents not yet handed out: (RecordId, document, stored size).
-    pending: VecDeque<(i64, Document, usize)>,
+    /// Matched records not yet handed out.
+    pending: VecDeque<Rec>,
     sorted: bool,
     source_done: bool,
     /// `maxTimeMS` left for this cursor (time between getMores does not count).
@@ -92,6 +93,65 @@ pub struct Exec {
 
 /// How many documents or keys a scan examines between looks at the clock.
 const CLOCK_EVERY: u64 = 128;
+
+/// A matched record: its stored bytes (kept when the client gets them unchanged, so they are
+/// never parsed and re-serialised) and/or the parsed document (when a filter, sort or
+/// projection needed it). At least one of the two is present.
+struct Rec {
+    rid: i64,
+    raw: Option<Vec<u8>>,
+    doc: Option<Document>,
+    size: usize,
+}
+
+impl Rec {
+    fn into_doc(self) -> Result<Document> {
+        match (self.doc, self.raw) {
+            (Some(d), _) => Ok(d),
+            (None, Some(raw)) => Ok(scan::parse_record(&raw)?),
+            (None, None) => Ok(Document::new()),
+        }
+    }
+
+    fn into_raw(self) -> Vec<u8> {
+        match (self.raw, self.doc) {
+            (Some(raw), _) => raw,
+            (None, Some(d)) => {
+                let mut v = Vec::with_capacity(self.size);
+                let _ = d.to_writer(&mut v);
+                v
+            }
+            (None, None) => vec![5, 0, 0, 0, 0],
+        }
+    }
+}
+
+/// A batch for the client: parsed documents, or stored documents passed through as bytes.
+pub enum Batch {
+    Docs(Vec<Document>),
+    Raw(Vec<Vec<u8>>),
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        match self {
+            Batch::Docs(d) => d.len(),
+            Batch::Raw(r) => r.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// As parsed documents (for callers that need to look inside).
+    pub fn into_docs(self) -> Result<Vec<Document>> {
+        match self {
+            Batch::Docs(d) => Ok(d),
+            Batch::Raw(r) => r.iter().map(|b| Ok(scan::parse_record(b)?)).collect(),
+        }
+    }
+}
 
 fn time_limit_exceeded() -> MongoError {
     MongoError::new(ErrorCode::MaxTimeMSExpired, "operation exceeded time limit")
@@ -136,10 +196,18 @@ impl Exec {
 
     /// Next matching document with its RecordId, before projection (for write commands).
     pub fn next_match(&mut self, ss: &mut StoreSession) -> Result<Option<(i64, Document)>> {
-        Ok(self.next_raw(ss)?.map(|(rid, d, _)| (rid, d)))
+        match self.next_rec(ss)? {
+            Some(r) => Ok(Some((r.rid, r.into_doc()?))),
+            None => Ok(None),
+        }
     }
 
-    fn next_raw(&mut self, ss: &mut StoreSession) -> Result<Option<(i64, Document, usize)>> {
+    /// Whether documents go to the client exactly as stored.
+    fn passes_raw(&self) -> bool {
+        self.opts.projection.is_none() && !self.return_key && !self.show_record_id
+    }
+
+    fn next_rec(&mut self, ss: &mut StoreSession) -> Result<Option<Rec>> {
         loop {
             if self.opts.limit == Some(0) {
                 return Ok(None);
@@ -167,12 +235,7 @@ impl Exec {
 
     /// A batch of projected documents: at most `max_docs`, and no more than `max_bytes` unless
     /// a single document is larger.
-    pub fn next_batch(
-        &mut self,
-        ss: &mut StoreSession,
-        max_docs: usize,
-        max_bytes: usize,
-    ) -> Result<Vec<Document>> {
+    pub fn next_batch(&mut self, ss: &mut StoreSession, max_docs: usize, max_bytes: usize) -> Result<Batch> {
         let started = Instant::now();
         self.deadline = self.time_left.map(|t| started + t);
         let out = self.fill_batch(ss, max_docs, max_bytes);
@@ -182,23 +245,34 @@ impl Exec {
         out
     }
 
-    fn fill_batch(
-        &mut self,
-        ss: &mut StoreSession,
-        max_docs: usize,
-        max_bytes: usize,
-    ) -> Result<Vec<Document>> {
-        let mut out = Vec::new();
+    fn fill_batch(&mut self, ss: &mut StoreSession, max_docs: usize, max_bytes: usize) -> Result<Batch> {
         let mut bytes = 0usize;
+        if self.passes_raw() {
+            let mut out = Vec::new();
+            while out.len() < max_docs {
+                if let Some(r) = self.pending.front() {
+                    if !out.is_empty() && bytes + r.size > max_bytes && self.opts.skip == 0 {
+                        break;
+                    }
+                }
+                let Some(rec) = self.next_rec(ss)? else { break };
+                bytes += rec.size;
+                out.push(rec.into_raw());
+            }
+            return Ok(Batch::Raw(out));
+        }
+        let mut out = Vec::new();
         while out.len() < max_docs {
-            if let Some((_, _, size)) = self.pending.front() {
-                if !out.is_empty() && bytes + size > max_bytes && self.opts.skip == 0 {
+            if let Some(r) = self.pending.front() {
+                if !out.is_empty() && bytes + r.size > max_bytes && self.opts.skip == 0 {
                     break;
                 }
             }
-            let Some((rid, doc, size)) = self.next_raw(ss)? else {
+            let Some(rec) = self.next_rec(ss)? else {
                 break;
             };
+            let (rid, size) = (rec.rid, rec.size);
+            let doc = rec.into_doc()?;
             let mut doc = match &self.opts.projection {
                 _ if self.return_key => self.key_of(&doc),
                 Some(p) if p.needs_position() => {
@@ -214,7 +288,7 @@ impl Exec {
             bytes += size;
             out.push(doc);
         }
-        Ok(out)
+        Ok(Batch::Docs(out))
     }
 
     /// The index key a document was found by, as `returnKey` shows it: `{field: value, ...}`
@@ -240,7 +314,7 @@ impl Exec {
             if self.deadline.is_some_and(|d| Instant::now() > d) {
                 return Err(time_limit_exceeded());
             }
-            let used: usize = self.pending.iter().map(|(_, _, s)| *s).sum();
+            let used: usize = self.pending.iter().map(|r| r.size).sum();
             if used > limit {
                 return Err(MongoError::new(
                     ErrorCode::QueryExceededMemoryLimitNoDiskUseAllowed,
@@ -252,7 +326,11 @@ impl Exec {
         }
         if let Some(sort) = &self.opts.sort {
             let mut v: Vec<_> = self.pending.drain(..).collect();
-            v.sort_by(|a, b| sort.compare(&a.1, &b.1));
+            // Records are parsed when a sort is set (see `pull`).
+            let empty = Document::new();
+            v.sort_by(|a, b| {
+                sort.compare(a.doc.as_ref().unwrap_or(&empty), b.doc.as_ref().unwrap_or(&empty))
+            });
             self.pending = v.into();
         }
         self.sorted = true;
@@ -266,6 +344,10 @@ impl Exec {
         let mut lost = None;
         let deadline = self.deadline;
         let mut timed_out = false;
+        // Parse only what a filter, sort or projection needs; keep bytes the client gets as is.
+        let keep_raw = self.passes_raw();
+        let keep_doc = self.opts.sort.is_some() || !keep_raw;
+        let need_doc = keep_doc || self.opts.filter.is_some();
         let r: StoreResult<()> = ss.read(|t| {
             let mut n = 0usize;
             let mut bytes = 0usize;
@@ -301,11 +383,10 @@ impl Exec {
                             return Ok(false);
                         }
                         *pos = Some(rid);
-                        let doc = scan::parse_record(raw)?;
-                        if filter.is_none_or(|f| f.matches(&doc)) {
+                        if let Some(rec) = make_rec(rid, raw, filter, need_doc, keep_doc, keep_raw)? {
                             n += 1;
                             bytes += raw.len();
-                            pending.push_back((rid, doc, raw.len()));
+                            pending.push_back(rec);
                         }
                         let go_on = n < max_docs && bytes < max_bytes;
                         stopped = !go_on;
@@ -317,16 +398,20 @@ impl Exec {
                 }
                 Access::IdLookup(id) => {
                     self.stats.keys_examined += 1;
-                    if let Some((rid, doc)) = t.find_by_id(&coll, id)? {
-                        self.stats.docs_examined += 1;
-                        if filter.is_none_or(|f| f.matches(&doc)) {
-                            let size = bson_size(&doc);
-                            pending.push_back((rid, doc, size));
+                    if let Some(rid) = t.rid_by_id(&coll, id)? {
+                        let mut records = t.s.open_cursor(&coll.uri(), None)?;
+                        if records.search(Key::Int(rid))? {
+                            self.stats.docs_examined += 1;
+                            let raw = records.value()?;
+                            if let Some(rec) = make_rec(rid, raw, filter, need_doc, keep_doc, keep_raw)? {
+                                pending.push_back(rec);
+                            }
                         }
                     }
                     self.source_done = true;
                 }
                 Access::IndexScan { index, ranges, forward, .. } => {
+                    let multikey = index.is_multikey();
                     while self.prefix_at < ranges.len() {
                         // A reverse scan visits the ranges last to first.
                         let at = if *forward { self.prefix_at } else { ranges.len() - 1 - self.prefix_at };
@@ -348,13 +433,17 @@ impl Exec {
                                 return Ok(false);
                             }
                             *pos = Some(key.to_vec());
-                            if seen.insert(rid) {
+                            // Only a multikey index lists a document more than once.
+                            if !multikey || seen.insert(rid) {
                                 stats.docs_examined += 1;
-                                if let Some((doc, size)) = scan::fetch_with(&mut records, rid)? {
-                                    if filter.is_none_or(|f| f.matches(&doc)) {
+                                if records.search(Key::Int(rid))? {
+                                    let raw = records.value()?;
+                                    if let Some(rec) =
+                                        make_rec(rid, raw, filter, need_doc, keep_doc, keep_raw)?
+                                    {
                                         n += 1;
-                                        bytes += size;
-                                        pending.push_back((rid, doc, size));
+                                        bytes += raw.len();
+                                        pending.push_back(rec);
                                     }
                                 }
                             }
@@ -391,6 +480,30 @@ impl Exec {
             other => other.into(),
         })
     }
+}
+
+/// The record `raw` as a `Rec` if it passes `filter`, parsed when `need_doc`, keeping the
+/// parsed document and/or the bytes as asked.
+fn make_rec(
+    rid: i64,
+    raw: &[u8],
+    filter: Option<&Matcher>,
+    need_doc: bool,
+    keep_doc: bool,
+    keep_raw: bool,
+) -> StoreResult<Option<Rec>> {
+    let doc = if need_doc { Some(scan::parse_record(raw)?) } else { None };
+    if let (Some(f), Some(d)) = (filter, &doc) {
+        if !f.matches(d) {
+            return Ok(None);
+        }
+    }
+    Ok(Some(Rec {
+        rid,
+        raw: keep_raw.then(|| raw.to_vec()),
+        doc: if keep_doc { doc } else { None },
+        size: raw.len(),
+    }))
 }
 
 /// Size of a document as stored (for batch-size accounting).

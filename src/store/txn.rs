@@ -197,20 +197,23 @@ impl<'a> Txn<'a> {
 
     /// Looks a document up through the `_id` index.
     pub fn find_by_id(&self, coll: &Collection, id: &Bson) -> StoreResult<Option<(i64, Document)>> {
+        let Some(rid) = self.rid_by_id(coll, id)? else { return Ok(None) };
+        Ok(self.get(coll, rid)?.map(|d| (rid, d)))
+    }
+
+    /// The RecordId of the document with this `_id`, through the `_id` index.
+    pub fn rid_by_id(&self, coll: &Collection, id: &Bson) -> StoreResult<Option<i64>> {
         let Some(idx) = coll.id_index() else {
             return Ok(None);
         };
         let key = keystring::encode_key(&[(id, false)]);
-        let rid = {
-            let mut cur = self.s.open_cursor(&idx.uri(), None)?;
-            if !cur.search(Key::Bytes(&key))? {
-                return Ok(None);
-            }
-            match index::rid_from_bytes(cur.value()?) {
-                Some(r) => r,
-                None => return Err(StoreError::Corrupt("bad _id index entry".into())),
-            }
-        };
-        Ok(self.get(coll, rid)?.map(|d| (rid, d)))
+        let mut cur = self.s.open_cursor(&idx.uri(), None)?;
+        if !cur.search(Key::Bytes(&key))? {
+            return Ok(None);
+        }
+        match index::rid_from_bytes(cur.value()?) {
+            Some(r) => Ok(Some(r)),
+            None => Err(StoreError::Corrupt("bad _id index entry".into())),
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! $group, $bucket, $facet, $sample) hold documents, each bounded at 100 MB unless
 //! allowDiskUse. A leading `$match` goes to the query planner so it can use an index.
 
+pub mod deps;
 pub mod expr;
 pub mod pipeline;
 pub mod stages;

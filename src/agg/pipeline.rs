@@ -118,6 +118,8 @@ pub struct Pipeline {
     pub stages: Vec<Arc<dyn StageSpec>>,
     /// A leading `$documents` stage's array expression.
     pub documents: Option<Expr>,
+    /// The only top-level fields the pipeline reads from its input (`None`: any).
+    pub input_fields: Option<Vec<String>>,
 }
 
 impl Pipeline {
@@ -173,7 +175,7 @@ impl Pipeline {
                 }
             }
         }
-        Ok(Pipeline { stages: out, documents })
+        Ok(Pipeline { stages: out, documents, input_fields: super::deps::input_fields(stages) })
     }
 
     /// Chains the stages on top of `source`.
@@ -215,11 +217,14 @@ impl Pipeline {
         let Some(ns) = ns else {
             return Ok(self.start(Box::new(Buffer(VecDeque::new()))));
         };
+        // An extra filter reads fields the pipeline's own analysis does not know of.
+        let fields = if extra.is_empty() { self.input_fields.clone() } else { None };
         let (filter, skip) = match self.stages.first().and_then(|s| s.as_match()) {
             Some(f) => (merge_filters(extra, f), 1),
             None => (extra, 0),
         };
-        let source = CollSource::new(ns, filter)?;
+        let mut source = CollSource::new(ns, filter)?;
+        source.fields = fields;
         let mut s: Box<dyn Stream> = Box::new(source);
         for st in self.stages.iter().skip(skip) {
             s = st.clone().start(s);
@@ -259,6 +264,8 @@ pub struct CollSource {
     exec: Option<Exec>,
     done: bool,
     pulled: u64,
+    /// Parse only these top-level fields of each document (see `deps`).
+    pub fields: Option<Vec<String>>,
 }
 
 impl CollSource {
@@ -267,7 +274,7 @@ impl CollSource {
         if !filter.is_empty() {
             Matcher::parse(&filter)?;
         }
-        Ok(CollSource { ns: ns.to_string(), filter, exec: None, done: false, pulled: 0 })
+        Ok(CollSource { ns: ns.to_string(), filter, exec: None, done: false, pulled: 0, fields: None })
     }
 }
 
@@ -287,7 +294,7 @@ impl Stream for CollSource {
             };
             let access = planner::plan(&coll, &self.filter, None, None)?;
             let filter = if self.filter.is_empty() { None } else { Some(Matcher::parse(&self.filter)?) };
-            self.exec = Some(Exec::new(
+            let mut exec = Exec::new(
                 coll,
                 access,
                 ExecOptions {
@@ -298,7 +305,9 @@ impl Stream for CollSource {
                     limit: None,
                     allow_disk_use: false,
                 },
-            ));
+            );
+            exec.fields = self.fields.clone();
+            self.exec = Some(exec);
         }
         let Some(exec) = self.exec.as_mut() else { return Ok(None) };
         match exec.next_match(rt.ss)? {

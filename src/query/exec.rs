@@ -89,6 +89,11 @@ pub struct Exec {
     pub return_key: bool,
     /// find's `showRecordId`: add `$recordId` to each document.
     pub show_record_id: bool,
+    /// Batches go to a client (`next_batch`), so unchanged documents may stay as stored bytes;
+    /// otherwise (`next_match`) documents are parsed once and handed over.
+    pub raw_output: bool,
+    /// Parse only these top-level fields (an aggregation that reads no others).
+    pub fields: Option<Vec<String>>,
 }
 
 /// How many documents or keys a scan examines between looks at the clock.
@@ -175,6 +180,8 @@ impl Exec {
             deadline: None,
             return_key: false,
             show_record_id: false,
+            raw_output: false,
+            fields: None,
         }
     }
 
@@ -204,7 +211,7 @@ impl Exec {
 
     /// Whether documents go to the client exactly as stored.
     fn passes_raw(&self) -> bool {
-        self.opts.projection.is_none() && !self.return_key && !self.show_record_id
+        self.raw_output && self.opts.projection.is_none() && !self.return_key && !self.show_record_id
     }
 
     fn next_rec(&mut self, ss: &mut StoreSession) -> Result<Option<Rec>> {
@@ -348,6 +355,7 @@ impl Exec {
         let keep_raw = self.passes_raw();
         let keep_doc = self.opts.sort.is_some() || !keep_raw;
         let need_doc = keep_doc || self.opts.filter.is_some();
+        let fields = self.fields.as_deref();
         let r: StoreResult<()> = ss.read(|t| {
             let mut n = 0usize;
             let mut bytes = 0usize;
@@ -383,7 +391,7 @@ impl Exec {
                             return Ok(false);
                         }
                         *pos = Some(rid);
-                        if let Some(rec) = make_rec(rid, raw, filter, need_doc, keep_doc, keep_raw)? {
+                        if let Some(rec) = make_rec(rid, raw, filter, fields, need_doc, keep_doc, keep_raw)? {
                             n += 1;
                             bytes += raw.len();
                             pending.push_back(rec);
@@ -403,7 +411,9 @@ impl Exec {
                         if records.search(Key::Int(rid))? {
                             self.stats.docs_examined += 1;
                             let raw = records.value()?;
-                            if let Some(rec) = make_rec(rid, raw, filter, need_doc, keep_doc, keep_raw)? {
+                            if let Some(rec) =
+                                make_rec(rid, raw, filter, fields, need_doc, keep_doc, keep_raw)?
+                            {
                                 pending.push_back(rec);
                             }
                         }
@@ -439,7 +449,7 @@ impl Exec {
                                 if records.search(Key::Int(rid))? {
                                     let raw = records.value()?;
                                     if let Some(rec) =
-                                        make_rec(rid, raw, filter, need_doc, keep_doc, keep_raw)?
+                                        make_rec(rid, raw, filter, fields, need_doc, keep_doc, keep_raw)?
                                     {
                                         n += 1;
                                         bytes += raw.len();
@@ -484,15 +494,21 @@ impl Exec {
 
 /// The record `raw` as a `Rec` if it passes `filter`, parsed when `need_doc`, keeping the
 /// parsed document and/or the bytes as asked.
+#[allow(clippy::too_many_arguments)]
 fn make_rec(
     rid: i64,
     raw: &[u8],
     filter: Option<&Matcher>,
+    fields: Option<&[String]>,
     need_doc: bool,
     keep_doc: bool,
     keep_raw: bool,
 ) -> StoreResult<Option<Rec>> {
-    let doc = if need_doc { Some(scan::parse_record(raw)?) } else { None };
+    let doc = match (need_doc, fields) {
+        (false, _) => None,
+        (true, None) => Some(scan::parse_record(raw)?),
+        (true, Some(f)) => Some(scan::parse_fields(raw, f)?),
+    };
     if let (Some(f), Some(d)) = (filter, &doc) {
         if !f.matches(d) {
             return Ok(None);

@@ -15,6 +15,21 @@ pub fn parse_record(bytes: &[u8]) -> StoreResult<Document> {
     Document::try_from(raw).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// The record with only the top-level fields named in `fields` (in stored order): the others
+/// are skipped without being decoded.
+pub fn parse_fields(bytes: &[u8], fields: &[String]) -> StoreResult<Document> {
+    let raw = bson::RawDocument::from_bytes(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let mut out = Document::new();
+    for el in raw.iter() {
+        let (k, v) = el.map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        if fields.iter().any(|f| f == k) {
+            let v = bson::Bson::try_from(v).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            out.insert(k, v);
+        }
+    }
+    Ok(out)
+}
+
 pub fn fetch(s: &Session, coll: &Collection, rid: i64) -> StoreResult<Option<Document>> {
     let mut cur = s.open_cursor(&coll.uri(), None)?;
     if cur.search(Key::Int(rid))? {

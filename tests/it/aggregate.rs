@@ -649,3 +649,59 @@ fn merge_pipeline_sees_new_with_command_let() {
         .for_each(drop);
     assert_eq!(common::all(&dst), vec![doc! {"_id": 1, "w": 106}]);
 }
+
+/// A `$match` + `$group` pipeline reads only the fields it names from each document; results
+/// are the same as over whole documents, through dotted paths, `$expr` and `$lookup`.
+#[test]
+fn group_over_wide_documents_reads_the_fields_it_needs() {
+    let env = common::start();
+    let db = env.db("aggdeps");
+    let c = db.collection::<Document>("c");
+    let docs: Vec<Document> = (0..200)
+        .map(|i| {
+            let city = ["a", "b", "c"][i as usize % 3];
+            doc! {
+                "_id": i, "pad": "x".repeat(100), "age": i % 50, "city": city,
+                "bal": { "v": i as f64 }, "tags": [i, i + 1],
+            }
+        })
+        .collect();
+    c.insert_many(docs.clone()).run().unwrap();
+    let got: Vec<Document> = c
+        .aggregate(vec![
+            doc! { "$match": { "age": { "$gte": 30 }, "$expr": { "$lt": ["$_id", 150] } } },
+            doc! { "$group": { "_id": "$city", "n": { "$sum": 1 }, "total": { "$sum": "$bal.v" } } },
+            doc! { "$sort": { "_id": 1 } },
+        ])
+        .run()
+        .unwrap()
+        .map(|d| d.unwrap())
+        .collect();
+    let mut want = std::collections::BTreeMap::<&str, (i32, f64)>::new();
+    for i in 0..150i32 {
+        if i % 50 >= 30 {
+            let e = want.entry(["a", "b", "c"][i as usize % 3]).or_default();
+            e.0 += 1;
+            e.1 += i as f64;
+        }
+    }
+    let want: Vec<Document> =
+        want.into_iter().map(|(k, (n, t))| doc! { "_id": k, "n": n, "total": t }).collect();
+    assert_eq!(got, want);
+    // A $lookup whose pipeline groups still matches on its join field.
+    let joined: Vec<Document> = db
+        .collection::<Document>("c")
+        .aggregate(vec![
+            doc! { "$match": { "_id": 3 } },
+            doc! { "$lookup": {
+                "from": "c", "localField": "city", "foreignField": "city", "as": "same",
+                "pipeline": [{ "$group": { "_id": null, "n": { "$sum": 1 } } }],
+            } },
+            doc! { "$project": { "same": 1 } },
+        ])
+        .run()
+        .unwrap()
+        .map(|d| d.unwrap())
+        .collect();
+    assert_eq!(joined, vec![doc! { "_id": 3, "same": [{ "_id": null, "n": 67 }] }]);
+}

@@ -107,7 +107,27 @@ fn parse_inner(name: &str, inner: &Document) -> Result<Explained> {
 
 /// The stage that finds documents.
 fn access_stage(access: &Access, filter: &Document) -> Document {
+    if let Access::Or(branches) = access {
+        // mongod's shape: the union of index scans under one FETCH that applies the filter.
+        let inputs: Vec<Document> = branches
+            .iter()
+            .map(|b| {
+                let s = access_stage(b, &Document::new());
+                match (s.get_str("stage"), s.get_document("inputStage")) {
+                    (Ok("FETCH"), Ok(ix)) => ix.clone(),
+                    _ => s,
+                }
+            })
+            .collect();
+        let mut fetch = doc! { "stage": "FETCH" };
+        if !filter.is_empty() {
+            fetch.insert("filter", filter.clone());
+        }
+        fetch.insert("inputStage", doc! { "stage": "OR", "inputStages": inputs });
+        return fetch;
+    }
     let mut stage = match access {
+        Access::Or(_) => Document::new(),
         Access::CollScan { forward } => {
             doc! { "stage": "COLLSCAN", "direction": if *forward { "forward" } else { "backward" } }
         }

@@ -39,6 +39,8 @@ pub enum Access {
         /// explain's `indexBounds`: per key field, its intervals in index order.
         bounds: Document,
     },
+    /// A rooted `$or` answered by one indexed access per clause, each document once.
+    Or(Vec<Access>),
 }
 
 impl Access {
@@ -47,6 +49,9 @@ impl Access {
             Access::CollScan { .. } => "COLLSCAN".into(),
             Access::IdLookup(_) => "IDHACK".into(),
             Access::IndexScan { index, .. } => format!("IXSCAN {}", index.name),
+            Access::Or(branches) => {
+                format!("OR [{}]", branches.iter().map(Access::describe).collect::<Vec<_>>().join(", "))
+            }
         }
     }
 }
@@ -94,6 +99,9 @@ pub struct Exec {
     pub raw_output: bool,
     /// Parse only these top-level fields (an aggregation that reads no others).
     pub fields: Option<Vec<String>>,
+    /// An `$or` union's scans, one per clause, and the one being read.
+    branches: Vec<Exec>,
+    branch_at: usize,
 }
 
 /// How many documents or keys a scan examines between looks at the clock.
@@ -182,6 +190,8 @@ impl Exec {
             show_record_id: false,
             raw_output: false,
             fields: None,
+            branches: Vec::new(),
+            branch_at: 0,
         }
     }
 
@@ -298,6 +308,73 @@ impl Exec {
         Ok(Batch::Docs(out))
     }
 
+    /// Reads the `$or` branches in turn, each document once (by RecordId), applying the whole
+    /// filter. `parse` is (need_doc, keep_doc, keep_raw) as in `pull`.
+    fn pull_union(
+        &mut self,
+        ss: &mut StoreSession,
+        max_docs: usize,
+        max_bytes: usize,
+        parse: (bool, bool, bool),
+    ) -> Result<()> {
+        let (need_doc, keep_doc, keep_raw) = parse;
+        if self.branches.is_empty() {
+            let Access::Or(accesses) = &self.access else { return Ok(()) };
+            self.branches = accesses
+                .iter()
+                .map(|a| {
+                    let mut e = Exec::new(
+                        self.coll.clone(),
+                        a.clone(),
+                        ExecOptions {
+                            filter: None,
+                            sort: None,
+                            projection: None,
+                            skip: 0,
+                            limit: None,
+                            allow_disk_use: false,
+                        },
+                    );
+                    e.raw_output = true;
+                    e
+                })
+                .collect();
+        }
+        let (mut n, mut bytes) = (0usize, 0usize);
+        while self.branch_at < self.branches.len() {
+            if self.deadline.is_some_and(|d| Instant::now() > d) {
+                return Err(time_limit_exceeded());
+            }
+            let branch = &mut self.branches[self.branch_at];
+            let before = branch.stats;
+            let rec = branch.next_rec(ss)?;
+            self.stats.keys_examined += branch.stats.keys_examined - before.keys_examined;
+            self.stats.docs_examined += branch.stats.docs_examined - before.docs_examined;
+            let Some(rec) = rec else {
+                self.branch_at += 1;
+                continue;
+            };
+            if !self.seen.insert(rec.rid) {
+                continue;
+            }
+            let rid = rec.rid;
+            let raw = rec.into_raw();
+            let filter = self.opts.filter.as_ref();
+            if let Some(r) =
+                make_rec(rid, &raw, filter, self.fields.as_deref(), need_doc, keep_doc, keep_raw)?
+            {
+                n += 1;
+                bytes += r.size;
+                self.pending.push_back(r);
+            }
+            if n >= max_docs || bytes >= max_bytes {
+                return Ok(());
+            }
+        }
+        self.source_done = true;
+        Ok(())
+    }
+
     /// The index key a document was found by, as `returnKey` shows it: `{field: value, ...}`
     /// of the index scanned (the first of a multikey document's keys), `{}` without an index.
     fn key_of(&self, doc: &Document) -> Document {
@@ -310,7 +387,7 @@ impl Exec {
             Access::IdLookup(_) => {
                 doc.get("_id").map(|id| bson::doc! { "_id": id.clone() }).unwrap_or_default()
             }
-            Access::CollScan { .. } => Document::new(),
+            Access::CollScan { .. } | Access::Or(_) => Document::new(),
         }
     }
 
@@ -356,6 +433,9 @@ impl Exec {
         let keep_doc = self.opts.sort.is_some() || !keep_raw;
         let need_doc = keep_doc || self.opts.filter.is_some();
         let fields = self.fields.as_deref();
+        if matches!(self.access, Access::Or(_)) {
+            return self.pull_union(ss, max_docs, max_bytes, (need_doc, keep_doc, keep_raw));
+        }
         let r: StoreResult<()> = ss.read(|t| {
             let mut n = 0usize;
             let mut bytes = 0usize;
@@ -420,6 +500,7 @@ impl Exec {
                     }
                     self.source_done = true;
                 }
+                Access::Or(_) => self.source_done = true,
                 Access::IndexScan { index, ranges, forward, .. } => {
                     let multikey = index.is_multikey();
                     while self.prefix_at < ranges.len() {

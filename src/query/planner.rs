@@ -2,7 +2,8 @@
 //! prefixes followed by one range (`$gt`/`$gte`/`$lt`/`$lte`, within the value's type bracket);
 //! index scans that deliver the requested sort order; otherwise a collection scan. Every plan
 //! is followed by the full matcher, so bounds only need to be a superset of the matches.
-//! (The query issue adds trial-run plan selection, `$or` unions and covered plans.)
+//! A rooted `$or` whose clauses can each use an index becomes a union of their scans.
+//! (The query issue adds trial-run plan selection and covered plans.)
 
 use super::exec::Access;
 use crate::error::{ErrorCode, MongoError, Result};
@@ -422,8 +423,33 @@ pub fn plan_with_sort(
             access: Access::IndexScan { index: idx.clone(), ranges, forward: dir.unwrap_or(true), bounds },
             sort_provided: dir.is_some(),
         },
-        None => Plan { access: Access::CollScan { forward: true }, sort_provided: sort.is_none() },
+        None => match or_union(coll, filter) {
+            Some(access) => Plan { access, sort_provided: sort.is_none() },
+            None => Plan { access: Access::CollScan { forward: true }, sort_provided: sort.is_none() },
+        },
     })
+}
+
+/// Most clauses of a `$or` answered by a union of scans.
+const MAX_OR_BRANCHES: usize = 64;
+
+/// A rooted `$or` whose every clause can use an index: a union of one scan per clause (the
+/// whole filter is applied to each document found). `None` when any clause would need a
+/// collection scan anyway.
+fn or_union(coll: &Collection, filter: &Document) -> Option<Access> {
+    let Some(Bson::Array(clauses)) = filter.get("$or") else { return None };
+    if clauses.is_empty() || clauses.len() > MAX_OR_BRANCHES {
+        return None;
+    }
+    let mut branches = Vec::with_capacity(clauses.len());
+    for c in clauses {
+        let Bson::Document(clause) = c else { return None };
+        match plan_with_sort(coll, clause, None, None).ok()?.access {
+            Access::CollScan { .. } => return None,
+            a => branches.push(a),
+        }
+    }
+    Some(Access::Or(branches))
 }
 
 #[cfg(test)]

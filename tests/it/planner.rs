@@ -326,3 +326,53 @@ fn index_scans_return_what_a_collection_scan_returns() {
     }
     assert_eq!(ids(&doc! { "a": { "$gt": 4, "$lt": 7 } }, doc! { "a": 1 }), vec![0, 1, 200]);
 }
+
+/// A `$or` whose clauses each have an index is a union of index scans (each document once),
+/// with the results of a collection scan.
+#[test]
+fn or_of_indexed_clauses_is_a_union_of_index_scans() {
+    use mongodb::bson::doc;
+    let env = crate::common::start();
+    let db = env.db("orunion");
+    let c = db.collection::<mongodb::bson::Document>("c");
+    c.insert_many((0..1000).map(|i| doc! { "_id": i, "a": i % 100, "b": i % 7, "c": i })).run().unwrap();
+    for k in ["a", "b"] {
+        c.create_index(mongodb::IndexModel::builder().keys(doc! { k: 1 }).build()).run().unwrap();
+    }
+    let filter = doc! { "$or": [{ "a": 3 }, { "b": { "$in": [2, 9] }, "c": { "$lt": 100 } }, { "a": 3, "b": 3 }, { "_id": 999 }] };
+    let ids = |hint: Option<mongodb::bson::Document>| -> Vec<i32> {
+        let mut f = c.find(filter.clone());
+        if let Some(h) = hint {
+            f = f.hint(mongodb::options::Hint::Keys(h));
+        }
+        let mut v: Vec<i32> = f.run().unwrap().map(|d| d.unwrap().get_i32("_id").unwrap()).collect();
+        v.sort();
+        v
+    };
+    let union = ids(None);
+    assert_eq!(union, ids(Some(doc! { "$natural": 1 })));
+    assert_eq!(union.len(), 10 + 14 + 1, "a=3: 10; b=2 and c<100: 14; _id 999: 1");
+    let e = db
+        .run_command(
+            doc! { "explain": { "find": "c", "filter": filter.clone() }, "verbosity": "executionStats" },
+        )
+        .run()
+        .unwrap();
+    let plan = e.get_document("queryPlanner").unwrap().get_document("winningPlan").unwrap();
+    let or = plan.get_document("inputStage").unwrap();
+    assert_eq!(or.get_str("stage").unwrap(), "OR");
+    let stages: Vec<&str> = or
+        .get_array("inputStages")
+        .unwrap()
+        .iter()
+        .map(|s| s.as_document().unwrap().get_str("stage").unwrap())
+        .collect();
+    assert_eq!(stages.len(), 4);
+    let docs_examined = e.get_document("executionStats").unwrap().get("totalDocsExamined").unwrap().clone();
+    let n = match docs_examined {
+        mongodb::bson::Bson::Int32(n) => n as i64,
+        mongodb::bson::Bson::Int64(n) => n,
+        other => panic!("{other:?}"),
+    };
+    assert!(n < 400, "a union reads only the clauses' documents, not all 1000: {n}");
+}

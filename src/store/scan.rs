@@ -15,19 +15,73 @@ pub fn parse_record(bytes: &[u8]) -> StoreResult<Document> {
     Document::try_from(raw).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-/// The record with only the top-level fields named in `fields` (in stored order): the others
-/// are skipped without being decoded.
+/// The record with only the top-level fields named in `fields` (in stored order). The other
+/// elements are stepped over by their encoded length without being decoded or validated
+/// (the bytes were validated when stored); anything unexpected falls back to a full parse.
 pub fn parse_fields(bytes: &[u8], fields: &[String]) -> StoreResult<Document> {
-    let raw = bson::RawDocument::from_bytes(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let mut out = Document::new();
-    for el in raw.iter() {
-        let (k, v) = el.map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        if fields.iter().any(|f| f == k) {
-            let v = bson::Bson::try_from(v).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            out.insert(k, v);
+    match pick_fields(bytes, fields) {
+        Some(d) => Ok(d),
+        None => {
+            let d = parse_record(bytes)?;
+            Ok(d.into_iter().filter(|(k, _)| fields.iter().any(|f| f == k)).collect())
         }
     }
-    Ok(out)
+}
+
+fn le_i32(b: &[u8], at: usize) -> Option<usize> {
+    usize::try_from(i32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?)).ok()
+}
+
+/// Bytes of an element's value of BSON type `t` starting at `at`.
+fn value_len(b: &[u8], t: u8, at: usize) -> Option<usize> {
+    let cstr = |from: usize| b.get(from..)?.iter().position(|&c| c == 0).map(|p| p + 1);
+    Some(match t {
+        0x01 | 0x09 | 0x11 | 0x12 => 8,
+        0x02 | 0x0D | 0x0E => 4 + le_i32(b, at)?,
+        0x03 | 0x04 | 0x0F => le_i32(b, at)?,
+        0x05 => 5 + le_i32(b, at)?,
+        0x06 | 0x0A | 0xFF | 0x7F => 0,
+        0x07 => 12,
+        0x08 => 1,
+        0x0B => {
+            let p = cstr(at)?;
+            p + cstr(at + p)?
+        }
+        0x0C => 4 + le_i32(b, at)? + 12,
+        0x10 => 4,
+        0x13 => 16,
+        _ => return None,
+    })
+}
+
+fn pick_fields(b: &[u8], fields: &[String]) -> Option<Document> {
+    let total = le_i32(b, 0)?;
+    if total != b.len() || total < 5 {
+        return None;
+    }
+    let mut out = Document::new();
+    let mut at = 4;
+    while at < total - 1 {
+        let t = *b.get(at)?;
+        let key_len = b.get(at + 1..)?.iter().position(|&c| c == 0)?;
+        let key = b.get(at + 1..at + 1 + key_len)?;
+        let value_at = at + 2 + key_len;
+        let end = value_at + value_len(b, t, value_at)?;
+        if end > total - 1 {
+            return None;
+        }
+        if fields.iter().any(|f| f.as_bytes() == key) {
+            // The one element as its own document, decoded by the bson crate.
+            let mut one = Vec::with_capacity(end - at + 5);
+            one.extend_from_slice(&((end - at + 5) as i32).to_le_bytes());
+            one.extend_from_slice(b.get(at..end)?);
+            one.push(0);
+            let d = parse_record(&one).ok()?;
+            out.extend(d);
+        }
+        at = end;
+    }
+    Some(out)
 }
 
 pub fn fetch(s: &Session, coll: &Collection, rid: i64) -> StoreResult<Option<Document>> {
@@ -220,6 +274,33 @@ pub fn scan_index_range(
         positioned = if forward { cur.next()? } else { cur.prev()? };
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod pick_tests {
+    use super::*;
+    use bson::{doc, oid::ObjectId, Binary, Bson, Regex, Timestamp};
+
+    #[test]
+    fn picks_the_named_fields_of_every_type() {
+        let d = doc! {
+            "d": 1.5, "s": "x", "o": { "a": 1 }, "a": [1, 2], "bin": Binary { subtype: bson::spec::BinarySubtype::Generic, bytes: vec![1, 2] },
+            "u": Bson::Undefined, "oid": ObjectId::new(), "b": true, "dt": bson::DateTime::now(), "n": Bson::Null,
+            "re": Regex { pattern: "a.b".into(), options: "i".into() }, "i": 5, "ts": Timestamp { time: 1, increment: 2 },
+            "l": 7i64, "dec": bson::Decimal128::from_bytes([1; 16]), "min": Bson::MinKey, "max": Bson::MaxKey, "last": "z",
+        };
+        let mut raw = Vec::new();
+        d.to_writer(&mut raw).unwrap();
+        let all: Vec<String> = d.keys().cloned().collect();
+        assert_eq!(parse_fields(&raw, &all).unwrap(), d);
+        let some = vec!["re".to_string(), "last".to_string(), "missing".to_string(), "o".to_string()];
+        let got = parse_fields(&raw, &some).unwrap();
+        assert_eq!(
+            got,
+            doc! { "o": { "a": 1 }, "re": Regex { pattern: "a.b".into(), options: "i".into() }, "last": "z" }
+        );
+        assert_eq!(parse_fields(&raw, &[]).unwrap(), doc! {});
+    }
 }
 
 #[cfg(test)]

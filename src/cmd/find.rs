@@ -69,6 +69,11 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     ctx.shared.stats.query.fetch_add(1, Ordering::Relaxed);
     let coll_name = args::collection(req)?;
     check_known_fields(req, FIND_FIELDS)?;
+    let ns = format!("{}.{}", req.db, coll_name);
+    let _collation = crate::query::collation::enter_for(
+        req.body.get("collation"),
+        ctx.shared.store.collection(&ns).as_deref(),
+    )?;
     let vars = crate::agg::let_constants(req.body.get("let"))?;
     let filter = crate::agg::bind_filter(&args::opt_doc(req, "filter")?.cloned().unwrap_or_default(), &vars);
     let sort = args::opt_doc(req, "sort")?.cloned();
@@ -101,7 +106,6 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         .filter(|p| !p.is_empty())
         .map(|p| Projection::parse_with_query(p, Some(&filter)))
         .transpose()?;
-    let ns = format!("{}.{}", req.db, coll_name);
     let Some(coll) = ctx.shared.store.collection(&ns) else {
         if let Some(h) = &hint {
             if !matches!(h, Bson::Document(d) if d.contains_key("$natural")) {
@@ -278,6 +282,10 @@ pub fn aggregate(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             "readConcern level 'linearizable' is not supported with $out or $merge",
         ));
     }
+    let _collation = crate::query::collation::enter_for(
+        req.body.get("collation"),
+        coll_name.as_ref().and_then(|_| ctx.shared.store.collection(&ns)).as_deref(),
+    )?;
     let prepared = crate::agg::prepare(&req.db, &pipeline, let_vars.as_ref())?;
     if explain {
         return Ok(explain_reply(ctx, &ns, coll_name.is_some(), &pipeline));

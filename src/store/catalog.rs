@@ -52,6 +52,20 @@ pub struct IndexMeta {
     /// Some document produced more than one key (an array in an indexed field). Once set it
     /// stays set (persisted in the catalog): range bounds may then not be intersected.
     pub multikey: AtomicBool,
+    /// What kind of keys the index holds.
+    pub kind: IndexKind,
+    /// Strings are indexed by their sort key under this collation (none: binary).
+    pub collation: Option<Arc<crate::query::collation::Collation>>,
+}
+
+#[derive(Debug, Clone)]
+pub enum IndexKind {
+    /// Ordered keys of the field values.
+    Btree,
+    /// The field at this position of `fields` holds the hash of the value (`"hashed"`).
+    Hashed(usize),
+    /// A `$**` index: keys are (path, value) for every leaf.
+    Wildcard(super::wildcard::WildcardSpec),
 }
 
 impl IndexMeta {
@@ -75,7 +89,21 @@ impl IndexMeta {
             Ok(f) => Some(Arc::new(Matcher::parse(f).map_err(StoreError::Mongo)?)),
             Err(_) => None,
         };
+        let kind = if let Some(field) = super::wildcard::WildcardSpec::wildcard_field(&key) {
+            let proj = spec.get_document("wildcardProjection").ok();
+            IndexKind::Wildcard(super::wildcard::WildcardSpec::new(field, proj).map_err(|m| bad_catalog(&m))?)
+        } else if let Some(pos) = key.values().position(|v| matches!(v, Bson::String(s) if s == "hashed")) {
+            IndexKind::Hashed(pos)
+        } else {
+            IndexKind::Btree
+        };
+        let collation = match spec.get_document("collation") {
+            Ok(c) => crate::query::collation::Collation::parse(c).map_err(StoreError::Mongo)?.map(Arc::new),
+            Err(_) => None,
+        };
         Ok(IndexMeta {
+            kind,
+            collation,
             unique: spec.get_bool("unique").unwrap_or(false) || name == "_id_",
             sparse: spec.get_bool("sparse").unwrap_or(false),
             name,

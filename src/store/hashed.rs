@@ -61,7 +61,7 @@ fn number_for_hash(v: &Bson) -> i64 {
         _ => return 0,
     };
     // 2^63 is exactly representable; anything at or above it (or NaN) is out of range.
-    if d.is_nan() || d >= 9_223_372_036_854_775_808.0 || d < -9_223_372_036_854_775_808.0 {
+    if !(-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&d) {
         i64::MIN
     } else {
         d.trunc() as i64

@@ -357,8 +357,13 @@ fn wildcard_ranges(
             continue;
         }
         let Some(mut pred) = field_pred(filter, path).and_then(|p| collated(idx, p)) else { continue };
-        // Only leaf values have entries: an embedded document equals none of them.
-        if pred.points.as_ref().is_some_and(|p| p.iter().any(|v| matches!(v, Bson::Document(_)))) {
+        // Only leaf values have entries: a non-empty embedded document equals none of them
+        // (an empty one is a leaf).
+        if pred
+            .points
+            .as_ref()
+            .is_some_and(|p| p.iter().any(|v| matches!(v, Bson::Document(d) if !d.is_empty())))
+        {
             pred.points = None;
         }
         let path_value = Bson::String(path.clone());

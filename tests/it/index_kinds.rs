@@ -154,7 +154,8 @@ fn wildcard_index_answers_single_path_predicates() {
         doc! { "_id": 2, "a": { "b": 7 }, "tags": "red" },
         doc! { "_id": 3, "a": [{ "b": 5 }, { "b": 9 }] },
         doc! { "_id": 4, "a": 5, "z": 1 },
-        doc! { "_id": 5 },
+        doc! { "_id": 5, "e": {} },
+        doc! { "_id": 6, "e": [{}, 1] },
     ])
     .run()
     .expect("insert");
@@ -177,7 +178,9 @@ fn wildcard_index_answers_single_path_predicates() {
     assert_eq!(sorted_ids(&coll, doc! { "a.b": { "$in": [7, 9] } }, None), vec![2, 3]);
     assert_eq!(sorted_ids(&coll, doc! { "tags": "red" }, None), vec![1, 2]);
     assert_eq!(sorted_ids(&coll, doc! { "a": 5 }, None), vec![4]);
-    for f in [doc! { "a.b": { "$gt": 5 } }, doc! { "tags": "red" }, doc! { "a": 5 }] {
+    // An empty document is a leaf value.
+    assert_eq!(sorted_ids(&coll, doc! { "e": {} }, None), vec![5, 6]);
+    for f in [doc! { "a.b": { "$gt": 5 } }, doc! { "tags": "red" }, doc! { "a": 5 }, doc! { "e": {} }] {
         assert_eq!(plan_shape(&explain(&db, "c", f.clone())).0, ["FETCH", "IXSCAN"], "{f}");
     }
     // Shapes a wildcard index cannot answer fall back to a collection scan.

@@ -307,3 +307,61 @@ fn special_index_plans_match_collection_scans() {
         assert_eq!(sorted_ids(&coll, filter.clone(), None), scan, "{filter}");
     }
 }
+
+/// Hashed, wildcard and collated indexes keep their kind, collation and entries across a
+/// restart on the same dbpath.
+#[test]
+fn special_indexes_survive_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = start_with(builder().dbpath(dir.path()));
+    let db = env.client.database("restart");
+    let coll = db.collection::<Document>("c");
+    coll.insert_many(vec![
+        doc! { "_id": 1, "h": "k", "w": { "x": 1 }, "s": "Hello" },
+        doc! { "_id": 2, "h": "j", "w": { "x": 2 }, "s": "HELLO" },
+    ])
+    .run()
+    .expect("insert");
+    for spec in [
+        doc! { "key": { "h": "hashed" }, "name": "h" },
+        doc! { "key": { "w.$**": 1 }, "name": "w" },
+        doc! { "key": { "s": 1 }, "name": "s", "collation": { "locale": "en", "strength": 2 } },
+    ] {
+        assert_ok(&create(&db, "c", spec).expect("create"));
+    }
+    let Env { client, server } = env;
+    drop(client);
+    server.stop();
+    let env = start_with(builder().dbpath(dir.path()));
+    let db = env.client.database("restart");
+    let coll = db.collection::<Document>("c");
+    coll.insert_one(doc! { "_id": 3, "h": "k", "w": { "x": 1 }, "s": "hello" }).run().expect("insert after");
+    let cases = [
+        (doc! { "find": "c", "filter": { "h": "k" } }, "h", vec![1, 3]),
+        (doc! { "find": "c", "filter": { "w.x": 1 } }, "w", vec![1, 3]),
+        (
+            doc! { "find": "c", "filter": { "s": "hello" }, "collation": { "locale": "en", "strength": 2 } },
+            "s",
+            vec![1, 2, 3],
+        ),
+    ];
+    for (find, index, expect) in cases {
+        let r = db.run_command(find.clone()).run().expect("find");
+        let mut got: Vec<i32> = r
+            .get_document("cursor")
+            .and_then(|c| c.get_array("firstBatch"))
+            .expect("batch")
+            .iter()
+            .filter_map(|d| d.as_document().and_then(|d| d.get_i32("_id").ok()))
+            .collect();
+        got.sort();
+        assert_eq!(got, expect, "{find}");
+        let r = db.run_command(doc! { "explain": find.clone() }).run().expect("explain");
+        let (stages, ixscan) = plan_shape(&r);
+        assert_eq!(stages, ["FETCH", "IXSCAN"], "{find}");
+        assert_eq!(
+            ixscan.and_then(|i| i.get_str("indexName").ok().map(str::to_string)),
+            Some(index.to_string())
+        );
+    }
+}

@@ -461,6 +461,13 @@ pub fn enter_for(arg: Option<&Bson>, coll: Option<&crate::store::Collection>) ->
     Ok(Scope::enter(effective(arg, default)?))
 }
 
+/// Runs `f` with binary string comparison whatever the statement's collation (e.g. `_id`
+/// immutability is judged byte for byte).
+pub fn binary<R>(f: impl FnOnce() -> R) -> R {
+    let _scope = Scope::enter(None);
+    f()
+}
+
 /// Makes a collation the thread's active one until dropped (then restores the previous one).
 pub struct Scope {
     previous: Option<Arc<Collation>>,

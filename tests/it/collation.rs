@@ -304,3 +304,22 @@ fn bad_collations_are_refused() {
         .expect_err("index");
     assert_eq!(command_error(&e).0, 2);
 }
+
+#[test]
+fn id_stays_immutable_byte_for_byte_under_a_collation() {
+    let env = start();
+    let db = env.db("coll");
+    run(&db, doc! { "insert": "i", "documents": [{ "_id": "a", "v": 1 }] });
+    let r = db
+        .run_command(doc! {
+            "update": "i",
+            "updates": [{ "q": { "_id": "a" }, "u": { "_id": "A", "v": 2 }, "collation": { "locale": "en", "strength": 2 } }],
+        })
+        .run()
+        .expect("update");
+    let errors = r.get_array("writeErrors").expect("a write error");
+    let code = errors.first().and_then(|e| e.as_document()).and_then(|e| e.get_i32("code").ok());
+    assert_eq!(code, Some(66), "{r}");
+    let r = run(&db, doc! { "find": "i" });
+    assert_eq!(first_batch(&r), vec![doc! { "_id": "a", "v": 1 }]);
+}

@@ -498,8 +498,11 @@ pub fn plan_with_sort(
     if let Some(p) = field_pred(filter, "_id") {
         if let Some(points) = &p.points {
             if let [only] = points.as_slice() {
-                // The `_id` index orders strings binarily.
-                if super::collation::active().is_none() || !super::collation::has_strings(only) {
+                // The `_id` index is unique under its collation: one lookup finds the only
+                // candidate under that collation or the simple one, not under a third.
+                let active = super::collation::active();
+                let id_collation = coll.id_index().and_then(|i| i.collation.clone());
+                if active.is_none() || active == id_collation || !super::collation::has_strings(only) {
                     return Ok(Plan { access: Access::IdLookup(only.clone()), sort_provided: true });
                 }
             }

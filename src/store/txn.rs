@@ -200,7 +200,9 @@ impl<'a> Txn<'a> {
         let Some(idx) = coll.id_index() else {
             return Ok(None);
         };
-        let key = keystring::encode_key(&[(id, false)]);
+        // A collated `_id` index holds strings by their collation keys.
+        let collated = idx.collation.as_ref().map(|c| c.index_value(id));
+        let key = keystring::encode_key(&[(collated.as_ref().unwrap_or(id), false)]);
         let rid = {
             let mut cur = self.s.open_cursor(&idx.uri(), None)?;
             if !cur.search(Key::Bytes(&key))? {

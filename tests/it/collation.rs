@@ -224,6 +224,23 @@ fn collection_default_collation() {
     assert!(!get("binary").contains_key("collation"));
     let scan = scan_stage(&db, doc! { "find": "d", "filter": { "name": "cafe" } });
     assert_eq!(scan.get_str("indexName"), Ok("inherits"), "{scan}");
+
+    // The _id index has the collection's collation too: "K" and "k" are one _id.
+    assert_eq!(get("_id_").get_document("collation").and_then(|c| c.get_i32("strength")), Ok(2));
+    run(&db, doc! { "insert": "d", "documents": [{ "_id": "K" }] });
+    let e = db.collection::<Document>("d").insert_one(doc! { "_id": "k" }).run().expect_err("same _id");
+    assert_eq!(write_error_code(&e), 11000);
+    let r = run(&db, doc! { "find": "d", "filter": { "_id": "k" } });
+    assert_eq!(first_batch(&r), vec![doc! { "_id": "K" }]);
+    let scan = scan_stage(&db, doc! { "find": "d", "filter": { "_id": "k" } });
+    assert_eq!(scan.get_str("stage"), Ok("IDHACK"), "{scan}");
+    let r = run(&db, doc! { "find": "d", "filter": { "_id": "k" }, "collation": { "locale": "simple" } });
+    assert!(first_batch(&r).is_empty(), "{r}");
+    let r = run(
+        &db,
+        doc! { "find": "d", "filter": { "_id": "k" }, "collation": { "locale": "en", "strength": 1 } },
+    );
+    assert_eq!(first_batch(&r).len(), 1, "{r}");
 }
 
 #[test]

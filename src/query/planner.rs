@@ -383,7 +383,8 @@ fn wildcard_ranges(
             (ranges, 2, describe_field(Some(&pred), None, None, false))
         } else {
             let lower = pred.lower.as_ref();
-            let upper = if idx.is_multikey() && lower.is_some() { None } else { pred.upper.as_ref() };
+            let upper =
+                if idx.path_is_multikey(path) && lower.is_some() { None } else { pred.upper.as_ref() };
             if lower.is_none() && upper.is_none() {
                 continue;
             }

@@ -162,9 +162,9 @@ pub fn keys_for(idx: &IndexMeta, doc: &Document) -> StoreResult<Vec<IndexKey>> {
 
 /// A wildcard index's keys: (path, value) per covered leaf.
 fn wildcard_keys(idx: &IndexMeta, spec: &super::wildcard::WildcardSpec, doc: &Document) -> Vec<IndexKey> {
-    let (entries, multikey) = spec.entries(doc);
-    if multikey && !idx.is_multikey() {
-        idx.multikey.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (entries, multikey_paths) = spec.entries(doc);
+    if !multikey_paths.is_empty() {
+        idx.note_multikey_paths(&multikey_paths);
     }
     let mut keys: Vec<IndexKey> = entries
         .into_iter()

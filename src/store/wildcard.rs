@@ -96,18 +96,22 @@ impl WildcardSpec {
         named == self.include
     }
 
-    /// Every (path, value) entry `doc` gives, and whether an array was traversed.
-    pub fn entries(&self, doc: &Document) -> (Vec<(String, Bson)>, bool) {
+    /// Every (path, value) entry `doc` gives, and the covered paths at which it has arrays.
+    pub fn entries(&self, doc: &Document) -> (Vec<(String, Bson)>, Vec<String>) {
         let mut out = Vec::new();
-        let mut multikey = false;
+        let mut multikey = Vec::new();
         for (k, v) in doc {
             self.visit(k.clone(), v, &mut out, &mut multikey);
         }
         out.retain(|(p, _)| self.covers(p));
+        // An array above the covered part (`a` for `a.b.$**`) still makes its paths multikey.
+        multikey.retain(|p| self.covers(p) || out.iter().any(|(o, _)| under(o, p)));
+        multikey.sort();
+        multikey.dedup();
         (out, multikey)
     }
 
-    fn visit(&self, path: String, v: &Bson, out: &mut Vec<(String, Bson)>, multikey: &mut bool) {
+    fn visit(&self, path: String, v: &Bson, out: &mut Vec<(String, Bson)>, multikey: &mut Vec<String>) {
         match v {
             Bson::Document(d) if !d.is_empty() => {
                 for (k, e) in d {
@@ -115,7 +119,7 @@ impl WildcardSpec {
                 }
             }
             Bson::Array(a) => {
-                *multikey = true;
+                multikey.push(path.clone());
                 if a.is_empty() {
                     out.push((path, Bson::Array(Vec::new())));
                     return;
@@ -151,7 +155,7 @@ mod tests {
             paths(&all, &d),
             ["a.b=1", "a.c=2", "a.c.d=3", "a.c=[4]", "e={}", "f=[]"].map(String::from).to_vec()
         );
-        assert!(all.entries(&d).1);
+        assert_eq!(all.entries(&d).1, vec!["a.c".to_string(), "f".to_string()]);
         let sub = WildcardSpec::new("a.$**", None).unwrap();
         assert_eq!(paths(&sub, &doc! { "a": { "x": 1 }, "ab": 2 }), vec!["a.x=1".to_string()]);
     }

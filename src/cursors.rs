@@ -39,6 +39,8 @@ pub struct ClientCursor {
     /// ones make getMore wait for new documents.
     pub tailable: bool,
     pub await_data: bool,
+    /// The collation of the statement that opened the cursor; getMores run under it.
+    pub collation: Option<Arc<crate::query::collation::Collation>>,
 }
 
 pub type CursorRef = Arc<Mutex<ClientCursor>>;
@@ -84,6 +86,7 @@ impl CursorManager {
             lsid,
             tailable: false,
             await_data: false,
+            collation: crate::query::collation::active(),
         };
         map.insert(id, Slot { lsid, cursor: Arc::new(Mutex::new(c)) });
         id

@@ -131,6 +131,13 @@ pub fn create(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     }
     check_validation_options(&options)?;
     normalize_pre_post_images("create", &mut options)?;
+    if let Some(c) = options.get("collation") {
+        // Kept in mongod's full form; the simple collation is no default at all.
+        match crate::query::collation::effective(Some(c), None)? {
+            Some(c) => options.insert("collation", c.to_document()),
+            None => options.remove("collation"),
+        };
+    }
     if matches!(options.get("capped"), Some(Bson::Boolean(true))) && !options.contains_key("size") {
         return Err(MongoError::new(
             ErrorCode::InvalidOptions,

@@ -17,8 +17,12 @@ pub fn count(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     }
     // A negative limit counts like a positive one, as mongod does.
     let limit = args::opt_i64(req, "limit")?.map(|l| l.unsigned_abs()).filter(|l| *l > 0);
-    let matcher = Matcher::parse(&filter)?;
     let ns = format!("{}.{}", req.db, coll_name);
+    let _collation = crate::query::collation::enter_for(
+        req.body.get("collation"),
+        ctx.shared.store.catalog.get(&ns).as_deref(),
+    )?;
+    let matcher = Matcher::parse(&filter)?;
     let Some(coll) = ctx.shared.store.catalog.get(&ns) else {
         return Ok(doc! { "n": 0 });
     };
@@ -89,8 +93,12 @@ pub fn distinct(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         }
     };
     let filter = args::opt_doc(req, "query")?.cloned().unwrap_or_default();
-    let matcher = Matcher::parse(&filter)?;
     let ns = format!("{}.{}", req.db, coll_name);
+    let _collation = crate::query::collation::enter_for(
+        req.body.get("collation"),
+        ctx.shared.store.catalog.get(&ns).as_deref(),
+    )?;
+    let matcher = Matcher::parse(&filter)?;
     let mut values: Vec<Bson> = Vec::new();
     if let Some(coll) = ctx.shared.store.catalog.get(&ns) {
         let access = planner::plan(&coll, &filter, None, None)?;

@@ -224,6 +224,7 @@ pub fn get_more(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             format!("Cursor already in use (namespace: '{ns}', id: {id})."),
         ));
     };
+    let _collation = crate::query::collation::Scope::enter(c.collation.clone());
     if c.ns != ns {
         return Err(MongoError::new(
             ErrorCode::Unauthorized,

@@ -135,7 +135,7 @@ fn access_stage(access: &Access, filter: &Document) -> Document {
         Access::IndexScan { index, forward, bounds, .. } => {
             let ixscan = doc! {
                 "stage": "IXSCAN",
-                "keyPattern": index.key.clone(),
+                "keyPattern": planner::explain_key_pattern(index, bounds),
                 "indexName": index.name.clone(),
                 "isMultiKey": index.is_multikey(),
                 "isUnique": index.unique,
@@ -187,8 +187,15 @@ pub fn explain(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let e = parse_inner(&name, &inner)?;
     args::check_coll_name(&req.db, &e.coll)?;
     let ns = format!("{}.{}", req.db, e.coll);
-    Matcher::parse(&e.filter)?;
     let coll = ctx.shared.store.catalog.get(&ns);
+    // update and delete carry their collation in the statement.
+    let stmt_collation = ["updates", "deletes"].iter().find_map(|k| match inner.get(*k) {
+        Some(Bson::Array(a)) => a.first().and_then(|s| s.as_document()).and_then(|s| s.get("collation")),
+        _ => None,
+    });
+    let _collation =
+        crate::query::collation::enter_for(inner.get("collation").or(stmt_collation), coll.as_deref())?;
+    Matcher::parse(&e.filter)?;
     let (plan, mut stage) = match &coll {
         Some(c) => {
             let plan = planner::plan_with_sort(c, &e.filter, e.sort.as_ref(), e.hint.as_ref())?;

@@ -69,6 +69,11 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     ctx.shared.stats.query.fetch_add(1, Ordering::Relaxed);
     let coll_name = args::collection(req)?;
     check_known_fields(req, FIND_FIELDS)?;
+    let ns = format!("{}.{}", req.db, coll_name);
+    let _collation = crate::query::collation::enter_for(
+        req.body.get("collation"),
+        ctx.shared.store.collection(&ns).as_deref(),
+    )?;
     let vars = crate::agg::let_constants(req.body.get("let"))?;
     let filter = crate::agg::bind_filter(&args::opt_doc(req, "filter")?.cloned().unwrap_or_default(), &vars);
     let sort = args::opt_doc(req, "sort")?.cloned();
@@ -102,7 +107,6 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         .filter(|p| !p.is_empty())
         .map(|p| Projection::parse_with_query(p, Some(&filter)))
         .transpose()?;
-    let ns = format!("{}.{}", req.db, coll_name);
     let Some(coll) = ctx.shared.store.collection(&ns) else {
         if let Some(h) = &hint {
             if !matches!(h, Bson::Document(d) if d.contains_key("$natural")) {
@@ -131,8 +135,11 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             sort_provided: true,
         };
     }
+    // Collations make string equality looser or stricter than the index's keys: re-check.
+    let collated =
+        req.body.get("collation").is_some() || coll.id_index().is_some_and(|i| i.collation.is_some());
     let exact = filter.is_empty()
-        || id_lookup_is_exact(&plan.access, &filter)
+        || (!collated && id_lookup_is_exact(&plan.access, &filter))
         || (req.body.get("collation").is_none() && index_scan_is_exact(&plan.access, &filter));
     let mut exec = Exec::new(
         coll,
@@ -294,6 +301,10 @@ pub fn aggregate(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             "readConcern level 'linearizable' is not supported with $out or $merge",
         ));
     }
+    let _collation = crate::query::collation::enter_for(
+        req.body.get("collation"),
+        coll_name.as_ref().and_then(|_| ctx.shared.store.collection(&ns)).as_deref(),
+    )?;
     let prepared = crate::agg::prepare(&req.db, &pipeline, let_vars.as_ref())?;
     if explain {
         return Ok(explain_reply(ctx, &ns, coll_name.is_some(), &pipeline));
@@ -356,7 +367,8 @@ fn id_lookup_is_exact(access: &crate::query::exec::Access, filter: &Document) ->
 fn index_scan_is_exact(access: &crate::query::exec::Access, filter: &Document) -> bool {
     let crate::query::exec::Access::IndexScan { index, .. } = access else { return false };
     let Some((field, cond)) = filter.iter().next() else { return false };
-    if filter.len() != 1 || index.is_multikey() || index.partial.is_some() {
+    let btree = matches!(index.kind, crate::store::catalog::IndexKind::Btree);
+    if filter.len() != 1 || !btree || index.is_multikey() || index.partial.is_some() {
         return false;
     }
     if index.fields.first().map(|(f, _)| f) != Some(field) || field.starts_with('$') {

@@ -66,6 +66,10 @@ pub fn find_and_modify(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         return Ok(prev);
     }
     session::before_statement(ctx)?;
+    let _collation = crate::query::collation::enter_for(
+        req.body.get("collation"),
+        ctx.shared.store.catalog.get(&format!("{}.{}", req.db, coll_name)).as_deref(),
+    )?;
     let reply = if remove {
         let matcher = Matcher::parse(&query)?;
         let ns = format!("{}.{}", req.db, coll_name);
@@ -106,6 +110,9 @@ pub fn find_and_modify(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         }
         if let Some(h) = req.body.get("hint") {
             u.insert("hint", h.clone());
+        }
+        if let Some(c) = req.body.get("collation") {
+            u.insert("collation", c.clone());
         }
         let mut stmt: UpdateStmt = write::parse_update_stmt(&u)?;
         stmt.bypass = args::opt_bool(req, "bypassDocumentValidation")?.unwrap_or(false);

@@ -3,7 +3,9 @@
 use super::format::{shell, type_name};
 use super::{args, Ctx, Request};
 use crate::error::{ErrorCode, MongoError, Result};
+use crate::query::collation::Collation;
 use crate::query::matcher::Matcher;
+use crate::store::wildcard::WildcardSpec;
 use crate::store::{IndexMeta, StoreError};
 use bson::{doc, Bson, Document};
 use std::sync::Arc;
@@ -96,7 +98,8 @@ fn normalize_spec(raw: &Document) -> Result<Document> {
                 return Err(cannot_create(raw, "Values in the index key pattern can't be 0."))
             }
             Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) => {}
-            Bson::String(s) if matches!(s.as_str(), "hashed" | "text" | "2d" | "2dsphere" | "geoHaystack") => {
+            Bson::String(s) if s == "hashed" => {}
+            Bson::String(s) if matches!(s.as_str(), "text" | "2d" | "2dsphere" | "geoHaystack") => {
                 return Err(cannot_create(raw, &format!("index type '{s}' is not supported yet")))
             }
             Bson::String(s) => return Err(cannot_create(raw, &format!("Unknown index plugin '{s}'"))),
@@ -111,9 +114,7 @@ fn normalize_spec(raw: &Document) -> Result<Document> {
             }
         }
     }
-    if field_is_wildcard(&key) {
-        return Err(cannot_create(raw, "wildcard indexes are not supported yet"));
-    }
+    check_special_kinds(raw, &key)?;
     let name = match raw.get("name") {
         Some(Bson::String(s)) if !s.is_empty() => s.clone(),
         Some(Bson::String(_)) => return Err(cannot_create(raw, "index name cannot be empty")),
@@ -190,6 +191,17 @@ fn normalize_spec(raw: &Document) -> Result<Document> {
                 }
                 Bson::Int32(secs as i32)
             }
+            ("collation", Bson::Document(c)) => match Collation::parse(c)? {
+                Some(c) => Bson::Document(c.to_document()),
+                // The simple collation is the absence of one.
+                None => continue,
+            },
+            ("collation", other) => {
+                return Err(MongoError::type_mismatch(format!(
+                    "The field 'collation' must be an object, but got {}",
+                    type_name(other)
+                )))
+            }
             ("expireAfterSeconds", other) => {
                 return Err(cannot_create(
                     raw,
@@ -212,8 +224,75 @@ fn normalize_spec(raw: &Document) -> Result<Document> {
     Ok(spec)
 }
 
-fn field_is_wildcard(key: &Document) -> bool {
-    key.keys().any(|k| k == "$**" || k.ends_with(".$**"))
+/// The restrictions mongod puts on hashed and wildcard key patterns and their options.
+fn check_special_kinds(raw: &Document, key: &Document) -> Result<()> {
+    let hashed = key.values().filter(|v| matches!(v, Bson::String(s) if s == "hashed")).count();
+    if hashed > 1 {
+        return Err(MongoError::new(
+            ErrorCode::Location31303,
+            format!(
+                "A maximum of one index field is allowed to be hashed but found {hashed} for 'key' {}",
+                shell(key)
+            ),
+        ));
+    }
+    let flag = |k: &str| match raw.get(k) {
+        Some(Bson::Boolean(b)) => *b,
+        Some(Bson::Int32(n)) => *n != 0,
+        Some(Bson::Double(n)) => *n != 0.0,
+        _ => false,
+    };
+    if hashed == 1 && flag("unique") {
+        return Err(MongoError::new(
+            ErrorCode::Location16764,
+            "Currently hashed indexes cannot guarantee uniqueness. Use a regular index.",
+        ));
+    }
+    let wildcard = WildcardSpec::wildcard_field(key);
+    if raw.contains_key("wildcardProjection") && wildcard != Some("$**") {
+        return Err(cannot_create(raw, "The field 'wildcardProjection' is only allowed in an '$**' index"));
+    }
+    let Some(field) = wildcard else {
+        return Ok(());
+    };
+    if key.len() > 1 {
+        return Err(cannot_create(raw, "compound wildcard indexes are not supported yet"));
+    }
+    if !matches!(key.get(field), Some(Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_))) {
+        return Err(cannot_create(raw, "A wildcard index must be ascending or descending"));
+    }
+    if key.keys().any(|k| k.matches("$**").count() > 1 || (k.contains("$**") && !k.ends_with("$**"))) {
+        return Err(cannot_create(
+            raw,
+            "Index key contains an illegal field name: field name starts with '$'.",
+        ));
+    }
+    for opt in ["unique", "sparse"] {
+        if flag(opt) {
+            return Err(cannot_create(
+                raw,
+                &format!("Index type 'wildcard' does not support the {opt} option"),
+            ));
+        }
+    }
+    if raw.contains_key("expireAfterSeconds") {
+        return Err(cannot_create(
+            raw,
+            "Index type 'wildcard' does not support the expireAfterSeconds option",
+        ));
+    }
+    let projection = match raw.get("wildcardProjection") {
+        None => None,
+        Some(Bson::Document(p)) => Some(p),
+        Some(v) => {
+            return Err(MongoError::type_mismatch(format!(
+                "The field 'wildcardProjection' must be a non-empty object, but got {}",
+                type_name(v)
+            )))
+        }
+    };
+    WildcardSpec::new(field, projection).map_err(|m| cannot_create(raw, &m))?;
+    Ok(())
 }
 
 /// The options that make two specs with the same key different indexes.
@@ -251,14 +330,18 @@ pub fn create_indexes(ctx: &mut Ctx, req: &Request) -> Result<Document> {
                 "BSON field 'createIndexes.indexes' element is the wrong type, expected type 'object'",
             ));
         };
-        specs.push(normalize_spec(r)?);
+        specs.push((normalize_spec(r)?, r.contains_key("collation")));
     }
     let ns = format!("{}.{}", req.db, coll_name);
     let created_collection = ctx.shared.store.catalog.get(&ns).is_none();
     let coll = ctx.store.ensure_collection(&req.db, &coll_name)?;
     let before = coll.indexes.len();
     let mut to_build: Vec<Document> = Vec::new();
-    for spec in specs {
+    for (mut spec, own_collation) in specs {
+        // An index without a collation of its own takes the collection's default.
+        if let (false, Ok(c)) = (own_collation, coll.options.get_document("collation")) {
+            spec.insert("collation", c.clone());
+        }
         let name = spec.get_str("name").unwrap_or_default().to_string();
         let key = spec.get_document("key").cloned().unwrap_or_default();
         let existing: Vec<&Arc<IndexMeta>> = coll.indexes.iter().collect();

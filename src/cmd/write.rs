@@ -260,6 +260,8 @@ pub struct UpdateStmt {
     pub upsert: bool,
     pub multi: bool,
     pub hint: Option<Bson>,
+    /// The statement's `collation` argument.
+    pub collation: Option<Bson>,
     /// bypassDocumentValidation of the command.
     pub bypass: bool,
 }
@@ -358,7 +360,8 @@ pub fn parse_update_stmt(u: &Document) -> Result<UpdateStmt> {
     }
     let matcher = Matcher::parse(&filter)?;
     let hint = u.get("hint").filter(|h| !matches!(h, Bson::Null)).cloned();
-    Ok(UpdateStmt { filter, matcher, spec, upsert, multi, hint, bypass: false })
+    let collation = u.get("collation").cloned();
+    Ok(UpdateStmt { filter, matcher, spec, upsert, multi, hint, collation, bypass: false })
 }
 
 /// What one update statement did.
@@ -458,6 +461,10 @@ pub fn run_update(
 ) -> Result<UpdateResult> {
     let ns = format!("{db}.{coll_name}");
     let mut res = UpdateResult::default();
+    let _collation = crate::query::collation::enter_for(
+        stmt.collation.as_ref(),
+        ctx.shared.store.catalog.get(&ns).as_deref(),
+    )?;
     if let Some(coll) = ctx.shared.store.catalog.get(&ns) {
         let access = planner::plan(&coll, &stmt.filter, sort, stmt.hint.as_ref())?;
         let sort_spec =
@@ -665,6 +672,10 @@ pub fn delete(ctx: &mut Ctx, req: &Request) -> Result<Document> {
                     format!("The limit field in delete objects must be 0 or 1. Got {limit}"),
                 ));
             }
+            let _collation = crate::query::collation::enter_for(
+                d.get("collation"),
+                ctx.shared.store.catalog.get(&ns).as_deref(),
+            )?;
             let matcher = Matcher::parse(&filter)?;
             session::before_statement(ctx)?;
             let Some(coll) = ctx.shared.store.catalog.get(&ns) else {

@@ -270,7 +270,14 @@ fn compare_scalars(a: &Bson, b: &Bson) -> Ordering {
         return compare_numbers(&x, &y);
     }
     if let (Some(x), Some(y)) = (string_bytes(a), string_bytes(b)) {
-        return x.cmp(y);
+        // A statement running with a collation compares string values by it.
+        return super::collation::with_active(|c| match c {
+            Some(c) => c.compare(
+                std::str::from_utf8(x).unwrap_or_default(),
+                std::str::from_utf8(y).unwrap_or_default(),
+            ),
+            None => x.cmp(y),
+        });
     }
     match (a, b) {
         (Bson::Binary(x), Bson::Binary(y)) => binary_len(x)

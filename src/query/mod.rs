@@ -1,6 +1,7 @@
 //! The query language: BSON comparison, the matcher (one file per operator family),
 //! projection, sort, the updater, the planner and the executor.
 
+pub mod collation;
 pub mod compare;
 pub mod exec;
 pub mod matcher;

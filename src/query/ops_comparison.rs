@@ -111,6 +111,10 @@ impl ElementPredicate for InPredicate {
         if self.regexes.iter().any(|r| r.matches(Some(v))) {
             return true;
         }
+        if super::collation::with_active(|c| c.is_some()) {
+            // The values were sorted without the collation: look at each.
+            return self.values.iter().any(|x| compare_matches(CmpOp::Eq, Some(v), x));
+        }
         if let Ok(i) = self.values.binary_search_by(|x| compare_bson(x, v)) {
             return self.values.get(i).is_some_and(|x| compare_matches(CmpOp::Eq, Some(v), x));
         }

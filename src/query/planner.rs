@@ -7,9 +7,10 @@
 
 use super::exec::Access;
 use crate::error::{ErrorCode, MongoError, Result};
-use crate::store::catalog::{direction_is_descending, Collection, IndexMeta};
+use crate::store::catalog::{direction_is_descending, Collection, IndexKind, IndexMeta};
 use crate::store::keystring;
 use crate::store::scan::{after_prefix, KeyRange};
+use crate::store::wildcard::WildcardSpec;
 use bson::{Bson, Document};
 use std::sync::Arc;
 
@@ -81,6 +82,47 @@ fn field_pred(filter: &Document, field: &str) -> Option<FieldPred> {
         return None;
     }
     Some(p)
+}
+
+/// What the filter says about key field `i` of `idx`. A hashed field holds only hashes, so it
+/// answers equality (with the hashes of the values) and never ranges.
+fn index_pred(idx: &IndexMeta, i: usize, filter: &Document) -> Option<FieldPred> {
+    let (field, _) = idx.fields.get(i)?;
+    let pred = collated(idx, field_pred(filter, field)?)?;
+    match idx.kind {
+        IndexKind::Hashed(pos) if pos == i => {
+            let points = pred.points?;
+            let hashed = points.iter().map(|v| Bson::Int64(crate::store::hashed::hash_value(v))).collect();
+            Some(FieldPred { points: Some(hashed), lower: None, upper: None })
+        }
+        _ => Some(pred),
+    }
+}
+
+/// Whether the index orders strings as the statement's collation does.
+fn same_collation(idx: &IndexMeta) -> bool {
+    super::collation::active().as_deref() == idx.collation.as_deref()
+}
+
+/// A predicate in the index's terms: strings become the index's collation keys. Under another
+/// collation than the index's, string values give no usable bounds.
+fn collated(idx: &IndexMeta, pred: FieldPred) -> Option<FieldPred> {
+    let strings = pred.points.iter().flatten().any(super::collation::has_strings)
+        || [&pred.lower, &pred.upper].into_iter().flatten().any(|(v, _)| super::collation::has_strings(v));
+    if !strings {
+        return Some(pred);
+    }
+    if !same_collation(idx) {
+        return None;
+    }
+    let Some(c) = &idx.collation else {
+        return Some(pred);
+    };
+    Some(FieldPred {
+        points: pred.points.map(|p| p.iter().map(|v| c.index_value(v)).collect()),
+        lower: pred.lower.map(|(v, inc)| (c.index_value(&v), inc)),
+        upper: pred.upper.map(|(v, inc)| (c.index_value(&v), inc)),
+    })
 }
 
 fn encoded(v: &Bson, desc: bool) -> Vec<u8> {
@@ -194,7 +236,7 @@ fn describe_bounds(
 ) -> Document {
     let mut d = Document::new();
     for (i, (field, desc)) in idx.fields.iter().enumerate() {
-        let pred = field_pred(filter, field);
+        let pred = index_pred(idx, i, filter);
         let intervals = if i < eq_fields {
             describe_field(pred.as_ref(), None, None, *desc)
         } else if i == eq_fields {
@@ -215,8 +257,8 @@ fn describe_bounds(
 fn ranges_and_bounds(idx: &IndexMeta, filter: &Document) -> (Vec<KeyRange>, usize, bool, Document) {
     let mut prefixes: Vec<Vec<u8>> = vec![Vec::new()];
     let mut eq_fields = 0;
-    for (field, desc) in &idx.fields {
-        let Some(pred) = field_pred(filter, field) else { break };
+    for (i, (_, desc)) in idx.fields.iter().enumerate() {
+        let Some(pred) = index_pred(idx, i, filter) else { break };
         if let Some(points) = &pred.points {
             if prefixes.len() * points.len() > MAX_RANGES {
                 break;
@@ -264,11 +306,20 @@ fn ranges_and_bounds(idx: &IndexMeta, filter: &Document) -> (Vec<KeyRange>, usiz
 /// Whether scanning `idx` (forward or reverse) after `eq_fields` single-point equality fields
 /// yields documents in `sort` order. Returns the scan direction.
 fn provides_sort(idx: &IndexMeta, sort: &Document, eq_fields: usize, single_prefix: bool) -> Option<bool> {
-    if sort.is_empty() || idx.is_multikey() || (eq_fields > 0 && !single_prefix) {
+    if sort.is_empty() || idx.is_multikey() || (eq_fields > 0 && !single_prefix) || !same_collation(idx) {
         return None;
     }
     let rest = idx.fields.get(eq_fields..)?;
     if sort.len() > rest.len() {
+        return None;
+    }
+    let hashed_at = match &idx.kind {
+        IndexKind::Btree => None,
+        IndexKind::Hashed(pos) => Some(*pos),
+        IndexKind::Wildcard(_) => return None,
+    };
+    if hashed_at.is_some_and(|p| p >= eq_fields && p < eq_fields + sort.len()) {
+        // Hash order is not value order.
         return None;
     }
     let mut forward: Option<bool> = None;
@@ -290,6 +341,82 @@ fn provides_sort(idx: &IndexMeta, sort: &Document, eq_fields: usize, single_pref
         }
     }
     forward
+}
+
+/// A wildcard index answers the predicate on one covered path (equality or `$in` preferred to
+/// a range) as a scan of the entries with that path: (ranges, score, explain's indexBounds).
+fn wildcard_ranges(
+    idx: &IndexMeta,
+    spec: &WildcardSpec,
+    filter: &Document,
+) -> Option<(Vec<KeyRange>, usize, Document)> {
+    let mut best: Option<(Vec<KeyRange>, usize, Document)> = None;
+    for path in filter.keys() {
+        // Positional components and operators are left to other plans.
+        let plain = !path.split('.').any(|c| c.starts_with('$') || c.bytes().all(|b| b.is_ascii_digit()));
+        if !plain || !spec.covers(path) {
+            continue;
+        }
+        let Some(mut pred) = field_pred(filter, path).and_then(|p| collated(idx, p)) else { continue };
+        // Only leaf values have entries: a non-empty embedded document equals none of them
+        // (an empty one is a leaf).
+        if pred
+            .points
+            .as_ref()
+            .is_some_and(|p| p.iter().any(|v| matches!(v, Bson::Document(d) if !d.is_empty())))
+        {
+            pred.points = None;
+        }
+        let path_value = Bson::String(path.clone());
+        let prefix = encoded(&path_value, false);
+        let (ranges, score, intervals) = if let Some(points) = &pred.points {
+            let mut keys: Vec<Vec<u8>> = points
+                .iter()
+                .map(|v| {
+                    let mut k = prefix.clone();
+                    keystring::append_value(&mut k, v, false);
+                    k
+                })
+                .collect();
+            keys.sort();
+            keys.dedup();
+            let ranges = keys.iter().map(|k| KeyRange::prefix(k)).collect();
+            (ranges, 2, describe_field(Some(&pred), None, None, false))
+        } else {
+            let lower = pred.lower.as_ref();
+            let upper =
+                if idx.path_is_multikey(path) && lower.is_some() { None } else { pred.upper.as_ref() };
+            if lower.is_none() && upper.is_none() {
+                continue;
+            }
+            let ty = |b: Bound<'_>| b.map(|(v, _)| encoded(v, false).first().copied());
+            if lower.is_some() && upper.is_some() && ty(lower) != ty(upper) {
+                continue;
+            }
+            (vec![range_after(&prefix, lower, upper, false)], 1, describe_field(None, lower, upper, false))
+        };
+        if best.as_ref().is_none_or(|(_, s, _)| score > *s) {
+            let mut bounds = Document::new();
+            bounds.insert("$_path", vec![Bson::String(format!("[{0}, {0}]", shell_value(&path_value)))]);
+            bounds.insert(path.clone(), intervals);
+            best = Some((ranges, score, bounds));
+        }
+    }
+    best
+}
+
+/// The key pattern explain shows for a scan: a wildcard index scans as `{$_path: 1, path: 1}`.
+pub fn explain_key_pattern(index: &IndexMeta, bounds: &Document) -> Document {
+    match (&index.kind, bounds.keys().nth(1)) {
+        (IndexKind::Wildcard(_), Some(path)) => {
+            let dir = index.key.values().next().cloned().unwrap_or(Bson::Int32(1));
+            let mut d = Document::new();
+            d.insert("$_path", 1);
+            d.insert(path.clone(), dir);
+            d
+        }
+        _ => index.key.clone(),
+    }
 }
 
 fn usable(idx: &IndexMeta) -> bool {
@@ -375,6 +502,17 @@ pub fn plan_with_sort(
             }
         }
         if let Some(idx) = index_by_hint(coll, h)? {
+            if let IndexKind::Wildcard(spec) = &idx.kind {
+                // Documents without a covered path have no entry: only a predicate helps.
+                let Some((ranges, _, bounds)) = wildcard_ranges(idx, spec, filter) else {
+                    return Err(MongoError::new(
+                        ErrorCode::NoQueryExecutionPlans,
+                        "error processing query: planner returned error :: caused by :: hint provided does not correspond to an existing index",
+                    ));
+                };
+                let access = Access::IndexScan { index: idx.clone(), ranges, forward: true, bounds };
+                return Ok(Plan { access, sort_provided: false });
+            }
             let (ranges, eq, _, bounds) = ranges_and_bounds(idx, filter);
             let dir = sort.and_then(|s| provides_sort(idx, s, eq, ranges.len() == 1));
             return Ok(Plan {
@@ -393,8 +531,14 @@ pub fn plan_with_sort(
     }
     if let Some(p) = field_pred(filter, "_id") {
         if let Some(points) = &p.points {
-            if points.len() == 1 {
-                return Ok(Plan { access: Access::IdLookup(points[0].clone()), sort_provided: true });
+            if let [only] = points.as_slice() {
+                // The `_id` index is unique under its collation: one lookup finds the only
+                // candidate under that collation or the simple one, not under a third.
+                let active = super::collation::active();
+                let id_collation = coll.id_index().and_then(|i| i.collation.clone());
+                if active.is_none() || active == id_collation || !super::collation::has_strings(only) {
+                    return Ok(Plan { access: Access::IdLookup(only.clone()), sort_provided: true });
+                }
             }
         }
     }
@@ -403,6 +547,15 @@ pub fn plan_with_sort(
     type Candidate<'a> = (&'a Arc<IndexMeta>, Vec<KeyRange>, (usize, bool, bool), Option<bool>, Document);
     let mut best: Option<Candidate> = None;
     for idx in coll.indexes.iter().filter(|i| usable(i)) {
+        if let IndexKind::Wildcard(spec) = &idx.kind {
+            if let Some((ranges, score, bounds)) = wildcard_ranges(idx, spec, filter) {
+                let key = (score, false, false);
+                if best.as_ref().is_none_or(|(_, _, bk, _, _)| key > *bk) {
+                    best = Some((idx, ranges, key, None, bounds));
+                }
+            }
+            continue;
+        }
         let (ranges, eq, range, bounds) = ranges_and_bounds(idx, filter);
         let score = eq * 2 + range as usize;
         let dir = sort.and_then(|s| provides_sort(idx, s, eq, ranges.len() == 1));

@@ -52,11 +52,55 @@ pub struct IndexMeta {
     /// Some document produced more than one key (an array in an indexed field). Once set it
     /// stays set (persisted in the catalog): range bounds may then not be intersected.
     pub multikey: AtomicBool,
+    /// For a wildcard index, the paths at which some document had an array (persisted too):
+    /// only predicates on or under them lose the intersection of range bounds.
+    pub multikey_paths: Mutex<BTreeSet<String>>,
+    /// Bumped whenever the multikey state changes, so a writer knows to persist the catalog.
+    pub multikey_version: AtomicU64,
+    /// What kind of keys the index holds.
+    pub kind: IndexKind,
+    /// Strings are indexed by their sort key under this collation (none: binary).
+    pub collation: Option<Arc<crate::query::collation::Collation>>,
+}
+
+#[derive(Debug, Clone)]
+pub enum IndexKind {
+    /// Ordered keys of the field values.
+    Btree,
+    /// The field at this position of `fields` holds the hash of the value (`"hashed"`).
+    Hashed(usize),
+    /// A `$**` index: keys are (path, value) for every leaf.
+    Wildcard(super::wildcard::WildcardSpec),
 }
 
 impl IndexMeta {
     pub fn is_multikey(&self) -> bool {
         self.multikey.load(Ordering::Relaxed)
+    }
+
+    /// Records that documents had arrays at `paths` (wildcard indexes).
+    pub fn note_multikey_paths(&self, paths: &[String]) {
+        let mut known = self.multikey_paths.lock();
+        let mut grew = false;
+        for p in paths {
+            grew |= known.insert(p.clone());
+        }
+        if grew || (!paths.is_empty() && !self.is_multikey()) {
+            self.multikey.store(true, Ordering::Relaxed);
+            self.multikey_version.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether `path` may hold several values in one document: for a wildcard index, when an
+    /// array was seen at it or above it.
+    pub fn path_is_multikey(&self, path: &str) -> bool {
+        if !matches!(self.kind, IndexKind::Wildcard(_)) {
+            return self.is_multikey();
+        }
+        let under = |p: &String| {
+            path == p || (path.starts_with(p.as_str()) && path.as_bytes().get(p.len()) == Some(&b'.'))
+        };
+        self.multikey_paths.lock().iter().any(under)
     }
 
     pub fn uri(&self) -> String {
@@ -75,7 +119,21 @@ impl IndexMeta {
             Ok(f) => Some(Arc::new(Matcher::parse(f).map_err(StoreError::Mongo)?)),
             Err(_) => None,
         };
+        let kind = if let Some(field) = super::wildcard::WildcardSpec::wildcard_field(&key) {
+            let proj = spec.get_document("wildcardProjection").ok();
+            IndexKind::Wildcard(super::wildcard::WildcardSpec::new(field, proj).map_err(|m| bad_catalog(&m))?)
+        } else if let Some(pos) = key.values().position(|v| matches!(v, Bson::String(s) if s == "hashed")) {
+            IndexKind::Hashed(pos)
+        } else {
+            IndexKind::Btree
+        };
+        let collation = match spec.get_document("collation") {
+            Ok(c) => crate::query::collation::Collation::parse(c).map_err(StoreError::Mongo)?.map(Arc::new),
+            Err(_) => None,
+        };
         Ok(IndexMeta {
+            kind,
+            collation,
             unique: spec.get_bool("unique").unwrap_or(false) || name == "_id_",
             sparse: spec.get_bool("sparse").unwrap_or(false),
             name,
@@ -85,6 +143,8 @@ impl IndexMeta {
             ident,
             spec,
             multikey: AtomicBool::new(false),
+            multikey_paths: Mutex::new(BTreeSet::new()),
+            multikey_version: AtomicU64::new(0),
         })
     }
 }
@@ -177,6 +237,7 @@ impl Collection {
                     "spec": i.spec.clone(),
                     "ident": i.ident.clone(),
                     "multikey": i.is_multikey(),
+                    "multikeyPaths": i.multikey_paths.lock().iter().cloned().collect::<Vec<String>>(),
                 })
             })
             .collect();
@@ -231,6 +292,11 @@ impl Collection {
             let ident = i.get_str("ident").map_err(|_| bad_catalog("index ident"))?.to_string();
             let meta = IndexMeta::from_spec(spec, ident)?;
             meta.multikey.store(i.get_bool("multikey").unwrap_or(false), Ordering::Relaxed);
+            if let Ok(paths) = i.get_array("multikeyPaths") {
+                meta.multikey_paths
+                    .lock()
+                    .extend(paths.iter().filter_map(|p| p.as_str().map(str::to_string)));
+            }
             indexes.push(Arc::new(meta));
         }
         Ok(Collection {

@@ -17,8 +17,13 @@ use std::sync::Arc;
 /// Documents per transaction while building an index over existing data.
 const BUILD_BATCH: usize = 1000;
 
-pub fn id_index_spec() -> Document {
-    doc! { "v": 2, "key": { "_id": 1 }, "name": "_id_" }
+/// The `_id` index of a collection with these options: it takes the default collation.
+pub fn id_index_spec(options: &Document) -> Document {
+    let mut spec = doc! { "v": 2, "key": { "_id": 1 }, "name": "_id_" };
+    if let Ok(c) = options.get_document("collation") {
+        spec.insert("collation", c.clone());
+    }
+    spec
 }
 
 impl StoreSession {
@@ -47,7 +52,7 @@ impl StoreSession {
             ident,
             validator: super::catalog::compile_validator(&options),
             options: options.clone(),
-            indexes: vec![Arc::new(IndexMeta::from_spec(id_index_spec(), id_ident)?)],
+            indexes: vec![Arc::new(IndexMeta::from_spec(id_index_spec(&options), id_ident)?)],
             shared: new_shared(),
         });
         let cmd_ns = format!("{db}.$cmd");
@@ -61,7 +66,7 @@ impl StoreSession {
             for (k, v) in &options {
                 o.insert(k.clone(), v.clone());
             }
-            o.insert("idIndex", id_index_spec());
+            o.insert("idIndex", id_index_spec(&options));
             t.log(|ts| oplog::entry("c", &cmd_ns, Some(coll.uuid), o.clone(), None, ts))
         })?;
         match self.multi_id() {

@@ -4,10 +4,11 @@
 //! collide inside WiredTiger and one of them retries and sees the duplicate); a non-unique index
 //! maps `key ++ RecordId -> ""`. RecordIds are 8 bytes big-endian.
 
-use super::catalog::IndexMeta;
+use super::catalog::{IndexKind, IndexMeta};
 use super::keystring;
 use super::wt::{Key, Session};
 use super::{StoreError, StoreResult};
+use crate::error::{ErrorCode, MongoError};
 use bson::{Bson, Document};
 
 /// One index key of a document: its encoded bytes and the values it was made from.
@@ -87,9 +88,35 @@ pub fn keys_for(idx: &IndexMeta, doc: &Document) -> StoreResult<Vec<IndexKey>> {
             return Ok(Vec::new());
         }
     }
-    let per_field: Vec<PathValues> = idx.fields.iter().map(|(p, _)| collect_path(doc, p)).collect();
+    if let IndexKind::Wildcard(spec) = &idx.kind {
+        return Ok(wildcard_keys(idx, spec, doc));
+    }
+    let mut per_field: Vec<PathValues> = idx.fields.iter().map(|(p, _)| collect_path(doc, p)).collect();
     if idx.sparse && per_field.iter().all(|f| !f.present) {
         return Ok(Vec::new());
+    }
+    if let Some(c) = &idx.collation {
+        for f in &mut per_field {
+            for v in &mut f.values {
+                if crate::query::collation::has_strings(v) {
+                    *v = c.index_value(v);
+                }
+            }
+        }
+    }
+    if let IndexKind::Hashed(pos) = idx.kind {
+        if let Some(f) = per_field.get_mut(pos) {
+            if f.expanded_array {
+                let path = idx.fields.get(pos).map(|(p, _)| p.as_str()).unwrap_or_default();
+                return Err(StoreError::Mongo(MongoError::new(
+                    ErrorCode::Location16766,
+                    format!("Error: hashed indexes do not currently support array values. Found array at path: {path}"),
+                )));
+            }
+            for v in &mut f.values {
+                *v = Bson::Int64(super::hashed::hash_value(v));
+            }
+        }
     }
     let arrays: Vec<&str> = idx
         .fields
@@ -131,6 +158,28 @@ pub fn keys_for(idx: &IndexMeta, doc: &Document) -> StoreResult<Vec<IndexKey>> {
     keys.sort_by(|a, b| a.bytes.cmp(&b.bytes));
     keys.dedup_by(|a, b| a.bytes == b.bytes);
     Ok(keys)
+}
+
+/// A wildcard index's keys: (path, value) per covered leaf.
+fn wildcard_keys(idx: &IndexMeta, spec: &super::wildcard::WildcardSpec, doc: &Document) -> Vec<IndexKey> {
+    let (entries, multikey_paths) = spec.entries(doc);
+    if !multikey_paths.is_empty() {
+        idx.note_multikey_paths(&multikey_paths);
+    }
+    let mut keys: Vec<IndexKey> = entries
+        .into_iter()
+        .map(|(path, v)| {
+            let v = match &idx.collation {
+                Some(c) => c.index_value(&v),
+                None => v,
+            };
+            let path = Bson::String(path);
+            IndexKey { bytes: keystring::encode_key(&[(&path, false), (&v, false)]), values: vec![path, v] }
+        })
+        .collect();
+    keys.sort_by(|a, b| a.bytes.cmp(&b.bytes));
+    keys.dedup_by(|a, b| a.bytes == b.bytes);
+    keys
 }
 
 pub fn rid_bytes(rid: i64) -> [u8; 8] {

@@ -5,10 +5,12 @@
 pub mod catalog;
 pub mod ddl;
 pub mod error;
+pub mod hashed;
 pub mod index;
 pub mod keystring;
 pub mod scan;
 pub mod txn;
+pub mod wildcard;
 pub mod wt;
 
 use crate::config::{Config, Storage};

@@ -70,9 +70,10 @@ impl<'a> Txn<'a> {
         let rid = coll.alloc_rid();
         let mut newly_multikey = false;
         for idx in &coll.indexes {
-            let was = idx.is_multikey();
+            let was = (idx.is_multikey(), idx.multikey_version.load(std::sync::atomic::Ordering::Relaxed));
             let keys = index::keys_for(idx, doc)?;
-            newly_multikey |= !was && idx.is_multikey();
+            newly_multikey |=
+                was != (idx.is_multikey(), idx.multikey_version.load(std::sync::atomic::Ordering::Relaxed));
             index::insert_keys(self.s, &coll.ns, idx, &keys, rid)?;
         }
         if newly_multikey {
@@ -103,10 +104,11 @@ impl<'a> Txn<'a> {
         let bytes = encode(new)?;
         let mut newly_multikey = false;
         for idx in &coll.indexes {
-            let was = idx.is_multikey();
+            let was = (idx.is_multikey(), idx.multikey_version.load(std::sync::atomic::Ordering::Relaxed));
             let old_keys = index::keys_for(idx, old)?;
             let new_keys = index::keys_for(idx, new)?;
-            newly_multikey |= !was && idx.is_multikey();
+            newly_multikey |=
+                was != (idx.is_multikey(), idx.multikey_version.load(std::sync::atomic::Ordering::Relaxed));
             index::remove_keys(self.s, idx, &key_difference(&old_keys, &new_keys), rid)?;
             index::insert_keys(self.s, &coll.ns, idx, &key_difference(&new_keys, &old_keys), rid)?;
         }
@@ -206,7 +208,9 @@ impl<'a> Txn<'a> {
         let Some(idx) = coll.id_index() else {
             return Ok(None);
         };
-        let key = keystring::encode_key(&[(id, false)]);
+        // A collated `_id` index holds strings by their collation keys.
+        let collated = idx.collation.as_ref().map(|c| c.index_value(id));
+        let key = keystring::encode_key(&[(collated.as_ref().unwrap_or(id), false)]);
         let mut cur = self.s.open_cursor(&idx.uri(), None)?;
         if !cur.search(Key::Bytes(&key))? {
             return Ok(None);

@@ -243,7 +243,7 @@ impl AccSpec {
                 None => 0,
             },
             State::Set(list, seen) => match v {
-                Some(v) if seen.insert(crate::store::keystring::encode_key(&[(&v, false)])) => {
+                Some(v) if seen.insert(crate::query::collation::group_key(&v)) => {
                     let n = approx_size(&v) * 2;
                     list.push(v);
                     n
@@ -462,7 +462,7 @@ impl GroupRun {
                     }
                 }
             };
-            let k = crate::store::keystring::encode_key(&[(&key, false)]);
+            let k = crate::query::collation::group_key(&key);
             let gi = match index.get(&k) {
                 Some(i) => *i,
                 None => {

@@ -610,7 +610,7 @@ pub fn apply_update_at(
             if !is_upsert_insert {
                 if let Some(p) = &st.touched_id {
                     let same = match (doc.get("_id"), out.get("_id")) {
-                        (Some(a), Some(b)) => bson_equal(a, b),
+                        (Some(a), Some(b)) => crate::query::collation::binary(|| bson_equal(a, b)),
                         (None, None) => true,
                         _ => false,
                     };
@@ -636,7 +636,9 @@ pub fn apply_update_at(
 fn apply_replacement(r: &Document, doc: &Document, is_upsert_insert: bool) -> Result<(Document, bool)> {
     let mut out = Document::new();
     match (doc.get("_id"), r.get("_id")) {
-        (Some(old), Some(new)) if !is_upsert_insert && !bson_equal(old, new) => {
+        (Some(old), Some(new))
+            if !is_upsert_insert && !crate::query::collation::binary(|| bson_equal(old, new)) =>
+        {
             return Err(MongoError::new(
                 ErrorCode::ImmutableField,
                 format!(

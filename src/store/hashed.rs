@@ -29,24 +29,11 @@ pub fn hash_value(v: &Bson) -> i64 {
 
 /// mongod's canonical type numbers (the BSON comparison order, spaced as mongod spaces them).
 fn canonical_type(v: &Bson) -> i32 {
+    // The comparison order's ranks, except at the two ends where the hash's numbering differs.
     match v {
         Bson::MinKey => -1,
         Bson::Undefined => 0,
-        Bson::Null => 5,
-        Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) => 10,
-        Bson::String(_) | Bson::Symbol(_) => 15,
-        Bson::Document(_) => 20,
-        Bson::Array(_) => 25,
-        Bson::Binary(_) => 30,
-        Bson::ObjectId(_) => 35,
-        Bson::Boolean(_) => 40,
-        Bson::DateTime(_) => 45,
-        Bson::Timestamp(_) => 47,
-        Bson::RegularExpression(_) => 50,
-        Bson::DbPointer(_) => 55,
-        Bson::JavaScriptCode(_) => 60,
-        Bson::JavaScriptCodeWithScope(_) => 65,
-        Bson::MaxKey => 127,
+        other => crate::query::compare::canonical_type_rank(other) as i32,
     }
 }
 

@@ -215,16 +215,7 @@ fn return_key_and_show_record_id() {
     c.create_index(mongodb::IndexModel::builder().keys(mongodb::bson::doc! { "a": 1 }).build())
         .run()
         .unwrap();
-    let batch = |cmd: mongodb::bson::Document| -> Vec<mongodb::bson::Document> {
-        let r = db.run_command(cmd).run().unwrap();
-        r.get_document("cursor")
-            .unwrap()
-            .get_array("firstBatch")
-            .unwrap()
-            .iter()
-            .map(|d| d.as_document().unwrap().clone())
-            .collect()
-    };
+    let batch = |cmd: mongodb::bson::Document| first_batch_of(&db, cmd);
     let keys =
         batch(mongodb::bson::doc! { "find": "c", "filter": { "a": { "$gte": 20 } }, "returnKey": true });
     assert_eq!(keys, vec![mongodb::bson::doc! { "a": 20 }, mongodb::bson::doc! { "a": 30 }]);
@@ -247,14 +238,7 @@ fn min_and_max_bound_the_hinted_index() {
     c.insert_many((0..10).map(|i| doc! { "_id": i, "a": i % 5, "b": i })).run().unwrap();
     c.create_index(mongodb::IndexModel::builder().keys(doc! { "a": 1, "b": -1 }).build()).run().unwrap();
     let ids = |cmd: mongodb::bson::Document| -> Vec<i32> {
-        let r = db.run_command(cmd).run().unwrap();
-        r.get_document("cursor")
-            .unwrap()
-            .get_array("firstBatch")
-            .unwrap()
-            .iter()
-            .map(|d| d.as_document().unwrap().get_i32("_id").unwrap())
-            .collect()
+        first_batch_of(&db, cmd).iter().map(|d| d.get_i32("_id").unwrap()).collect()
     };
     // Keys in index order: (a asc, b desc). From (1, 6) inclusive to (3, 8) exclusive.
     let got = ids(
@@ -375,4 +359,14 @@ fn or_of_indexed_clauses_is_a_union_of_index_scans() {
         other => panic!("{other:?}"),
     };
     assert!(n < 400, "a union reads only the clauses' documents, not all 1000: {n}");
+}
+
+/// The first batch of a cursor command's reply.
+fn first_batch_of(
+    db: &mongodb::sync::Database,
+    cmd: mongodb::bson::Document,
+) -> Vec<mongodb::bson::Document> {
+    let r = db.run_command(cmd).run().unwrap();
+    let batch = r.get_document("cursor").unwrap().get_array("firstBatch").unwrap();
+    batch.iter().map(|d| d.as_document().unwrap().clone()).collect()
 }

@@ -20,4 +20,5 @@ mod sessions;
 mod transactions;
 mod ttl;
 mod validation;
+mod windows;
 mod wire;

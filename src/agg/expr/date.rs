@@ -604,38 +604,43 @@ impl Special for DateAdd {
         if self.subtract {
             n = n.checked_neg().ok_or_else(|| err(5166406, "amount overflow"))?;
         }
-        let overflow = || err(5166406, "date overflow in $dateAdd");
-        let fixed = |per: i64| -> Result<i64> {
-            n.checked_mul(per).and_then(|d| ms.checked_add(d)).ok_or_else(overflow)
-        };
-        let out = match unit.as_str() {
-            "millisecond" => fixed(1)?,
-            "second" => fixed(1000)?,
-            "minute" => fixed(60_000)?,
-            "hour" => fixed(3_600_000)?,
-            "day" => fixed(MS_PER_DAY)?,
-            "week" => fixed(7 * MS_PER_DAY)?,
-            "month" | "quarter" | "year" => {
-                let months = match unit.as_str() {
-                    "month" => n,
-                    "quarter" => n.checked_mul(3).ok_or_else(overflow)?,
-                    _ => n.checked_mul(12).ok_or_else(overflow)?,
-                };
-                if months.abs() > 12 * 300_000 {
-                    return Err(overflow());
-                }
-                let local = ms + offset * 60_000;
-                let cv = civil(local);
-                let total = cv.year * 12 + i64::from(cv.month) - 1 + months;
-                let (y, m) = (total.div_euclid(12), (total.rem_euclid(12) + 1) as u32);
-                let d = cv.day.min(days_in_month(y, m));
-                let time = local.rem_euclid(MS_PER_DAY);
-                days_from_civil(y, m, d) * MS_PER_DAY + time - offset * 60_000
-            }
-            other => return Err(err(5166404, format!("unknown time unit value: {other}"))),
-        };
+        let out = add_units(ms, &unit, n, offset)?;
         Ok(Some(Bson::DateTime(DateTime::from_millis(out))))
     }
+}
+
+/// `ms` plus `n` calendar `unit`s, counted in the zone `offset` minutes east of UTC (months,
+/// quarters and years clamp the day to the month's length, as mongod's `$dateAdd`).
+pub fn add_units(ms: i64, unit: &str, n: i64, offset: i64) -> Result<i64> {
+    let overflow = || err(5166406, "date overflow in $dateAdd");
+    let fixed =
+        |per: i64| -> Result<i64> { n.checked_mul(per).and_then(|d| ms.checked_add(d)).ok_or_else(overflow) };
+    Ok(match unit {
+        "millisecond" => fixed(1)?,
+        "second" => fixed(1000)?,
+        "minute" => fixed(60_000)?,
+        "hour" => fixed(3_600_000)?,
+        "day" => fixed(MS_PER_DAY)?,
+        "week" => fixed(7 * MS_PER_DAY)?,
+        "month" | "quarter" | "year" => {
+            let months = match unit {
+                "month" => n,
+                "quarter" => n.checked_mul(3).ok_or_else(overflow)?,
+                _ => n.checked_mul(12).ok_or_else(overflow)?,
+            };
+            if months.abs() > 12 * 300_000 {
+                return Err(overflow());
+            }
+            let local = ms + offset * 60_000;
+            let cv = civil(local);
+            let total = cv.year * 12 + i64::from(cv.month) - 1 + months;
+            let (y, m) = (total.div_euclid(12), (total.rem_euclid(12) + 1) as u32);
+            let d = cv.day.min(days_in_month(y, m));
+            let time = local.rem_euclid(MS_PER_DAY);
+            days_from_civil(y, m, d) * MS_PER_DAY + time - offset * 60_000
+        }
+        other => return Err(err(5166404, format!("unknown time unit value: {other}"))),
+    })
 }
 
 #[cfg(test)]

@@ -35,15 +35,15 @@ enum Kind {
     BottomN,
 }
 
-struct AccSpec {
-    field: String,
+pub(crate) struct AccSpec {
+    pub(crate) field: String,
     kind: Kind,
     arg: Expr,
     n: Option<Expr>,
     sort: Option<SortSpec>,
 }
 
-enum State {
+pub(crate) enum State {
     Sum(Sum),
     Min(Option<Bson>),
     Max(Option<Bson>),
@@ -59,7 +59,7 @@ enum State {
     Ranked(usize, Vec<(Vec<Bson>, Bson)>),
 }
 
-fn parse_acc(field: &str, spec: &Bson, p: &mut Parser) -> Result<AccSpec> {
+pub(crate) fn parse_acc(field: &str, spec: &Bson, p: &mut Parser) -> Result<AccSpec> {
     if field.contains('.') {
         return Err(err(40235, format!("The field name '{field}' cannot contain '.'")));
     }
@@ -158,7 +158,7 @@ fn parse_acc(field: &str, spec: &Bson, p: &mut Parser) -> Result<AccSpec> {
 }
 
 impl AccSpec {
-    fn fresh(&self, c: &mut crate::agg::expr::Ctx) -> Result<State> {
+    pub(crate) fn fresh(&self, c: &mut crate::agg::expr::Ctx) -> Result<State> {
         let limit = |c: &mut crate::agg::expr::Ctx| -> Result<usize> {
             let v = match &self.n {
                 Some(e) => e.value(c)?,
@@ -192,7 +192,7 @@ impl AccSpec {
     }
 
     /// Feeds one document's value; returns the bytes the state grew by (roughly).
-    fn add(&self, st: &mut State, c: &mut crate::agg::expr::Ctx, doc: &Document) -> Result<usize> {
+    pub(crate) fn add(&self, st: &mut State, c: &mut crate::agg::expr::Ctx, doc: &Document) -> Result<usize> {
         let v = self.arg.eval(c)?;
         Ok(match st {
             State::Sum(s) => {
@@ -313,7 +313,7 @@ impl AccSpec {
         })
     }
 
-    fn finish(&self, st: State) -> Bson {
+    pub(crate) fn finish(&self, st: State) -> Bson {
         match st {
             State::Sum(s) => {
                 if self.kind == Kind::Avg {

@@ -9,6 +9,7 @@ pub mod output;
 pub mod project;
 pub mod recursive;
 pub mod sort;
+pub mod window;
 
 use super::expr::{err, truthy, Expr};
 use super::pipeline::{ParseCtx, Rt, StageSpec, Stream};
@@ -76,8 +77,9 @@ pub fn parse_stage(name: &str, spec: &Bson, pc: &ParseCtx) -> Result<Vec<Arc<dyn
             ErrorCode::CommandNotSupported,
             "Search index commands are only supported with Atlas.",
         )),
-        "$densify" | "$fill" | "$setWindowFields" | "$collStats" | "$indexStats" | "$currentOp"
-        | "$listSessions" | "$listLocalSessions" | "$planCacheStats" | "$changeStream" | "$geoNear" => {
+        "$setWindowFields" => one(Arc::new(window::SetWindowFields::parse(spec, pc)?)),
+        "$densify" | "$fill" | "$collStats" | "$indexStats" | "$currentOp" | "$listSessions"
+        | "$listLocalSessions" | "$planCacheStats" | "$changeStream" | "$geoNear" => {
             Err(MongoError::new(ErrorCode::NotImplemented, format!("the {name} stage is not supported yet")))
         }
         other => Err(MongoError::new(

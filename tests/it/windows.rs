@@ -208,3 +208,139 @@ fn validation_errors() {
         "Location5429413",
     );
 }
+
+fn coffee(coll: &Collection<Document>) {
+    coll.insert_many(vec![
+        doc! {"altitude": 600, "variety": "Arabica Typica", "score": 68.3},
+        doc! {"altitude": 750, "variety": "Arabica Typica", "score": 69.5},
+        doc! {"altitude": 950, "variety": "Arabica Typica", "score": 70.5},
+        doc! {"altitude": 1250, "variety": "Gesha", "score": 88.15},
+        doc! {"altitude": 1700, "variety": "Gesha", "score": 85.5},
+        doc! {"altitude": 1600, "variety": "Gesha", "score": 79},
+    ])
+    .run()
+    .unwrap();
+}
+
+fn altitudes(docs: &[Document], variety: &str) -> Vec<(i32, bool)> {
+    docs.iter()
+        .filter(|d| d.get_str("variety").ok() == Some(variety))
+        .map(|d| (d.get_i32("altitude").unwrap(), d.contains_key("score")))
+        .collect()
+}
+
+#[test]
+fn densify_full_and_partition_bounds() {
+    let env = common::start();
+    let coll = env.coll("densify");
+    coffee(&coll);
+    let out = run(
+        &coll,
+        vec![
+            doc! {"$densify": {"field": "altitude", "partitionByFields": ["variety"], "range": {"bounds": "full", "step": 200}}},
+            doc! {"$project": {"_id": 0}},
+        ],
+    );
+    // One grid from the lowest altitude of all (600) up to, not including, the highest (1700).
+    assert_eq!(
+        altitudes(&out, "Arabica Typica"),
+        vec![
+            (600, true),
+            (750, true),
+            (800, false),
+            (950, true),
+            (1000, false),
+            (1200, false),
+            (1400, false),
+            (1600, false)
+        ]
+    );
+    assert_eq!(
+        altitudes(&out, "Gesha"),
+        vec![
+            (600, false),
+            (800, false),
+            (1000, false),
+            (1200, false),
+            (1250, true),
+            (1400, false),
+            (1600, true),
+            (1700, true)
+        ]
+    );
+    // Generated documents hold only the field and the partition fields.
+    assert!(out.contains(&doc! {"altitude": 800, "variety": "Arabica Typica"}));
+    let out = run(
+        &coll,
+        vec![
+            doc! {"$densify": {"field": "altitude", "partitionByFields": ["variety"], "range": {"bounds": "partition", "step": 200}}},
+            doc! {"$project": {"_id": 0}},
+        ],
+    );
+    assert_eq!(altitudes(&out, "Arabica Typica"), vec![(600, true), (750, true), (800, false), (950, true)]);
+    assert_eq!(
+        altitudes(&out, "Gesha"),
+        vec![(1250, true), (1450, false), (1600, true), (1650, false), (1700, true)]
+    );
+}
+
+#[test]
+fn densify_dates_with_explicit_bounds() {
+    let env = common::start();
+    let coll = env.coll("densify_dates");
+    let d = |s: &str| DateTime::parse_rfc3339_str(s).expect("date");
+    coll.insert_many(vec![
+        doc! {"ts": d("2021-05-18T00:00:00Z"), "v": 1},
+        doc! {"ts": d("2021-05-18T04:00:00Z"), "v": 2},
+    ])
+    .run()
+    .unwrap();
+    let out = run(
+        &coll,
+        vec![
+            doc! {"$densify": {"field": "ts", "range": {"step": 1, "unit": "hour", "bounds": [d("2021-05-18T01:00:00Z"), d("2021-05-18T06:00:00Z")]}}},
+            doc! {"$project": {"_id": 0}},
+        ],
+    );
+    let hours: Vec<i64> =
+        out.iter().map(|x| x.get_datetime("ts").unwrap().timestamp_millis() / 3_600_000 % 24).collect();
+    assert_eq!(hours, vec![0, 1, 2, 3, 4, 5]);
+    assert_eq!(out[0].get_i32("v").unwrap(), 1);
+    assert!(!out[1].contains_key("v"));
+    // A date field with a numeric step and no unit is refused.
+    let res = coll
+        .aggregate(vec![doc! {"$densify": {"field": "ts", "range": {"step": 1, "bounds": "full"}}}])
+        .run();
+    assert_command_error(res, 5733501, "Location5733501");
+}
+
+#[test]
+fn fill_with_value_locf_and_linear() {
+    let env = common::start();
+    let coll = env.coll("fill");
+    coll.insert_many(vec![
+        doc! {"_id": 1, "t": 1, "qty": 10, "price": 2},
+        doc! {"_id": 2, "t": 2, "qty": Bson::Null, "price": Bson::Null},
+        doc! {"_id": 4, "t": 4, "qty": 40},
+        doc! {"_id": 3, "t": 3, "price": 8},
+    ])
+    .run()
+    .unwrap();
+    let out = run(
+        &coll,
+        vec![doc! {"$fill": {
+            "sortBy": {"t": 1},
+            "output": {"qty": {"method": "linear"}, "price": {"method": "locf"}, "note": {"value": "n/a"}}
+        }}],
+    );
+    assert_eq!(field(&out, "_id"), [1, 2, 3, 4].map(Bson::Int32).to_vec());
+    assert_eq!(
+        field(&out, "qty"),
+        vec![Bson::Int32(10), Bson::Double(20.0), Bson::Double(30.0), Bson::Int32(40)]
+    );
+    assert_eq!(field(&out, "price"), [2, 2, 8, 8].map(Bson::Int32).to_vec());
+    assert_eq!(field(&out, "note"), vec![Bson::from("n/a"); 4]);
+    // linear needs a single sortBy field.
+    let res = coll.aggregate(vec![doc! {"$fill": {"output": {"qty": {"method": "linear"}}}}]).run();
+    assert_command_error(res, 6050201, "Location6050201");
+}

@@ -3,6 +3,7 @@
 //! Families live in their own files: projection, group, sort, join (lookup/unionWith/facet)
 //! and output ($out/$merge).
 
+pub mod fill;
 pub mod group;
 pub mod join;
 pub mod output;
@@ -78,8 +79,10 @@ pub fn parse_stage(name: &str, spec: &Bson, pc: &ParseCtx) -> Result<Vec<Arc<dyn
             "Search index commands are only supported with Atlas.",
         )),
         "$setWindowFields" => one(Arc::new(window::SetWindowFields::parse(spec, pc)?)),
-        "$densify" | "$fill" | "$collStats" | "$indexStats" | "$currentOp" | "$listSessions"
-        | "$listLocalSessions" | "$planCacheStats" | "$changeStream" | "$geoNear" => {
+        "$densify" => one(Arc::new(fill::Densify::parse(spec)?)),
+        "$fill" => fill::parse_fill(spec, pc),
+        "$collStats" | "$indexStats" | "$currentOp" | "$listSessions" | "$listLocalSessions"
+        | "$planCacheStats" | "$changeStream" | "$geoNear" => {
             Err(MongoError::new(ErrorCode::NotImplemented, format!("the {name} stage is not supported yet")))
         }
         other => Err(MongoError::new(

@@ -523,6 +523,13 @@ error_codes! {
     Location40524 = 40524,
     Location40489 = 40489,
     Location31034 = 31034,
+    Location40684 = 40684,
+    // $bucketAuto granularity
+    Location40257 = 40257,
+    Location40258 = 40258,
+    Location40259 = 40259,
+    Location40260 = 40260,
+    Location40261 = 40261,
     Location5236800 = 5236800,
     Location5654602 = 5654602,
     Location5687301 = 5687301,

@@ -11,6 +11,7 @@ mod catalog;
 mod change_streams;
 mod crash;
 mod crud;
+mod dates;
 mod cursors;
 mod handshake;
 mod indexes;

@@ -4,7 +4,7 @@
 
 use super::tz::{self, parse_offset, zone_arg};
 use super::{err, find_arg, named_args, nullish, type_of, Ctx, Expr, Parser, Special};
-use crate::error::{ErrorCode, MongoError, Result};
+use crate::error::Result;
 use bson::{Bson, DateTime};
 
 pub const MS_PER_DAY: i64 = 86_400_000;
@@ -334,7 +334,7 @@ fn parse_to_string(arg: &Bson, p: &mut Parser) -> Result<Expr> {
     })))
 }
 
-fn check_format(f: &str) -> Result<()> {
+pub fn check_format(f: &str) -> Result<()> {
     let mut chars = f.chars();
     while let Some(ch) = chars.next() {
         if ch == '%' {
@@ -456,6 +456,7 @@ impl Special for ToString {
 
 struct FromString {
     input: Expr,
+    format: Option<Expr>,
     tz: Option<Expr>,
     on_error: Option<Expr>,
     on_null: Option<Expr>,
@@ -469,16 +470,11 @@ fn parse_from_string(arg: &Bson, p: &mut Parser) -> Result<Expr> {
         40540,
         40541,
     )?;
-    if find_arg(&args, "format").is_some() {
-        return Err(MongoError::new(
-            ErrorCode::NotImplemented,
-            "$dateFromString with 'format' is not supported yet",
-        ));
-    }
     let input = find_arg(&args, "dateString")
         .ok_or_else(|| err(40542, "Missing 'dateString' parameter to $dateFromString"))?;
     Ok(Expr::Special(Box::new(FromString {
         input: p.parse(input)?,
+        format: find_arg(&args, "format").map(|v| p.parse(v)).transpose()?,
         tz: find_arg(&args, "timezone").map(|v| p.parse(v)).transpose()?,
         on_error: find_arg(&args, "onError").map(|v| p.parse(v)).transpose()?,
         on_null: find_arg(&args, "onNull").map(|v| p.parse(v)).transpose()?,
@@ -504,6 +500,29 @@ impl Special for FromString {
                 None => Err(err(241, msg)),
             }
         };
+        let format = match &self.format {
+            None => None,
+            Some(f) => match f.eval(c)? {
+                Some(Bson::String(f)) => Some(f),
+                v if nullish(&v) => return Ok(Some(Bson::Null)),
+                v => {
+                    return Err(err(
+                        40684,
+                        format!("$dateFromString requires that 'format' be a string, found: {}", type_of(&v)),
+                    ))
+                }
+            },
+        };
+        if let (Some(f), Some(Bson::String(s))) = (&format, &v) {
+            check_format(f)?;
+            return match super::date_parts::parse_with_format(s, f) {
+                Some((local, Some(offset))) => {
+                    Ok(Some(Bson::DateTime(DateTime::from_millis(local - offset * 60_000))))
+                }
+                Some((local, None)) => Ok(Some(Bson::DateTime(DateTime::from_millis(zone.to_utc(local))))),
+                None => fail(format!("Error parsing date string '{s}' with format '{f}'"), c),
+            };
+        }
         match v {
             Some(Bson::String(s)) => {
                 let has_zone = s.ends_with('Z')

@@ -406,6 +406,115 @@ impl Special for FromParts {
     }
 }
 
+/// Parses `s` with a `$dateFromString` format: the local milliseconds, and the UTC offset in
+/// minutes when the string carries one (`%z`, `%Z`). `None` when `s` does not match.
+pub fn parse_with_format(s: &str, f: &str) -> Option<(i64, Option<i64>)> {
+    let b = s.as_bytes();
+    let mut i = 0usize;
+    let digits = |i: &mut usize, max: usize| -> Option<i64> {
+        let start = *i;
+        while *i < b.len() && *i - start < max && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        if *i == start {
+            return None;
+        }
+        s.get(start..*i)?.parse().ok()
+    };
+    let (mut year, mut month, mut day) = (None, 1i64, 1i64);
+    let (mut hour, mut minute, mut second, mut milli) = (0i64, 0i64, 0i64, 0i64);
+    let (mut yday, mut iso_year, mut iso_week, mut iso_day) = (None, None, 1i64, 1i64);
+    let mut offset = None;
+    let mut chars = f.chars();
+    while let Some(ch) = chars.next() {
+        if ch != '%' {
+            let mut buf = [0u8; 4];
+            let lit = ch.encode_utf8(&mut buf).as_bytes();
+            if b.get(i..i + lit.len())? != lit {
+                return None;
+            }
+            i += lit.len();
+            continue;
+        }
+        match chars.next()? {
+            'Y' => year = Some(digits(&mut i, 4)?),
+            'G' => iso_year = Some(digits(&mut i, 4)?),
+            'm' => month = digits(&mut i, 2)?,
+            'd' => day = digits(&mut i, 2)?,
+            'H' => hour = digits(&mut i, 2)?,
+            'M' => minute = digits(&mut i, 2)?,
+            'S' => second = digits(&mut i, 2)?,
+            'L' => {
+                let start = i;
+                let v = digits(&mut i, 3)?;
+                milli = v * 10i64.pow(3 - (i - start) as u32);
+            }
+            'j' => yday = Some(digits(&mut i, 3)?),
+            'V' => iso_week = digits(&mut i, 2)?,
+            'u' => iso_day = digits(&mut i, 1)?,
+            'U' | 'w' => {
+                digits(&mut i, 2)?;
+            }
+            'b' | 'B' => {
+                const NAMES: [&str; 12] =
+                    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+                let rest = s.get(i..)?.to_ascii_lowercase();
+                let idx = NAMES.iter().position(|n| rest.starts_with(n))?;
+                month = idx as i64 + 1;
+                i += 3;
+                while i < b.len() && b[i].is_ascii_alphabetic() {
+                    i += 1;
+                }
+            }
+            'z' => {
+                let start = i;
+                if !matches!(b.get(i), Some(b'+' | b'-')) {
+                    return None;
+                }
+                i += 1;
+                while i < b.len() && (b[i].is_ascii_digit() || b[i] == b':') {
+                    i += 1;
+                }
+                offset = Some(tz::parse_offset(s.get(start..i)?)?);
+            }
+            'Z' => {
+                let sign = match b.get(i) {
+                    Some(b'+') => 1,
+                    Some(b'-') => -1,
+                    _ => return None,
+                };
+                i += 1;
+                offset = Some(sign * digits(&mut i, 4)?);
+            }
+            '%' => {
+                if b.get(i) != Some(&b'%') {
+                    return None;
+                }
+                i += 1;
+            }
+            _ => return None,
+        }
+    }
+    if i != b.len() || !(1..=12).contains(&month) || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let days = match (year, iso_year, yday) {
+        (Some(y), _, Some(yd)) => days_from_civil(y, 1, 1) + yd - 1,
+        (Some(y), _, None) => {
+            if day < 1 || day > i64::from(super::date::days_in_month(y, month as u32)) {
+                return None;
+            }
+            days_from_civil(y, month as u32, day as u32)
+        }
+        (None, Some(y), _) => {
+            let jan4 = days_from_civil(y, 1, 4);
+            jan4 - (jan4 + 3).rem_euclid(7) + (iso_week - 1) * 7 + (iso_day - 1)
+        }
+        (None, None, _) => return None,
+    };
+    Some((days * MS_PER_DAY + hour * 3_600_000 + minute * 60_000 + second * 1000 + milli, offset))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_util::*;
@@ -480,5 +589,29 @@ mod tests {
         );
         assert_eq!(code(ev(bson!({"$dateFromParts": {"year": 2016, "isoWeek": 3}}))), 40489);
         assert_eq!(code(ev(bson!({"$dateFromParts": {"year": 0}}))), 40523);
+    }
+
+    #[test]
+    fn from_string_with_format() {
+        let f = |s: &str, fmt: &str, tz: Bson| {
+            ev(bson!({"$dateFromString": {"dateString": s, "format": fmt, "timezone": tz}})).unwrap()
+        };
+        assert_eq!(f("15-06-2018", "%d-%m-%Y", bson!("UTC")), Some(date("2018-06-15T00:00:00Z")));
+        assert_eq!(
+            f("2017-02-08 12:10:40.787", "%Y-%m-%d %H:%M:%S.%L", bson!("America/New_York")),
+            Some(date("2017-02-08T17:10:40.787Z"))
+        );
+        assert_eq!(
+            f("2017-02-08T12:10:40 +0530", "%Y-%m-%dT%H:%M:%S %z", bson!("UTC")),
+            Some(date("2017-02-08T06:40:40Z"))
+        );
+        assert_eq!(
+            code(ev(bson!({"$dateFromString": {"dateString": "2017/02/08", "format": "%Y-%m-%d"}}))),
+            241
+        );
+        assert_eq!(
+            ev(bson!({"$dateFromString": {"dateString": "nope", "format": "%Y", "onError": "bad"}})).unwrap(),
+            Some(bson!("bad"))
+        );
     }
 }

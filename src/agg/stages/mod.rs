@@ -4,6 +4,7 @@
 //! and output ($out/$merge).
 
 pub mod fill;
+pub mod granularity;
 pub mod group;
 pub mod join;
 pub mod output;

@@ -649,3 +649,36 @@ fn merge_pipeline_sees_new_with_command_let() {
         .for_each(drop);
     assert_eq!(common::all(&dst), vec![doc! {"_id": 1, "w": 106}]);
 }
+
+#[test]
+fn decimal128_arithmetic_and_accumulators() {
+    let env = common::start();
+    let coll = env.coll("agg_decimal");
+    let dec = |s: &str| Bson::Decimal128(s.parse().expect("decimal"));
+    coll.insert_many(vec![
+        doc! {"_id": 1, "g": 1, "price": dec("0.1"), "qty": 3},
+        doc! {"_id": 2, "g": 1, "price": dec("0.2"), "qty": 1},
+    ])
+    .run()
+    .unwrap();
+    let out = run(
+        &coll,
+        vec![
+            doc! {"$project": {
+                "sum": {"$add": ["$price", dec("0.2")]},
+                "diff": {"$subtract": ["$price", 1]},
+                "total": {"$multiply": ["$price", "$qty"]},
+                "third": {"$divide": [dec("1"), 3]},
+            }},
+            doc! {"$sort": {"_id": 1}},
+        ],
+    );
+    assert_eq!(out[0].get("sum"), Some(&dec("0.3")));
+    assert_eq!(out[0].get("diff"), Some(&dec("-0.9")));
+    assert_eq!(out[0].get("total"), Some(&dec("0.3")));
+    assert_eq!(out[0].get("third"), Some(&dec("0.3333333333333333333333333333333333")));
+    let res = coll.aggregate(vec![doc! {"$project": {"x": {"$divide": ["$price", dec("0")]}}}]).run();
+    assert_command_error(res, 16608, "Location16608");
+    let out = run(&coll, vec![doc! {"$group": {"_id": "$g", "s": {"$sum": "$price"}, "a": {"$avg": "$price"}}}]);
+    assert_eq!(out, vec![doc! {"_id": 1, "s": dec("0.3"), "a": dec("0.15")}]);
+}

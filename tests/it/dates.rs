@@ -49,7 +49,9 @@ fn iana_time_zones_follow_daylight_saving() {
     assert_eq!(out[1].get_datetime("day").unwrap(), &date("2021-07-15T04:00:00Z"));
     // Six months after 07:00 EST is 07:00 EDT: one hour less in UTC.
     assert_eq!(out[0].get_datetime("plusDay").unwrap(), &date("2021-07-15T11:00:00Z"));
-    let res = coll.aggregate(vec![doc! {"$project": {"h": {"$hour": {"date": "$d", "timezone": "Mars/Olympus"}}}}]).run();
+    let res = coll
+        .aggregate(vec![doc! {"$project": {"h": {"$hour": {"date": "$d", "timezone": "Mars/Olympus"}}}}])
+        .run();
     assert_command_error(res, 40485, "Location40485");
 }
 
@@ -99,9 +101,13 @@ fn bucket_auto_granularity() {
             doc! {"_id": {"min": 10.0, "max": 20.0}, "count": 1},
         ]
     );
-    let res = coll.aggregate(vec![doc! {"$bucketAuto": {"groupBy": "$v", "buckets": 3, "granularity": "R7"}}]).run();
+    let res = coll
+        .aggregate(vec![doc! {"$bucketAuto": {"groupBy": "$v", "buckets": 3, "granularity": "R7"}}])
+        .run();
     assert_command_error(res, 40257, "Location40257");
     coll.insert_one(doc! {"v": -1}).run().unwrap();
-    let res = coll.aggregate(vec![doc! {"$bucketAuto": {"groupBy": "$v", "buckets": 3, "granularity": "R5"}}]).run();
+    let res = coll
+        .aggregate(vec![doc! {"$bucketAuto": {"groupBy": "$v", "buckets": 3, "granularity": "R5"}}])
+        .run();
     assert_command_error(res, 40260, "Location40260");
 }

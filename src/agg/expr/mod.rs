@@ -16,6 +16,7 @@ pub mod cond;
 pub mod convert;
 pub mod date;
 pub mod date_parts;
+pub mod decimal;
 pub mod object;
 pub mod string;
 pub mod tz;

@@ -112,6 +112,7 @@ error_codes! {
     DuplicateKey = 11000,
     NotWritablePrimary = 10107,
     CommandNotSupportedOnView = 166,
+    ViewDepthLimitExceeded = 149,
     OptionNotSupportedOnView = 167,
     InvalidPipelineOperator = 168,
     CannotImplicitlyCreateCollection = 227,

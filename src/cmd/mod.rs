@@ -20,6 +20,7 @@ pub mod index;
 pub mod registry;
 pub mod session;
 pub mod transaction;
+pub mod views;
 pub mod write;
 
 use crate::error::{ErrorCode, MongoError, Result};

@@ -679,6 +679,7 @@ fn decimal128_arithmetic_and_accumulators() {
     assert_eq!(out[0].get("third"), Some(&dec("0.3333333333333333333333333333333333")));
     let res = coll.aggregate(vec![doc! {"$project": {"x": {"$divide": ["$price", dec("0")]}}}]).run();
     assert_command_error(res, 16608, "Location16608");
-    let out = run(&coll, vec![doc! {"$group": {"_id": "$g", "s": {"$sum": "$price"}, "a": {"$avg": "$price"}}}]);
+    let out =
+        run(&coll, vec![doc! {"$group": {"_id": "$g", "s": {"$sum": "$price"}, "a": {"$avg": "$price"}}}]);
     assert_eq!(out, vec![doc! {"_id": 1, "s": dec("0.3"), "a": dec("0.15")}]);
 }

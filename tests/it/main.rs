@@ -21,5 +21,6 @@ mod sessions;
 mod transactions;
 mod ttl;
 mod validation;
+mod views;
 mod windows;
 mod wire;

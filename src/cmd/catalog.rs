@@ -307,10 +307,11 @@ pub fn db_stats(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         }
     }
     let avg = if objects > 0 { data as f64 / objects as f64 } else { 0.0 };
+    let views = super::views::list(ctx, &req.db)?.len();
     Ok(doc! {
         "db": req.db.clone(),
         "collections": colls.len() as i64,
-        "views": 0i64,
+        "views": views as i64,
         "objects": objects as i64,
         "avgObjSize": avg,
         "dataSize": (data / scale) as f64,

@@ -322,6 +322,9 @@ pub fn aggregate(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             "readConcern level 'linearizable' is not supported with $out or $merge",
         ));
     }
+    if let Some(c) = &coll_name {
+        super::stats_stages::rewrite(ctx, &req.db, c, &mut pipeline)?;
+    }
     // A view: its resolved pipeline runs first, over the collection it is defined on.
     let mut source = ns.clone();
     if let Some(c) =

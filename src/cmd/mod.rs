@@ -19,6 +19,7 @@ pub mod handshake;
 pub mod index;
 pub mod registry;
 pub mod session;
+pub mod stats_stages;
 pub mod transaction;
 pub mod views;
 pub mod write;

@@ -683,3 +683,31 @@ fn decimal128_arithmetic_and_accumulators() {
         run(&coll, vec![doc! {"$group": {"_id": "$g", "s": {"$sum": "$price"}, "a": {"$avg": "$price"}}}]);
     assert_eq!(out, vec![doc! {"_id": 1, "s": dec("0.3"), "a": dec("0.15")}]);
 }
+
+#[test]
+fn coll_stats_and_index_stats_stages() {
+    let env = common::start();
+    let coll = env.coll("agg_stats");
+    coll.insert_many((0..5).map(|i| doc! {"_id": i, "x": i}).collect::<Vec<_>>()).run().unwrap();
+    coll.create_index(mongodb::IndexModel::builder().keys(doc! {"x": 1}).build()).run().unwrap();
+    let out = run(
+        &coll,
+        vec![doc! {"$collStats": {"count": {}, "storageStats": {}, "latencyStats": {"histograms": true}}}],
+    );
+    assert_eq!(out.len(), 1);
+    let s = &out[0];
+    assert_eq!(s.get_str("ns").unwrap(), coll.namespace().to_string());
+    assert_eq!(s.get("count"), Some(&Bson::Int32(5)));
+    let storage = s.get_document("storageStats").unwrap();
+    assert_eq!(storage.get("count"), Some(&Bson::Int32(5)));
+    assert_eq!(storage.get("nindexes"), Some(&Bson::Int32(2)));
+    assert!(s.get_document("latencyStats").unwrap().contains_key("reads"));
+    let mut names: Vec<String> = run(&coll, vec![doc! {"$indexStats": {}}, doc! {"$project": {"name": 1}}])
+        .iter()
+        .map(|d| d.get_str("name").unwrap().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, vec!["_id_".to_string(), "x_1".to_string()]);
+    let res = coll.aggregate(vec![doc! {"$match": {}}, doc! {"$collStats": {}}]).run();
+    assert_command_error(res, 40602, "Location40602");
+}

@@ -82,8 +82,12 @@ pub fn parse_stage(name: &str, spec: &Bson, pc: &ParseCtx) -> Result<Vec<Arc<dyn
         "$setWindowFields" => one(Arc::new(window::SetWindowFields::parse(spec, pc)?)),
         "$densify" => one(Arc::new(fill::Densify::parse(spec)?)),
         "$fill" => fill::parse_fill(spec, pc),
-        "$collStats" | "$indexStats" | "$currentOp" | "$listSessions" | "$listLocalSessions"
-        | "$planCacheStats" | "$changeStream" | "$geoNear" => {
+        // The command layer turns a leading one into its documents (cmd/stats_stages.rs).
+        "$collStats" | "$indexStats" => {
+            Err(err(40602, format!("{name} is only valid as the first stage in a pipeline")))
+        }
+        "$currentOp" | "$listSessions" | "$listLocalSessions" | "$planCacheStats" | "$changeStream"
+        | "$geoNear" => {
             Err(MongoError::new(ErrorCode::NotImplemented, format!("the {name} stage is not supported yet")))
         }
         other => Err(MongoError::new(

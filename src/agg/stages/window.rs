@@ -672,15 +672,37 @@ fn compute(o: &Output, part: &Part, rt: &Rt) -> Result<Vec<Bson>> {
                 .collect())
         }
         Func::LinearFill(e) => linear_fill(eval_all(e)?, part),
+        _ if o.window == Window::whole() => {
+            // The same window for every document: compute it once.
+            let v = over_window(o, part, 0, n, rt)?;
+            check_output_size(approx_size(&v).saturating_mul(n), rt)?;
+            Ok(vec![v; n])
+        }
         _ => {
             let mut out = Vec::with_capacity(n);
+            let mut used = 0usize;
             for i in 0..n {
                 let (lo, hi) = window_bounds(&o.window, i, part)?;
-                out.push(over_window(o, part, lo, hi, rt)?);
+                let v = over_window(o, part, lo, hi, rt)?;
+                used = used.saturating_add(approx_size(&v));
+                check_output_size(used, rt)?;
+                out.push(v);
             }
             Ok(out)
         }
     }
+}
+
+/// The outputs of one window function count against the stage memory limit too.
+fn check_output_size(used: usize, rt: &Rt) -> Result<()> {
+    let limit = rt.memory_limit();
+    if used > limit {
+        return Err(MongoError::new(
+            ErrorCode::QueryExceededMemoryLimitNoDiskUseAllowed,
+            format!("Exceeded memory limit in DocumentSourceSetWindowFields, used {used} bytes, memory limit {limit} bytes"),
+        ));
+    }
+    Ok(())
 }
 
 fn int_value(i: i64) -> Bson {

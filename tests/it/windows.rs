@@ -45,6 +45,8 @@ fn running_totals_per_partition_in_sort_order() {
                 "n": {"$documentNumber": {}},
                 "types": {"$push": "$type", "window": {"documents": [-1, 0]}},
                 "count": {"$count": {}},
+                "before": {"$sum": "$quantity", "window": {"documents": ["unbounded", -1]}},
+                "firstType": {"$first": "$type", "window": {"documents": ["unbounded", "current"]}},
             }
         }}],
     );
@@ -61,6 +63,9 @@ fn running_totals_per_partition_in_sort_order() {
     assert_eq!(field(&out, "stateTotal"), [427, 427, 427, 378, 378, 378].map(Bson::Int32).to_vec());
     assert_eq!(field(&out, "n"), [1, 2, 3, 1, 2, 3].map(Bson::Int32).to_vec());
     assert_eq!(field(&out, "count"), [3, 3, 3, 3, 3, 3].map(Bson::Int32).to_vec());
+    // An empty window sums to 0.
+    assert_eq!(field(&out, "before"), [0, 162, 282, 0, 134, 238].map(Bson::Int32).to_vec());
+    assert_eq!(field(&out, "firstType")[2], Bson::from("strawberry"));
     assert_eq!(out[1].get_array("types").unwrap(), &vec![Bson::from("strawberry"), Bson::from("chocolate")]);
     assert_eq!(out[3].get_array("types").unwrap(), &vec![Bson::from("strawberry")]);
     // The original fields keep their order, the outputs follow.

@@ -43,6 +43,7 @@ pub(crate) struct AccSpec {
     sort: Option<SortSpec>,
 }
 
+#[derive(Clone)]
 pub(crate) enum State {
     Sum(Sum),
     Min(Option<Bson>),

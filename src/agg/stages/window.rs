@@ -678,6 +678,27 @@ fn compute(o: &Output, part: &Part, rt: &Rt) -> Result<Vec<Bson>> {
             check_output_size(approx_size(&v).saturating_mul(n), rt)?;
             Ok(vec![v; n])
         }
+        Func::Acc(acc) if matches!(o.window, Window::Documents(DocBound::Unbounded, _)) => {
+            // A window that only grows (running totals): feed each document once.
+            let mut out = Vec::with_capacity(n);
+            let mut used = 0usize;
+            let first = part.docs.first().cloned().unwrap_or_default();
+            let mut state = acc.fresh(&mut rt.ctx(&first))?;
+            let mut added = 0usize;
+            for i in 0..n {
+                let (_, hi) = window_bounds(&o.window, i, part)?;
+                while added < hi {
+                    let d = &part.docs[added];
+                    acc.add(&mut state, &mut rt.ctx(d), d)?;
+                    added += 1;
+                }
+                let v = acc.finish(state.clone());
+                used = used.saturating_add(approx_size(&v));
+                check_output_size(used, rt)?;
+                out.push(v);
+            }
+            Ok(out)
+        }
         _ => {
             let mut out = Vec::with_capacity(n);
             let mut used = 0usize;

@@ -113,6 +113,24 @@ pub fn list_collections(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             full
         });
     }
+    for v in super::views::list(ctx, &req.db)? {
+        let id = v.get_str("_id").unwrap_or_default();
+        let name = id.split_once('.').map_or(id, |(_, n)| n).to_string();
+        let full = doc! {
+            "name": name.clone(),
+            "type": "view",
+            "options": { "viewOn": v.get("viewOn").cloned().unwrap_or(Bson::Null), "pipeline": v.get("pipeline").cloned().unwrap_or(Bson::Array(Vec::new())) },
+            "info": { "readOnly": true },
+        };
+        if filter.as_ref().is_some_and(|f| !f.matches(&full)) {
+            continue;
+        }
+        out.push(if name_only {
+            doc! { "name": name, "type": "view" }
+        } else {
+            full
+        });
+    }
     let ns = format!("{}.$cmd.listCollections", req.db);
     super::cursor::single_batch_cursor(ctx, req, ns, out)
 }
@@ -127,7 +145,13 @@ pub fn create(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         options.insert(k.clone(), v.clone());
     }
     if options.contains_key("viewOn") || options.contains_key("pipeline") {
-        return Err(MongoError::new(ErrorCode::NotImplemented, "views arrive with the aggregation issue"));
+        return super::views::create(ctx, req, &name, &options);
+    }
+    if super::views::definition(ctx, &req.db, &name)?.is_some() {
+        return Err(MongoError::new(
+            ErrorCode::NamespaceExists,
+            format!("Namespace {}.{name} already exists", req.db),
+        ));
     }
     check_validation_options(&options)?;
     normalize_pre_post_images("create", &mut options)?;
@@ -157,6 +181,9 @@ pub fn drop(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let name = args::collection(req)?;
     let ns = format!("{}.{}", req.db, name);
     let Some(coll) = ctx.shared.store.catalog.get(&ns) else {
+        if let Some(reply) = super::views::drop(ctx, &req.db, &name)? {
+            return Ok(reply);
+        }
         // Since 7.0 dropping a missing collection succeeds.
         return Ok(Document::new());
     };
@@ -287,10 +314,11 @@ pub fn db_stats(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         }
     }
     let avg = if objects > 0 { data as f64 / objects as f64 } else { 0.0 };
+    let views = super::views::list(ctx, &req.db)?.len();
     Ok(doc! {
         "db": req.db.clone(),
         "collections": colls.len() as i64,
-        "views": 0i64,
+        "views": views as i64,
         "objects": objects as i64,
         "avgObjSize": avg,
         "dataSize": (data / scale) as f64,
@@ -377,6 +405,9 @@ pub fn coll_mod(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let name = args::collection(req)?;
     let ns = format!("{}.{}", req.db, name);
     let Some(coll) = ctx.shared.store.catalog.get(&ns) else {
+        if let Some(reply) = super::views::coll_mod(ctx, req, &name)? {
+            return Ok(reply);
+        }
         return Err(MongoError::new(ErrorCode::NamespaceNotFound, format!("ns does not exist: {ns}")));
     };
     let mut options = coll.options.clone();

@@ -24,7 +24,21 @@ pub fn count(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     )?;
     let matcher = Matcher::parse(&filter)?;
     let Some(coll) = ctx.shared.store.catalog.get(&ns) else {
-        return Ok(doc! { "n": 0 });
+        let Some((base, mut stages)) = super::views::resolve(ctx, &req.db, &coll_name)? else {
+            return Ok(doc! { "n": 0 });
+        };
+        stages.push(Bson::Document(doc! {"$match": filter}));
+        if skip > 0 {
+            stages.push(Bson::Document(doc! {"$skip": skip}));
+        }
+        if let Some(l) = limit {
+            stages.push(Bson::Document(doc! {"$limit": l as i64}));
+        }
+        stages.push(Bson::Document(doc! {"$count": "n"}));
+        let out =
+            crate::agg::run_all(ctx.store, &req.db, Some(&format!("{}.{base}", req.db)), &stages, false)?;
+        let n = out.first().and_then(|d| d.get("n")).map(crate::query::util::exact_i64).unwrap_or(Some(0));
+        return Ok(doc! { "n": super::catalog::num(n.unwrap_or(0).max(0) as u64) });
     };
     let hint = req.body.get("hint").filter(|h| !matches!(h, Bson::Null));
     let access = planner::plan(&coll, &filter, None, hint)?;
@@ -100,6 +114,16 @@ pub fn distinct(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     )?;
     let matcher = Matcher::parse(&filter)?;
     let mut values: Vec<Bson> = Vec::new();
+    if ctx.shared.store.catalog.get(&ns).is_none() {
+        if let Some((base, mut stages)) = super::views::resolve(ctx, &req.db, &coll_name)? {
+            stages.push(Bson::Document(doc! {"$match": filter.clone()}));
+            let docs =
+                crate::agg::run_all(ctx.store, &req.db, Some(&format!("{}.{base}", req.db)), &stages, false)?;
+            for d in &docs {
+                values_at(d, &key, &mut values);
+            }
+        }
+    }
     if let Some(coll) = ctx.shared.store.catalog.get(&ns) {
         let access = planner::plan(&coll, &filter, None, None)?;
         let mut exec = Exec::new(

@@ -108,6 +108,9 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         .map(|p| Projection::parse_with_query(p, Some(&filter)))
         .transpose()?;
     let Some(coll) = ctx.shared.store.collection(&ns) else {
+        if super::views::definition(ctx, &req.db, &coll_name)?.is_some() {
+            return find_on_view(ctx, req, &coll_name, filter, sort, skip, limit, batch_size);
+        }
         if let Some(h) = &hint {
             if !matches!(h, Bson::Document(d) if d.contains_key("$natural")) {
                 return Err(MongoError::bad_value("hint provided does not correspond to an existing index"));
@@ -176,6 +179,47 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         tailable.then_some(await_data),
         no_timeout,
     )
+}
+
+/// find on a view: the same query as an aggregate over the view (mongod rewrites it so too).
+#[allow(clippy::too_many_arguments)]
+fn find_on_view(
+    ctx: &mut Ctx,
+    req: &Request,
+    view: &str,
+    filter: Document,
+    sort: Option<Document>,
+    skip: u64,
+    limit: Option<u64>,
+    batch_size: Option<usize>,
+) -> Result<Document> {
+    let mut pipeline = vec![Bson::Document(bson::doc! {"$match": filter})];
+    if let Some(s) = sort.filter(|s| !s.is_empty()) {
+        pipeline.push(Bson::Document(bson::doc! {"$sort": s}));
+    }
+    if skip > 0 {
+        pipeline.push(Bson::Document(bson::doc! {"$skip": skip as i64}));
+    }
+    if let Some(l) = limit {
+        pipeline.push(Bson::Document(bson::doc! {"$limit": l as i64}));
+    }
+    if let Some(Bson::Document(p)) = req.body.get("projection") {
+        if !p.is_empty() {
+            pipeline.push(Bson::Document(bson::doc! {"$project": p.clone()}));
+        }
+    }
+    let mut cursor = bson::doc! {};
+    if let Some(b) = batch_size {
+        cursor.insert("batchSize", b as i64);
+    }
+    let mut body = bson::doc! {"aggregate": view, "pipeline": pipeline, "cursor": cursor};
+    for k in ["let", "maxTimeMS", "allowDiskUse", "lsid", "$db", "txnNumber", "readConcern"] {
+        if let Some(v) = req.body.get(k) {
+            body.insert(k, v.clone());
+        }
+    }
+    let agg = Request { db: req.db.clone(), name: "aggregate".into(), body, sequences: Vec::new() };
+    aggregate(ctx, &agg)
 }
 
 const AGGREGATE_FIELDS: &[&str] = &[
@@ -301,15 +345,29 @@ pub fn aggregate(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             "readConcern level 'linearizable' is not supported with $out or $merge",
         ));
     }
+    if let Some(c) = &coll_name {
+        super::stats_stages::rewrite(ctx, &req.db, c, &mut pipeline)?;
+    }
+    // A view: its resolved pipeline runs first, over the collection it is defined on.
+    let mut source = ns.clone();
+    if let Some(c) =
+        coll_name.as_deref().filter(|c| ctx.shared.store.catalog.get(&format!("{}.{c}", req.db)).is_none())
+    {
+        if let Some((base, mut stages)) = super::views::resolve(ctx, &req.db, c)? {
+            source = format!("{}.{base}", req.db);
+            stages.append(&mut pipeline);
+            pipeline = stages;
+        }
+    }
     let _collation = crate::query::collation::enter_for(
         req.body.get("collation"),
-        coll_name.as_ref().and_then(|_| ctx.shared.store.collection(&ns)).as_deref(),
+        coll_name.as_ref().and_then(|_| ctx.shared.store.collection(&source)).as_deref(),
     )?;
     let prepared = crate::agg::prepare(&req.db, &pipeline, let_vars.as_ref())?;
     if explain {
-        return Ok(explain_reply(ctx, &ns, coll_name.is_some(), &pipeline));
+        return Ok(explain_reply(ctx, &source, coll_name.is_some(), &pipeline));
     }
-    let source_ns = coll_name.as_ref().map(|_| ns.as_str());
+    let source_ns = coll_name.as_ref().map(|_| source.as_str());
     let mut running = crate::agg::open(ctx.store, prepared, source_ns, allow_disk_use)?;
     running.time_left = max_time_ms(req)?;
     let first = batch_size.unwrap_or(DEFAULT_FIRST_BATCH);

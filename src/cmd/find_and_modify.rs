@@ -13,6 +13,7 @@ use std::sync::atomic::Ordering;
 
 pub fn find_and_modify(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let coll_name = args::collection(req)?;
+    super::views::refuse_write(ctx, &req.db, &coll_name)?;
     let vars = crate::agg::let_constants(req.body.get("let"))?;
     let query = crate::agg::bind_filter(&args::opt_doc(req, "query")?.cloned().unwrap_or_default(), &vars);
     let sort = args::opt_doc(req, "sort")?.cloned().filter(|s| !s.is_empty());

@@ -305,6 +305,7 @@ fn options_of(spec: &Document) -> Document {
 
 pub fn create_indexes(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let coll_name = args::collection(req)?;
+    super::views::refuse_write(ctx, &req.db, &coll_name)?;
     let raw = match req.body.get("indexes") {
         Some(Bson::Array(a)) => a,
         Some(v) => {

@@ -19,7 +19,9 @@ pub mod handshake;
 pub mod index;
 pub mod registry;
 pub mod session;
+pub mod stats_stages;
 pub mod transaction;
+pub mod views;
 pub mod write;
 
 use crate::error::{ErrorCode, MongoError, Result};

@@ -144,6 +144,7 @@ enum InsertItem {
 
 pub fn insert(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let coll = args::collection(req)?;
+    super::views::refuse_write(ctx, &req.db, &coll)?;
     let docs = req.documents("documents")?;
     check_batch_len(docs.len())?;
     let ordered = args::opt_bool(req, "ordered")?.unwrap_or(true);
@@ -530,6 +531,7 @@ fn upsert_document(stmt: &UpdateStmt) -> Result<Document> {
 
 pub fn update(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let coll = args::collection(req)?;
+    super::views::refuse_write(ctx, &req.db, &coll)?;
     let stmts = req.documents("updates")?;
     check_batch_len(stmts.len())?;
     // Unknown statement fields fail the whole command, as mongod's parser does.
@@ -616,6 +618,7 @@ pub fn delete_by_rid(
 
 pub fn delete(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let coll_name = args::collection(req)?;
+    super::views::refuse_write(ctx, &req.db, &coll_name)?;
     let stmts = req.documents("deletes")?;
     check_batch_len(stmts.len())?;
     for d in &stmts {

@@ -705,3 +705,65 @@ fn group_over_wide_documents_reads_the_fields_it_needs() {
         .collect();
     assert_eq!(joined, vec![doc! { "_id": 3, "same": [{ "_id": null, "n": 67 }] }]);
 }
+
+#[test]
+fn decimal128_arithmetic_and_accumulators() {
+    let env = common::start();
+    let coll = env.coll("agg_decimal");
+    let dec = |s: &str| Bson::Decimal128(s.parse().expect("decimal"));
+    coll.insert_many(vec![
+        doc! {"_id": 1, "g": 1, "price": dec("0.1"), "qty": 3},
+        doc! {"_id": 2, "g": 1, "price": dec("0.2"), "qty": 1},
+    ])
+    .run()
+    .unwrap();
+    let out = run(
+        &coll,
+        vec![
+            doc! {"$project": {
+                "sum": {"$add": ["$price", dec("0.2")]},
+                "diff": {"$subtract": ["$price", 1]},
+                "total": {"$multiply": ["$price", "$qty"]},
+                "third": {"$divide": [dec("1"), 3]},
+            }},
+            doc! {"$sort": {"_id": 1}},
+        ],
+    );
+    assert_eq!(out[0].get("sum"), Some(&dec("0.3")));
+    assert_eq!(out[0].get("diff"), Some(&dec("-0.9")));
+    assert_eq!(out[0].get("total"), Some(&dec("0.3")));
+    assert_eq!(out[0].get("third"), Some(&dec("0.3333333333333333333333333333333333")));
+    let res = coll.aggregate(vec![doc! {"$project": {"x": {"$divide": ["$price", dec("0")]}}}]).run();
+    assert_command_error(res, 16608, "Location16608");
+    let out =
+        run(&coll, vec![doc! {"$group": {"_id": "$g", "s": {"$sum": "$price"}, "a": {"$avg": "$price"}}}]);
+    assert_eq!(out, vec![doc! {"_id": 1, "s": dec("0.3"), "a": dec("0.15")}]);
+}
+
+#[test]
+fn coll_stats_and_index_stats_stages() {
+    let env = common::start();
+    let coll = env.coll("agg_stats");
+    coll.insert_many((0..5).map(|i| doc! {"_id": i, "x": i}).collect::<Vec<_>>()).run().unwrap();
+    coll.create_index(mongodb::IndexModel::builder().keys(doc! {"x": 1}).build()).run().unwrap();
+    let out = run(
+        &coll,
+        vec![doc! {"$collStats": {"count": {}, "storageStats": {}, "latencyStats": {"histograms": true}}}],
+    );
+    assert_eq!(out.len(), 1);
+    let s = &out[0];
+    assert_eq!(s.get_str("ns").unwrap(), coll.namespace().to_string());
+    assert_eq!(s.get("count"), Some(&Bson::Int32(5)));
+    let storage = s.get_document("storageStats").unwrap();
+    assert_eq!(storage.get("count"), Some(&Bson::Int32(5)));
+    assert_eq!(storage.get("nindexes"), Some(&Bson::Int32(2)));
+    assert!(s.get_document("latencyStats").unwrap().contains_key("reads"));
+    let mut names: Vec<String> = run(&coll, vec![doc! {"$indexStats": {}}, doc! {"$project": {"name": 1}}])
+        .iter()
+        .map(|d| d.get_str("name").unwrap().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, vec!["_id_".to_string(), "x_1".to_string()]);
+    let res = coll.aggregate(vec![doc! {"$match": {}}, doc! {"$collStats": {}}]).run();
+    assert_command_error(res, 40602, "Location40602");
+}

@@ -73,7 +73,7 @@ fn decimal_unsupported(op: &str) -> MongoError {
 /// a + b with promotion.
 pub fn add_nums(a: Num, b: Num) -> Result<Num> {
     Ok(match (a, b) {
-        (Num::Decimal(_), _) | (_, Num::Decimal(_)) => return Err(decimal_unsupported("$add")),
+        (Num::Decimal(_), _) | (_, Num::Decimal(_)) => Num::Decimal(super::decimal::add(a, b)),
         (Num::Double(_), _) | (_, Num::Double(_)) => Num::Double(a.to_f64() + b.to_f64()),
         (Num::Int32(x), Num::Int32(y)) => match x.checked_add(y) {
             Some(r) => Num::Int32(r),
@@ -91,7 +91,7 @@ pub fn add_nums(a: Num, b: Num) -> Result<Num> {
 
 fn sub_nums(a: Num, b: Num) -> Result<Num> {
     Ok(match (a, b) {
-        (Num::Decimal(_), _) | (_, Num::Decimal(_)) => return Err(decimal_unsupported("$subtract")),
+        (Num::Decimal(_), _) | (_, Num::Decimal(_)) => Num::Decimal(super::decimal::sub(a, b)),
         (Num::Double(_), _) | (_, Num::Double(_)) => Num::Double(a.to_f64() - b.to_f64()),
         (Num::Int32(x), Num::Int32(y)) => match x.checked_sub(y) {
             Some(r) => Num::Int32(r),
@@ -109,7 +109,7 @@ fn sub_nums(a: Num, b: Num) -> Result<Num> {
 
 fn mul_nums(a: Num, b: Num) -> Result<Num> {
     Ok(match (a, b) {
-        (Num::Decimal(_), _) | (_, Num::Decimal(_)) => return Err(decimal_unsupported("$multiply")),
+        (Num::Decimal(_), _) | (_, Num::Decimal(_)) => Num::Decimal(super::decimal::mul(a, b)),
         (Num::Double(_), _) | (_, Num::Double(_)) => Num::Double(a.to_f64() * b.to_f64()),
         (Num::Int32(x), Num::Int32(y)) => match x.checked_mul(y) {
             Some(r) => Num::Int32(r),
@@ -246,7 +246,10 @@ fn divide_fn(_: &str, args: &[Option<Bson>]) -> Result<Option<Bson>> {
         ));
     };
     if matches!(x, Num::Decimal(_)) || matches!(y, Num::Decimal(_)) {
-        return Err(decimal_unsupported("$divide"));
+        return match super::decimal::div(x, y) {
+            Some(q) => Ok(Some(Bson::Decimal128(q))),
+            None => Err(err(16608, "can't $divide by zero")),
+        };
     }
     if y.to_f64() == 0.0 {
         return Err(err(16608, "can't $divide by zero"));
@@ -614,6 +617,8 @@ pub struct Sum {
     kind: u8, // 0 int32, 1 int64, 2 double
     count: u64,
     overflowed: bool,
+    /// The sum of the Decimal128 inputs; once there is one the result is a decimal.
+    decimal: Option<bson::Decimal128>,
 }
 
 impl Sum {
@@ -625,7 +630,13 @@ impl Sum {
                 self.kind = 2;
                 self.double += d;
             }
-            Bson::Decimal128(_) => return Err(decimal_unsupported("$sum")),
+            Bson::Decimal128(d) => {
+                let total = match self.decimal {
+                    Some(t) => super::decimal::add(Num::Decimal(t), Num::Decimal(*d)),
+                    None => *d,
+                };
+                self.decimal = Some(total);
+            }
             _ => return Ok(()),
         }
         self.count += 1;
@@ -652,7 +663,20 @@ impl Sum {
         }
     }
 
+    /// The whole total as a decimal, when any input was one.
+    fn decimal_total(&self) -> Option<bson::Decimal128> {
+        let d = self.decimal?;
+        let mut t = super::decimal::add(Num::Decimal(d), Num::Int64(self.long));
+        if self.kind == 2 {
+            t = super::decimal::add(Num::Decimal(t), Num::Double(self.double));
+        }
+        Some(t)
+    }
+
     pub fn result(&self) -> Bson {
+        if let Some(t) = self.decimal_total() {
+            return Bson::Decimal128(t);
+        }
         match self.kind {
             0 => match i32::try_from(self.long) {
                 Ok(i) => Bson::Int32(i),
@@ -666,6 +690,12 @@ impl Sum {
     pub fn average(&self) -> Bson {
         if self.count == 0 {
             return Bson::Null;
+        }
+        if let Some(t) = self.decimal_total() {
+            let count = i64::try_from(self.count).unwrap_or(i64::MAX);
+            return super::decimal::div(Num::Decimal(t), Num::Int64(count))
+                .map(Bson::Decimal128)
+                .unwrap_or(Bson::Null);
         }
         let total = if self.kind == 2 { self.double + self.long as f64 } else { self.long as f64 };
         Bson::Double(total / self.count as f64)

@@ -1,13 +1,13 @@
 //! Date expressions: the part extractors (`$year` ... `$isoWeek`), `$dateToString`,
-//! `$dateFromString` (ISO-8601 input), `$dateAdd`/`$dateSubtract`. Time zones: UTC and fixed
-//! offsets (`+05:30`); IANA names are refused with mongod's unknown-zone error until a tz
-//! database is available.
+//! `$dateFromString`, `$dateAdd`/`$dateSubtract`. Time zones (UTC offsets and IANA names) are in
+//! `tz.rs`; `$dateDiff`, `$dateTrunc` and the parts conversions in `date_parts.rs`.
 
+use super::tz::{self, parse_offset, zone_arg};
 use super::{err, find_arg, named_args, nullish, type_of, Ctx, Expr, Parser, Special};
-use crate::error::{ErrorCode, MongoError, Result};
+use crate::error::Result;
 use bson::{Bson, DateTime};
 
-const MS_PER_DAY: i64 = 86_400_000;
+pub const MS_PER_DAY: i64 = 86_400_000;
 
 pub fn parse(name: &str, arg: &Bson, p: &mut Parser) -> Option<Result<Expr>> {
     let part = match name {
@@ -27,6 +27,9 @@ pub fn parse(name: &str, arg: &Bson, p: &mut Parser) -> Option<Result<Expr>> {
         "$dateToString" => return Some(parse_to_string(arg, p)),
         "$dateFromString" => return Some(parse_from_string(arg, p)),
         "$dateAdd" | "$dateSubtract" => return Some(parse_add(name, arg, p)),
+        "$dateDiff" | "$dateTrunc" | "$dateToParts" | "$dateFromParts" => {
+            return Some(super::date_parts::parse(name, arg, p))
+        }
         _ => return None,
     };
     Some(parse_part(name, part, arg, p))
@@ -76,7 +79,7 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -112,7 +115,7 @@ pub fn civil(ms: i64) -> Civil {
 }
 
 /// ISO-8601 week-numbering year and week of a date.
-fn iso_week(c: &Civil) -> (i64, u32) {
+pub fn iso_week(c: &Civil) -> (i64, u32) {
     let iso_dow = (c.weekday + 6) % 7 + 1;
     let week = (c.yday as i64 - iso_dow as i64 + 10) / 7;
     if week < 1 {
@@ -124,7 +127,7 @@ fn iso_week(c: &Civil) -> (i64, u32) {
     }
 }
 
-fn weeks_in_year(y: i64) -> u32 {
+pub fn weeks_in_year(y: i64) -> u32 {
     let jan1 = (days_from_civil(y, 1, 1) + 4).rem_euclid(7); // 0 = Sunday
     if jan1 == 4 || (is_leap(y) && jan1 == 3) {
         53
@@ -204,7 +207,7 @@ pub fn parse_date_string(s: &str) -> Option<i64> {
     Some(ms - offset * 60_000)
 }
 
-fn days_in_month(y: i64, m: u32) -> u32 {
+pub fn days_in_month(y: i64, m: u32) -> u32 {
     match m {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
@@ -213,47 +216,8 @@ fn days_in_month(y: i64, m: u32) -> u32 {
     }
 }
 
-/// `+hh:mm`, `+hhmm`, `+hh` as minutes east of UTC.
-fn parse_offset(s: &str) -> Option<i64> {
-    let (sign, rest) = match s.as_bytes().first()? {
-        b'+' => (1, &s[1..]),
-        b'-' => (-1, &s[1..]),
-        _ => return None,
-    };
-    let digits: String = rest.chars().filter(|c| *c != ':').collect();
-    if !digits.bytes().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    let (h, m) = match digits.len() {
-        2 => (digits.parse::<i64>().ok()?, 0),
-        4 => (digits[..2].parse::<i64>().ok()?, digits[2..].parse::<i64>().ok()?),
-        _ => return None,
-    };
-    if h > 99 || m > 59 {
-        return None;
-    }
-    Some(sign * (h * 60 + m))
-}
-
-/// A time zone argument as an offset in minutes.
-fn zone_offset(v: &Bson) -> Result<Option<i64>> {
-    match v {
-        Bson::Null | Bson::Undefined => Ok(None),
-        Bson::String(s) => match s.as_str() {
-            "UTC" | "GMT" | "Z" | "Etc/UTC" | "Etc/GMT" => Ok(Some(0)),
-            other => parse_offset(other)
-                .map(Some)
-                .ok_or_else(|| err(40485, format!("unrecognized time zone identifier: \"{other}\""))),
-        },
-        other => Err(err(
-            40517,
-            format!("timezone must evaluate to a string, found {}", crate::query::util::type_name(other)),
-        )),
-    }
-}
-
 /// The milliseconds of a date-like value (date, ObjectId, Timestamp).
-fn date_ms(name: &str, v: &Bson) -> Result<i64> {
+pub fn date_ms(name: &str, v: &Bson) -> Result<i64> {
     match v {
         Bson::DateTime(d) => Ok(d.timestamp_millis()),
         Bson::ObjectId(o) => Ok(o.timestamp().timestamp_millis()),
@@ -312,14 +276,14 @@ impl Special for DatePart {
         if nullish(&d) {
             return Ok(Some(Bson::Null));
         }
-        let offset = match &self.tz {
-            Some(t) => match zone_offset(&t.value(c)?)? {
-                Some(o) => o,
+        let zone = match &self.tz {
+            Some(t) => match zone_arg(&t.value(c)?)? {
+                Some(z) => z,
                 None => return Ok(Some(Bson::Null)),
             },
-            None => 0,
+            None => tz::UTC,
         };
-        let ms = date_ms(self.name, d.as_ref().unwrap_or(&Bson::Null))? + offset * 60_000;
+        let ms = zone.to_local(date_ms(self.name, d.as_ref().unwrap_or(&Bson::Null))?);
         let cv = civil(ms);
         let v: i64 = match self.part {
             Part::Year => cv.year,
@@ -370,7 +334,7 @@ fn parse_to_string(arg: &Bson, p: &mut Parser) -> Result<Expr> {
     })))
 }
 
-fn check_format(f: &str) -> Result<()> {
+pub fn check_format(f: &str) -> Result<()> {
     let mut chars = f.chars();
     while let Some(ch) = chars.next() {
         if ch == '%' {
@@ -453,12 +417,12 @@ pub fn format_date(ms_utc: i64, offset: i64, f: &str) -> Result<String> {
 impl Special for ToString {
     fn eval(&self, c: &mut Ctx) -> Result<Option<Bson>> {
         let d = self.date.eval(c)?;
-        let offset = match &self.tz {
-            Some(t) => match zone_offset(&t.value(c)?)? {
-                Some(o) => o,
+        let zone = match &self.tz {
+            Some(t) => match zone_arg(&t.value(c)?)? {
+                Some(z) => z,
                 None => return Ok(Some(Bson::Null)),
             },
-            None => 0,
+            None => tz::UTC,
         };
         let format = match &self.format {
             Some(f) => match f.eval(c)? {
@@ -480,7 +444,8 @@ impl Special for ToString {
             };
         }
         let ms = date_ms("$dateToString", d.as_ref().unwrap_or(&Bson::Null))?;
-        let f = format.as_deref().unwrap_or(if offset == 0 {
+        let offset = zone.offset_at(ms);
+        let f = format.as_deref().unwrap_or(if zone == tz::UTC {
             "%Y-%m-%dT%H:%M:%S.%LZ"
         } else {
             "%Y-%m-%dT%H:%M:%S.%L"
@@ -491,6 +456,7 @@ impl Special for ToString {
 
 struct FromString {
     input: Expr,
+    format: Option<Expr>,
     tz: Option<Expr>,
     on_error: Option<Expr>,
     on_null: Option<Expr>,
@@ -504,16 +470,11 @@ fn parse_from_string(arg: &Bson, p: &mut Parser) -> Result<Expr> {
         40540,
         40541,
     )?;
-    if find_arg(&args, "format").is_some() {
-        return Err(MongoError::new(
-            ErrorCode::NotImplemented,
-            "$dateFromString with 'format' is not supported yet",
-        ));
-    }
     let input = find_arg(&args, "dateString")
         .ok_or_else(|| err(40542, "Missing 'dateString' parameter to $dateFromString"))?;
     Ok(Expr::Special(Box::new(FromString {
         input: p.parse(input)?,
+        format: find_arg(&args, "format").map(|v| p.parse(v)).transpose()?,
         tz: find_arg(&args, "timezone").map(|v| p.parse(v)).transpose()?,
         on_error: find_arg(&args, "onError").map(|v| p.parse(v)).transpose()?,
         on_null: find_arg(&args, "onNull").map(|v| p.parse(v)).transpose()?,
@@ -529,9 +490,9 @@ impl Special for FromString {
                 None => Ok(Some(Bson::Null)),
             };
         }
-        let offset = match &self.tz {
-            Some(t) => zone_offset(&t.value(c)?)?.unwrap_or(0),
-            None => 0,
+        let zone = match &self.tz {
+            Some(t) => zone_arg(&t.value(c)?)?.unwrap_or(tz::UTC),
+            None => tz::UTC,
         };
         let fail = |msg: String, c: &mut Ctx| -> Result<Option<Bson>> {
             match &self.on_error {
@@ -539,13 +500,36 @@ impl Special for FromString {
                 None => Err(err(241, msg)),
             }
         };
+        let format = match &self.format {
+            None => None,
+            Some(f) => match f.eval(c)? {
+                Some(Bson::String(f)) => Some(f),
+                v if nullish(&v) => return Ok(Some(Bson::Null)),
+                v => {
+                    return Err(err(
+                        40684,
+                        format!("$dateFromString requires that 'format' be a string, found: {}", type_of(&v)),
+                    ))
+                }
+            },
+        };
+        if let (Some(f), Some(Bson::String(s))) = (&format, &v) {
+            check_format(f)?;
+            return match super::date_parts::parse_with_format(s, f) {
+                Some((local, Some(offset))) => {
+                    Ok(Some(Bson::DateTime(DateTime::from_millis(local - offset * 60_000))))
+                }
+                Some((local, None)) => Ok(Some(Bson::DateTime(DateTime::from_millis(zone.to_utc(local))))),
+                None => fail(format!("Error parsing date string '{s}' with format '{f}'"), c),
+            };
+        }
         match v {
             Some(Bson::String(s)) => {
                 let has_zone = s.ends_with('Z')
                     || s.get(10..).is_some_and(|t| t.contains('+') || t.matches('-').count() > 0);
                 match parse_date_string(&s) {
                     Some(ms) => {
-                        let ms = if has_zone { ms } else { ms - offset * 60_000 };
+                        let ms = if has_zone { ms } else { zone.to_utc(ms) };
                         Ok(Some(Bson::DateTime(DateTime::from_millis(ms))))
                     }
                     None => fail(format!("Error parsing date string '{s}'"), c),
@@ -589,9 +573,9 @@ impl Special for DateAdd {
         if nullish(&start) || nullish(&unit) || nullish(&amount) {
             return Ok(Some(Bson::Null));
         }
-        let offset = match &self.tz {
-            Some(t) => zone_offset(&t.value(c)?)?.unwrap_or(0),
-            None => 0,
+        let zone = match &self.tz {
+            Some(t) => zone_arg(&t.value(c)?)?.unwrap_or(tz::UTC),
+            None => tz::UTC,
         };
         let ms = date_ms("$dateAdd", start.as_ref().unwrap_or(&Bson::Null))?;
         let Some(Bson::String(unit)) = unit else {
@@ -604,38 +588,53 @@ impl Special for DateAdd {
         if self.subtract {
             n = n.checked_neg().ok_or_else(|| err(5166406, "amount overflow"))?;
         }
-        let overflow = || err(5166406, "date overflow in $dateAdd");
-        let fixed = |per: i64| -> Result<i64> {
-            n.checked_mul(per).and_then(|d| ms.checked_add(d)).ok_or_else(overflow)
-        };
-        let out = match unit.as_str() {
-            "millisecond" => fixed(1)?,
-            "second" => fixed(1000)?,
-            "minute" => fixed(60_000)?,
-            "hour" => fixed(3_600_000)?,
-            "day" => fixed(MS_PER_DAY)?,
-            "week" => fixed(7 * MS_PER_DAY)?,
-            "month" | "quarter" | "year" => {
-                let months = match unit.as_str() {
-                    "month" => n,
-                    "quarter" => n.checked_mul(3).ok_or_else(overflow)?,
-                    _ => n.checked_mul(12).ok_or_else(overflow)?,
-                };
-                if months.abs() > 12 * 300_000 {
-                    return Err(overflow());
-                }
-                let local = ms + offset * 60_000;
-                let cv = civil(local);
-                let total = cv.year * 12 + i64::from(cv.month) - 1 + months;
-                let (y, m) = (total.div_euclid(12), (total.rem_euclid(12) + 1) as u32);
-                let d = cv.day.min(days_in_month(y, m));
-                let time = local.rem_euclid(MS_PER_DAY);
-                days_from_civil(y, m, d) * MS_PER_DAY + time - offset * 60_000
-            }
-            other => return Err(err(5166404, format!("unknown time unit value: {other}"))),
-        };
+        let out = add_in_zone(ms, &unit, n, zone)?;
         Ok(Some(Bson::DateTime(DateTime::from_millis(out))))
     }
+}
+
+/// `ms` plus `n` calendar `unit`s, counted in the zone `offset` minutes east of UTC (months,
+/// quarters and years clamp the day to the month's length, as mongod's `$dateAdd`).
+pub fn add_units(ms: i64, unit: &str, n: i64, offset: i64) -> Result<i64> {
+    add_in_zone(ms, unit, n, tz::Zone::Fixed(offset))
+}
+
+/// `add_units` in a zone: days and longer units move the local wall clock (so a day is 23 or
+/// 25 hours across a DST change), shorter units move the instant.
+pub fn add_in_zone(ms: i64, unit: &str, n: i64, zone: tz::Zone) -> Result<i64> {
+    let overflow = || err(5166406, "date overflow in $dateAdd");
+    let fixed =
+        |per: i64| -> Result<i64> { n.checked_mul(per).and_then(|d| ms.checked_add(d)).ok_or_else(overflow) };
+    Ok(match unit {
+        "millisecond" => fixed(1)?,
+        "second" => fixed(1000)?,
+        "minute" => fixed(60_000)?,
+        "hour" => fixed(3_600_000)?,
+        "day" | "week" => {
+            let per = if unit == "day" { MS_PER_DAY } else { 7 * MS_PER_DAY };
+            let local =
+                n.checked_mul(per).and_then(|d| zone.to_local(ms).checked_add(d)).ok_or_else(overflow)?;
+            zone.to_utc(local)
+        }
+        "month" | "quarter" | "year" => {
+            let months = match unit {
+                "month" => n,
+                "quarter" => n.checked_mul(3).ok_or_else(overflow)?,
+                _ => n.checked_mul(12).ok_or_else(overflow)?,
+            };
+            if months.abs() > 12 * 300_000 {
+                return Err(overflow());
+            }
+            let local = zone.to_local(ms);
+            let cv = civil(local);
+            let total = cv.year * 12 + i64::from(cv.month) - 1 + months;
+            let (y, m) = (total.div_euclid(12), (total.rem_euclid(12) + 1) as u32);
+            let d = cv.day.min(days_in_month(y, m));
+            let time = local.rem_euclid(MS_PER_DAY);
+            zone.to_utc(days_from_civil(y, m, d) * MS_PER_DAY + time)
+        }
+        other => return Err(err(5166404, format!("unknown time unit value: {other}"))),
+    })
 }
 
 #[cfg(test)]

@@ -15,8 +15,11 @@ pub mod array;
 pub mod cond;
 pub mod convert;
 pub mod date;
+pub mod date_parts;
+pub mod decimal;
 pub mod object;
 pub mod string;
+pub mod tz;
 
 use crate::error::{ErrorCode, MongoError, Result};
 use crate::query::util::{located, type_name};

@@ -35,15 +35,16 @@ enum Kind {
     BottomN,
 }
 
-struct AccSpec {
-    field: String,
+pub(crate) struct AccSpec {
+    pub(crate) field: String,
     kind: Kind,
     arg: Expr,
     n: Option<Expr>,
     sort: Option<SortSpec>,
 }
 
-enum State {
+#[derive(Clone)]
+pub(crate) enum State {
     Sum(Sum),
     Min(Option<Bson>),
     Max(Option<Bson>),
@@ -59,7 +60,7 @@ enum State {
     Ranked(usize, Vec<(Vec<Bson>, Bson)>),
 }
 
-fn parse_acc(field: &str, spec: &Bson, p: &mut Parser) -> Result<AccSpec> {
+pub(crate) fn parse_acc(field: &str, spec: &Bson, p: &mut Parser) -> Result<AccSpec> {
     if field.contains('.') {
         return Err(err(40235, format!("The field name '{field}' cannot contain '.'")));
     }
@@ -158,7 +159,7 @@ fn parse_acc(field: &str, spec: &Bson, p: &mut Parser) -> Result<AccSpec> {
 }
 
 impl AccSpec {
-    fn fresh(&self, c: &mut crate::agg::expr::Ctx) -> Result<State> {
+    pub(crate) fn fresh(&self, c: &mut crate::agg::expr::Ctx) -> Result<State> {
         let limit = |c: &mut crate::agg::expr::Ctx| -> Result<usize> {
             let v = match &self.n {
                 Some(e) => e.value(c)?,
@@ -192,7 +193,7 @@ impl AccSpec {
     }
 
     /// Feeds one document's value; returns the bytes the state grew by (roughly).
-    fn add(&self, st: &mut State, c: &mut crate::agg::expr::Ctx, doc: &Document) -> Result<usize> {
+    pub(crate) fn add(&self, st: &mut State, c: &mut crate::agg::expr::Ctx, doc: &Document) -> Result<usize> {
         let v = self.arg.eval(c)?;
         Ok(match st {
             State::Sum(s) => {
@@ -313,7 +314,7 @@ impl AccSpec {
         })
     }
 
-    fn finish(&self, st: State) -> Bson {
+    pub(crate) fn finish(&self, st: State) -> Bson {
         match st {
             State::Sum(s) => {
                 if self.kind == Kind::Avg {
@@ -644,6 +645,7 @@ pub fn parse_bucket(spec: &Bson, pc: &ParseCtx) -> Result<Vec<Arc<dyn StageSpec>
 pub struct BucketAuto {
     group_by: Expr,
     buckets: usize,
+    granularity: Option<super::granularity::Granularity>,
     accs: Vec<AccSpec>,
 }
 
@@ -655,7 +657,7 @@ pub fn parse_bucket_auto(spec: &Bson, pc: &ParseCtx) -> Result<Vec<Arc<dyn Stage
         ));
     };
     let mut p = pc.parser();
-    let (mut group_by, mut buckets, mut output) = (None, None, None);
+    let (mut group_by, mut buckets, mut output, mut granularity) = (None, None, None, None);
     for (k, v) in d {
         match k.as_str() {
             "groupBy" => {
@@ -702,10 +704,16 @@ pub fn parse_bucket_auto(spec: &Bson, pc: &ParseCtx) -> Result<Vec<Arc<dyn Stage
                 output = Some(o.clone());
             }
             "granularity" => {
-                return Err(MongoError::new(
-                    ErrorCode::NotImplemented,
-                    "$bucketAuto granularity is not supported yet",
-                ))
+                let Bson::String(g) = v else {
+                    return Err(err(
+                        40261,
+                        format!(
+                            "The $bucketAuto 'granularity' field must be a string, but found type: {}",
+                            type_name(v)
+                        ),
+                    ));
+                };
+                granularity = Some(super::granularity::Granularity::by_name(g)?);
             }
             other => return Err(err(40245, format!("Unrecognized option to $bucketAuto: {other}."))),
         }
@@ -723,7 +731,7 @@ pub fn parse_bucket_auto(spec: &Bson, pc: &ParseCtx) -> Result<Vec<Arc<dyn Stage
             sort: None,
         }],
     };
-    Ok(vec![Arc::new(BucketAuto { group_by, buckets, accs })])
+    Ok(vec![Arc::new(BucketAuto { group_by, buckets, granularity, accs })])
 }
 
 impl StageSpec for BucketAuto {
@@ -757,6 +765,9 @@ impl BucketAutoRun {
                 ));
             }
             items.push((v, d));
+        }
+        if let Some(g) = spec.granularity {
+            return self.build_rounded(rt, items, g);
         }
         items.sort_by(|a, b| compare_bson(&a.0, &b.0));
         let n = items.len();
@@ -796,6 +807,67 @@ impl BucketAutoRun {
                 g.insert(a.field.clone(), a.finish(st));
             }
             out.push(g);
+        }
+        Ok(out)
+    }
+}
+
+impl BucketAutoRun {
+    /// `build` with `granularity`: every boundary is a series value; a bucket ends at the
+    /// series value above its last value and takes in the documents below that boundary.
+    fn build_rounded(
+        &mut self,
+        rt: &mut Rt,
+        items: Vec<(Bson, Document)>,
+        g: super::granularity::Granularity,
+    ) -> Result<Vec<Document>> {
+        let spec = self.spec.clone();
+        let mut items: Vec<(f64, Bson, Document)> = items
+            .into_iter()
+            .map(|(v, d)| {
+                let x = match &v {
+                    n if crate::query::util::is_number(n) => crate::agg::expr::arith::num(n).map(|x| x.to_f64()),
+                    _ => None,
+                };
+                match x {
+                    None => Err(err(40258, format!("$bucketAuto can specify a 'granularity' with numeric boundaries only, but found a value with type: {}", type_name(&v)))),
+                    Some(x) if x.is_nan() => Err(err(40259, "$bucketAuto can only specify a 'granularity' with numeric boundaries that are not NaN")),
+                    Some(x) if x < 0.0 => Err(err(40260, format!("$bucketAuto can only specify a 'granularity' with numeric boundaries that are non-negative, but found: {}", crate::query::util::value_to_string(&v)))),
+                    Some(x) => Ok((x, v, d)),
+                }
+            })
+            .collect::<Result<_>>()?;
+        items.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let n = items.len();
+        let size = ((n as f64 / spec.buckets as f64).round() as usize).max(1);
+        let mut out = Vec::new();
+        let mut start = 0;
+        let mut min = items.first().map(|i| g.round_down(i.0)).unwrap_or(0.0);
+        while start < n {
+            let mut end = if out.len() + 1 == spec.buckets { n } else { (start + size).min(n) };
+            let max = g.round_up(items[end - 1].0);
+            while end < n && items[end].0 < max {
+                end += 1;
+            }
+            let mut states = Vec::with_capacity(spec.accs.len());
+            for (_, _, d) in &items[start..end] {
+                let mut c = rt.ctx(d);
+                if states.is_empty() {
+                    for a in &spec.accs {
+                        states.push(a.fresh(&mut c)?);
+                    }
+                }
+                for (a, st) in spec.accs.iter().zip(states.iter_mut()) {
+                    a.add(st, &mut c, d)?;
+                }
+            }
+            let mut b = doc! { "_id": { "min": min, "max": max } };
+            for (a, st) in spec.accs.iter().zip(states) {
+                b.insert(a.field.clone(), a.finish(st));
+            }
+            out.push(b);
+            min = max;
+            start = end;
         }
         Ok(out)
     }

@@ -3,12 +3,15 @@
 //! Families live in their own files: projection, group, sort, join (lookup/unionWith/facet)
 //! and output ($out/$merge).
 
+pub mod fill;
+pub mod granularity;
 pub mod group;
 pub mod join;
 pub mod output;
 pub mod project;
 pub mod recursive;
 pub mod sort;
+pub mod window;
 
 use super::expr::{err, truthy, Expr};
 use super::pipeline::{ParseCtx, Rt, StageSpec, Stream};
@@ -76,8 +79,15 @@ pub fn parse_stage(name: &str, spec: &Bson, pc: &ParseCtx) -> Result<Vec<Arc<dyn
             ErrorCode::CommandNotSupported,
             "Search index commands are only supported with Atlas.",
         )),
-        "$densify" | "$fill" | "$setWindowFields" | "$collStats" | "$indexStats" | "$currentOp"
-        | "$listSessions" | "$listLocalSessions" | "$planCacheStats" | "$changeStream" | "$geoNear" => {
+        "$setWindowFields" => one(Arc::new(window::SetWindowFields::parse(spec, pc)?)),
+        "$densify" => one(Arc::new(fill::Densify::parse(spec)?)),
+        "$fill" => fill::parse_fill(spec, pc),
+        // The command layer turns a leading one into its documents (cmd/stats_stages.rs).
+        "$collStats" | "$indexStats" => {
+            Err(err(40602, format!("{name} is only valid as the first stage in a pipeline")))
+        }
+        "$currentOp" | "$listSessions" | "$listLocalSessions" | "$planCacheStats" | "$changeStream"
+        | "$geoNear" => {
             Err(MongoError::new(ErrorCode::NotImplemented, format!("the {name} stage is not supported yet")))
         }
         other => Err(MongoError::new(

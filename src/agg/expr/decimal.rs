@@ -1,0 +1,428 @@
+//! Decimal128 arithmetic (IEEE 754-2008, 34 digits, round-half-even) for `$add`,
+//! `$subtract`, `$multiply`, `$divide`, `$sum` and `$avg`: exact intermediate values in a
+//! small unsigned big integer, rounded once. Doubles become decimals with 15 significant digits
+//! and integers exactly, as mongod converts them.
+
+use crate::query::compare::{
+    decode_decimal128, make_decimal128, DecimalParts, Num, DECIMAL128_MAX_EXPONENT, DECIMAL128_MIN_EXPONENT,
+};
+use bson::Decimal128;
+use std::cmp::Ordering;
+
+const DIGITS: u32 = 34;
+
+/// Little-endian base-2^32 unsigned integer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Big(Vec<u32>);
+
+impl Big {
+    fn from_u128(mut v: u128) -> Big {
+        let mut limbs = Vec::with_capacity(4);
+        while v > 0 {
+            limbs.push(v as u32);
+            v >>= 32;
+        }
+        Big(limbs)
+    }
+
+    fn trim(mut self) -> Big {
+        while self.0.last() == Some(&0) {
+            self.0.pop();
+        }
+        self
+    }
+
+    fn is_zero(&self) -> bool {
+        self.0.iter().all(|l| *l == 0)
+    }
+
+    fn to_u128(&self) -> Option<u128> {
+        let t = self.clone().trim();
+        if t.0.len() > 4 {
+            return None;
+        }
+        Some(t.0.iter().rev().fold(0u128, |acc, l| (acc << 32) | u128::from(*l)))
+    }
+
+    fn mul_small(&self, m: u32) -> Big {
+        let mut out = Vec::with_capacity(self.0.len() + 1);
+        let mut carry = 0u64;
+        for l in &self.0 {
+            let v = u64::from(*l) * u64::from(m) + carry;
+            out.push(v as u32);
+            carry = v >> 32;
+        }
+        if carry > 0 {
+            out.push(carry as u32);
+        }
+        Big(out)
+    }
+
+    fn mul_pow10(&self, mut k: u32) -> Big {
+        let mut v = self.clone();
+        while k >= 9 {
+            v = v.mul_small(1_000_000_000);
+            k -= 9;
+        }
+        if k > 0 {
+            v = v.mul_small(10u32.pow(k));
+        }
+        v
+    }
+
+    /// (quotient, remainder) of division by a small divisor.
+    fn divmod_small(&self, d: u32) -> (Big, u32) {
+        let mut out = vec![0u32; self.0.len()];
+        let mut rem = 0u64;
+        for i in (0..self.0.len()).rev() {
+            let cur = (rem << 32) | u64::from(self.0[i]);
+            out[i] = (cur / u64::from(d)) as u32;
+            rem = cur % u64::from(d);
+        }
+        (Big(out).trim(), rem as u32)
+    }
+
+    fn add(&self, o: &Big) -> Big {
+        let n = self.0.len().max(o.0.len());
+        let mut out = Vec::with_capacity(n + 1);
+        let mut carry = 0u64;
+        for i in 0..n {
+            let v = u64::from(self.0.get(i).copied().unwrap_or(0))
+                + u64::from(o.0.get(i).copied().unwrap_or(0))
+                + carry;
+            out.push(v as u32);
+            carry = v >> 32;
+        }
+        if carry > 0 {
+            out.push(carry as u32);
+        }
+        Big(out)
+    }
+
+    /// self - o, for self >= o.
+    fn sub(&self, o: &Big) -> Big {
+        let mut out = Vec::with_capacity(self.0.len());
+        let mut borrow = 0i64;
+        for i in 0..self.0.len() {
+            let mut v = i64::from(self.0[i]) - i64::from(o.0.get(i).copied().unwrap_or(0)) - borrow;
+            borrow = 0;
+            if v < 0 {
+                v += 1 << 32;
+                borrow = 1;
+            }
+            out.push(v as u32);
+        }
+        Big(out).trim()
+    }
+
+    fn compare(&self, o: &Big) -> Ordering {
+        let (a, b) = (self.clone().trim(), o.clone().trim());
+        a.0.len().cmp(&b.0.len()).then_with(|| a.0.iter().rev().cmp(b.0.iter().rev()))
+    }
+
+    fn mul(&self, o: &Big) -> Big {
+        let mut out = vec![0u64; self.0.len() + o.0.len() + 1];
+        for (i, a) in self.0.iter().enumerate() {
+            let mut carry = 0u64;
+            for (j, b) in o.0.iter().enumerate() {
+                let v = out[i + j] + u64::from(*a) * u64::from(*b) + carry;
+                out[i + j] = v & 0xffff_ffff;
+                carry = v >> 32;
+            }
+            let mut k = i + o.0.len();
+            while carry > 0 {
+                let v = out[k] + carry;
+                out[k] = v & 0xffff_ffff;
+                carry = v >> 32;
+                k += 1;
+            }
+        }
+        Big(out.into_iter().map(|v| v as u32).collect()).trim()
+    }
+
+    fn bits(&self) -> usize {
+        let t = self.clone().trim();
+        match t.0.last() {
+            None => 0,
+            Some(top) => (t.0.len() - 1) * 32 + (32 - top.leading_zeros() as usize),
+        }
+    }
+
+    fn bit(&self, i: usize) -> bool {
+        self.0.get(i / 32).is_some_and(|l| (l >> (i % 32)) & 1 == 1)
+    }
+
+    /// (quotient, remainder is zero) of division by a divisor below 2^126.
+    fn div_u128(&self, d: u128) -> (Big, bool) {
+        let mut q = vec![0u32; self.0.len()];
+        let mut rem: u128 = 0;
+        for i in (0..self.bits()).rev() {
+            rem = (rem << 1) | u128::from(self.bit(i));
+            if rem >= d {
+                rem -= d;
+                q[i / 32] |= 1 << (i % 32);
+            }
+        }
+        (Big(q).trim(), rem == 0)
+    }
+
+    fn digits(&self) -> u32 {
+        let mut n = 0;
+        let mut v = self.clone().trim();
+        while !v.is_zero() {
+            v = v.divmod_small(10).0;
+            n += 1;
+        }
+        n
+    }
+}
+
+/// A decimal value during a computation.
+#[derive(Clone, Debug)]
+enum Dec {
+    NaN,
+    Inf(bool),
+    /// (negative, coefficient, exponent).
+    Finite(bool, Big, i32),
+}
+
+fn from_decimal(d: &Decimal128) -> Dec {
+    match decode_decimal128(d) {
+        DecimalParts::NaN => Dec::NaN,
+        DecimalParts::Infinity { negative } => Dec::Inf(negative),
+        DecimalParts::Finite { negative, coefficient, exponent } => {
+            Dec::Finite(negative, Big::from_u128(coefficient), exponent)
+        }
+    }
+}
+
+/// A number as a decimal (doubles rounded to 15 significant digits, as mongod converts them).
+fn from_num(n: Num) -> Dec {
+    match n {
+        Num::Int32(i) => Dec::Finite(i < 0, Big::from_u128(u128::from(i.unsigned_abs())), 0),
+        Num::Int64(i) => Dec::Finite(i < 0, Big::from_u128(u128::from(i.unsigned_abs())), 0),
+        Num::Decimal(d) => from_decimal(&d),
+        Num::Double(f) => {
+            if f.is_nan() {
+                return Dec::NaN;
+            }
+            if f.is_infinite() {
+                return Dec::Inf(f < 0.0);
+            }
+            if f == 0.0 {
+                return Dec::Finite(f.is_sign_negative(), Big::from_u128(0), 0);
+            }
+            // `{:.14e}` is the double correctly rounded to 15 significant digits.
+            let s = format!("{:.14e}", f.abs());
+            let Some((mant, exp)) = s.split_once('e') else { return Dec::NaN };
+            let digits: String = mant.chars().filter(char::is_ascii_digit).collect();
+            let (Ok(c), Ok(e)) = (digits.parse::<u128>(), exp.parse::<i32>()) else { return Dec::NaN };
+            Dec::Finite(f < 0.0, Big::from_u128(c), e - 14)
+        }
+    }
+}
+
+fn special(nan: bool, negative: bool) -> Decimal128 {
+    let s = if nan {
+        "NaN"
+    } else if negative {
+        "-Infinity"
+    } else {
+        "Infinity"
+    };
+    s.parse::<Decimal128>().unwrap_or_else(|_| Decimal128::from_bytes([0; 16]))
+}
+
+/// Rounds an exact value to a Decimal128 (34 digits, half-even; `sticky` says the true value
+/// lies strictly above the coefficient in its last place).
+fn round(negative: bool, coef: Big, mut exp: i32, mut sticky: bool) -> Decimal128 {
+    let mut q = coef.trim();
+    let mut last = 0u32;
+    let mut digits = q.digits();
+    let mut dropped = false;
+    while digits > DIGITS || exp < DECIMAL128_MIN_EXPONENT {
+        if dropped {
+            sticky |= last != 0;
+        }
+        let (nq, r) = q.divmod_small(10);
+        q = nq;
+        last = r;
+        dropped = true;
+        exp += 1;
+        digits = digits.saturating_sub(1);
+        if q.is_zero() && exp >= DECIMAL128_MIN_EXPONENT && digits == 0 {
+            break;
+        }
+    }
+    if dropped {
+        let odd = q.divmod_small(10).1 % 2 == 1;
+        if last > 5 || (last == 5 && (sticky || odd)) {
+            q = q.add(&Big::from_u128(1));
+            if q.digits() > DIGITS {
+                q = q.divmod_small(10).0;
+                exp += 1;
+            }
+        }
+    }
+    // Too large an exponent: pad the coefficient with zeros while it fits, else infinity.
+    while exp > DECIMAL128_MAX_EXPONENT && !q.is_zero() && q.digits() < DIGITS {
+        q = q.mul_small(10);
+        exp -= 1;
+    }
+    if exp > DECIMAL128_MAX_EXPONENT {
+        if q.is_zero() {
+            exp = DECIMAL128_MAX_EXPONENT;
+        } else {
+            return special(false, negative);
+        }
+    }
+    let c = q.to_u128().unwrap_or(0);
+    make_decimal128(negative, c, exp).unwrap_or_else(|| special(true, false))
+}
+
+fn add_dec(a: Dec, b: Dec) -> Decimal128 {
+    match (a, b) {
+        (Dec::NaN, _) | (_, Dec::NaN) => special(true, false),
+        (Dec::Inf(p), Dec::Inf(q)) if p != q => special(true, false),
+        (Dec::Inf(p), _) | (_, Dec::Inf(p)) => special(false, p),
+        (Dec::Finite(na, ca, ea), Dec::Finite(nb, cb, eb)) => {
+            // Align on the smaller exponent; an operand far below the other's last digit only
+            // matters as a sticky bit, so it is replaced by one unit of a lower place.
+            let (hi, lo) = if ea >= eb { ((na, ca, ea), (nb, cb, eb)) } else { ((nb, cb, eb), (na, ca, ea)) };
+            let (nh, ch, eh) = hi;
+            let (nl, mut cl, mut el) = lo;
+            let shift_room = (DIGITS + 3).saturating_sub(ch.digits()) as i64;
+            if !cl.is_zero()
+                && !ch.is_zero()
+                && i64::from(eh) - i64::from(el) > shift_room + i64::from(DIGITS) + 1
+            {
+                el = eh - shift_room as i32;
+                cl = Big::from_u128(1);
+                // The operand is strictly smaller than this unit, so this stays exact enough
+                // for rounding: the result lies between the two neighbours of the true sum.
+                let big_h = ch.mul_pow10((eh - el) as u32);
+                let (neg, coef) = combine(nh, big_h, nl, cl);
+                return round(neg, coef, el, false);
+            }
+            let e = el;
+            let sh = ch.mul_pow10((eh - e) as u32);
+            let (neg, coef) = combine(nh, sh, nl, cl);
+            let neg = if coef.is_zero() { nh && nl } else { neg };
+            round(neg, coef, e, false)
+        }
+    }
+}
+
+fn combine(na: bool, a: Big, nb: bool, b: Big) -> (bool, Big) {
+    if na == nb {
+        return (na, a.add(&b));
+    }
+    match a.compare(&b) {
+        Ordering::Less => (nb, b.sub(&a)),
+        _ => (na, a.sub(&b)),
+    }
+}
+
+fn negate(d: Dec) -> Dec {
+    match d {
+        Dec::Finite(n, c, e) => Dec::Finite(!n, c, e),
+        Dec::Inf(n) => Dec::Inf(!n),
+        Dec::NaN => Dec::NaN,
+    }
+}
+
+pub fn add(a: Num, b: Num) -> Decimal128 {
+    add_dec(from_num(a), from_num(b))
+}
+
+pub fn sub(a: Num, b: Num) -> Decimal128 {
+    add_dec(from_num(a), negate(from_num(b)))
+}
+
+pub fn mul(a: Num, b: Num) -> Decimal128 {
+    match (from_num(a), from_num(b)) {
+        (Dec::NaN, _) | (_, Dec::NaN) => special(true, false),
+        (Dec::Inf(p), Dec::Finite(q, c, _)) | (Dec::Finite(q, c, _), Dec::Inf(p)) => {
+            if c.is_zero() {
+                special(true, false)
+            } else {
+                special(false, p != q)
+            }
+        }
+        (Dec::Inf(p), Dec::Inf(q)) => special(false, p != q),
+        (Dec::Finite(na, ca, ea), Dec::Finite(nb, cb, eb)) => round(na != nb, ca.mul(&cb), ea + eb, false),
+    }
+}
+
+/// `a / b`; `None` when `b` is zero (the callers' division-by-zero error).
+pub fn div(a: Num, b: Num) -> Option<Decimal128> {
+    Some(match (from_num(a), from_num(b)) {
+        (Dec::NaN, _) | (_, Dec::NaN) => special(true, false),
+        (Dec::Inf(_), Dec::Inf(_)) => special(true, false),
+        (Dec::Inf(p), Dec::Finite(q, _, _)) => special(false, p != q),
+        (Dec::Finite(p, _, _), Dec::Inf(q)) => round(p != q, Big::from_u128(0), 0, false),
+        (Dec::Finite(na, ca, ea), Dec::Finite(nb, cb, eb)) => {
+            let d = cb.to_u128().filter(|d| *d != 0)?;
+            if ca.is_zero() {
+                return Some(round(na != nb, ca, ea - eb, false));
+            }
+            // Enough extra digits for a 34-digit quotient plus a rounding digit.
+            let k = (DIGITS + 2 + cb.digits()).saturating_sub(ca.digits());
+            let (mut q, exact) = ca.mul_pow10(k).div_u128(d);
+            let mut exp = ea - eb - k as i32;
+            // An exact quotient takes the exponent closest to the ideal one (ea - eb).
+            if exact {
+                while exp < ea - eb {
+                    let (nq, r) = q.divmod_small(10);
+                    if r != 0 {
+                        break;
+                    }
+                    q = nq;
+                    exp += 1;
+                }
+            }
+            round(na != nb, q, exp, !exact)
+        }
+    })
+}
+
+/// Whether a decimal is zero (for division by zero).
+pub fn is_zero(n: Num) -> bool {
+    matches!(from_num(n), Dec::Finite(_, c, _) if c.is_zero())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Num {
+        Num::Decimal(s.parse().unwrap())
+    }
+
+    fn s(x: Decimal128) -> String {
+        x.to_string()
+    }
+
+    #[test]
+    fn exact_and_rounded_arithmetic() {
+        assert_eq!(s(add(d("1.0"), d("2.00"))), "3.00");
+        assert_eq!(s(add(d("0.1"), d("0.2"))), "0.3");
+        assert_eq!(s(sub(d("1"), d("1"))), "0");
+        assert_eq!(s(add(d("1"), Num::Int32(2))), "3");
+        assert_eq!(s(add(d("1"), Num::Double(0.1))), "1.100000000000000");
+        assert_eq!(s(mul(d("1.5"), d("2"))), "3.0");
+        assert_eq!(s(div(d("1"), d("4")).unwrap()), "0.25");
+        assert_eq!(s(div(d("10"), d("2")).unwrap()), "5");
+        assert_eq!(s(div(d("1"), d("3")).unwrap()), "0.3333333333333333333333333333333333");
+        assert_eq!(s(div(d("2"), d("3")).unwrap()), "0.6666666666666666666666666666666667");
+        assert!(div(d("1"), d("0")).is_none());
+        assert_eq!(
+            s(add(d("9999999999999999999999999999999999"), d("1"))),
+            "1.000000000000000000000000000000000E+34"
+        );
+        assert_eq!(s(add(d("1E+40"), d("1E-40"))), "1.000000000000000000000000000000000E+40");
+        assert_eq!(s(sub(d("1E+40"), d("1E-40"))), "1.000000000000000000000000000000000E+40");
+        assert_eq!(s(mul(d("Infinity"), d("-2"))), "-Infinity");
+        assert_eq!(s(add(d("NaN"), d("1"))), "NaN");
+    }
+}

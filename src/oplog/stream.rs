@@ -361,6 +361,9 @@ impl ChangeStream {
         let key = entry.get_document("o2").cloned().unwrap_or_default();
         let wall = entry.get_datetime("wall").cloned().unwrap_or_else(|_| bson::DateTime::now());
         let nsdoc = doc! { "db": db, "coll": coll };
+        if coll == "system.views" {
+            return Ok(self.view_events(ts, entry, db, op, &o, &key));
+        }
         match op {
             "i" | "u" | "d" if !self.watches(db, coll) => Ok(vec![]),
             "i" => {
@@ -433,6 +436,49 @@ impl ChangeStream {
             "c" => Ok(self.command_events(ts, entry, db, &o, wall)),
             _ => Ok(vec![]),
         }
+    }
+
+    /// View definitions live in `<db>.system.views` (`_id` = "db.view"): with
+    /// `showExpandedEvents`, creating one is a `create` event and removing one a `drop` event
+    /// on the view's namespace, as mongod reports them.
+    fn view_events(
+        &self,
+        ts: i64,
+        entry: &Document,
+        db: &str,
+        op: &str,
+        o: &Document,
+        key: &Document,
+    ) -> Vec<Document> {
+        let id = if op == "d" { o.get_str("_id") } else { key.get_str("_id").or_else(|_| o.get_str("_id")) };
+        let Some(view) = id.ok().and_then(|id| id.strip_prefix(db)).and_then(|v| v.strip_prefix('.')) else {
+            return vec![];
+        };
+        if !self.show_expanded || !self.watches(db, view) {
+            return vec![];
+        }
+        let mut e = match op {
+            "i" => {
+                let mut e = self.base(ts, entry, "create");
+                e.insert("ns", doc! { "db": db, "coll": view });
+                let mut desc = Document::new();
+                for k in ["viewOn", "pipeline"] {
+                    if let Some(v) = o.get(k) {
+                        desc.insert(k, v.clone());
+                    }
+                }
+                e.insert("operationDescription", desc);
+                e
+            }
+            "d" => {
+                let mut e = self.base(ts, entry, "drop");
+                e.insert("ns", doc! { "db": db, "coll": view });
+                e
+            }
+            _ => return vec![],
+        };
+        e.remove("collectionUUID");
+        vec![e]
     }
 
     fn command_events(

@@ -829,3 +829,36 @@ fn expanded_rename_events_describe_the_target_and_the_dropped_collection() {
     assert_eq!(desc.get_document("to").unwrap(), &doc! { "db": &ns, "coll": "target" });
     assert_eq!(desc.get("dropTarget"), Some(&target_uuid));
 }
+
+#[test]
+fn expanded_events_report_views_created_and_dropped() {
+    let env = start();
+    let db = env.db("csviews");
+    db.collection::<Document>("base").insert_one(doc! { "_id": 1 }).run().unwrap();
+    let mut s = db
+        .watch()
+        .show_expanded_events(true)
+        .max_await_time(Duration::from_millis(200))
+        .run()
+        .unwrap()
+        .with_type::<Document>();
+    let mut plain =
+        db.watch().max_await_time(Duration::from_millis(200)).run().unwrap().with_type::<Document>();
+    db.run_command(doc! { "create": "v", "viewOn": "base", "pipeline": [{ "$match": { "_id": 1 } }] })
+        .run()
+        .unwrap();
+    db.collection::<Document>("v").drop().run().unwrap();
+    db.collection::<Document>("base").insert_one(doc! { "_id": 2 }).run().unwrap();
+    let created = s.next().unwrap().unwrap();
+    assert_eq!(created.get_str("operationType").unwrap(), "create");
+    assert_eq!(created.get_document("ns").unwrap().get_str("coll").unwrap(), "v");
+    let desc = created.get_document("operationDescription").unwrap();
+    assert_eq!(desc.get_str("viewOn").unwrap(), "base");
+    assert_eq!(desc.get_array("pipeline").unwrap().len(), 1);
+    let dropped = s.next().unwrap().unwrap();
+    assert_eq!(dropped.get_str("operationType").unwrap(), "drop");
+    assert_eq!(dropped.get_document("ns").unwrap().get_str("coll").unwrap(), "v");
+    assert_eq!(s.next().unwrap().unwrap().get_str("operationType").unwrap(), "insert");
+    // Without showExpandedEvents a view's definition is not a change to data.
+    assert_eq!(plain.next().unwrap().unwrap().get_str("operationType").unwrap(), "insert");
+}

@@ -149,7 +149,7 @@ pub fn dispatch(
         let err = MongoError::new(ErrorCode::CommandNotFound, format!("no such command: '{}'", req.name));
         return error_reply(shared, &err);
     };
-    if let Err(e) = check_api_version(&req, spec.name).and_then(|_| check_read_concern(&req)) {
+    if let Err(e) = check_api_version(&req, spec.name).and_then(|_| check_read_concern(&req, spec.name)) {
         return error_reply(shared, &e);
     }
     if let Some(e) = oplog_write(&req, spec.name) {
@@ -210,6 +210,16 @@ pub fn dispatch(
                 }
             }
             failpoint::after_command(shared, ctx.conn, spec.name, spec.aliases, takes_wc, &mut reply);
+            if let Some(at) = snapshot_read_time(shared, &req).filter(|_| spec.name != "explain") {
+                match reply.get_document_mut("cursor") {
+                    Ok(cursor) => {
+                        cursor.insert("atClusterTime", at);
+                    }
+                    Err(_) => {
+                        reply.insert("atClusterTime", at);
+                    }
+                }
+            }
             if retryable && !reply.contains_key("errorLabels") {
                 let wce_code =
                     reply.get_document("writeConcernError").ok().and_then(|w| w.get_i32("code").ok());
@@ -358,8 +368,24 @@ fn check_api_version(req: &Request, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// `readConcern` must name a known level (a single node answers every level itself).
-fn check_read_concern(req: &Request) -> Result<()> {
+/// The commands that take `readConcern: {level: "snapshot"}` outside a transaction.
+const SNAPSHOT_READS: &[&str] = &["find", "aggregate", "distinct", "explain"];
+
+/// A snapshot read outside a transaction: its reply names the time it read at.
+fn snapshot_read_time(shared: &Shared, req: &Request) -> Option<bson::Timestamp> {
+    let Some(Bson::Document(rc)) = req.body.get("readConcern") else { return None };
+    if rc.get_str("level") != Ok("snapshot") || req.body.get("autocommit") == Some(&Bson::Boolean(false)) {
+        return None;
+    }
+    Some(match rc.get("atClusterTime") {
+        Some(Bson::Timestamp(t)) => *t,
+        _ => shared.store.clock.last(),
+    })
+}
+
+/// `readConcern` must name a known level (a single node answers every level itself), and
+/// `snapshot` outside a transaction only on the reads that support it.
+fn check_read_concern(req: &Request, name: &str) -> Result<()> {
     let rc = match req.body.get("readConcern") {
         None => return Ok(()),
         Some(Bson::Document(d)) => d,
@@ -370,8 +396,15 @@ fn check_read_concern(req: &Request) -> Result<()> {
             )))
         }
     };
+    let in_txn = req.body.get("autocommit") == Some(&Bson::Boolean(false));
     match rc.get("level") {
         None => Ok(()),
+        Some(Bson::String(l)) if l == "snapshot" && !in_txn && !SNAPSHOT_READS.contains(&name) => {
+            Err(MongoError::new(
+                ErrorCode::InvalidOptions,
+                format!("Command {name} does not support readConcern level 'snapshot' outside a transaction"),
+            ))
+        }
         Some(Bson::String(l))
             if matches!(l.as_str(), "local" | "majority" | "linearizable" | "available" | "snapshot") =>
         {

@@ -401,3 +401,27 @@ fn transactions_and_sigkill() {
     let client = client_for(&daemon);
     assert_eq!(count(&coll_of(&client)), 102);
 }
+
+/// Outside transactions, snapshot reads are find, aggregate and distinct only; their replies
+/// name the cluster time they read at.
+#[test]
+fn snapshot_read_concern_outside_transactions() {
+    use mongodb::bson::{doc, Bson};
+    let env = crate::common::start();
+    let db = env.db("snapread");
+    db.collection::<mongodb::bson::Document>("c").insert_one(doc! { "_id": 1 }).run().unwrap();
+    let rc = doc! { "level": "snapshot" };
+    let r = db.run_command(doc! { "find": "c", "readConcern": rc.clone() }).run().unwrap();
+    assert!(matches!(r.get_document("cursor").unwrap().get("atClusterTime"), Some(Bson::Timestamp(_))));
+    let r = db.run_command(doc! { "distinct": "c", "key": "_id", "readConcern": rc.clone() }).run().unwrap();
+    assert!(matches!(r.get("atClusterTime"), Some(Bson::Timestamp(_))));
+    for cmd in [
+        doc! { "insert": "c", "documents": [{ "_id": 2 }], "readConcern": rc.clone() },
+        doc! { "listCollections": 1, "readConcern": rc.clone() },
+        doc! { "count": "c", "readConcern": rc.clone() },
+    ] {
+        let err = db.run_command(cmd.clone()).run().unwrap_err();
+        assert_eq!(crate::common::command_error(&err).1, "InvalidOptions", "{cmd}");
+    }
+    assert_eq!(db.collection::<mongodb::bson::Document>("c").count_documents(doc! {}).run().unwrap(), 1);
+}

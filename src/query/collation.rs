@@ -490,6 +490,10 @@ impl Drop for Scope {
 /// "simple"}` meaning binary), otherwise the collection's default.
 pub fn effective(arg: Option<&Bson>, coll_default: Option<&Document>) -> Result<Option<Arc<Collation>>> {
     match arg {
+        // An empty collation document means none was given, as in mongod.
+        Some(Bson::Document(d)) if d.is_empty() => {
+            Ok(coll_default.and_then(|d| Collation::parse(d).ok().flatten()).map(Arc::new))
+        }
         Some(Bson::Document(d)) => Ok(Collation::parse(d)?.map(Arc::new)),
         Some(v) => Err(MongoError::type_mismatch(format!(
             "BSON field 'collation' is the wrong type '{}', expected type 'object'",

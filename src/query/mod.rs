@@ -4,6 +4,7 @@
 pub mod collation;
 pub mod compare;
 pub mod exec;
+pub mod implies;
 pub mod matcher;
 pub mod ops_array;
 pub mod ops_bitwise;

@@ -419,8 +419,15 @@ pub fn explain_key_pattern(index: &IndexMeta, bounds: &Document) -> Document {
     }
 }
 
-fn usable(idx: &IndexMeta) -> bool {
-    idx.partial.is_none() && !idx.spec.get_bool("hidden").unwrap_or(false)
+/// A hidden index is never used; a partial one only when the filter implies its condition.
+fn usable(idx: &IndexMeta, filter: &Document) -> bool {
+    let covers = match &idx.partial {
+        None => true,
+        Some(_) => {
+            idx.spec.get_document("partialFilterExpression").is_ok_and(|p| super::implies::implies(filter, p))
+        }
+    };
+    covers && !idx.spec.get_bool("hidden").unwrap_or(false)
 }
 
 fn index_by_hint<'a>(coll: &'a Collection, hint: &Bson) -> Result<Option<&'a Arc<IndexMeta>>> {
@@ -546,7 +553,7 @@ pub fn plan_with_sort(
     // then to one that delivers the sort.
     type Candidate<'a> = (&'a Arc<IndexMeta>, Vec<KeyRange>, (usize, bool, bool), Option<bool>, Document);
     let mut best: Option<Candidate> = None;
-    for idx in coll.indexes.iter().filter(|i| usable(i)) {
+    for idx in coll.indexes.iter().filter(|i| usable(i, filter)) {
         if let IndexKind::Wildcard(spec) = &idx.kind {
             if let Some((ranges, score, bounds)) = wildcard_ranges(idx, spec, filter) {
                 let key = (score, false, false);

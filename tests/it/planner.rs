@@ -370,3 +370,41 @@ fn first_batch_of(
     let batch = r.get_document("cursor").unwrap().get_array("firstBatch").unwrap();
     batch.iter().map(|d| d.as_document().unwrap().clone()).collect()
 }
+
+/// A partial index serves queries that imply its filter, and only those.
+#[test]
+fn partial_indexes_serve_queries_that_imply_their_filter() {
+    use mongodb::bson::doc;
+    let env = crate::common::start();
+    let db = env.db("partialplan");
+    let c = db.collection::<mongodb::bson::Document>("c");
+    c.insert_many((0..50).map(|i| doc! { "_id": i, "x": i % 10, "a": (i % 4) as f64 })).run().unwrap();
+    let opts = mongodb::options::IndexOptions::builder()
+        .partial_filter_expression(doc! { "a": { "$lte": 1.5 } })
+        .build();
+    c.create_index(mongodb::IndexModel::builder().keys(doc! { "x": 1 }).options(opts).build()).run().unwrap();
+    let stage = |filter: mongodb::bson::Document| -> mongodb::bson::Document {
+        let e = explain(&db, doc! { "find": "c", "filter": filter });
+        e.get_document("queryPlanner").unwrap().get_document("winningPlan").unwrap().clone()
+    };
+    let used = stage(doc! { "x": 6, "a": 1 });
+    let ix = used.get_document("inputStage").unwrap();
+    assert_eq!(ix.get_str("indexName").unwrap(), "x_1");
+    assert!(ix.get_bool("isPartial").unwrap());
+    assert_eq!(stage(doc! { "x": 6, "a": 2 }).get_str("stage").unwrap(), "COLLSCAN");
+    assert_eq!(stage(doc! { "x": 6 }).get_str("stage").unwrap(), "COLLSCAN");
+    for f in [doc! { "x": 6, "a": 1 }, doc! { "x": { "$gt": 2 }, "a": { "$lt": 1 } }] {
+        let mut got: Vec<i32> =
+            c.find(f.clone()).run().unwrap().map(|d| d.unwrap().get_i32("_id").unwrap()).collect();
+        let mut want: Vec<i32> = c
+            .find(f.clone())
+            .hint(mongodb::options::Hint::Keys(doc! { "$natural": 1 }))
+            .run()
+            .unwrap()
+            .map(|d| d.unwrap().get_i32("_id").unwrap())
+            .collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "{f}");
+    }
+}

@@ -22,10 +22,12 @@ const TRIAL_RESULTS: usize = 101;
 const TRIAL_WORKS: u64 = 10_000;
 /// Works each plan does per round-robin turn.
 const TRIAL_STEP: u64 = 64;
-/// Most shapes cached per collection, and most collections with a cache; past either the
-/// cache starts over (it is only an optimisation).
-const MAX_SHAPES: usize = 5_000;
-const MAX_COLLECTIONS: usize = 10_000;
+/// Most shapes cached per collection and in all; past either the cache starts over (it is
+/// only an optimisation). Longer shapes are not cached: this bounds the memory clients can
+/// make the cache hold.
+const MAX_SHAPES: usize = 1_000;
+const MAX_SHAPES_TOTAL: usize = 20_000;
+const MAX_SHAPE_LEN: usize = 1024;
 
 /// One candidate's trial: its plan and what it did.
 pub struct Trial {
@@ -149,8 +151,11 @@ fn cached(coll: &Collection, key: &str) -> Option<String> {
 }
 
 fn remember(coll: &Collection, key: String, index: String) {
+    if key.len() > MAX_SHAPE_LEN {
+        return;
+    }
     let Ok(mut guard) = cache().lock() else { return };
-    if guard.len() >= MAX_COLLECTIONS && !guard.contains_key(&coll.uuid) {
+    if guard.values().map(|c| c.winners.len()).sum::<usize>() >= MAX_SHAPES_TOTAL {
         guard.clear();
     }
     let set = index_set(coll);

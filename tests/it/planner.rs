@@ -443,6 +443,27 @@ fn trial_run_picks_the_selective_index() {
     // The other way round, `b` wins (once the cached choice for the shape is gone).
     assert_ok(&db.run_command(doc! { "planCacheClear": c.name() }).run().unwrap());
     assert_eq!(key_used(&c, doc! { "a": -1, "b": 11_100 }), doc! { "b": 11_100 });
+    // A plan that must sort returns nothing until its scan ends: the index delivering the
+    // sort wins the trial although the other one has the better static score.
+    let sorted = doc! { "find": c.name(), "filter": { "a": { "$gte": 0 }, "b": 1 }, "sort": { "a": 1 } };
+    let e = db.run_command(doc! { "explain": sorted.clone(), "verbosity": "queryPlanner" }).run().unwrap();
+    assert_eq!(path(&e, "queryPlanner.winningPlan.stage").as_str(), Some("FETCH"));
+    assert_eq!(path(&e, "queryPlanner.winningPlan.inputStage.indexName").as_str(), Some("a_1"));
+    let rejected = path(&e, "queryPlanner.rejectedPlans").as_array().unwrap();
+    assert_eq!(rejected.len(), 1);
+    let rejected = rejected[0].as_document().unwrap();
+    assert_eq!(rejected.get_str("stage").unwrap(), "SORT");
+    assert_eq!(path(rejected, "inputStage.inputStage.indexName").as_str(), Some("b_1"));
+    let run = |hint: Option<Document>| -> Vec<Bson> {
+        let mut q = c.find(doc! { "a": { "$gte": 0 }, "b": 1 }).sort(doc! { "a": 1 });
+        if let Some(h) = hint {
+            q = q.hint(mongodb::options::Hint::Keys(h));
+        }
+        q.run().unwrap().map(|d| d.unwrap().get("_id").unwrap().clone()).collect()
+    };
+    let planned = run(None);
+    assert_eq!(planned.len(), 500);
+    assert_eq!(planned, run(Some(doc! { "$natural": 1 })));
     // executionStats verbosity has no allPlansExecution; a single candidate has no rejects.
     let e = db
         .run_command(
@@ -490,6 +511,30 @@ fn plan_cache_is_used_and_cleared() {
     // ... and so does dropping one.
     c.drop_index("c_1").run().unwrap();
     assert_eq!(key_used(&c, sel_a.clone()), doc! { "a": 5 });
+    // count and distinct choose the same way and agree with a collection scan.
+    for f in [sel_a.clone(), sel_b.clone(), doc! { "a": { "$gte": 900 }, "b": 0 }] {
+        let n = c.count_documents(f.clone()).run().unwrap();
+        let scanned = c
+            .find(f.clone())
+            .hint(mongodb::options::Hint::Keys(doc! { "$natural": 1 }))
+            .run()
+            .unwrap()
+            .count();
+        assert_eq!(n as usize, scanned, "filter {f}");
+        let d = db.run_command(doc! { "count": c.name(), "query": f.clone() }).run().unwrap();
+        assert_eq!(num(&d, "n") as usize, scanned, "filter {f}");
+        let mut values = c.distinct("_id", f.clone()).run().unwrap();
+        values.sort_by_key(|b| b.as_i32());
+        let mut ids: Vec<Bson> = c
+            .find(f.clone())
+            .hint(mongodb::options::Hint::Keys(doc! { "$natural": 1 }))
+            .run()
+            .unwrap()
+            .map(|d| d.unwrap().get("_id").unwrap().clone())
+            .collect();
+        ids.sort_by_key(|b| b.as_i32());
+        assert_eq!(values, ids, "filter {f}");
+    }
     // A missing collection has nothing to clear.
     assert_ok(&db.run_command(doc! { "planCacheClear": "nosuch" }).run().unwrap());
     assert_command_error(

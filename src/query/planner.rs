@@ -3,7 +3,8 @@
 //! index scans that deliver the requested sort order; otherwise a collection scan. Every plan
 //! is followed by the full matcher, so bounds only need to be a superset of the matches.
 //! A rooted `$or` whose clauses can each use an index becomes a union of their scans.
-//! (The query issue adds trial-run plan selection and covered plans.)
+//! When several indexes qualify, `multiplan` runs them in a trial to choose (covered plans
+//! are not done yet).
 
 use super::exec::Access;
 use crate::error::{ErrorCode, MongoError, Result};

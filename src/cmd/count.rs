@@ -5,7 +5,7 @@ use crate::error::{MongoError, Result};
 use crate::query::compare::compare_bson;
 use crate::query::exec::{Exec, ExecOptions};
 use crate::query::matcher::Matcher;
-use crate::query::planner;
+use crate::query::multiplan;
 use bson::{doc, Bson, Document};
 
 pub fn count(ctx: &mut Ctx, req: &Request) -> Result<Document> {
@@ -41,7 +41,8 @@ pub fn count(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         return Ok(doc! { "n": super::catalog::num(n.unwrap_or(0).max(0) as u64) });
     };
     let hint = req.body.get("hint").filter(|h| !matches!(h, Bson::Null));
-    let access = planner::plan(&coll, &filter, None, hint)?;
+    let shape = multiplan::Shape { filter: &filter, sort: None, projection: None };
+    let access = multiplan::choose(ctx.store, &coll, &shape, hint, true)?.plan.access;
     let mut exec = Exec::new(
         coll,
         access,
@@ -125,7 +126,8 @@ pub fn distinct(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         }
     }
     if let Some(coll) = ctx.shared.store.catalog.get(&ns) {
-        let access = planner::plan(&coll, &filter, None, None)?;
+        let shape = multiplan::Shape { filter: &filter, sort: None, projection: None };
+        let access = multiplan::choose(ctx.store, &coll, &shape, None, true)?.plan.access;
         let mut exec = Exec::new(
             coll,
             access,

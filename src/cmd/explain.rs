@@ -7,7 +7,8 @@ use super::{args, Ctx, Request};
 use crate::error::{ErrorCode, MongoError, Result};
 use crate::query::exec::{Access, Exec, ExecOptions};
 use crate::query::matcher::Matcher;
-use crate::query::planner;
+use crate::query::multiplan;
+use crate::query::planner::{self, Plan};
 use crate::query::sort::SortSpec;
 use bson::{doc, Bson, Document};
 use std::time::Instant;
@@ -166,6 +167,34 @@ fn wrap(stage: &str, fields: Document, input: Document) -> Document {
     d
 }
 
+/// A plan's whole stage tree: the access stage under SORT, SKIP, LIMIT and PROJECTION as the
+/// command needs them; EOF without a collection.
+fn stage_tree(plan: Option<&Plan>, e: &Explained) -> Document {
+    let mut stage = match plan {
+        Some(p) => access_stage(&p.access, &e.filter),
+        None => doc! { "stage": "EOF" },
+    };
+    let needs_sort = plan.is_some_and(|p| !p.sort_provided) && e.sort.as_ref().is_some_and(|s| !s.is_empty());
+    if needs_sort {
+        let sort = e.sort.clone().unwrap_or_default();
+        let mut f = doc! { "sortPattern": sort, "memLimit": crate::query::exec::SORT_MEMORY_LIMIT as i64, "type": "simple" };
+        if let Some(l) = e.limit {
+            f.insert("limitAmount", (l + e.skip) as i64);
+        }
+        stage = wrap("SORT", f, stage);
+    }
+    if e.skip > 0 {
+        stage = wrap("SKIP", doc! { "skipAmount": e.skip as i64 }, stage);
+    }
+    if let (Some(l), false) = (e.limit, needs_sort) {
+        stage = wrap("LIMIT", doc! { "limitAmount": l as i64 }, stage);
+    }
+    if let Some(p) = e.projection.as_ref().filter(|p| !p.is_empty()) {
+        stage = wrap("PROJECTION_DEFAULT", doc! { "transformBy": p.clone() }, stage);
+    }
+    stage
+}
+
 pub fn explain(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let inner = match req.body.get("explain") {
         Some(Bson::Document(d)) => d.clone(),
@@ -196,33 +225,18 @@ pub fn explain(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let _collation =
         crate::query::collation::enter_for(inner.get("collation").or(stmt_collation), coll.as_deref())?;
     Matcher::parse(&e.filter)?;
-    let (plan, mut stage) = match &coll {
-        Some(c) => {
-            let plan = planner::plan_with_sort(c, &e.filter, e.sort.as_ref(), e.hint.as_ref())?;
-            let stage = access_stage(&plan.access, &e.filter);
-            (Some(plan), stage)
-        }
-        None => (None, doc! { "stage": "EOF" }),
+    let shape =
+        multiplan::Shape { filter: &e.filter, sort: e.sort.as_ref(), projection: e.projection.as_ref() };
+    // explain always runs the trial and neither reads nor fills the plan cache (as mongod).
+    let choice = match &coll {
+        Some(c) => Some(multiplan::choose(ctx.store, c, &shape, e.hint.as_ref(), false)?),
+        None => None,
     };
-    let needs_sort =
-        plan.as_ref().is_some_and(|p| !p.sort_provided) && e.sort.as_ref().is_some_and(|s| !s.is_empty());
-    if needs_sort {
-        let sort = e.sort.clone().unwrap_or_default();
-        let mut f = doc! { "sortPattern": sort, "memLimit": crate::query::exec::SORT_MEMORY_LIMIT as i64, "type": "simple" };
-        if let Some(l) = e.limit {
-            f.insert("limitAmount", (l + e.skip) as i64);
-        }
-        stage = wrap("SORT", f, stage);
-    }
-    if e.skip > 0 {
-        stage = wrap("SKIP", doc! { "skipAmount": e.skip as i64 }, stage);
-    }
-    if let (Some(l), false) = (e.limit, needs_sort) {
-        stage = wrap("LIMIT", doc! { "limitAmount": l as i64 }, stage);
-    }
-    if let Some(p) = e.projection.filter(|p| !p.is_empty()) {
-        stage = wrap("PROJECTION_DEFAULT", doc! { "transformBy": p }, stage);
-    }
+    let plan = choice.as_ref().map(|c| c.plan.clone());
+    let stage = stage_tree(plan.as_ref(), &e);
+    let trials = choice.map(|c| c.trials).unwrap_or_default();
+    let rejected: Vec<Bson> =
+        trials.iter().skip(1).map(|t| Bson::Document(stage_tree(Some(&t.plan), &e))).collect();
     let mut reply = doc! {
         "explainVersion": "1",
         "queryPlanner": {
@@ -233,7 +247,7 @@ pub fn explain(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             "maxIndexedAndSolutionsReached": false,
             "maxScansToExplodeReached": false,
             "winningPlan": stage.clone(),
-            "rejectedPlans": [],
+            "rejectedPlans": rejected,
         },
     };
     if verbosity != "queryPlanner" {
@@ -260,18 +274,33 @@ pub fn explain(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         }
         let mut exec_stages = stage;
         exec_stages.insert("nReturned", stats.returned as i64);
-        reply.insert(
-            "executionStats",
-            doc! {
-                "executionSuccess": true,
-                "nReturned": stats.returned as i64,
-                "executionTimeMillis": started.elapsed().as_millis() as i64,
-                "totalKeysExamined": stats.keys_examined as i64,
-                "totalDocsExamined": stats.docs_examined as i64,
-                "executionStages": exec_stages,
-                "allPlansExecution": [],
-            },
-        );
+        let mut exec_stats = doc! {
+            "executionSuccess": true,
+            "nReturned": stats.returned as i64,
+            "executionTimeMillis": started.elapsed().as_millis() as i64,
+            "totalKeysExamined": stats.keys_examined as i64,
+            "totalDocsExamined": stats.docs_examined as i64,
+            "executionStages": exec_stages,
+        };
+        if verbosity == "allPlansExecution" {
+            // One entry per candidate, with what its trial did.
+            let all: Vec<Bson> = trials
+                .iter()
+                .map(|t| {
+                    let mut stages = stage_tree(Some(&t.plan), &e);
+                    stages.insert("nReturned", t.stats.returned as i64);
+                    Bson::Document(doc! {
+                        "nReturned": t.stats.returned as i64,
+                        "executionTimeMillisEstimate": 0_i64,
+                        "totalKeysExamined": t.stats.keys_examined as i64,
+                        "totalDocsExamined": t.stats.docs_examined as i64,
+                        "executionStages": stages,
+                    })
+                })
+                .collect();
+            exec_stats.insert("allPlansExecution", all);
+        }
+        reply.insert("executionStats", exec_stats);
     }
     let mut command = inner.clone();
     command.insert("$db", req.db.clone());
@@ -282,4 +311,30 @@ pub fn explain(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         doc! { "host": ctx.shared.me.clone(), "port": port, "version": SERVER_VERSION, "gitVersion": "secantusdb" },
     );
     Ok(reply)
+}
+
+/// `planCacheClear`: forgets the collection's cached plans, or only those of the shape given
+/// by `query` / `sort` / `projection` (and `collation`). A missing collection has none.
+pub fn plan_cache_clear(ctx: &mut Ctx, req: &Request) -> Result<Document> {
+    let coll_name = args::collection(req)?;
+    let ns = format!("{}.{}", req.db, coll_name);
+    let query = args::opt_doc(req, "query")?;
+    let sort = args::opt_doc(req, "sort")?;
+    let projection = args::opt_doc(req, "projection")?;
+    if query.is_none() && (sort.is_some() || projection.is_some()) {
+        return Err(MongoError::bad_value("required field query missing"));
+    }
+    let Some(coll) = ctx.shared.store.catalog.get(&ns) else {
+        return Ok(doc! { "ok": 1.0 });
+    };
+    let _collation = crate::query::collation::enter_for(req.body.get("collation"), Some(&coll))?;
+    match query {
+        Some(filter) => {
+            Matcher::parse(filter)?;
+            let shape = multiplan::Shape { filter, sort, projection };
+            multiplan::clear(&coll, Some(&shape));
+        }
+        None => multiplan::clear(&coll, None),
+    }
+    Ok(doc! { "ok": 1.0 })
 }

@@ -7,9 +7,9 @@ use crate::cursors::CursorSource;
 use crate::error::{ErrorCode, MongoError, Result};
 use crate::query::exec::{Exec, ExecOptions};
 use crate::query::matcher::Matcher;
-use crate::query::planner;
 use crate::query::projection::Projection;
 use crate::query::sort::SortSpec;
+use crate::query::{multiplan, planner};
 use bson::{Bson, Document};
 use std::sync::atomic::Ordering;
 
@@ -129,7 +129,17 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             "When using min()/max() a hint of which index to use must be provided",
         ));
     }
-    let mut plan = planner::plan_with_sort(&coll, &filter, sort.as_ref(), hint.as_ref())?;
+    let mut plan = if tailable {
+        planner::plan_with_sort(&coll, &filter, sort.as_ref(), hint.as_ref())?
+    } else {
+        // Several usable indexes: the plan cache or a trial run picks one.
+        let shape = multiplan::Shape {
+            filter: &filter,
+            sort: sort.as_ref(),
+            projection: args::opt_doc(req, "projection")?,
+        };
+        multiplan::choose(ctx.store, &coll, &shape, hint.as_ref(), true)?.plan
+    };
     planner::apply_min_max(&mut plan, min, max)?;
     if tailable {
         // A tailable cursor follows insertion order from where it stopped.

@@ -74,6 +74,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("listDatabases", &[], catalog::list_databases, false, "databases with their sizes"),
     cmd("listIndexes", &[], index::list_indexes, false, "indexes of a collection"),
     cmd("ping", &[], admin::ping, true, "check the server answers"),
+    cmd("planCacheClear", &[], explain::plan_cache_clear, false, "forget cached query plans of a collection"),
     cmd("refreshSessions", &[], session::refresh_sessions, false, "keep logical sessions alive"),
     cmd("renameCollection", &[], catalog::rename_collection, false, "rename a collection"),
     cmd("serverStatus", &[], admin::server_status, false, "server statistics"),

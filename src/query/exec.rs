@@ -102,6 +102,8 @@ pub struct Exec {
     /// An `$or` union's scans, one per clause, and the one being read.
     branches: Vec<Exec>,
     branch_at: usize,
+    /// A trial run stops reading once keys + documents examined reach this.
+    work_limit: Option<u64>,
 }
 
 /// How many documents or keys a scan examines between looks at the clock.
@@ -192,7 +194,25 @@ impl Exec {
             fields: None,
             branches: Vec::new(),
             branch_at: 0,
+            work_limit: None,
         }
+    }
+
+    /// The multi-planner's trial step: reads matches into the buffer until `works` more keys
+    /// and documents have been examined or the scan ends. Returns (matches buffered, ended).
+    pub fn trial(&mut self, ss: &mut StoreSession, works: u64) -> Result<(usize, bool)> {
+        if !self.source_done {
+            self.work_limit = Some(self.works() + works);
+            let r = self.pull(ss, usize::MAX, usize::MAX);
+            self.work_limit = None;
+            r?;
+        }
+        Ok((self.pending.len(), self.source_done))
+    }
+
+    /// Keys and documents examined so far.
+    pub fn works(&self) -> u64 {
+        self.stats.keys_examined + self.stats.docs_examined
     }
 
     pub fn access(&self) -> &Access {
@@ -427,6 +447,7 @@ impl Exec {
         let access = self.access.clone();
         let mut lost = None;
         let deadline = self.deadline;
+        let work_limit = self.work_limit;
         let mut timed_out = false;
         // Parse only what a filter, sort or projection needs; keep bytes the client gets as is.
         let keep_raw = self.passes_raw();
@@ -476,7 +497,9 @@ impl Exec {
                             bytes += raw.len();
                             pending.push_back(rec);
                         }
-                        let go_on = n < max_docs && bytes < max_bytes;
+                        let go_on = n < max_docs
+                            && bytes < max_bytes
+                            && work_limit.is_none_or(|l| stats.keys_examined + stats.docs_examined < l);
                         stopped = !go_on;
                         Ok(go_on)
                     })?;
@@ -538,7 +561,9 @@ impl Exec {
                                     }
                                 }
                             }
-                            let go_on = n < max_docs && bytes < max_bytes;
+                            let go_on = n < max_docs
+                                && bytes < max_bytes
+                                && work_limit.is_none_or(|l| stats.keys_examined + stats.docs_examined < l);
                             stopped = !go_on;
                             Ok(go_on)
                         })?;

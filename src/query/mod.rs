@@ -6,6 +6,7 @@ pub mod compare;
 pub mod exec;
 pub mod implies;
 pub mod matcher;
+pub mod multiplan;
 pub mod ops_array;
 pub mod ops_bitwise;
 pub mod ops_comparison;

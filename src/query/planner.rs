@@ -3,7 +3,8 @@
 //! index scans that deliver the requested sort order; otherwise a collection scan. Every plan
 //! is followed by the full matcher, so bounds only need to be a superset of the matches.
 //! A rooted `$or` whose clauses can each use an index becomes a union of their scans.
-//! (The query issue adds trial-run plan selection and covered plans.)
+//! When several indexes qualify, `multiplan` runs them in a trial to choose (covered plans
+//! are not done yet).
 
 use super::exec::Access;
 use crate::error::{ErrorCode, MongoError, Result};
@@ -479,6 +480,7 @@ pub fn apply_min_max(plan: &mut Plan, min: Option<&Document>, max: Option<&Docum
 }
 
 /// The chosen access path and whether it already delivers the requested sort order.
+#[derive(Debug, Clone)]
 pub struct Plan {
     pub access: Access,
     pub sort_provided: bool,
@@ -493,19 +495,32 @@ pub fn plan(
     Ok(plan_with_sort(coll, filter, sort, hint)?.access)
 }
 
+/// The plan with the best static score (no trial run).
 pub fn plan_with_sort(
     coll: &Collection,
     filter: &Document,
     sort: Option<&Document>,
     hint: Option<&Bson>,
 ) -> Result<Plan> {
+    let all = plan_candidates(coll, filter, sort, hint)?;
+    all.into_iter().next().ok_or_else(|| MongoError::new(ErrorCode::NoQueryExecutionPlans, "no query plan"))
+}
+
+/// The plans worth considering, best static score first; never empty. More than one only
+/// when several indexes can answer an unhinted query (the multi-planner's trial decides).
+pub fn plan_candidates(
+    coll: &Collection,
+    filter: &Document,
+    sort: Option<&Document>,
+    hint: Option<&Bson>,
+) -> Result<Vec<Plan>> {
     let natural_dir =
         |d: &Document| -> Option<bool> { d.get("$natural").map(|v| !direction_is_descending(v)) };
     let sort = sort.filter(|s| !s.is_empty());
     if let Some(h) = hint {
         if let Bson::Document(d) = h {
             if let Some(forward) = natural_dir(d) {
-                return Ok(Plan { access: Access::CollScan { forward }, sort_provided: false });
+                return Ok(vec![Plan { access: Access::CollScan { forward }, sort_provided: false }]);
             }
         }
         if let Some(idx) = index_by_hint(coll, h)? {
@@ -518,11 +533,11 @@ pub fn plan_with_sort(
                     ));
                 };
                 let access = Access::IndexScan { index: idx.clone(), ranges, forward: true, bounds };
-                return Ok(Plan { access, sort_provided: false });
+                return Ok(vec![Plan { access, sort_provided: false }]);
             }
             let (ranges, eq, _, bounds) = ranges_and_bounds(idx, filter);
             let dir = sort.and_then(|s| provides_sort(idx, s, eq, ranges.len() == 1));
-            return Ok(Plan {
+            return Ok(vec![Plan {
                 access: Access::IndexScan {
                     index: idx.clone(),
                     ranges,
@@ -530,11 +545,11 @@ pub fn plan_with_sort(
                     bounds,
                 },
                 sort_provided: dir.is_some(),
-            });
+            }]);
         }
     }
     if let Some(forward) = sort.and_then(natural_dir) {
-        return Ok(Plan { access: Access::CollScan { forward }, sort_provided: true });
+        return Ok(vec![Plan { access: Access::CollScan { forward }, sort_provided: true }]);
     }
     if let Some(p) = field_pred(filter, "_id") {
         if let Some(points) = &p.points {
@@ -544,22 +559,29 @@ pub fn plan_with_sort(
                 let active = super::collation::active();
                 let id_collation = coll.id_index().and_then(|i| i.collation.clone());
                 if active.is_none() || active == id_collation || !super::collation::has_strings(only) {
-                    return Ok(Plan { access: Access::IdLookup(only.clone()), sort_provided: true });
+                    return Ok(vec![Plan { access: Access::IdLookup(only.clone()), sort_provided: true }]);
                 }
             }
         }
     }
-    // Score: equality fields count double, a trailing range once; ties go to unique indexes,
-    // then to one that delivers the sort.
-    type Candidate<'a> = (&'a Arc<IndexMeta>, Vec<KeyRange>, (usize, bool, bool), Option<bool>, Document);
-    let mut best: Option<Candidate> = None;
+    let mut all = index_candidates(coll, filter, sort);
+    if all.is_empty() {
+        let access = or_union(coll, filter).unwrap_or(Access::CollScan { forward: true });
+        all.push(Plan { access, sort_provided: sort.is_none() });
+    }
+    Ok(all)
+}
+
+/// Every index that can answer the filter (or deliver the sort over all documents), best
+/// static score first: equality fields count double, a trailing range once; ties go to
+/// unique indexes, then to one that delivers the sort, then to the older index.
+fn index_candidates(coll: &Collection, filter: &Document, sort: Option<&Document>) -> Vec<Plan> {
+    let mut found: Vec<((usize, bool, bool), Plan)> = Vec::new();
     for idx in coll.indexes.iter().filter(|i| usable(i, filter)) {
         if let IndexKind::Wildcard(spec) = &idx.kind {
             if let Some((ranges, score, bounds)) = wildcard_ranges(idx, spec, filter) {
-                let key = (score, false, false);
-                if best.as_ref().is_none_or(|(_, _, bk, _, _)| key > *bk) {
-                    best = Some((idx, ranges, key, None, bounds));
-                }
+                let access = Access::IndexScan { index: idx.clone(), ranges, forward: true, bounds };
+                found.push(((score, false, false), Plan { access, sort_provided: false }));
             }
             continue;
         }
@@ -573,21 +595,12 @@ pub fn plan_with_sort(
                 continue;
             }
         }
-        let key = (score, idx.unique, dir.is_some());
-        if best.as_ref().is_none_or(|(_, _, bk, _, _)| key > *bk) {
-            best = Some((idx, ranges, key, dir, bounds));
-        }
+        let access = Access::IndexScan { index: idx.clone(), ranges, forward: dir.unwrap_or(true), bounds };
+        found.push(((score, idx.unique, dir.is_some()), Plan { access, sort_provided: dir.is_some() }));
     }
-    Ok(match best {
-        Some((idx, ranges, _, dir, bounds)) => Plan {
-            access: Access::IndexScan { index: idx.clone(), ranges, forward: dir.unwrap_or(true), bounds },
-            sort_provided: dir.is_some(),
-        },
-        None => match or_union(coll, filter) {
-            Some(access) => Plan { access, sort_provided: sort.is_none() },
-            None => Plan { access: Access::CollScan { forward: true }, sort_provided: sort.is_none() },
-        },
-    })
+    // Stable: equal keys keep index creation order.
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
+    found.into_iter().map(|(_, p)| p).collect()
 }
 
 /// Most clauses of a `$or` answered by a union of scans.

@@ -408,3 +408,170 @@ fn partial_indexes_serve_queries_that_imply_their_filter() {
         assert_eq!(got, want, "{f}");
     }
 }
+
+/// The index key find's `returnKey` shows: which index answered the query.
+fn key_used(c: &mongodb::sync::Collection<Document>, filter: Document) -> Document {
+    let keys: Vec<Document> =
+        c.find(filter.clone()).return_key(true).run().unwrap().map(|d| d.unwrap()).collect();
+    // Whatever the plan, the documents are a collection scan's.
+    let ids = |hint: Option<Document>| -> Vec<Bson> {
+        let mut q = c.find(filter.clone());
+        if let Some(h) = hint {
+            q = q.hint(mongodb::options::Hint::Keys(h));
+        }
+        let mut v: Vec<Bson> = q.run().unwrap().map(|d| d.unwrap().get("_id").unwrap().clone()).collect();
+        v.sort_by_key(|b| b.as_i32());
+        v
+    };
+    assert_eq!(ids(None), ids(Some(doc! { "$natural": 1 })), "filter {filter}");
+    assert_eq!(keys.len(), 1, "filter {filter}: {keys:?}");
+    keys.into_iter().next().unwrap()
+}
+
+/// `b` has two values, `a` is nearly unique, except 300 documents sharing `a: -1` that each
+/// have their own `b`.
+fn two_equality_indexes(env: &Env, name: &str) -> mongodb::sync::Collection<Document> {
+    let c = env.coll(name);
+    let docs = (0..1000)
+        .map(|i| doc! { "_id": i, "a": i, "b": i % 2 })
+        .chain((1000..1300).map(|i| doc! { "_id": i, "a": -1, "b": 10_000 + i }));
+    c.insert_many(docs).run().unwrap();
+    // Created first, `b_1` is what the static score alone picks on a tie.
+    c.create_index(IndexModel::builder().keys(doc! { "b": 1 }).build()).run().unwrap();
+    c.create_index(IndexModel::builder().keys(doc! { "a": 1 }).build()).run().unwrap();
+    c
+}
+
+#[test]
+fn trial_run_picks_the_selective_index() {
+    let env = start();
+    let c = two_equality_indexes(&env, "trial");
+    let db = env.client.database(c.namespace().db.as_str());
+    assert_eq!(key_used(&c, doc! { "a": 5, "b": 1 }), doc! { "a": 5 });
+    let e = db
+        .run_command(doc! { "explain": { "find": c.name(), "filter": { "a": 5, "b": 1 } }, "verbosity": "allPlansExecution" })
+        .run()
+        .unwrap();
+    let winning = path(&e, "queryPlanner.winningPlan.inputStage").as_document().unwrap();
+    assert_eq!(winning.get_str("indexName").unwrap(), "a_1");
+    let rejected = path(&e, "queryPlanner.rejectedPlans").as_array().unwrap();
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(path(rejected[0].as_document().unwrap(), "inputStage.indexName").as_str(), Some("b_1"));
+    let all = path(&e, "executionStats.allPlansExecution").as_array().unwrap();
+    assert_eq!(all.len(), 2);
+    let trial_of = |index: &str| {
+        all.iter()
+            .map(|t| t.as_document().unwrap())
+            .find(|t| path(t, "executionStages.inputStage.indexName").as_str() == Some(index))
+            .unwrap()
+            .clone()
+    };
+    let (a, b) = (trial_of("a_1"), trial_of("b_1"));
+    assert_eq!(num(&a, "nReturned"), 1);
+    assert_eq!(num(&a, "totalKeysExamined"), 1);
+    assert_eq!(num(&a, "totalDocsExamined"), 1);
+    assert!(num(&b, "totalKeysExamined") > num(&a, "totalKeysExamined"));
+    assert_eq!(as_i64(path(&e, "executionStats.totalKeysExamined")), 1);
+    // The other way round, `b` wins (once the cached choice for the shape is gone).
+    assert_ok(&db.run_command(doc! { "planCacheClear": c.name() }).run().unwrap());
+    assert_eq!(key_used(&c, doc! { "a": -1, "b": 11_100 }), doc! { "b": 11_100 });
+    // A plan that must sort returns nothing until its scan ends: the index delivering the
+    // sort wins the trial although the other one has the better static score.
+    let sorted = doc! { "find": c.name(), "filter": { "a": { "$gte": 0 }, "b": 1 }, "sort": { "a": 1 } };
+    let e = db.run_command(doc! { "explain": sorted.clone(), "verbosity": "queryPlanner" }).run().unwrap();
+    assert_eq!(path(&e, "queryPlanner.winningPlan.stage").as_str(), Some("FETCH"));
+    assert_eq!(path(&e, "queryPlanner.winningPlan.inputStage.indexName").as_str(), Some("a_1"));
+    let rejected = path(&e, "queryPlanner.rejectedPlans").as_array().unwrap();
+    assert_eq!(rejected.len(), 1);
+    let rejected = rejected[0].as_document().unwrap();
+    assert_eq!(rejected.get_str("stage").unwrap(), "SORT");
+    assert_eq!(path(rejected, "inputStage.inputStage.indexName").as_str(), Some("b_1"));
+    let run = |hint: Option<Document>| -> Vec<Bson> {
+        let mut q = c.find(doc! { "a": { "$gte": 0 }, "b": 1 }).sort(doc! { "a": 1 });
+        if let Some(h) = hint {
+            q = q.hint(mongodb::options::Hint::Keys(h));
+        }
+        q.run().unwrap().map(|d| d.unwrap().get("_id").unwrap().clone()).collect()
+    };
+    let planned = run(None);
+    assert_eq!(planned.len(), 500);
+    assert_eq!(planned, run(Some(doc! { "$natural": 1 })));
+    // executionStats verbosity has no allPlansExecution; a single candidate has no rejects.
+    let e = db
+        .run_command(
+            doc! { "explain": { "find": c.name(), "filter": { "a": 5 } }, "verbosity": "executionStats" },
+        )
+        .run()
+        .unwrap();
+    assert!(path(&e, "queryPlanner.rejectedPlans").as_array().unwrap().is_empty());
+    assert!(path(&e, "executionStats").as_document().unwrap().get("allPlansExecution").is_none());
+}
+
+#[test]
+fn plan_cache_is_used_and_cleared() {
+    let env = start();
+    let c = two_equality_indexes(&env, "plancache");
+    let db = env.client.database(c.namespace().db.as_str());
+    let clear = |extra: Document| {
+        let mut cmd = doc! { "planCacheClear": c.name() };
+        cmd.extend(extra);
+        assert_ok(&db.run_command(cmd).run().unwrap());
+    };
+    let (sel_a, sel_b) = (doc! { "a": 5, "b": 1 }, doc! { "a": -1, "b": 11_100 });
+    // The first query of the shape runs the trial and caches `a_1`; the second, of the same
+    // shape, reuses it although a trial would pick `b_1` (explain never uses the cache).
+    assert_eq!(key_used(&c, sel_a.clone()), doc! { "a": 5 });
+    assert_eq!(key_used(&c, sel_b.clone()), doc! { "a": -1 });
+    let e = db.run_command(doc! { "explain": { "find": c.name(), "filter": sel_b.clone() } }).run().unwrap();
+    assert_eq!(path(&e, "queryPlanner.winningPlan.inputStage.indexName").as_str(), Some("b_1"));
+    // Another shape is planned on its own.
+    assert_eq!(key_used(&c, doc! { "a": { "$in": [-1] }, "b": 11_100 }), doc! { "b": 11_100 });
+    // planCacheClear empties it: the trial runs again (and now caches `b_1`).
+    clear(doc! {});
+    assert_eq!(key_used(&c, sel_b.clone()), doc! { "b": 11_100 });
+    assert_eq!(key_used(&c, sel_a.clone()), doc! { "b": 1 });
+    // Clearing another shape keeps this one; clearing this shape (any values) drops it.
+    clear(doc! { "query": { "a": { "$gt": 1 } } });
+    assert_eq!(key_used(&c, sel_a.clone()), doc! { "b": 1 });
+    clear(doc! { "query": { "a": 0, "b": 0 } });
+    assert_eq!(key_used(&c, sel_a.clone()), doc! { "a": 5 });
+    // Creating an index invalidates the cache ...
+    assert_eq!(key_used(&c, sel_b.clone()), doc! { "a": -1 });
+    c.create_index(IndexModel::builder().keys(doc! { "c": 1 }).build()).run().unwrap();
+    assert_eq!(key_used(&c, sel_b.clone()), doc! { "b": 11_100 });
+    assert_eq!(key_used(&c, sel_a.clone()), doc! { "b": 1 });
+    // ... and so does dropping one.
+    c.drop_index("c_1").run().unwrap();
+    assert_eq!(key_used(&c, sel_a.clone()), doc! { "a": 5 });
+    // count and distinct choose the same way and agree with a collection scan.
+    for f in [sel_a.clone(), sel_b.clone(), doc! { "a": { "$gte": 900 }, "b": 0 }] {
+        let n = c.count_documents(f.clone()).run().unwrap();
+        let scanned = c
+            .find(f.clone())
+            .hint(mongodb::options::Hint::Keys(doc! { "$natural": 1 }))
+            .run()
+            .unwrap()
+            .count();
+        assert_eq!(n as usize, scanned, "filter {f}");
+        let d = db.run_command(doc! { "count": c.name(), "query": f.clone() }).run().unwrap();
+        assert_eq!(num(&d, "n") as usize, scanned, "filter {f}");
+        let mut values = c.distinct("_id", f.clone()).run().unwrap();
+        values.sort_by_key(|b| b.as_i32());
+        let mut ids: Vec<Bson> = c
+            .find(f.clone())
+            .hint(mongodb::options::Hint::Keys(doc! { "$natural": 1 }))
+            .run()
+            .unwrap()
+            .map(|d| d.unwrap().get("_id").unwrap().clone())
+            .collect();
+        ids.sort_by_key(|b| b.as_i32());
+        assert_eq!(values, ids, "filter {f}");
+    }
+    // A missing collection has nothing to clear.
+    assert_ok(&db.run_command(doc! { "planCacheClear": "nosuch" }).run().unwrap());
+    assert_command_error(
+        db.run_command(doc! { "planCacheClear": c.name(), "sort": { "a": 1 } }).run(),
+        2,
+        "BadValue",
+    );
+}

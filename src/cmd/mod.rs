@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod args;
+pub mod auth;
 pub mod catalog;
 pub mod change_stream;
 pub mod count;
@@ -18,8 +19,10 @@ pub mod format;
 pub mod handshake;
 pub mod index;
 pub mod registry;
+pub mod roles;
 pub mod session;
 pub mod transaction;
+pub mod users;
 pub mod write;
 
 use crate::error::{ErrorCode, MongoError, Result};
@@ -42,11 +45,21 @@ pub struct ConnState {
     pub retry: Option<session::RetryCtx>,
     /// Set by a fail point: close the connection instead of replying.
     pub close_requested: bool,
+    /// Authenticated users and an unfinished SASL conversation.
+    pub auth: crate::auth::ConnAuth,
 }
 
 impl ConnState {
     pub fn new(id: i64, peer: Option<SocketAddr>) -> Self {
-        ConnState { id, peer, client_metadata: None, lsid: None, retry: None, close_requested: false }
+        ConnState {
+            id,
+            peer,
+            client_metadata: None,
+            lsid: None,
+            retry: None,
+            close_requested: false,
+            auth: Default::default(),
+        }
     }
 }
 
@@ -138,6 +151,9 @@ pub fn dispatch(
     if let Err(e) = check_api_version(&req, spec.name).and_then(|_| check_read_concern(&req)) {
         return error_reply(shared, &e);
     }
+    if let Err(e) = crate::auth::check(shared, store, conn, spec.name, spec.pre_auth, &req) {
+        return error_reply(shared, &e);
+    }
     if let Some(e) = oplog_write(&req, spec.name) {
         return error_reply(shared, &e);
     }
@@ -190,6 +206,11 @@ pub fn dispatch(
     let takes_wc = WRITE_CONCERN_COMMANDS.contains(&spec.name);
     match result {
         Ok(mut reply) => {
+            if spec.name == "listDatabases" {
+                if let Err(e) = crate::auth::filter_list_databases(shared, ctx.store, ctx.conn, &mut reply) {
+                    return error_reply(shared, &e);
+                }
+            }
             if takes_wc {
                 if let Some(wce) = args::write_concern_error(shared, &req.body) {
                     reply.insert("writeConcernError", wce);

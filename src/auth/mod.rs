@@ -29,6 +29,16 @@ pub struct AuthShared {
     /// Whether any user or role exists (0: not known yet, 1: none, 2: some); the localhost
     /// exception applies only while there is none.
     users_exist: AtomicU8,
+    /// serverStatus counters, per mechanism (SCRAM-SHA-1, SCRAM-SHA-256).
+    stats: [MechStats; 2],
+}
+
+#[derive(Default)]
+struct MechStats {
+    received: AtomicU64,
+    successful: AtomicU64,
+    speculative_received: AtomicU64,
+    speculative_successful: AtomicU64,
 }
 
 impl AuthShared {
@@ -36,6 +46,47 @@ impl AuthShared {
     pub fn changed(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.users_exist.store(0, Ordering::SeqCst);
+    }
+
+    fn mech(&self, m: scram::Mechanism) -> &MechStats {
+        match m {
+            scram::Mechanism::Sha1 => &self.stats[0],
+            scram::Mechanism::Sha256 => &self.stats[1],
+        }
+    }
+
+    /// Counts a conversation started (`success` false) or completed (true).
+    pub fn count(&self, m: scram::Mechanism, speculative: bool, success: bool) {
+        let s = self.mech(m);
+        let (all, spec) = if success {
+            (&s.successful, &s.speculative_successful)
+        } else {
+            (&s.received, &s.speculative_received)
+        };
+        all.fetch_add(1, Ordering::Relaxed);
+        if speculative {
+            spec.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// serverStatus's `security.authentication`.
+    pub fn stats_doc(&self) -> bson::Document {
+        let mut mechanisms = bson::Document::new();
+        for m in scram::Mechanism::ALL {
+            let s = self.mech(m);
+            let n = |a: &AtomicU64| a.load(Ordering::Relaxed) as i64;
+            mechanisms.insert(
+                m.name(),
+                bson::doc! {
+                    "speculativeAuthenticate": {
+                        "received": n(&s.speculative_received),
+                        "successful": n(&s.speculative_successful),
+                    },
+                    "authenticate": { "received": n(&s.received), "successful": n(&s.successful) },
+                },
+            );
+        }
+        bson::doc! { "mechanisms": mechanisms }
     }
 }
 
@@ -48,6 +99,8 @@ pub struct Pending {
     /// closing message remains (when it did not ask to skip it).
     pub proved: bool,
     pub skip_empty: bool,
+    /// Started by hello's speculativeAuthenticate.
+    pub speculative: bool,
 }
 
 /// Roles (direct and inherited) and privileges of a connection's users.

@@ -127,6 +127,7 @@ pub fn server_status(ctx: &mut Ctx, _: &Request) -> Result<Document> {
             "backupCursorOpen": false,
         },
     };
+    d.insert("security", doc! { "authentication": s.auth.stats_doc() });
     if s.is_replica_set() {
         d.insert(
             "repl",

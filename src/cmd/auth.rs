@@ -41,7 +41,7 @@ fn payload(body: &Document) -> Result<String> {
 
 /// Starts a SCRAM conversation for a user of `db`; shared by saslStart and hello's
 /// speculativeAuthenticate.
-fn start(ctx: &mut Ctx, db: &str, body: &Document) -> Result<Document> {
+fn start(ctx: &mut Ctx, db: &str, body: &Document, speculative: bool) -> Result<Document> {
     let mech_name = match body.get("mechanism") {
         Some(Bson::String(m)) => m.as_str(),
         _ => {
@@ -62,6 +62,7 @@ fn start(ctx: &mut Ctx, db: &str, body: &Document) -> Result<Document> {
         .ok()
         .is_some_and(|o| matches!(o.get("skipEmptyExchange"), Some(Bson::Boolean(true))));
     ctx.conn.auth.conversation = None;
+    ctx.shared.auth.count(mech, speculative, false);
     let first = scram::parse_client_first(&payload(body)?).map_err(|_| auth_failed())?;
     let user = Name::new(&first.user, db);
     let creds = users::get(ctx.store, users::USERS, &user.id())?
@@ -69,12 +70,12 @@ fn start(ctx: &mut Ctx, db: &str, body: &Document) -> Result<Document> {
         .ok_or_else(auth_failed)?;
     let (conv, server_first) = Conversation::start(mech, first, creds, &Conversation::new_nonce());
     let id = 1;
-    ctx.conn.auth.conversation = Some(Pending { id, user, conv, proved: false, skip_empty });
+    ctx.conn.auth.conversation = Some(Pending { id, user, conv, proved: false, skip_empty, speculative });
     Ok(doc! { "conversationId": id, "done": false, "payload": binary(&server_first) })
 }
 
 pub fn sasl_start(ctx: &mut Ctx, req: &Request) -> Result<Document> {
-    start(ctx, &req.db.clone(), &req.body)
+    start(ctx, &req.db.clone(), &req.body, false)
 }
 
 pub fn sasl_continue(ctx: &mut Ctx, req: &Request) -> Result<Document> {
@@ -104,6 +105,7 @@ pub fn sasl_continue(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     }
     let server_final = pending.conv.finish(&payload(&req.body)?).map_err(|_| auth_failed())?;
     ctx.conn.auth.login(pending.user.clone());
+    ctx.shared.auth.count(pending.conv.mech, pending.speculative, true);
     let done = pending.skip_empty;
     let reply = doc! { "conversationId": pending.id, "done": done, "payload": binary(&server_final) };
     if !done {
@@ -161,7 +163,7 @@ pub fn hello_fields(ctx: &mut Ctx, req: &Request, reply: &mut Document) -> Resul
     if let Some(Bson::Document(spec)) = req.body.get("speculativeAuthenticate") {
         let db = spec.get_str("db").unwrap_or(&req.db).to_string();
         if spec.contains_key("saslStart") {
-            if let Ok(r) = start(ctx, &db, spec) {
+            if let Ok(r) = start(ctx, &db, spec, true) {
                 reply.insert("speculativeAuthenticate", r);
             }
         }

@@ -208,6 +208,9 @@ pub fn get_cmd_line_opts(ctx: &mut Ctx, _: &Request) -> Result<Document> {
     if cfg.enable_test_commands {
         parsed.insert("setParameter", doc! { "enableTestCommands": "1" });
     }
+    if cfg.auth {
+        parsed.insert("security", doc! { "authorization": "enabled" });
+    }
     Ok(doc! { "argv": argv, "parsed": parsed })
 }
 

@@ -133,6 +133,8 @@ fn roles_are_enforced() {
     assert!(msg.starts_with(&format!("not authorized on {a} to execute command {{ insert: \"c\"")), "{msg}");
 
     let writer = login(&env.server, "writer", "pw", &a, None);
+    // mongod's lower-case alias, as pymongo's auth tests send it.
+    assert_ok(&writer.database(&a).run_command(doc! { "dbstats": 1 }).run().unwrap());
     writer.database(&a).collection::<Document>("c").insert_one(doc! { "_id": 2 }).run().unwrap();
     let other = writer.database(&b).collection::<Document>("c");
     assert_command_error(other.find_one(doc! {}).run(), 13, "Unauthorized");

@@ -39,6 +39,8 @@ pub struct Config {
     pub ttl_monitor_secs: u64,
     /// mongod's transactionLifetimeLimitSeconds: older open transactions are aborted.
     pub transaction_lifetime_secs: u64,
+    /// Require authentication and enforce roles (mongod's `--auth`).
+    pub auth: bool,
 }
 
 impl Default for Config {
@@ -59,6 +61,7 @@ impl Default for Config {
             oplog_max_entries: 0,
             ttl_monitor_secs: 60,
             transaction_lifetime_secs: 60,
+            auth: false,
         }
     }
 }

@@ -59,6 +59,10 @@ error_codes! {
     NonExistentPath = 29,
     InvalidPath = 30,
     RoleNotFound = 31,
+    // Authentication and user management (issue 6).
+    MechanismUnavailable = 334,
+    Location51002 = 51002,
+    Location51003 = 51003,
     ConflictingUpdateOperators = 40,
     CursorNotFound = 43,
     NoMatchingDocument = 47,

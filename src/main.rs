@@ -52,6 +52,9 @@ struct Args {
     /// Abort transactions open for longer than this (mongod's transactionLifetimeLimitSeconds).
     #[arg(long = "transaction-lifetime-limit-seconds", default_value_t = 60)]
     transaction_lifetime_limit_seconds: u64,
+    /// Require clients to authenticate and enforce their roles.
+    #[arg(long)]
+    auth: bool,
     /// Refuse connections past this many.
     #[arg(long = "maxConns", alias = "max-conns", default_value_t = 10_000)]
     max_conns: usize,
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
         transaction_lifetime_secs: args.transaction_lifetime_limit_seconds.max(1),
         enable_test_commands: args.enable_test_commands,
         max_connections: args.max_conns,
+        auth: args.auth,
         ..Config::default()
     };
     let mut signals = match Signals::new([SIGINT, SIGTERM]) {

@@ -47,6 +47,7 @@ pub struct Shared {
     pub me: String,
     pub next_conn_id: AtomicI64,
     pub shutdown_signal: crossbeam_channel::Receiver<()>,
+    pub auth: crate::auth::AuthShared,
 }
 
 impl Shared {
@@ -141,6 +142,11 @@ impl ServerBuilder {
         self.config.oplog_max_entries = n;
         self
     }
+    /// Enforce authentication and authorization (mongod's `--auth`).
+    pub fn auth(mut self, on: bool) -> Self {
+        self.config.auth = on;
+        self
+    }
     pub fn max_connections(mut self, n: usize) -> Self {
         self.config.max_connections = n;
         self
@@ -196,6 +202,7 @@ impl Server {
             me: format!("{host}:{}", addr.port()),
             next_conn_id: AtomicI64::new(1),
             shutdown_signal: signal_rx,
+            auth: Default::default(),
         });
         let listener =
             Listener::start(std_listener, addr, shared.clone(), signal_tx).map_err(StartError::Bind)?;

@@ -127,6 +127,7 @@ pub fn server_status(ctx: &mut Ctx, _: &Request) -> Result<Document> {
             "backupCursorOpen": false,
         },
     };
+    d.insert("security", doc! { "authentication": s.auth.stats_doc() });
     if s.is_replica_set() {
         d.insert(
             "repl",
@@ -207,15 +208,15 @@ pub fn get_cmd_line_opts(ctx: &mut Ctx, _: &Request) -> Result<Document> {
     if cfg.enable_test_commands {
         parsed.insert("setParameter", doc! { "enableTestCommands": "1" });
     }
+    if cfg.auth {
+        parsed.insert("security", doc! { "authorization": "enabled" });
+    }
     Ok(doc! { "argv": argv, "parsed": parsed })
 }
 
-pub fn connection_status(_: &mut Ctx, req: &Request) -> Result<Document> {
-    let mut auth = doc! { "authenticatedUsers": [], "authenticatedUserRoles": [] };
-    if matches!(req.body.get("showPrivileges"), Some(Bson::Boolean(true))) {
-        auth.insert("authenticatedUserPrivileges", Vec::<Bson>::new());
-    }
-    Ok(doc! { "authInfo": auth })
+pub fn connection_status(ctx: &mut Ctx, req: &Request) -> Result<Document> {
+    let show = matches!(req.body.get("showPrivileges"), Some(Bson::Boolean(true)));
+    Ok(doc! { "authInfo": super::auth::auth_info(ctx, show)? })
 }
 
 pub fn list_commands(_: &mut Ctx, _: &Request) -> Result<Document> {

@@ -82,6 +82,7 @@ fn respond(ctx: &mut Ctx, req: &Request, new_style: bool) -> Result<Document> {
     d.insert("minWireVersion", 0);
     d.insert("maxWireVersion", MAX_WIRE_VERSION);
     d.insert("readOnly", false);
+    super::auth::hello_fields(ctx, req, &mut d)?;
     Ok(d)
 }
 

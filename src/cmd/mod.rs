@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod args;
+pub mod auth;
 pub mod catalog;
 pub mod change_stream;
 pub mod count;
@@ -18,9 +19,11 @@ pub mod format;
 pub mod handshake;
 pub mod index;
 pub mod registry;
+pub mod roles;
 pub mod session;
 pub mod stats_stages;
 pub mod transaction;
+pub mod users;
 pub mod views;
 pub mod write;
 
@@ -47,6 +50,8 @@ pub struct ConnState {
     /// The reply's cursor batch as stored BSON, spliced in when the reply is encoded
     /// (`net::splice`); the connection takes it after every command.
     pub raw_batch: Option<Vec<Vec<u8>>>,
+    /// Authenticated users and an unfinished SASL conversation.
+    pub auth: crate::auth::ConnAuth,
 }
 
 impl ConnState {
@@ -59,6 +64,7 @@ impl ConnState {
             retry: None,
             close_requested: false,
             raw_batch: None,
+            auth: Default::default(),
         }
     }
 }
@@ -152,6 +158,9 @@ pub fn dispatch(
     if let Err(e) = check_api_version(&req, spec.name).and_then(|_| check_read_concern(&req, spec.name)) {
         return error_reply(shared, &e);
     }
+    if let Err(e) = crate::auth::check(shared, store, conn, spec.name, spec.pre_auth, &req) {
+        return error_reply(shared, &e);
+    }
     if let Some(e) = oplog_write(&req, spec.name) {
         return error_reply(shared, &e);
     }
@@ -204,6 +213,11 @@ pub fn dispatch(
     let takes_wc = WRITE_CONCERN_COMMANDS.contains(&spec.name);
     match result {
         Ok(mut reply) => {
+            if spec.name == "listDatabases" {
+                if let Err(e) = crate::auth::filter_list_databases(shared, ctx.store, ctx.conn, &mut reply) {
+                    return error_reply(shared, &e);
+                }
+            }
             if takes_wc {
                 if let Some(wce) = args::write_concern_error(shared, &req.body) {
                     reply.insert("writeConcernError", wce);

@@ -6,6 +6,7 @@ mod common;
 
 mod aggregate;
 mod api;
+mod auth;
 mod capped;
 mod catalog;
 mod change_streams;

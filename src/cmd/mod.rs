@@ -254,7 +254,14 @@ pub fn dispatch(
             {
                 e.labels.push(transaction::UNKNOWN_COMMIT.to_string());
             }
-            error_reply(shared, &e)
+            let mut reply = error_reply(shared, &e);
+            // mongod waits for the write concern after a failed write too, and reports it.
+            if takes_wc && !info.in_txn {
+                if let Some(wce) = args::write_concern_error(shared, &req.body) {
+                    reply.insert("writeConcernError", wce);
+                }
+            }
+            reply
         }
     }
 }

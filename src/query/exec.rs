@@ -319,7 +319,8 @@ impl Exec {
                 Some(p) => p.apply(&doc)?,
                 None => doc,
             };
-            if self.show_record_id {
+            // With returnKey only the key goes out (mongod's drivers' tests show no $recordId).
+            if self.show_record_id && !self.return_key {
                 doc.insert("$recordId", rid);
             }
             bytes += size;

@@ -213,3 +213,20 @@ fn coll_stats_and_db_stats() {
     assert_eq!(num(&empty, "collections"), 0, "{empty}");
     assert_eq!(num(&empty, "objects"), 0, "{empty}");
 }
+
+/// A failed write still reports a write concern one node cannot satisfy, as mongod does.
+#[test]
+fn failed_writes_still_report_unsatisfiable_write_concerns() {
+    use mongodb::bson::doc;
+    let env = crate::common::start();
+    let db = env.db("wcefail");
+    db.create_collection("a").run().unwrap();
+    db.create_collection("b").run().unwrap();
+    let ns = |c: &str| format!("{}.{c}", db.name());
+    let reply = crate::common::raw::command(
+        env.server.addr(),
+        &doc! { "renameCollection": ns("a"), "to": ns("b"), "writeConcern": { "w": 2 }, "$db": "admin" },
+    );
+    assert_eq!(reply.get_i32("code").unwrap(), 48, "{reply}");
+    assert_eq!(reply.get_document("writeConcernError").unwrap().get_i32("code").unwrap(), 100, "{reply}");
+}

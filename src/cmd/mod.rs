@@ -386,8 +386,34 @@ fn check_api_version(req: &Request, name: &str) -> Result<()> {
             ),
         ));
     }
+    if strict && name == "aggregate" {
+        if let Some(Bson::Array(stages)) = req.body.get("pipeline") {
+            for st in stages {
+                let Bson::Document(st) = st else { continue };
+                let Some(stage) = st.keys().next() else { continue };
+                if NOT_IN_API_V1_STAGES.contains(&stage.as_str()) {
+                    return Err(MongoError::new(
+                        ErrorCode::APIStrictError,
+                        format!("{stage} is not allowed with 'apiStrict: true' in API Version 1"),
+                    ));
+                }
+            }
+        }
+    }
     Ok(())
 }
+
+/// Aggregation stages outside the Stable API (refused under `apiStrict: true`).
+const NOT_IN_API_V1_STAGES: &[&str] = &[
+    "$currentOp",
+    "$indexStats",
+    "$listLocalSessions",
+    "$listSessions",
+    "$planCacheStats",
+    "$search",
+    "$searchMeta",
+    "$listSearchIndexes",
+];
 
 /// The commands that take `readConcern: {level: "snapshot"}` outside a transaction.
 const SNAPSHOT_READS: &[&str] = &["find", "aggregate", "distinct", "explain"];

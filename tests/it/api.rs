@@ -132,3 +132,16 @@ fn kill_cursors_reaches_database_change_streams() {
     let err = db.run_command(doc! { "getMore": id, "collection": "$cmd.aggregate" }).run().unwrap_err();
     assert_eq!(command_error(&err).0, 43);
 }
+
+#[test]
+fn strict_api_refuses_stages_outside_version_1() {
+    use mongodb::bson::doc;
+    let env = crate::common::start();
+    let admin = env.client.database("admin");
+    let cmd = |stage: mongodb::bson::Document| {
+        doc! { "aggregate": 1, "pipeline": [stage], "cursor": {}, "apiVersion": "1", "apiStrict": true }
+    };
+    let err = admin.run_command(cmd(doc! { "$listLocalSessions": {} })).run().unwrap_err();
+    assert_eq!(crate::common::command_error(&err).1, "APIStrictError");
+    assert!(admin.run_command(cmd(doc! { "$documents": [{ "a": 1 }] })).run().is_ok());
+}

@@ -172,6 +172,12 @@ impl SessionRegistry {
         self.map.lock().keys().copied().collect()
     }
 
+    /// Every session with how long ago it was last used (`$listLocalSessions`).
+    pub fn list(&self) -> Vec<(SessionId, Duration)> {
+        let now = Instant::now();
+        self.map.lock().iter().map(|(id, e)| (*id, now.saturating_duration_since(e.last_use))).collect()
+    }
+
     /// Removes the sessions idle for longer than the timeout at `now`; returns their ids (the
     /// caller kills their cursors).
     pub fn reap(&self, now: Instant) -> Vec<SessionId> {

@@ -336,14 +336,7 @@ pub fn aggregate(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     };
     let mut pipeline = pipeline;
     if first_stage.as_deref() == Some("$listLocalSessions") {
-        // Sessions are not tracked yet: list the caller's own (the lsid it sent).
-        let sessions: Vec<Bson> = match req.body.get("lsid") {
-            Some(Bson::Document(l)) => {
-                vec![Bson::Document(bson::doc! { "_id": l.clone(), "lastUse": bson::DateTime::now() })]
-            }
-            _ => Vec::new(),
-        };
-        pipeline[0] = Bson::Document(bson::doc! { "$documents": { "$literal": sessions } });
+        pipeline[0] = Bson::Document(bson::doc! { "$documents": { "$literal": local_sessions(ctx) } });
     }
     let writes = pipeline.last().is_some_and(
         |s| matches!(s, Bson::Document(d) if d.contains_key("$out") || d.contains_key("$merge")),
@@ -458,6 +451,25 @@ fn index_scan_is_exact(access: &crate::query::exec::Access, filter: &Document) -
         }
         v => plain(v),
     }
+}
+
+/// `$listLocalSessions`: the sessions this server holds, as `{_id: {id, uid}, lastUse}`; `uid`
+/// is the SHA-256 of the owning user's name (empty without authentication), as in mongod.
+fn local_sessions(ctx: &Ctx) -> Vec<Bson> {
+    let uid = bson::Binary {
+        subtype: bson::spec::BinarySubtype::Generic,
+        bytes: ring::digest::digest(&ring::digest::SHA256, b"").as_ref().to_vec(),
+    };
+    let now = bson::DateTime::now().timestamp_millis();
+    let mut sessions = ctx.shared.sessions.list();
+    sessions.sort_by_key(|(_, idle)| *idle);
+    sessions
+        .into_iter()
+        .map(|(id, idle)| {
+            let last = bson::DateTime::from_millis(now - idle.as_millis() as i64);
+            Bson::Document(bson::doc! { "_id": { "id": id.to_bson(), "uid": uid.clone() }, "lastUse": last })
+        })
+        .collect()
 }
 
 /// `maxTimeMS` as a processing budget; 0 or absent means none.

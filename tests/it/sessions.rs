@@ -418,3 +418,25 @@ fn a_statement_failed_before_commit_is_applied_by_the_retry_only() {
     let ys: Vec<i32> = common::all(&coll).iter().map(|d| d.get_i32("y").expect("y")).collect();
     assert_eq!(ys, vec![1, 1]);
 }
+
+/// `$listLocalSessions` lists the sessions the server holds, with their last use.
+#[test]
+fn list_local_sessions_shows_the_sessions_in_use() {
+    use mongodb::bson::{doc, Document};
+    let env = crate::common::start();
+    let mut s = env.client.start_session().run().unwrap();
+    let db = env.db("lls");
+    db.collection::<Document>("c").insert_one(doc! { "_id": 1 }).session(&mut s).run().unwrap();
+    let id = s.id().get("id").unwrap().clone();
+    let listed: Vec<Document> = env
+        .client
+        .database("admin")
+        .aggregate(vec![doc! { "$listLocalSessions": {} }])
+        .run()
+        .unwrap()
+        .map(|d| d.unwrap())
+        .collect();
+    let mine = listed.iter().find(|d| d.get_document("_id").unwrap().get("id") == Some(&id)).expect("listed");
+    assert!(mine.get_datetime("lastUse").is_ok());
+    assert!(mine.get_document("_id").unwrap().get_binary_generic("uid").is_ok_and(|b| b.len() == 32));
+}

@@ -48,6 +48,8 @@ pub struct Shared {
     pub next_conn_id: AtomicI64,
     pub shutdown_signal: crossbeam_channel::Receiver<()>,
     pub auth: crate::auth::AuthShared,
+    /// `internalQueryMaxBlockingSortMemoryUsageBytes` (setParameter).
+    pub sort_memory_limit: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -202,6 +204,7 @@ impl Server {
             me: format!("{host}:{}", addr.port()),
             next_conn_id: AtomicI64::new(1),
             shutdown_signal: signal_rx,
+            sort_memory_limit: std::sync::atomic::AtomicUsize::new(crate::query::spill::DEFAULT_MEMORY_LIMIT),
             auth: Default::default(),
         });
         let listener =

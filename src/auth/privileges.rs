@@ -86,6 +86,7 @@ pub static TABLE: &[(&str, On, &[&str])] = &[
     ("saslContinue", On::PreAuth, &[]),
     ("saslStart", On::PreAuth, &[]),
     ("serverStatus", On::Cluster, &["serverStatus"]),
+    ("setParameter", On::Cluster, &["setParameter"]),
     ("startSession", On::Authenticated, &[]),
     ("update", On::Special, &["update"]),
     ("updateRole", On::Special, &["grantRole", "revokeRole"]),

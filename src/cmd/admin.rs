@@ -151,13 +151,55 @@ fn parameters(ctx: &Ctx) -> Document {
         "enableTestCommands": ctx.shared.config.enable_test_commands,
         "maxBSONDepth": crate::net::wire::MAX_BSON_DEPTH as i32,
         "cursorTimeoutMillis": 600_000i64,
-        "internalQueryMaxBlockingSortMemoryUsageBytes": 104_857_600i64,
+        "internalQueryMaxBlockingSortMemoryUsageBytes": ctx.shared.sort_memory_limit.load(std::sync::atomic::Ordering::Relaxed) as i64,
         "logicalSessionTimeoutMinutes": super::handshake::SESSION_TIMEOUT_MINUTES,
         "transactionLifetimeLimitSeconds": i32::try_from(ctx.shared.config.transaction_lifetime_secs).unwrap_or(i32::MAX),
         "authenticationMechanisms": ["SCRAM-SHA-1", "SCRAM-SHA-256"],
         "requireApiVersion": false,
         "storageEngine": "wiredTiger",
     }
+}
+
+/// setParameter: the runtime parameters we can change (the blocking-sort memory limit);
+/// others are refused as unknown, as mongod refuses parameters it does not have.
+pub fn set_parameter(ctx: &mut Ctx, req: &Request) -> Result<Document> {
+    if req.db != "admin" {
+        return Err(MongoError::new(
+            ErrorCode::Unauthorized,
+            "setParameter may only be run against the admin database.",
+        ));
+    }
+    let mut reply = Document::new();
+    for (k, v) in &req.body {
+        if k == "setParameter" || k.starts_with('$') || matches!(k.as_str(), "lsid" | "comment") {
+            continue;
+        }
+        match k.as_str() {
+            "internalQueryMaxBlockingSortMemoryUsageBytes" => {
+                let n = crate::query::util::exact_i64(v)
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| MongoError::bad_value(format!("Invalid value for {k}: {v}")))?;
+                let bytes = usize::try_from(n).unwrap_or(usize::MAX);
+                let was = ctx.shared.sort_memory_limit.swap(bytes, std::sync::atomic::Ordering::Relaxed);
+                reply.insert("was", was as i64);
+            }
+            other => {
+                return Err(MongoError::new(
+                    ErrorCode::InvalidOptions,
+                    format!(
+                        "attempted to set unrecognized parameter [{other}], use help:true to see options "
+                    ),
+                ))
+            }
+        }
+    }
+    if reply.is_empty() {
+        return Err(MongoError::new(
+            ErrorCode::InvalidOptions,
+            "no option found to set, use help:true to see options ",
+        ));
+    }
+    Ok(reply)
 }
 
 pub fn get_parameter(ctx: &mut Ctx, req: &Request) -> Result<Document> {

@@ -177,7 +177,7 @@ fn stage_tree(plan: Option<&Plan>, e: &Explained) -> Document {
     let needs_sort = plan.is_some_and(|p| !p.sort_provided) && e.sort.as_ref().is_some_and(|s| !s.is_empty());
     if needs_sort {
         let sort = e.sort.clone().unwrap_or_default();
-        let mut f = doc! { "sortPattern": sort, "memLimit": crate::query::exec::SORT_MEMORY_LIMIT as i64, "type": "simple" };
+        let mut f = doc! { "sortPattern": sort, "memLimit": crate::query::spill::DEFAULT_MEMORY_LIMIT as i64, "type": "simple" };
         if let Some(l) = e.limit {
             f.insert("limitAmount", (l + e.skip) as i64);
         }

@@ -94,6 +94,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("saslContinue", &[], auth::sasl_continue, true, "continue a SASL (SCRAM) conversation"),
     cmd("saslStart", &[], auth::sasl_start, true, "start a SASL (SCRAM) conversation"),
     cmd("serverStatus", &[], admin::server_status, false, "server statistics"),
+    cmd("setParameter", &[], admin::set_parameter, false, "change a runtime server parameter"),
     cmd("startSession", &[], session::start_session, false, "start a logical session"),
     cmd("update", &[], write::update, false, "update documents"),
     cmd("updateRole", &[], roles::update_role, false, "replace a custom role's privileges or roles"),

@@ -17,9 +17,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// mongod's limit for an in-memory sort without allowDiskUse.
-pub const SORT_MEMORY_LIMIT: usize = 100 * 1024 * 1024;
-/// With allowDiskUse we do not spill yet; this bounds the memory a client can make us use.
-const SORT_MEMORY_LIMIT_DISK_USE: usize = 1024 * 1024 * 1024;
 /// Documents pulled from the engine per read transaction.
 const PULL_CHUNK: usize = 512;
 
@@ -104,6 +101,10 @@ pub struct Exec {
     branch_at: usize,
     /// A trial run stops reading once keys + documents examined reach this.
     work_limit: Option<u64>,
+    /// A blocking sort that outgrew memory: its sorted runs on disk, merged as read.
+    spill: Option<super::spill::Spill>,
+    /// Bytes a blocking sort may hold before it fails (or, with allowDiskUse, spills).
+    pub sort_memory_limit: usize,
 }
 
 /// How many documents or keys a scan examines between looks at the clock.
@@ -195,6 +196,8 @@ impl Exec {
             branches: Vec::new(),
             branch_at: 0,
             work_limit: None,
+            spill: None,
+            sort_memory_limit: super::spill::DEFAULT_MEMORY_LIMIT,
         }
     }
 
@@ -254,6 +257,9 @@ impl Exec {
             }
             if self.pending.is_empty() && !self.source_done {
                 self.pull(ss, PULL_CHUNK, 16 * 1024 * 1024)?;
+            }
+            if self.pending.is_empty() {
+                self.refill_from_spill()?;
             }
             let Some(item) = self.pending.pop_front() else {
                 return Ok(None);
@@ -413,23 +419,32 @@ impl Exec {
     }
 
     fn sort_all(&mut self, ss: &mut StoreSession) -> Result<()> {
-        let limit = if self.opts.allow_disk_use { SORT_MEMORY_LIMIT_DISK_USE } else { SORT_MEMORY_LIMIT };
+        let limit = self.sort_memory_limit;
+        let mut used = 0usize;
         while !self.source_done {
+            let before = self.pending.len();
             self.pull(ss, PULL_CHUNK, usize::MAX)?;
             if self.deadline.is_some_and(|d| Instant::now() > d) {
                 return Err(time_limit_exceeded());
             }
-            let used: usize = self.pending.iter().map(|r| r.size).sum();
+            used += self.pending.iter().skip(before).map(|r| r.size).sum::<usize>();
             if used > limit {
-                return Err(MongoError::new(
-                    ErrorCode::QueryExceededMemoryLimitNoDiskUseAllowed,
-                    format!(
-                        "Executor error during find command :: caused by :: Sort exceeded memory limit of {limit} bytes, but did not opt in to external sorting."
-                    ),
-                ));
+                if !self.opts.allow_disk_use {
+                    return Err(MongoError::new(
+                        ErrorCode::QueryExceededMemoryLimitNoDiskUseAllowed,
+                        format!(
+                            "Executor error during find command :: caused by :: Sort exceeded memory limit of {limit} bytes, but did not opt in to external sorting."
+                        ),
+                    ));
+                }
+                self.spill_pending()?;
+                used = 0;
             }
         }
-        if let Some(sort) = &self.opts.sort {
+        if self.spill.is_some() {
+            // The rest becomes the last run; the merge reads every run from here on.
+            self.spill_pending()?;
+        } else if let Some(sort) = &self.opts.sort {
             let mut v: Vec<_> = self.pending.drain(..).collect();
             // Records are parsed when a sort is set (see `pull`).
             let empty = Document::new();
@@ -439,6 +454,38 @@ impl Exec {
             self.pending = v.into();
         }
         self.sorted = true;
+        Ok(())
+    }
+
+    /// Writes the records held for the sort to disk as one sorted run.
+    fn spill_pending(&mut self) -> Result<()> {
+        let Some(sort) = &self.opts.sort else { return Ok(()) };
+        let mut items = Vec::with_capacity(self.pending.len());
+        for rec in self.pending.drain(..) {
+            let (rid, doc) = (rec.rid, rec.doc.clone());
+            let raw = rec.into_raw();
+            let doc = match doc {
+                Some(d) => d,
+                None => scan::parse_record(&raw)?,
+            };
+            items.push(super::spill::Item { rid, doc, raw });
+        }
+        self.spill.get_or_insert_with(Default::default).write_run(items, sort)
+    }
+
+    /// Moves the next few records of a spilled sort's merge into `pending`.
+    fn refill_from_spill(&mut self) -> Result<()> {
+        let (Some(spill), Some(sort)) = (self.spill.as_mut(), self.opts.sort.as_ref()) else {
+            return Ok(());
+        };
+        let keep_raw =
+            self.raw_output && self.opts.projection.is_none() && !self.return_key && !self.show_record_id;
+        for _ in 0..256 {
+            let Some(it) = spill.next(sort)? else { break };
+            let size = it.raw.len();
+            let raw = keep_raw.then_some(it.raw);
+            self.pending.push_back(Rec { rid: it.rid, raw, doc: Some(it.doc), size });
+        }
         Ok(())
     }
 

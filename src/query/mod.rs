@@ -17,5 +17,6 @@ pub mod path;
 pub mod planner;
 pub mod projection;
 pub mod sort;
+pub mod spill;
 pub mod update;
 pub mod util;

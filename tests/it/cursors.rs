@@ -280,3 +280,42 @@ fn find_max_time_ms_stops_a_long_query() {
         .unwrap_err();
     assert_eq!(crate::common::command_error(&err).0, 50);
 }
+
+/// A blocking sort past internalQueryMaxBlockingSortMemoryUsageBytes fails without
+/// allowDiskUse (292) and spills to disk with it, returning every document in order.
+#[test]
+fn blocking_sorts_spill_to_disk_with_allow_disk_use() {
+    use mongodb::bson::doc;
+    let env = crate::common::start();
+    let admin = env.client.database("admin");
+    let was = admin
+        .run_command(doc! { "setParameter": 1, "internalQueryMaxBlockingSortMemoryUsageBytes": 100_000 })
+        .run()
+        .unwrap();
+    assert_eq!(crate::common::num(&was, "was"), 100 * 1024 * 1024);
+    let db = env.db("spill");
+    let c = db.collection::<mongodb::bson::Document>("c");
+    let n = 3000;
+    c.insert_many((0..n).map(|i| doc! { "_id": i, "k": (i * 7919) % n, "pad": "x".repeat(100) }))
+        .run()
+        .unwrap();
+    let err = c.find(doc! {}).sort(doc! { "k": -1 }).run().map(|cur| cur.count()).unwrap_err();
+    assert_eq!(crate::common::command_error(&err).0, 292);
+    let keys: Vec<i32> = c
+        .find(doc! {})
+        .sort(doc! { "k": -1 })
+        .allow_disk_use(true)
+        .batch_size(500)
+        .run()
+        .unwrap()
+        .map(|d| d.unwrap().get_i32("k").unwrap())
+        .collect();
+    assert_eq!(keys, (0..n).rev().collect::<Vec<i32>>());
+    let got = admin
+        .run_command(doc! { "getParameter": 1, "internalQueryMaxBlockingSortMemoryUsageBytes": 1 })
+        .run()
+        .unwrap();
+    assert_eq!(crate::common::num(&got, "internalQueryMaxBlockingSortMemoryUsageBytes"), 100_000);
+    let err = admin.run_command(doc! { "setParameter": 1, "noSuchParameter": 1 }).run().unwrap_err();
+    assert_eq!(crate::common::command_error(&err).1, "InvalidOptions");
+}

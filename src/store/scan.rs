@@ -54,6 +54,26 @@ fn value_len(b: &[u8], t: u8, at: usize) -> Option<usize> {
     })
 }
 
+/// The common scalar types decoded straight from their bytes; `None` for the rest.
+fn scalar(t: u8, v: &[u8]) -> Option<bson::Bson> {
+    use bson::Bson;
+    let i64_at = |v: &[u8]| v.get(..8).and_then(|x| x.try_into().ok()).map(i64::from_le_bytes);
+    Some(match t {
+        0x01 => Bson::Double(f64::from_le_bytes(v.get(..8)?.try_into().ok()?)),
+        0x02 => {
+            let s = v.get(4..v.len().checked_sub(1)?)?;
+            Bson::String(std::str::from_utf8(s).ok()?.to_string())
+        }
+        0x07 => Bson::ObjectId(bson::oid::ObjectId::from_bytes(v.get(..12)?.try_into().ok()?)),
+        0x08 => Bson::Boolean(*v.first()? != 0),
+        0x09 => Bson::DateTime(bson::DateTime::from_millis(i64_at(v)?)),
+        0x0A => Bson::Null,
+        0x10 => Bson::Int32(i32::from_le_bytes(v.get(..4)?.try_into().ok()?)),
+        0x12 => Bson::Int64(i64_at(v)?),
+        _ => return None,
+    })
+}
+
 fn pick_fields(b: &[u8], fields: &[String]) -> Option<Document> {
     let total = le_i32(b, 0)?;
     if total != b.len() || total < 5 {
@@ -70,14 +90,19 @@ fn pick_fields(b: &[u8], fields: &[String]) -> Option<Document> {
         if end > total - 1 {
             return None;
         }
-        if fields.iter().any(|f| f.as_bytes() == key) {
-            // The one element as its own document, decoded by the bson crate.
-            let mut one = Vec::with_capacity(end - at + 5);
-            one.extend_from_slice(&((end - at + 5) as i32).to_le_bytes());
-            one.extend_from_slice(b.get(at..end)?);
-            one.push(0);
-            let d = parse_record(&one).ok()?;
-            out.extend(d);
+        if let Some(name) = fields.iter().find(|f| f.as_bytes() == key) {
+            let value = match scalar(t, b.get(value_at..end)?) {
+                Some(v) => v,
+                None => {
+                    // The one element as its own document, decoded by the bson crate.
+                    let mut one = Vec::with_capacity(end - at + 5);
+                    one.extend_from_slice(&((end - at + 5) as i32).to_le_bytes());
+                    one.extend_from_slice(b.get(at..end)?);
+                    one.push(0);
+                    parse_record(&one).ok()?.into_iter().next()?.1
+                }
+            };
+            out.insert(name.clone(), value);
         }
         at = end;
     }

@@ -33,7 +33,11 @@ fn time(c: &Collection<Document>, filter: &Document, hint: Option<Document>, run
         if let Some(h) = &hint {
             f = f.hint(Hint::Keys(h.clone()));
         }
-        n = f.run().expect("find").map(|d| d.expect("doc")).count();
+        n = 0;
+        for d in f.run().expect("find") {
+            d.expect("doc");
+            n += 1;
+        }
         times.push(start.elapsed().as_secs_f64() * 1000.0);
     }
     (median(times), n)

@@ -48,8 +48,6 @@ pub struct Shared {
     pub next_conn_id: AtomicI64,
     pub shutdown_signal: crossbeam_channel::Receiver<()>,
     pub auth: crate::auth::AuthShared,
-    /// `internalQueryMaxBlockingSortMemoryUsageBytes` (setParameter).
-    pub sort_memory_limit: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -204,7 +202,6 @@ impl Server {
             me: format!("{host}:{}", addr.port()),
             next_conn_id: AtomicI64::new(1),
             shutdown_signal: signal_rx,
-            sort_memory_limit: std::sync::atomic::AtomicUsize::new(crate::query::spill::DEFAULT_MEMORY_LIMIT),
             auth: Default::default(),
         });
         let listener =

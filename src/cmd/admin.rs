@@ -151,7 +151,7 @@ fn parameters(ctx: &Ctx) -> Document {
         "enableTestCommands": ctx.shared.config.enable_test_commands,
         "maxBSONDepth": crate::net::wire::MAX_BSON_DEPTH as i32,
         "cursorTimeoutMillis": 600_000i64,
-        "internalQueryMaxBlockingSortMemoryUsageBytes": ctx.shared.sort_memory_limit.load(std::sync::atomic::Ordering::Relaxed) as i64,
+        "internalQueryMaxBlockingSortMemoryUsageBytes": ctx.shared.store.sort_memory_limit.load(std::sync::atomic::Ordering::Relaxed) as i64,
         "logicalSessionTimeoutMinutes": super::handshake::SESSION_TIMEOUT_MINUTES,
         "transactionLifetimeLimitSeconds": i32::try_from(ctx.shared.config.transaction_lifetime_secs).unwrap_or(i32::MAX),
         "authenticationMechanisms": ["SCRAM-SHA-1", "SCRAM-SHA-256"],
@@ -180,7 +180,8 @@ pub fn set_parameter(ctx: &mut Ctx, req: &Request) -> Result<Document> {
                     .filter(|n| *n > 0)
                     .ok_or_else(|| MongoError::bad_value(format!("Invalid value for {k}: {v}")))?;
                 let bytes = usize::try_from(n).unwrap_or(usize::MAX);
-                let was = ctx.shared.sort_memory_limit.swap(bytes, std::sync::atomic::Ordering::Relaxed);
+                let was =
+                    ctx.shared.store.sort_memory_limit.swap(bytes, std::sync::atomic::Ordering::Relaxed);
                 reply.insert("was", was as i64);
             }
             other => {

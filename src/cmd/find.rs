@@ -169,7 +169,6 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     );
     exec.time_left = max_time;
     exec.raw_output = true;
-    exec.sort_memory_limit = ctx.shared.sort_memory_limit.load(Ordering::Relaxed);
     exec.return_key = args::opt_bool(req, "returnKey")?.unwrap_or(false);
     exec.show_record_id = args::opt_bool(req, "showRecordId")?.unwrap_or(false);
     let first = match (batch_size, limit) {

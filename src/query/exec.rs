@@ -103,8 +103,6 @@ pub struct Exec {
     work_limit: Option<u64>,
     /// A blocking sort that outgrew memory: its sorted runs on disk, merged as read.
     spill: Option<super::spill::Spill>,
-    /// Bytes a blocking sort may hold before it fails (or, with allowDiskUse, spills).
-    pub sort_memory_limit: usize,
 }
 
 /// How many documents or keys a scan examines between looks at the clock.
@@ -197,7 +195,6 @@ impl Exec {
             branch_at: 0,
             work_limit: None,
             spill: None,
-            sort_memory_limit: super::spill::DEFAULT_MEMORY_LIMIT,
         }
     }
 
@@ -419,7 +416,7 @@ impl Exec {
     }
 
     fn sort_all(&mut self, ss: &mut StoreSession) -> Result<()> {
-        let limit = self.sort_memory_limit;
+        let limit = ss.store.sort_memory_limit.load(std::sync::atomic::Ordering::Relaxed);
         let mut used = 0usize;
         while !self.source_done {
             let before = self.pending.len();

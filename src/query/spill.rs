@@ -65,8 +65,17 @@ impl Spill {
     }
 
     /// Sorts `items` and writes them out as one run.
-    pub fn write_run(&mut self, mut items: Vec<Item>, sort: &SortSpec) -> Result<()> {
-        items.sort_by(|a, b| sort.compare(&a.doc, &b.doc));
+    pub fn write_run(&mut self, items: Vec<Item>, sort: &SortSpec) -> Result<()> {
+        self.write_run_by(items, |a, b| sort.compare(a, b))
+    }
+
+    /// `write_run` with any document order (the aggregation `$sort` has its own keys).
+    pub fn write_run_by(
+        &mut self,
+        mut items: Vec<Item>,
+        cmp: impl Fn(&Document, &Document) -> Ordering,
+    ) -> Result<()> {
+        items.sort_by(|a, b| cmp(&a.doc, &b.doc));
         let file = tempfile::tempfile().map_err(io_err)?;
         let mut w = BufWriter::new(file);
         for it in &items {
@@ -83,13 +92,18 @@ impl Spill {
 
     /// The smallest record across the runs, or `None` when they are all drained.
     pub fn next(&mut self, sort: &SortSpec) -> Result<Option<Item>> {
+        self.next_by(|a, b| sort.compare(a, b))
+    }
+
+    /// `next` with any document order (the one the runs were written in).
+    pub fn next_by(&mut self, cmp: impl Fn(&Document, &Document) -> Ordering) -> Result<Option<Item>> {
         let mut best: Option<usize> = None;
         for (i, r) in self.runs.iter().enumerate() {
             let Some(h) = &r.head else { continue };
             let better = match best.and_then(|b| self.runs[b].head.as_ref()) {
                 None => true,
                 // Earlier runs win ties: they hold earlier records, keeping the sort stable.
-                Some(cur) => sort.compare(&h.doc, &cur.doc) == Ordering::Less,
+                Some(cur) => cmp(&h.doc, &cur.doc) == Ordering::Less,
             };
             if better {
                 best = Some(i);

@@ -18,7 +18,7 @@ use crate::oplog::OplogClock;
 use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
 use parking_lot::{Condvar, Mutex};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -59,6 +59,9 @@ pub struct Store {
     /// `local.oplog.rs`: the oplog table seen as a read-only capped collection.
     oplog_view: Arc<Collection>,
     background: Mutex<Option<(Sender<()>, JoinHandle<()>)>>,
+    /// `internalQueryMaxBlockingSortMemoryUsageBytes` (setParameter): what a blocking sort
+    /// may hold in memory before it fails or, with allowDiskUse, spills to disk.
+    pub sort_memory_limit: AtomicUsize,
     // Declared last so the directory outlives the connection.
     _temp: Option<tempfile::TempDir>,
 }
@@ -120,6 +123,7 @@ impl Store {
                 validator: None,
             }),
             background: Mutex::new(None),
+            sort_memory_limit: AtomicUsize::new(crate::query::spill::DEFAULT_MEMORY_LIMIT),
             _temp: temp,
         });
         store.drop_orphan_tables()?;

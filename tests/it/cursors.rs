@@ -311,6 +311,18 @@ fn blocking_sorts_spill_to_disk_with_allow_disk_use() {
         .map(|d| d.unwrap().get_i32("k").unwrap())
         .collect();
     assert_eq!(keys, (0..n).rev().collect::<Vec<i32>>());
+    // The aggregation $sort spills the same way.
+    let pipeline = vec![doc! { "$sort": { "k": 1 } }, doc! { "$project": { "k": 1 } }];
+    let err = c.aggregate(pipeline.clone()).run().map(|cur| cur.count()).unwrap_err();
+    assert_eq!(crate::common::command_error(&err).0, 292);
+    let keys: Vec<i32> = c
+        .aggregate(pipeline)
+        .allow_disk_use(true)
+        .run()
+        .unwrap()
+        .map(|d| d.unwrap().get_i32("k").unwrap())
+        .collect();
+    assert_eq!(keys, (0..n).collect::<Vec<i32>>());
     let got = admin
         .run_command(doc! { "getParameter": 1, "internalQueryMaxBlockingSortMemoryUsageBytes": 1 })
         .run()

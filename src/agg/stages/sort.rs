@@ -37,7 +37,7 @@ impl StageSpec for SortStage {
         "$sort"
     }
     fn start(self: Arc<Self>, input: Box<dyn Stream>) -> Box<dyn Stream> {
-        Box::new(SortRun { spec: self, input, out: None })
+        Box::new(SortRun { spec: self, input, out: None, spill: None })
     }
     fn with_limit(&self, n: u64) -> Option<Arc<dyn StageSpec>> {
         Some(Arc::new(SortStage::with_limit(self, n)))
@@ -48,12 +48,29 @@ struct SortRun {
     spec: Arc<SortStage>,
     input: Box<dyn Stream>,
     out: Option<std::vec::IntoIter<(Vec<Bson>, Document)>>,
+    /// With allowDiskUse, a sort past the memory limit: sorted runs on disk, merged as read.
+    spill: Option<crate::query::spill::Spill>,
 }
 
 impl SortRun {
+    /// Writes the held documents out as one sorted run.
+    fn spill_items(&mut self, items: &mut Vec<(Vec<Bson>, Document)>) -> Result<()> {
+        let spec = self.spec.clone();
+        let mut out = Vec::with_capacity(items.len());
+        for (_, d) in items.drain(..) {
+            let mut raw = Vec::new();
+            d.to_writer(&mut raw).map_err(|e| MongoError::internal(e.to_string()))?;
+            out.push(crate::query::spill::Item { rid: 0, doc: d, raw });
+        }
+        let cmp = |a: &Document, b: &Document| spec.spec.compare_keys(&spec.spec.keys(a), &spec.spec.keys(b));
+        self.spill.get_or_insert_with(Default::default).write_run_by(out, cmp)
+    }
+
     fn build(&mut self, rt: &mut Rt) -> Result<Vec<(Vec<Bson>, Document)>> {
-        let limit_bytes = rt.memory_limit();
-        let spec = &self.spec.spec;
+        // The server's blocking-sort limit; with allowDiskUse, past it runs go to disk.
+        let limit_bytes = rt.ss.store.sort_memory_limit.load(std::sync::atomic::Ordering::Relaxed);
+        let stage = self.spec.clone();
+        let spec = &stage.spec;
         let k = self.spec.limit.map(|l| l.min(usize::MAX as u64 / 4) as usize);
         let mut items: Vec<(Vec<Bson>, Document)> = Vec::new();
         let mut used = 0usize;
@@ -74,6 +91,11 @@ impl SortRun {
                         .sum();
                 }
             }
+            if used > limit_bytes && rt.allow_disk_use && k.is_none() {
+                self.spill_items(&mut items)?;
+                used = 0;
+                continue;
+            }
             if used > limit_bytes {
                 return Err(MongoError::new(
                     ErrorCode::QueryExceededMemoryLimitNoDiskUseAllowed,
@@ -83,6 +105,11 @@ impl SortRun {
                 ));
             }
         }
+        if self.spill.is_some() {
+            self.spill_items(&mut items)?;
+            return Ok(Vec::new());
+        }
+        let spec = &self.spec.spec;
         items.sort_by(|a, b| spec.compare_keys(&a.0, &b.0));
         if let Some(k) = k {
             items.truncate(k);
@@ -96,6 +123,11 @@ impl Stream for SortRun {
         if self.out.is_none() {
             let items = self.build(rt)?;
             self.out = Some(items.into_iter());
+        }
+        if let Some(spill) = self.spill.as_mut() {
+            let spec = &self.spec.spec;
+            let cmp = |a: &Document, b: &Document| spec.compare_keys(&spec.keys(a), &spec.keys(b));
+            return Ok(spill.next_by(cmp)?.map(|it| it.doc));
         }
         Ok(self.out.as_mut().and_then(Iterator::next).map(|(_, d)| d))
     }

@@ -151,9 +151,11 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     // Collations make string equality looser or stricter than the index's keys: re-check.
     let collated =
         req.body.get("collation").is_some() || coll.id_index().is_some_and(|i| i.collation.is_some());
+    // min/max replace the scan's bounds, so the filter must then be applied.
+    let bounded = min.is_some() || max.is_some();
     let exact = filter.is_empty()
         || (!collated && id_lookup_is_exact(&plan.access, &filter))
-        || (req.body.get("collation").is_none() && index_scan_is_exact(&plan.access, &filter));
+        || (!bounded && req.body.get("collation").is_none() && index_scan_is_exact(&plan.access, &filter));
     let mut exec = Exec::new(
         coll,
         plan.access,

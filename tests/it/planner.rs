@@ -249,6 +249,11 @@ fn min_and_max_bound_the_hinted_index() {
         doc! { "find": "c", "filter": { "b": { "$gt": 5 } }, "min": { "a": 4, "b": 100 }, "hint": "a_1_b_-1" },
     );
     assert_eq!(got, vec![9]);
+    // The filter still applies inside the bounds, even where the index alone could answer it.
+    c.create_index(mongodb::IndexModel::builder().keys(doc! { "b": 1 }).build()).run().unwrap();
+    let got =
+        ids(doc! { "find": "c", "filter": { "b": { "$gt": 7 } }, "min": { "b": 2 }, "hint": { "b": 1 } });
+    assert_eq!(got, vec![8, 9]);
     let err = db.run_command(doc! { "find": "c", "min": { "a": 1, "b": 1 } }).run().unwrap_err();
     assert_eq!(crate::common::command_error(&err).1, "BadValue");
     let err = db

@@ -174,7 +174,7 @@ pub fn aggregate(
         .with_split(split, resume_fragment);
     let batch = cs.next_batch(ctx.store, batch_size.unwrap_or(DEFAULT_FIRST_BATCH))?;
     let token = cs.resume_token();
-    let id = if cs.invalidated {
+    let id = if cs.is_finished() {
         0
     } else {
         let id = ctx.shared.cursors.register(

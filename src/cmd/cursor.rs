@@ -40,7 +40,7 @@ pub fn next_batch(ctx: &mut Ctx, source: &mut CursorSource, max_docs: usize) -> 
         }
         CursorSource::ChangeStream(cs) => {
             let batch = cs.next_batch(ctx.store, max_docs)?;
-            Ok((Batch::Docs(batch), cs.invalidated))
+            Ok((Batch::Docs(batch), cs.is_finished()))
         }
         CursorSource::Pipeline(p) => {
             p.next_batch(ctx.store, max_docs, BATCH_BYTES).map(|(b, done)| (Batch::Docs(b), done))

@@ -182,6 +182,11 @@ impl ChangeStream {
         self
     }
 
+    /// The stream has ended: invalidated, and every event before that handed out.
+    pub fn is_finished(&self) -> bool {
+        self.invalidated && self.pending.is_empty()
+    }
+
     /// Queues one event (or its fragments) for handing out.
     fn queue(&mut self, ts: i64, ev: Document) -> Result<()> {
         let size = bson_len(&ev);
@@ -278,7 +283,6 @@ impl ChangeStream {
                 return Ok(out);
             }
             self.pos = k;
-            self.last_token = token(k, 0);
             let events = self.events_for(ss, k, &entry)?;
             for ev in events {
                 let invalidate = ev.get_str("operationType") == Ok("invalidate");
@@ -288,10 +292,14 @@ impl ChangeStream {
                 if invalidate {
                     // The stream ends with this event; its token resumes (startAfter) past it.
                     self.invalidated = true;
-                    self.last_token = token(k, 1);
                 }
             }
             let room = self.drain(&mut out, &mut bytes, max);
+            if self.pending.is_empty() {
+                // All this entry produced went out (or was filtered): the token moves past it.
+                // Otherwise it stays at the last event handed out, so a resume loses nothing.
+                self.last_token = token(k, u8::from(self.invalidated));
+            }
             if !room || self.invalidated {
                 return Ok(out);
             }

@@ -862,3 +862,27 @@ fn expanded_events_report_views_created_and_dropped() {
     // Without showExpandedEvents a view's definition is not a change to data.
     assert_eq!(plain.next().unwrap().unwrap().get_str("operationType").unwrap(), "insert");
 }
+
+/// Small batches never drop the events queued after a full batch: a dropped database's drop,
+/// dropDatabase and invalidate events all arrive, invalidate last.
+#[test]
+fn small_batches_deliver_every_event_up_to_the_invalidate() {
+    let env = start();
+    let db = env.db("csbatch");
+    for c in ["a", "b", "c"] {
+        db.collection::<Document>(c).insert_one(doc! { "_id": 1 }).run().unwrap();
+    }
+    let mut s = db
+        .watch()
+        .batch_size(2)
+        .max_await_time(Duration::from_millis(200))
+        .run()
+        .unwrap()
+        .with_type::<Document>();
+    db.drop().run().unwrap();
+    let mut kinds = Vec::new();
+    while let Some(ev) = s.next() {
+        kinds.push(ev.unwrap().get_str("operationType").unwrap().to_string());
+    }
+    assert_eq!(kinds, vec!["drop", "drop", "drop", "dropDatabase", "invalidate"]);
+}

@@ -881,7 +881,7 @@ fn small_batches_deliver_every_event_up_to_the_invalidate() {
         .with_type::<Document>();
     db.drop().run().unwrap();
     let mut kinds = Vec::new();
-    while let Some(ev) = s.next() {
+    for ev in s {
         kinds.push(ev.unwrap().get_str("operationType").unwrap().to_string());
     }
     assert_eq!(kinds, vec!["drop", "drop", "drop", "dropDatabase", "invalidate"]);

@@ -872,7 +872,7 @@ fn small_batches_deliver_every_event_up_to_the_invalidate() {
     for c in ["a", "b", "c"] {
         db.collection::<Document>(c).insert_one(doc! { "_id": 1 }).run().unwrap();
     }
-    let mut s = db
+    let s = db
         .watch()
         .batch_size(2)
         .max_await_time(Duration::from_millis(200))

@@ -281,7 +281,7 @@ pub fn coll_stats(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         index_sizes.insert(i.name.clone(), num(s / scale));
     }
     let avg = size.checked_div(count).unwrap_or(0);
-    Ok(doc! {
+    let mut stats = doc! {
         "ns": ns,
         "size": num(size / scale),
         "count": num(count),
@@ -295,7 +295,28 @@ pub fn coll_stats(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         "totalSize": num((storage + total_index) / scale),
         "indexSizes": index_sizes,
         "scaleFactor": scale as i32,
-    })
+    };
+    if coll.is_capped() {
+        // A capped collection's limits follow `capped`, as in mongod's collStats.
+        let opt = |k: &str| coll.options.get(k).and_then(crate::query::util::exact_i64).filter(|n| *n > 0);
+        let mut limits = Document::new();
+        if let Some(max) = opt("max") {
+            limits.insert("max", max);
+        }
+        if let Some(bytes) = opt("size") {
+            limits.insert("maxSize", num(bytes as u64 / scale));
+        }
+        let mut out = Document::new();
+        for (k, v) in stats {
+            let capped = k == "capped";
+            out.insert(k, v);
+            if capped {
+                out.extend(limits.clone());
+            }
+        }
+        stats = out;
+    }
+    Ok(stats)
 }
 
 pub fn db_stats(ctx: &mut Ctx, req: &Request) -> Result<Document> {

@@ -122,3 +122,27 @@ fn tailable_cursor_overtaken_by_eviction_fails_with_capped_position_lost() {
         .collect();
     assert_eq!(first, vec![11, 12, 13, 14, 15]);
 }
+
+#[test]
+fn coll_stats_report_capped_limits() {
+    use mongodb::bson::{doc, Document};
+    let env = crate::common::start();
+    let db = env.db("cappedstats");
+    db.run_command(doc! { "create": "c", "capped": true, "size": 4096, "max": 10 }).run().unwrap();
+    let s = db.run_command(doc! { "collStats": "c" }).run().unwrap();
+    assert_eq!(crate::common::num(&s, "maxSize"), 4096);
+    assert_eq!(crate::common::num(&s, "max"), 10);
+    let got: Vec<Document> = db
+        .collection::<Document>("c")
+        .aggregate(vec![
+            doc! { "$collStats": { "storageStats": {} } },
+            doc! { "$project": { "_id": 0, "capped": "$storageStats.capped", "maxSize": "$storageStats.maxSize" } },
+        ])
+        .run()
+        .unwrap()
+        .map(|d| d.unwrap())
+        .collect();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].get_bool("capped"), Ok(true));
+    assert_eq!(crate::common::num(&got[0], "maxSize"), 4096);
+}

@@ -162,6 +162,10 @@ pub fn create(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             None => options.remove("collation"),
         };
     }
+    if let Some(ci) = options.get("clusteredIndex") {
+        let spec = clustered_index_spec(ci)?;
+        options.insert("clusteredIndex", spec);
+    }
     if matches!(options.get("capped"), Some(Bson::Boolean(true))) && !options.contains_key("size") {
         return Err(MongoError::new(
             ErrorCode::InvalidOptions,
@@ -317,6 +321,29 @@ pub fn coll_stats(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         stats = out;
     }
     Ok(stats)
+}
+
+/// `clusteredIndex` as mongod stores it: `{v: 2, key: {_id: 1}, name, unique: true}`. Ours
+/// keeps records by RecordId with the usual `_id` index; the option is kept so listings show
+/// what the application asked for.
+fn clustered_index_spec(ci: &Bson) -> Result<Document> {
+    let Bson::Document(d) = ci else {
+        return Err(MongoError::type_mismatch("'clusteredIndex' must be an object"));
+    };
+    if d.get_document("key").ok() != Some(&doc! { "_id": 1 }) {
+        return Err(MongoError::new(
+            ErrorCode::InvalidIndexSpecificationOption,
+            "The clusteredIndex option is only supported for key: {_id: 1}",
+        ));
+    }
+    if d.get("unique") != Some(&Bson::Boolean(true)) {
+        return Err(MongoError::new(
+            ErrorCode::InvalidIndexSpecificationOption,
+            "The clusteredIndex option requires unique: true",
+        ));
+    }
+    let name = d.get_str("name").unwrap_or("_id_").to_string();
+    Ok(doc! { "v": 2, "key": { "_id": 1 }, "name": name, "unique": true })
 }
 
 pub fn db_stats(ctx: &mut Ctx, req: &Request) -> Result<Document> {

@@ -413,7 +413,20 @@ pub fn list_indexes(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let Some(coll) = ctx.shared.store.catalog.get(&ns) else {
         return Err(MongoError::new(ErrorCode::NamespaceNotFound, format!("ns does not exist: {ns}")));
     };
-    let specs: Vec<Document> = coll.indexes.iter().map(|i| i.spec.clone()).collect();
+    let clustered = coll.options.get_document("clusteredIndex").ok();
+    let specs: Vec<Document> = coll
+        .indexes
+        .iter()
+        .map(|i| match clustered {
+            // A clustered collection lists its `_id` index as the clustered one it asked for.
+            Some(c) if i.is_id() => {
+                let mut spec = c.clone();
+                spec.insert("clustered", true);
+                spec
+            }
+            _ => i.spec.clone(),
+        })
+        .collect();
     super::cursor::single_batch_cursor(ctx, req, ns, specs)
 }
 

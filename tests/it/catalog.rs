@@ -230,3 +230,35 @@ fn failed_writes_still_report_unsatisfiable_write_concerns() {
     assert_eq!(reply.get_i32("code").unwrap(), 48, "{reply}");
     assert_eq!(reply.get_document("writeConcernError").unwrap().get_i32("code").unwrap(), 100, "{reply}");
 }
+
+/// `clusteredIndex` is kept as mongod stores it and listed as the collection's `_id` index.
+#[test]
+fn clustered_index_option_is_listed() {
+    use mongodb::bson::doc;
+    let env = crate::common::start();
+    let db = env.db("clustered");
+    db.run_command(
+        doc! { "create": "c", "clusteredIndex": { "key": { "_id": 1 }, "unique": true, "name": "ix" } },
+    )
+    .run()
+    .unwrap();
+    let idx = db.run_command(doc! { "listIndexes": "c" }).run().unwrap();
+    let first = idx.get_document("cursor").unwrap().get_array("firstBatch").unwrap()[0]
+        .as_document()
+        .unwrap()
+        .clone();
+    assert_eq!(first.get_str("name").unwrap(), "ix");
+    assert_eq!(first.get_bool("clustered"), Ok(true));
+    let cols = db.run_command(doc! { "listCollections": 1, "filter": { "name": "c" } }).run().unwrap();
+    let info = cols.get_document("cursor").unwrap().get_array("firstBatch").unwrap()[0]
+        .as_document()
+        .unwrap()
+        .clone();
+    let ci = info.get_document("options").unwrap().get_document("clusteredIndex").unwrap();
+    assert_eq!(ci.get_i32("v"), Ok(2));
+    let err = db
+        .run_command(doc! { "create": "d", "clusteredIndex": { "key": { "a": 1 }, "unique": true } })
+        .run()
+        .unwrap_err();
+    assert_eq!(crate::common::command_error(&err).0, 197);
+}

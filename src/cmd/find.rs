@@ -344,6 +344,18 @@ pub fn aggregate(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         |s| matches!(s, Bson::Document(d) if d.contains_key("$out") || d.contains_key("$merge")),
     );
     let linearizable = matches!(req.body.get("readConcern"), Some(Bson::Document(rc)) if rc.get_str("level") == Ok("linearizable"));
+    if writes && req.body.get("autocommit") == Some(&Bson::Boolean(false)) {
+        let stage =
+            if pipeline.last().is_some_and(|s| matches!(s, Bson::Document(d) if d.contains_key("$out"))) {
+                "$out"
+            } else {
+                "$merge"
+            };
+        return Err(MongoError::new(
+            ErrorCode::OperationNotSupportedInTransaction,
+            format!("{stage} cannot be used in a transaction"),
+        ));
+    }
     if writes && linearizable {
         return Err(MongoError::new(
             ErrorCode::InvalidOptions,

@@ -425,3 +425,19 @@ fn snapshot_read_concern_outside_transactions() {
     }
     assert_eq!(db.collection::<mongodb::bson::Document>("c").count_documents(doc! {}).run().unwrap(), 1);
 }
+
+#[test]
+fn out_and_merge_are_refused_in_transactions() {
+    use mongodb::bson::{doc, Document};
+    let env = crate::common::start();
+    let db = env.db("txnout");
+    let c = db.collection::<Document>("c");
+    c.insert_one(doc! { "_id": 1 }).run().unwrap();
+    for stage in [doc! { "$out": "o" }, doc! { "$merge": { "into": "m" } }] {
+        let mut s = env.client.start_session().run().unwrap();
+        s.start_transaction().run().unwrap();
+        let err = c.aggregate(vec![stage.clone()]).session(&mut s).run().map(|_| ()).unwrap_err();
+        assert_eq!(crate::common::command_error(&err).0, 263, "{stage}");
+        s.abort_transaction().run().unwrap();
+    }
+}

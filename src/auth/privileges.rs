@@ -88,6 +88,7 @@ pub static TABLE: &[(&str, On, &[&str])] = &[
     ("serverStatus", On::Cluster, &["serverStatus"]),
     ("setParameter", On::Cluster, &["setParameter"]),
     ("startSession", On::Authenticated, &[]),
+    ("testVersion2", On::Authenticated, &[]),
     ("update", On::Special, &["update"]),
     ("updateRole", On::Special, &["grantRole", "revokeRole"]),
     ("updateSearchIndex", On::Coll, &["updateSearchIndex"]),

@@ -416,3 +416,9 @@ mod tests {
         assert!(labels_for(91, true, Some(&doc! { "errorLabels": [] })).is_empty());
     }
 }
+
+/// `testVersion2`: mongod's test command that exists only in API version 2, so drivers can
+/// check that `apiStrict` refuses commands outside version 1.
+pub fn test_version_2(_ctx: &mut super::Ctx, _req: &super::Request) -> crate::error::Result<Document> {
+    Ok(Document::new())
+}

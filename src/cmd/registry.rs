@@ -109,6 +109,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 #[rustfmt::skip]
 pub static TEST_COMMANDS: &[CommandSpec] = &[
     cmd("configureFailPoint", &[], failpoint::configure_fail_point, false, "set a fail point (test command)"),
+    cmd("testVersion2", &[], failpoint::test_version_2, false, "a command only in API version 2 (test command)"),
 ];
 
 pub fn lookup_test(name: &str) -> Option<&'static CommandSpec> {

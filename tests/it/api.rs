@@ -145,3 +145,16 @@ fn strict_api_refuses_stages_outside_version_1() {
     assert_eq!(crate::common::command_error(&err).1, "APIStrictError");
     assert!(admin.run_command(cmd(doc! { "$documents": [{ "a": 1 }] })).run().is_ok());
 }
+
+#[test]
+fn strict_api_refuses_a_version_2_command() {
+    use mongodb::bson::doc;
+    let env = crate::common::start();
+    let db = env.db("apiv2");
+    assert!(db.run_command(doc! { "testVersion2": 1 }).run().is_ok());
+    let err =
+        db.run_command(doc! { "testVersion2": 1, "apiVersion": "1", "apiStrict": true }).run().unwrap_err();
+    let (_, name, msg) = crate::common::command_error(&err);
+    assert_eq!(name, "APIStrictError");
+    assert!(msg.to_lowercase().contains("command testversion2 is not in api version 1"), "{msg}");
+}

@@ -374,6 +374,12 @@ pub fn on_retryable_statement(shared: &crate::server::Shared) -> Option<Statemen
     })
 }
 
+/// `testVersion2`: mongod's test command that exists only in API version 2, so drivers can
+/// check that `apiStrict` refuses commands outside version 1.
+pub fn test_version_2(_ctx: &mut super::Ctx, _req: &super::Request) -> crate::error::Result<Document> {
+    Ok(Document::new())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -415,10 +421,4 @@ mod tests {
         assert!(labels_for(2, true, None).is_empty());
         assert!(labels_for(91, true, Some(&doc! { "errorLabels": [] })).is_empty());
     }
-}
-
-/// `testVersion2`: mongod's test command that exists only in API version 2, so drivers can
-/// check that `apiStrict` refuses commands outside version 1.
-pub fn test_version_2(_ctx: &mut super::Ctx, _req: &super::Request) -> crate::error::Result<Document> {
-    Ok(Document::new())
 }

@@ -790,26 +790,37 @@ impl BucketAutoRun {
                 Some(&(next, _)) => items[next].0.clone(),
                 None => items[e - 1].0.clone(),
             };
-            let mut states = Vec::with_capacity(spec.accs.len());
-            for (_, d) in &items[s..e] {
-                let mut c = rt.ctx(d);
-                if states.is_empty() {
-                    for a in &spec.accs {
-                        states.push(a.fresh(&mut c)?);
-                    }
-                }
-                for (a, st) in spec.accs.iter().zip(states.iter_mut()) {
-                    a.add(st, &mut c, d)?;
-                }
-            }
-            let mut g = doc! { "_id": { "min": min, "max": max } };
-            for (a, st) in spec.accs.iter().zip(states) {
-                g.insert(a.field.clone(), a.finish(st));
-            }
-            out.push(g);
+            out.push(bucket_doc(&spec.accs, rt, items[s..e].iter().map(|(_, d)| d), min, max)?);
         }
         Ok(out)
     }
+}
+
+/// One `$bucketAuto` bucket: `{_id: {min, max}}` and the accumulators over its documents.
+fn bucket_doc<'a>(
+    accs: &[AccSpec],
+    rt: &mut Rt,
+    docs: impl Iterator<Item = &'a Document>,
+    min: impl Into<Bson>,
+    max: impl Into<Bson>,
+) -> Result<Document> {
+    let mut states = Vec::with_capacity(accs.len());
+    for d in docs {
+        let mut c = rt.ctx(d);
+        if states.is_empty() {
+            for a in accs {
+                states.push(a.fresh(&mut c)?);
+            }
+        }
+        for (a, st) in accs.iter().zip(states.iter_mut()) {
+            a.add(st, &mut c, d)?;
+        }
+    }
+    let mut b = doc! { "_id": { "min": min.into(), "max": max.into() } };
+    for (a, st) in accs.iter().zip(states) {
+        b.insert(a.field.clone(), a.finish(st));
+    }
+    Ok(b)
 }
 
 impl BucketAutoRun {
@@ -849,23 +860,7 @@ impl BucketAutoRun {
             while end < n && items[end].0 < max {
                 end += 1;
             }
-            let mut states = Vec::with_capacity(spec.accs.len());
-            for (_, _, d) in &items[start..end] {
-                let mut c = rt.ctx(d);
-                if states.is_empty() {
-                    for a in &spec.accs {
-                        states.push(a.fresh(&mut c)?);
-                    }
-                }
-                for (a, st) in spec.accs.iter().zip(states.iter_mut()) {
-                    a.add(st, &mut c, d)?;
-                }
-            }
-            let mut b = doc! { "_id": { "min": min, "max": max } };
-            for (a, st) in spec.accs.iter().zip(states) {
-                b.insert(a.field.clone(), a.finish(st));
-            }
-            out.push(b);
+            out.push(bucket_doc(&spec.accs, rt, items[start..end].iter().map(|(_, _, d)| d), min, max)?);
             min = max;
             start = end;
         }

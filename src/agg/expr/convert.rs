@@ -104,25 +104,13 @@ impl Special for Convert {
 
 fn target_code(to: &Bson) -> Result<i32> {
     let code = match to {
-        Bson::String(s) => match s.as_str() {
-            "double" => 1,
-            "string" => 2,
-            "object" => 3,
-            "array" => 4,
-            "binData" => 5,
-            "objectId" => 7,
-            "bool" => 8,
-            "date" => 9,
-            "null" => 10,
-            "regex" => 11,
-            "int" => 16,
-            "timestamp" => 17,
-            "long" => 18,
-            "decimal" => 19,
-            "minKey" => -1,
-            "maxKey" => 127,
-            other => return Err(err(2, format!("Unknown type name: {other}"))),
-        },
+        // $type's names, less the deprecated types $convert does not know by name.
+        Bson::String(s) => {
+            match crate::query::ops_element::type_alias(s).filter(|c| !matches!(c, 6 | 12..=15)) {
+                Some(code) => code,
+                None => return Err(err(2, format!("Unknown type name: {s}"))),
+            }
+        }
         other => match crate::query::util::exact_i64(other) {
             Some(n) => n as i32,
             None => {

@@ -3,6 +3,7 @@
 //! and the documents are spliced into it here, so they are never parsed or re-serialised.
 
 use super::wire::{HEADER_LEN, MAX_MESSAGE_SIZE};
+use std::io::Write;
 
 /// Where an OP_MSG reply's body document starts: header, flag bits, section kind.
 pub const OP_MSG_BODY_AT: usize = HEADER_LEN + 4 + 1;
@@ -41,7 +42,8 @@ pub fn splice_batch(frame: &mut Vec<u8>, body_at: usize, docs: &[Vec<u8>]) -> bo
     let mut array = vec![0u8; 4];
     for (i, d) in docs.iter().enumerate() {
         array.push(0x03);
-        array.extend_from_slice(i.to_string().as_bytes());
+        // The index as decimal digits, written without a String per document.
+        let _ = write!(array, "{i}");
         array.push(0);
         array.extend_from_slice(d);
     }

@@ -384,9 +384,12 @@ impl Exec {
             let rid = rec.rid;
             let raw = rec.into_raw();
             let filter = self.opts.filter.as_ref();
-            if let Some(r) =
-                make_rec(rid, &raw, filter, self.fields.as_deref(), need_doc, keep_doc, keep_raw)?
-            {
+            // The branch's bytes move into the record rather than being copied again.
+            let rec = make_rec(rid, &raw, filter, self.fields.as_deref(), need_doc, keep_doc, false)?;
+            if let Some(mut r) = rec {
+                if keep_raw {
+                    r.raw = Some(raw);
+                }
                 n += 1;
                 bytes += r.size;
                 self.pending.push_back(r);

@@ -548,6 +548,15 @@ pub fn parse_sort_by_count(spec: &Bson, pc: &ParseCtx) -> Result<Vec<Arc<dyn Sta
     Ok(vec![Arc::new(group), Arc::new(sort)])
 }
 
+/// A `groupBy` of `$bucket`/`$bucketAuto`: a `$`-path or an operator expression.
+fn is_group_by(v: &Bson) -> bool {
+    match v {
+        Bson::String(s) => s.starts_with('$'),
+        Bson::Document(d) => d.keys().next().is_some_and(|k| k.starts_with('$')),
+        _ => false,
+    }
+}
+
 pub fn parse_bucket(spec: &Bson, pc: &ParseCtx) -> Result<Vec<Arc<dyn StageSpec>>> {
     let Bson::Document(d) = spec else {
         return Err(err(
@@ -560,12 +569,8 @@ pub fn parse_bucket(spec: &Bson, pc: &ParseCtx) -> Result<Vec<Arc<dyn StageSpec>
     for (k, v) in d {
         match k.as_str() {
             "groupBy" => {
-                match v {
-                    Bson::String(s) if s.starts_with('$') => {}
-                    Bson::Document(od) if od.keys().next().is_some_and(|k| k.starts_with('$')) => {}
-                    _ => {
-                        return Err(err(40202, format!("The $bucket 'groupBy' field must be defined as a $-prefixed path or an expression, but found: {}", crate::query::util::value_to_string(v))))
-                    }
+                if !is_group_by(v) {
+                    return Err(err(40202, format!("The $bucket 'groupBy' field must be defined as a $-prefixed path or an expression, but found: {}", crate::query::util::value_to_string(v))));
                 }
                 group_by = Some(p.parse(v)?);
             }
@@ -661,12 +666,8 @@ pub fn parse_bucket_auto(spec: &Bson, pc: &ParseCtx) -> Result<Vec<Arc<dyn Stage
     for (k, v) in d {
         match k.as_str() {
             "groupBy" => {
-                match v {
-                    Bson::String(s) if s.starts_with('$') => {}
-                    Bson::Document(od) if od.keys().next().is_some_and(|k| k.starts_with('$')) => {}
-                    _ => {
-                        return Err(err(40239, format!("The $bucketAuto 'groupBy' field must be defined as a $-prefixed path or an expression object, but found: {}", crate::query::util::value_to_string(v))))
-                    }
+                if !is_group_by(v) {
+                    return Err(err(40239, format!("The $bucketAuto 'groupBy' field must be defined as a $-prefixed path or an expression object, but found: {}", crate::query::util::value_to_string(v))));
                 }
                 group_by = Some(p.parse(v)?);
             }

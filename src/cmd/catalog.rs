@@ -82,6 +82,14 @@ pub fn list_databases(ctx: &mut Ctx, req: &Request) -> Result<Document> {
 }
 
 fn collection_entry(c: &Collection) -> Document {
+    if c.is_timeseries() {
+        return doc! {
+            "name": c.name.clone(),
+            "type": "timeseries",
+            "options": c.options.clone(),
+            "info": { "readOnly": false },
+        };
+    }
     doc! {
         "name": c.name.clone(),
         "type": "collection",
@@ -108,7 +116,7 @@ pub fn list_collections(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             continue;
         }
         out.push(if name_only {
-            doc! { "name": c.name.clone(), "type": "collection" }
+            doc! { "name": c.name.clone(), "type": full.get_str("type").unwrap_or("collection") }
         } else {
             full
         });
@@ -161,6 +169,11 @@ pub fn create(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             Some(c) => options.insert("collation", c.to_document()),
             None => options.remove("collation"),
         };
+    }
+    if let Some(ts) = options.get("timeseries") {
+        let ts = super::timeseries::normalize(ts)?;
+        super::timeseries::check_combination(&options)?;
+        options.insert("timeseries", ts);
     }
     if let Some(ci) = options.get("clusteredIndex") {
         let spec = clustered_index_spec(ci)?;

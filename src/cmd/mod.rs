@@ -22,6 +22,7 @@ pub mod registry;
 pub mod roles;
 pub mod session;
 pub mod stats_stages;
+pub mod timeseries;
 pub mod transaction;
 pub mod users;
 pub mod views;

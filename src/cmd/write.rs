@@ -94,6 +94,7 @@ pub fn validate_document(
     old: Option<&Document>,
     bypass: bool,
 ) -> Result<()> {
+    super::timeseries::check_measurement(coll, doc)?;
     let Some(v) = &coll.validator else {
         return Ok(());
     };

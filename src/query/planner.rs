@@ -551,7 +551,7 @@ pub fn plan_candidates(
     if let Some(forward) = sort.and_then(natural_dir) {
         return Ok(vec![Plan { access: Access::CollScan { forward }, sort_provided: true }]);
     }
-    if let Some(p) = field_pred(filter, "_id") {
+    if let Some(p) = field_pred(filter, "_id").filter(|_| coll.id_index().is_some()) {
         if let Some(points) = &p.points {
             if let [only] = points.as_slice() {
                 // The `_id` index is unique under its collation: one lookup finds the only

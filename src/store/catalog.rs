@@ -192,6 +192,11 @@ impl Collection {
         self.indexes.iter().find(|i| i.name == name)
     }
 
+    /// A time-series collection: no `_id` index, measurements checked on write.
+    pub fn is_timeseries(&self) -> bool {
+        self.options.contains_key("timeseries")
+    }
+
     pub fn id_index(&self) -> Option<&Arc<IndexMeta>> {
         self.indexes.iter().find(|i| i.is_id())
     }

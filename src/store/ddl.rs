@@ -41,9 +41,21 @@ impl StoreSession {
             return Err(StoreError::NamespaceExists(ns));
         }
         let ident = store.catalog.new_ident("coll");
-        let id_ident = store.catalog.new_ident("index");
         self.create_table(&format!("table:{ident}"), RECORD_TABLE_CONFIG)?;
-        self.create_table(&format!("table:{id_ident}"), INDEX_TABLE_CONFIG)?;
+        // A time-series collection has no `_id` index, only mongod's automatic one on
+        // {metaField, timeField} when it has a metaField.
+        let timeseries = options.contains_key("timeseries");
+        let first_index = if timeseries {
+            crate::cmd::timeseries::auto_index(&options)
+        } else {
+            Some(id_index_spec(&options))
+        };
+        let mut indexes = Vec::new();
+        if let Some(spec) = first_index {
+            let index_ident = store.catalog.new_ident("index");
+            self.create_table(&format!("table:{index_ident}"), INDEX_TABLE_CONFIG)?;
+            indexes.push(Arc::new(IndexMeta::from_spec(spec, index_ident)?));
+        }
         let coll = Arc::new(Collection {
             db: db.to_string(),
             name: name.to_string(),
@@ -52,7 +64,7 @@ impl StoreSession {
             ident,
             validator: super::catalog::compile_validator(&options),
             options: options.clone(),
-            indexes: vec![Arc::new(IndexMeta::from_spec(id_index_spec(&options), id_ident)?)],
+            indexes,
             shared: new_shared(),
         });
         let cmd_ns = format!("{db}.$cmd");
@@ -66,7 +78,9 @@ impl StoreSession {
             for (k, v) in &options {
                 o.insert(k.clone(), v.clone());
             }
-            o.insert("idIndex", id_index_spec(&options));
+            if !timeseries {
+                o.insert("idIndex", id_index_spec(&options));
+            }
             t.log(|ts| oplog::entry("c", &cmd_ns, Some(coll.uuid), o.clone(), None, ts))
         })?;
         match self.multi_id() {

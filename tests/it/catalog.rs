@@ -262,3 +262,57 @@ fn clustered_index_option_is_listed() {
         .unwrap_err();
     assert_eq!(crate::common::command_error(&err).0, 197);
 }
+
+#[test]
+fn time_series_collections_keep_measurements_without_an_id_index() {
+    let env = common::start();
+    let db = env.db("ts");
+    db.run_command(doc! {"create": "m", "timeseries": {"timeField": "t", "metaField": "sensor"}})
+        .run()
+        .expect("create time-series");
+    let listed = db.run_command(doc! {"listCollections": 1, "filter": {"name": "m"}}).run().expect("list");
+    let entry = listed.get_document("cursor").and_then(|c| c.get_array("firstBatch")).expect("batch")[0]
+        .as_document()
+        .expect("entry")
+        .clone();
+    assert_eq!(entry.get_str("type"), Ok("timeseries"), "{entry}");
+    let ts = entry.get_document("options").and_then(|o| o.get_document("timeseries")).expect("options");
+    assert_eq!(ts.get_str("timeField"), Ok("t"), "{ts}");
+    assert_eq!(ts.get_str("metaField"), Ok("sensor"), "{ts}");
+    assert_eq!(ts.get_str("granularity"), Ok("seconds"), "{ts}");
+    assert_eq!(ts.get("bucketMaxSpanSeconds"), Some(&Bson::Int32(3600)), "{ts}");
+
+    // The automatic index on {metaField, timeField}, and no `_id` index.
+    let coll = db.collection::<Document>("m");
+    let names = coll.list_index_names().run().expect("indexes");
+    assert_eq!(names, vec!["sensor_1_t_1"]);
+
+    // `_id` is not unique in a time-series collection.
+    let when = mongodb::bson::DateTime::from_millis(1_552_949_630_483);
+    coll.insert_many(vec![doc! {"_id": 1, "t": when, "sensor": 1}, doc! {"_id": 1, "t": when, "sensor": 2}])
+        .run()
+        .expect("duplicate _id accepted");
+    assert_eq!(coll.count_documents(doc! {"_id": 1}).run().expect("count"), 2);
+    assert_eq!(coll.find_one(doc! {"sensor": 2}).run().expect("find").expect("found").get_i32("_id"), Ok(1));
+
+    // Each measurement needs its time as a date.
+    let e = coll.insert_one(doc! {"sensor": 3, "t": "yesterday"}).run().expect_err("string time");
+    assert_eq!(common::write_error_code(&e), 2);
+    let e = coll.insert_one(doc! {"sensor": 3}).run().expect_err("missing time");
+    assert_eq!(common::write_error_code(&e), 2);
+
+    for (bad, code) in [
+        (doc! {"timeField": "t", "metaField": "t"}, 72),
+        (doc! {"metaField": "m"}, 40414),
+        (doc! {"timeField": "t", "granularity": "days"}, 2),
+        (doc! {"timeField": "t", "bucketMaxSpanSeconds": 60}, 72),
+    ] {
+        let e = db.run_command(doc! {"create": "bad", "timeseries": bad.clone()}).run().expect_err("bad");
+        assert_eq!(common::command_error(&e).0, code, "{bad}: {e}");
+    }
+    let e = db
+        .run_command(doc! {"create": "bad", "timeseries": {"timeField": "t"}, "capped": true, "size": 1000})
+        .run()
+        .expect_err("capped time-series");
+    assert_eq!(common::command_error(&e).0, 72, "{e}");
+}

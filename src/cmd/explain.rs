@@ -108,18 +108,26 @@ fn parse_inner(name: &str, inner: &Document) -> Result<Explained> {
 
 /// The stage that finds documents.
 fn access_stage(access: &Access, filter: &Document) -> Document {
+    if let Access::SortMerge(branches, sort) = access {
+        let inputs: Vec<Document> = branches.iter().map(|b| index_stage(b)).collect();
+        let pattern: Document = sort
+            .fields
+            .iter()
+            .map(|f| (f.path.clone(), Bson::Int32(if f.ascending { 1 } else { -1 })))
+            .collect();
+        let mut fetch = doc! { "stage": "FETCH" };
+        if !filter.is_empty() {
+            fetch.insert("filter", filter.clone());
+        }
+        fetch.insert(
+            "inputStage",
+            doc! { "stage": "SORT_MERGE", "sortPattern": pattern, "inputStages": inputs },
+        );
+        return fetch;
+    }
     if let Access::Or(branches) = access {
         // mongod's shape: the union of index scans under one FETCH that applies the filter.
-        let inputs: Vec<Document> = branches
-            .iter()
-            .map(|b| {
-                let s = access_stage(b, &Document::new());
-                match (s.get_str("stage"), s.get_document("inputStage")) {
-                    (Ok("FETCH"), Ok(ix)) => ix.clone(),
-                    _ => s,
-                }
-            })
-            .collect();
+        let inputs: Vec<Document> = branches.iter().map(|b| index_stage(b)).collect();
         let mut fetch = doc! { "stage": "FETCH" };
         if !filter.is_empty() {
             fetch.insert("filter", filter.clone());
@@ -128,7 +136,7 @@ fn access_stage(access: &Access, filter: &Document) -> Document {
         return fetch;
     }
     let mut stage = match access {
-        Access::Or(_) => Document::new(),
+        Access::Or(_) | Access::SortMerge(..) => Document::new(),
         Access::CollScan { forward } => {
             doc! { "stage": "COLLSCAN", "direction": if *forward { "forward" } else { "backward" } }
         }
@@ -158,6 +166,15 @@ fn access_stage(access: &Access, filter: &Document) -> Document {
         stage.insert("filter", filter.clone());
     }
     stage
+}
+
+/// A union branch's scan without the FETCH above it (the union's FETCH applies the filter).
+fn index_stage(access: &Access) -> Document {
+    let s = access_stage(access, &Document::new());
+    match (s.get_str("stage"), s.get_document("inputStage")) {
+        (Ok("FETCH"), Ok(ix)) => ix.clone(),
+        _ => s,
+    }
 }
 
 fn wrap(stage: &str, fields: Document, input: Document) -> Document {

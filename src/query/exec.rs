@@ -38,6 +38,8 @@ pub enum Access {
     },
     /// A rooted `$or` answered by one indexed access per clause, each document once.
     Or(Vec<Access>),
+    /// A rooted `$or` whose clauses' index scans each deliver the sort: merged by sort key.
+    SortMerge(Vec<Access>, SortSpec),
 }
 
 impl Access {
@@ -49,6 +51,10 @@ impl Access {
             Access::Or(branches) => {
                 format!("OR [{}]", branches.iter().map(Access::describe).collect::<Vec<_>>().join(", "))
             }
+            Access::SortMerge(branches, _) => format!(
+                "SORT_MERGE [{}]",
+                branches.iter().map(Access::describe).collect::<Vec<_>>().join(", ")
+            ),
         }
     }
 }
@@ -99,6 +105,8 @@ pub struct Exec {
     /// An `$or` union's scans, one per clause, and the one being read.
     branches: Vec<Exec>,
     branch_at: usize,
+    /// A sort-merge's next record from each branch with its sort keys (None: branch ended).
+    heads: Vec<Option<(Vec<Bson>, Rec)>>,
     /// A trial run stops reading once keys + documents examined reach this.
     work_limit: Option<u64>,
     /// A blocking sort that outgrew memory: its sorted runs on disk, merged as read.
@@ -193,6 +201,7 @@ impl Exec {
             fields: None,
             branches: Vec::new(),
             branch_at: 0,
+            heads: Vec::new(),
             work_limit: None,
             spill: None,
         }
@@ -344,25 +353,7 @@ impl Exec {
         let (need_doc, keep_doc, keep_raw) = parse;
         if self.branches.is_empty() {
             let Access::Or(accesses) = &self.access else { return Ok(()) };
-            self.branches = accesses
-                .iter()
-                .map(|a| {
-                    let mut e = Exec::new(
-                        self.coll.clone(),
-                        a.clone(),
-                        ExecOptions {
-                            filter: None,
-                            sort: None,
-                            projection: None,
-                            skip: 0,
-                            limit: None,
-                            allow_disk_use: false,
-                        },
-                    );
-                    e.raw_output = true;
-                    e
-                })
-                .collect();
+            self.branches = branch_execs(&self.coll, accesses);
         }
         let (mut n, mut bytes) = (0usize, 0usize);
         while self.branch_at < self.branches.len() {
@@ -402,6 +393,91 @@ impl Exec {
         Ok(())
     }
 
+    /// Merges the `$or` branches by sort key, each document once (by RecordId), applying the
+    /// whole filter. `parse` is (need_doc, keep_doc, keep_raw) as in `pull`.
+    fn pull_merge(
+        &mut self,
+        ss: &mut StoreSession,
+        max_docs: usize,
+        max_bytes: usize,
+        parse: (bool, bool, bool),
+    ) -> Result<()> {
+        let (need_doc, keep_doc, keep_raw) = parse;
+        let Access::SortMerge(accesses, sort) = &self.access else { return Ok(()) };
+        let sort = sort.clone();
+        if self.branches.is_empty() {
+            self.branches = branch_execs(&self.coll, accesses);
+            self.heads = Vec::new();
+            for i in 0..self.branches.len() {
+                let head = self.merge_head(ss, i, &sort)?;
+                self.heads.push(head);
+            }
+        }
+        let (mut n, mut bytes) = (0usize, 0usize);
+        loop {
+            if self.deadline.is_some_and(|d| Instant::now() > d) {
+                return Err(time_limit_exceeded());
+            }
+            // The branch whose next record sorts first (ties: the earlier clause).
+            let mut best: Option<usize> = None;
+            for (i, h) in self.heads.iter().enumerate() {
+                let Some((keys, _)) = h else { continue };
+                let better = match best.and_then(|b| self.heads.get(b)).and_then(Option::as_ref) {
+                    Some((bk, _)) => sort.compare_keys(keys, bk) == std::cmp::Ordering::Less,
+                    None => true,
+                };
+                if better {
+                    best = Some(i);
+                }
+            }
+            let Some(i) = best else {
+                self.source_done = true;
+                return Ok(());
+            };
+            let next = self.merge_head(ss, i, &sort)?;
+            let Some(slot) = self.heads.get_mut(i) else { return Ok(()) };
+            let Some((_, rec)) = std::mem::replace(slot, next) else { continue };
+            if !self.seen.insert(rec.rid) {
+                continue;
+            }
+            let rid = rec.rid;
+            let raw = rec.into_raw();
+            let filter = self.opts.filter.as_ref();
+            let rec = make_rec(rid, &raw, filter, self.fields.as_deref(), need_doc, keep_doc, false)?;
+            if let Some(mut r) = rec {
+                if keep_raw {
+                    r.raw = Some(raw);
+                }
+                n += 1;
+                bytes += r.size;
+                self.pending.push_back(r);
+            }
+            if n >= max_docs || bytes >= max_bytes {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Branch `i`'s next record with its sort keys, counting the work into this scan's stats.
+    fn merge_head(
+        &mut self,
+        ss: &mut StoreSession,
+        i: usize,
+        sort: &SortSpec,
+    ) -> Result<Option<(Vec<Bson>, Rec)>> {
+        let Some(branch) = self.branches.get_mut(i) else { return Ok(None) };
+        let before = branch.stats;
+        let rec = branch.next_rec(ss)?;
+        self.stats.keys_examined += branch.stats.keys_examined - before.keys_examined;
+        self.stats.docs_examined += branch.stats.docs_examined - before.docs_examined;
+        let Some(rec) = rec else { return Ok(None) };
+        let doc = match &rec.doc {
+            Some(d) => sort.keys(d),
+            None => sort.keys(&scan::parse_record(rec.raw.as_deref().unwrap_or(&[5, 0, 0, 0, 0]))?),
+        };
+        Ok(Some((doc, rec)))
+    }
+
     /// The index key a document was found by, as `returnKey` shows it: `{field: value, ...}`
     /// of the index scanned (the first of a multikey document's keys), `{}` without an index.
     fn key_of(&self, doc: &Document) -> Document {
@@ -414,7 +490,7 @@ impl Exec {
             Access::IdLookup(_) => {
                 doc.get("_id").map(|id| bson::doc! { "_id": id.clone() }).unwrap_or_default()
             }
-            Access::CollScan { .. } | Access::Or(_) => Document::new(),
+            Access::CollScan { .. } | Access::Or(_) | Access::SortMerge(..) => Document::new(),
         }
     }
 
@@ -505,6 +581,9 @@ impl Exec {
         if matches!(self.access, Access::Or(_)) {
             return self.pull_union(ss, max_docs, max_bytes, (need_doc, keep_doc, keep_raw));
         }
+        if matches!(self.access, Access::SortMerge(..)) {
+            return self.pull_merge(ss, max_docs, max_bytes, (need_doc, keep_doc, keep_raw));
+        }
         let r: StoreResult<()> = ss.read(|t| {
             let mut n = 0usize;
             let mut bytes = 0usize;
@@ -571,7 +650,7 @@ impl Exec {
                     }
                     self.source_done = true;
                 }
-                Access::Or(_) => self.source_done = true,
+                Access::Or(_) | Access::SortMerge(..) => self.source_done = true,
                 Access::IndexScan { index, ranges, forward, .. } => {
                     let multikey = index.is_multikey();
                     while self.prefix_at < ranges.len() {
@@ -644,6 +723,26 @@ impl Exec {
             other => other.into(),
         })
     }
+}
+
+/// One plain scan per `$or` clause: the whole filter is applied to what they find.
+fn branch_execs(coll: &Arc<Collection>, accesses: &[Access]) -> Vec<Exec> {
+    accesses
+        .iter()
+        .map(|a| {
+            let opts = ExecOptions {
+                filter: None,
+                sort: None,
+                projection: None,
+                skip: 0,
+                limit: None,
+                allow_disk_use: false,
+            };
+            let mut e = Exec::new(coll.clone(), a.clone(), opts);
+            e.raw_output = true;
+            e
+        })
+        .collect()
 }
 
 /// The record `raw` as a `Rec` if it passes `filter`, parsed when `need_doc`, keeping the

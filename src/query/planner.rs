@@ -566,6 +566,11 @@ pub fn plan_candidates(
     }
     let mut all = index_candidates(coll, filter, sort);
     if all.is_empty() {
+        // With a sort, clauses whose scans each deliver it merge in order (SORT_MERGE).
+        if let Some(access) = sort.and_then(|s| or_sort_merge(coll, filter, s)) {
+            all.push(Plan { access, sort_provided: true });
+            return Ok(all);
+        }
         let access = or_union(coll, filter).unwrap_or(Access::CollScan { forward: true });
         all.push(Plan { access, sort_provided: sort.is_none() });
     }
@@ -623,6 +628,26 @@ fn or_union(coll: &Collection, filter: &Document) -> Option<Access> {
         }
     }
     Some(Access::Or(branches))
+}
+
+/// A rooted `$or` whose every clause has an index scan delivering `sort`: the scans merged
+/// by sort key, so no blocking sort is needed.
+fn or_sort_merge(coll: &Collection, filter: &Document, sort: &Document) -> Option<Access> {
+    let Some(Bson::Array(clauses)) = filter.get("$or") else { return None };
+    if clauses.len() < 2 || clauses.len() > MAX_OR_BRANCHES || sort.contains_key("$natural") {
+        return None;
+    }
+    let spec = super::sort::SortSpec::parse(sort).ok()?;
+    let mut branches = Vec::with_capacity(clauses.len());
+    for c in clauses {
+        let Bson::Document(clause) = c else { return None };
+        let plan = plan_with_sort(coll, clause, Some(sort), None).ok()?;
+        match plan.access {
+            a @ Access::IndexScan { .. } if plan.sort_provided => branches.push(a),
+            _ => return None,
+        }
+    }
+    Some(Access::SortMerge(branches, spec))
 }
 
 #[cfg(test)]

@@ -580,3 +580,63 @@ fn plan_cache_is_used_and_cleared() {
         "BadValue",
     );
 }
+
+/// A sorted `$or` whose clauses' indexes each deliver the sort merges the scans in order
+/// (SORT_MERGE) instead of sorting: same documents, same order as a collection scan + sort.
+#[test]
+fn sorted_or_merges_index_scans() {
+    let env = crate::common::start();
+    let db = env.db("sortmerge");
+    let c = db.collection::<Document>("c");
+    c.insert_many(
+        (0..600).map(|i| doc! { "_id": i, "a": i % 10, "b": i % 13, "s": (i * 37) % 101, "t": i % 3 }),
+    )
+    .run()
+    .unwrap();
+    for k in [doc! { "a": 1, "s": -1 }, doc! { "b": 1, "s": -1 }] {
+        c.create_index(IndexModel::builder().keys(k).build()).run().unwrap();
+    }
+    let filter = doc! { "$or": [{ "a": 4 }, { "b": 5, "t": { "$ne": 1 } }, { "a": 4, "b": 2 }] };
+    let run = |hint: Option<Document>, limit: Option<i64>| -> Vec<(i32, i32)> {
+        let mut f = c.find(filter.clone()).sort(doc! { "s": 1, "_id": 1 });
+        if let Some(h) = hint {
+            f = f.hint(mongodb::options::Hint::Keys(h));
+        }
+        if let Some(l) = limit {
+            f = f.limit(l);
+        }
+        f.run()
+            .unwrap()
+            .map(|d| d.unwrap())
+            .map(|d| (d.get_i32("s").unwrap(), d.get_i32("_id").unwrap()))
+            .collect()
+    };
+    let merged = run(None, None);
+    assert_eq!(merged, run(Some(doc! { "$natural": 1 }), None));
+    assert!(merged.len() > 60, "{}", merged.len());
+    assert_eq!(run(None, Some(7)), merged[..7].to_vec());
+
+    // Only {s: 1} alone can come from the indexes (read backwards); `_id` breaks ties then.
+    let e = explain(&db, doc! { "find": "c", "filter": filter.clone(), "sort": { "s": 1 } });
+    let plan = e.get_document("queryPlanner").unwrap().get_document("winningPlan").unwrap();
+    assert_eq!(stages(plan), vec!["FETCH", "SORT_MERGE"], "{plan}");
+    let merge = plan.get_document("inputStage").unwrap();
+    assert_eq!(merge.get_document("sortPattern").unwrap(), &doc! { "s": 1 });
+    let inputs = merge.get_array("inputStages").unwrap();
+    assert_eq!(inputs.len(), 3);
+    for i in inputs {
+        let i = i.as_document().unwrap();
+        assert_eq!(i.get_str("stage").unwrap(), "IXSCAN", "{i}");
+        assert_eq!(i.get_str("direction").unwrap(), "backward", "{i}");
+    }
+    let mut sorted = c.find(filter.clone()).sort(doc! { "s": 1 }).run().unwrap();
+    let mut last = i32::MIN;
+    let mut n = 0;
+    while let Some(d) = sorted.next() {
+        let s = d.unwrap().get_i32("s").unwrap();
+        assert!(s >= last, "{s} after {last}");
+        last = s;
+        n += 1;
+    }
+    assert_eq!(n, merged.len());
+}

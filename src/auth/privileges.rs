@@ -77,6 +77,7 @@ pub static TABLE: &[(&str, On, &[&str])] = &[
     ("logout", On::PreAuth, &[]),
     ("ping", On::PreAuth, &[]),
     ("planCacheClear", On::Coll, &["planCacheWrite"]),
+    ("profile", On::Db, &["enableProfiler"]),
     ("refreshSessions", On::Authenticated, &[]),
     ("renameCollection", On::Special, &[]),
     ("revokePrivilegesFromRole", On::Db, &["revokeRole"]),

@@ -56,6 +56,9 @@ pub fn list_databases(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let mut dbs = Vec::new();
     let mut total = 0u64;
     let mut names = ctx.shared.store.catalog.databases();
+    // mongod always has `admin` (system.version) and `config` (the sessions collection).
+    names.insert("admin".to_string());
+    names.insert("config".to_string());
     // The oplog lives in `local`, which a replica-set member always lists.
     if ctx.shared.is_replica_set() {
         names.insert("local".to_string());

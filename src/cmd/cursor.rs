@@ -36,14 +36,20 @@ pub fn next_batch(ctx: &mut Ctx, source: &mut CursorSource, max_docs: usize) -> 
     match source {
         CursorSource::Exec(exec) => {
             let batch = exec.next_batch(ctx.store, max_docs, BATCH_BYTES)?;
-            Ok((batch, exec.is_exhausted()))
+            // mongod stops a full batch without looking further, so it learns of the end only
+            // on the next getMore (which drivers count): only a short batch or a met limit
+            // closes the cursor.
+            let done = exec.limit_reached() || (exec.is_exhausted() && batch.len() < max_docs);
+            Ok((batch, done))
         }
         CursorSource::ChangeStream(cs) => {
             let batch = cs.next_batch(ctx.store, max_docs)?;
             Ok((Batch::Docs(batch), cs.is_finished()))
         }
         CursorSource::Pipeline(p) => {
-            p.next_batch(ctx.store, max_docs, BATCH_BYTES).map(|(b, done)| (Batch::Docs(b), done))
+            let (batch, done) = p.next_batch(ctx.store, max_docs, BATCH_BYTES)?;
+            let done = done && batch.len() < max_docs;
+            Ok((Batch::Docs(batch), done))
         }
         CursorSource::Buffered(docs) => {
             let mut out = Vec::new();
@@ -238,6 +244,12 @@ pub fn get_more(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let is_stream = matches!(c.source, CursorSource::ChangeStream(_));
     if let Some(reply) = super::failpoint::get_more_after_checkout(ctx.shared, is_stream) {
         return Ok(reply);
+    }
+    if matches!(&c.source, CursorSource::Exec(e) if e.time_left.is_some()) {
+        if let Some(e) = super::failpoint::max_time_expires(ctx.shared) {
+            ctx.shared.cursors.remove(id);
+            return Err(e);
+        }
     }
     let max_docs = batch_size.or(c.batch_size).unwrap_or(usize::MAX);
     let result =

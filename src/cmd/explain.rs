@@ -109,7 +109,7 @@ fn parse_inner(name: &str, inner: &Document) -> Result<Explained> {
 /// The stage that finds documents.
 fn access_stage(access: &Access, filter: &Document) -> Document {
     if let Access::SortMerge(branches, sort) = access {
-        let inputs: Vec<Document> = branches.iter().map(|b| index_stage(b)).collect();
+        let inputs: Vec<Document> = branches.iter().map(index_stage).collect();
         let pattern: Document = sort
             .fields
             .iter()
@@ -127,7 +127,7 @@ fn access_stage(access: &Access, filter: &Document) -> Document {
     }
     if let Access::Or(branches) = access {
         // mongod's shape: the union of index scans under one FETCH that applies the filter.
-        let inputs: Vec<Document> = branches.iter().map(|b| index_stage(b)).collect();
+        let inputs: Vec<Document> = branches.iter().map(index_stage).collect();
         let mut fetch = doc! { "stage": "FETCH" };
         if !filter.is_empty() {
             fetch.insert("filter", filter.clone());

@@ -241,7 +241,16 @@ pub fn labels_for(code: i32, retryable_write: bool, overrides: Option<&Document>
 /// `maxTimeAlwaysTimeOut`: every command that carries a `maxTimeMS` fails as if its time
 /// ran out (drivers' tests use it to check they pass maxTimeMS through).
 pub fn max_time_always_times_out(shared: &crate::server::Shared, body: &Document) -> Option<MongoError> {
-    if !shared.failpoints.any_active() || !body.contains_key("maxTimeMS") {
+    if !body.contains_key("maxTimeMS") {
+        return None;
+    }
+    max_time_expires(shared)
+}
+
+/// `maxTimeAlwaysTimeOut` for an operation that carries a time limit (a getMore on a cursor
+/// opened with `maxTimeMS`).
+pub fn max_time_expires(shared: &crate::server::Shared) -> Option<MongoError> {
+    if !shared.failpoints.any_active() {
         return None;
     }
     shared.failpoints.fire("maxTimeAlwaysTimeOut", |_| true)?;

@@ -18,6 +18,7 @@ pub mod find_and_modify;
 pub mod format;
 pub mod handshake;
 pub mod index;
+pub mod profile;
 pub mod registry;
 pub mod roles;
 pub mod session;
@@ -143,6 +144,22 @@ pub struct Ctx<'a> {
 /// Runs one command and returns the complete reply document. When a fail point closes the
 /// connection, `conn.close_requested` is set and the reply must not be sent.
 pub fn dispatch(
+    shared: &Arc<Shared>,
+    store: &mut StoreSession,
+    conn: &mut ConnState,
+    req: Request,
+) -> Document {
+    let profiled = profile::begin(shared, &req, &req.name);
+    let Some(pending) = profiled else {
+        return dispatch_command(shared, store, conn, req);
+    };
+    let (db, name) = (req.db.clone(), req.name.clone());
+    let reply = dispatch_command(shared, store, conn, req);
+    profile::finish(shared, store, conn, &db, &name, pending, &reply);
+    reply
+}
+
+fn dispatch_command(
     shared: &Arc<Shared>,
     store: &mut StoreSession,
     conn: &mut ConnState,

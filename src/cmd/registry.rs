@@ -2,8 +2,8 @@
 //! and one line of help. `listCommands` is generated from it.
 
 use super::{
-    admin, auth, catalog, count, cursor, explain, failpoint, find, find_and_modify, handshake, index, roles,
-    session, transaction, users, write, Ctx, Request,
+    admin, auth, catalog, count, cursor, explain, failpoint, find, find_and_modify, handshake, index,
+    profile, roles, session, transaction, users, write, Ctx, Request,
 };
 use crate::error::Result;
 use bson::Document;
@@ -85,6 +85,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("logout", &[], auth::logout, true, "log out the users of a database"),
     cmd("ping", &[], admin::ping, true, "check the server answers"),
     cmd("planCacheClear", &[], explain::plan_cache_clear, false, "forget cached query plans of a collection"),
+    cmd("profile", &[], profile::profile, false, "set or read the database profiler's level"),
     cmd("refreshSessions", &[], session::refresh_sessions, false, "keep logical sessions alive"),
     cmd("renameCollection", &[], catalog::rename_collection, false, "rename a collection"),
     cmd("revokePrivilegesFromRole", &[], roles::revoke_privileges_from_role, false, "remove privileges from a custom role"),

@@ -240,6 +240,11 @@ impl Exec {
         (self.source_done && self.pending.is_empty()) || self.opts.limit == Some(0)
     }
 
+    /// True when the limit has been handed out in full.
+    pub fn limit_reached(&self) -> bool {
+        self.opts.limit == Some(0)
+    }
+
     /// Next matching document with its RecordId, before projection (for write commands).
     pub fn next_match(&mut self, ss: &mut StoreSession) -> Result<Option<(i64, Document)>> {
         match self.next_rec(ss)? {

@@ -331,3 +331,83 @@ fn blocking_sorts_spill_to_disk_with_allow_disk_use() {
     let err = admin.run_command(doc! { "setParameter": 1, "noSuchParameter": 1 }).run().unwrap_err();
     assert_eq!(crate::common::command_error(&err).1, "InvalidOptions");
 }
+
+/// As mongod, a full batch does not look ahead: a cursor whose last documents exactly fill a
+/// batch stays open and the next getMore returns an empty batch with id 0; a short batch or a
+/// met limit closes it at once.
+#[test]
+fn a_full_batch_leaves_the_cursor_open() {
+    let env = common::start();
+    let db = env.db("fullbatch");
+    let coll = db.collection::<Document>("c");
+    coll.insert_many((0..3).map(|i| doc! {"_id": i})).run().expect("insert");
+    let (id, b, _) = find_cmd(&db, doc! {"find": "c", "batchSize": 3});
+    assert_eq!(b.len(), 3);
+    assert_ne!(id, 0, "a full batch does not know it was the last");
+    let (id, b, _) = find_cmd(&db, doc! {"getMore": id, "collection": "c"});
+    assert_eq!((b.len(), id), (0, 0));
+    let (id, b, _) = find_cmd(&db, doc! {"find": "c", "batchSize": 1});
+    assert_ne!(id, 0);
+    assert_eq!(b.len(), 1);
+    let (id2, b, _) = find_cmd(&db, doc! {"getMore": id, "collection": "c", "batchSize": 2});
+    assert_eq!((b.len(), id2), (2, id));
+    let (id3, b, _) = find_cmd(&db, doc! {"getMore": id, "collection": "c", "batchSize": 2});
+    assert_eq!((b.len(), id3), (0, 0));
+    // A short batch closes at once, and so does a limit met by a full batch.
+    let (id, b, _) = find_cmd(&db, doc! {"find": "c", "batchSize": 5});
+    assert_eq!((b.len(), id), (3, 0));
+    let (id, b, _) = find_cmd(&db, doc! {"find": "c", "batchSize": 2, "limit": 2});
+    assert_eq!((b.len(), id), (2, 0));
+    // Aggregation cursors behave the same.
+    let r = db
+        .run_command(doc! {"aggregate": "c", "pipeline": [{"$match": {}}], "cursor": {"batchSize": 3}})
+        .run()
+        .expect("aggregate");
+    assert_ne!(r.get_document("cursor").and_then(|c| c.get_i64("id")).expect("id"), 0, "{r}");
+}
+
+/// `maxTimeAlwaysTimeOut` fails a getMore on a cursor opened with maxTimeMS (50).
+#[test]
+fn max_time_fail_point_reaches_get_more() {
+    let env = common::start();
+    let db = env.db("mtfp");
+    let coll = db.collection::<Document>("c");
+    coll.insert_many((0..10).map(|i| doc! {"_id": i})).run().expect("insert");
+    let (id, _, _) = find_cmd(&db, doc! {"find": "c", "batchSize": 2, "maxTimeMS": 60_000});
+    env.admin_cmd(doc! {"configureFailPoint": "maxTimeAlwaysTimeOut", "mode": "alwaysOn"}).expect("fp on");
+    let r = db.run_command(doc! {"getMore": id, "collection": "c"}).run();
+    env.admin_cmd(doc! {"configureFailPoint": "maxTimeAlwaysTimeOut", "mode": "off"}).expect("fp off");
+    assert_command_error(r, 50, "MaxTimeMSExpired");
+}
+
+/// The profiler writes each operation of a profiled database to `system.profile`.
+#[test]
+fn profiler_records_operations_with_their_comment() {
+    let env = common::start();
+    let db = env.db("prof");
+    let coll = db.collection::<Document>("c");
+    coll.insert_one(doc! {"type": "a"}).run().expect("insert");
+    let r = db.run_command(doc! {"profile": 2}).run().expect("profile 2");
+    assert_eq!(r.get_i32("was"), Ok(0), "{r}");
+    assert_eq!(r.get_i32("slowms"), Ok(100), "{r}");
+    coll.find(doc! {}).comment("foo").run().expect("find").for_each(drop);
+    db.run_command(doc! {"distinct": "c", "key": "type", "comment": "foo"}).run().expect("distinct");
+    let profile = db.collection::<Document>("system.profile");
+    let ns = format!("{}.c", db.name());
+    let n = |f: Document| profile.count_documents(f).run().expect("count");
+    assert_eq!(n(doc! {"ns": &ns, "op": "query", "command.comment": "foo"}), 1);
+    assert_eq!(n(doc! {"ns": &ns, "op": "command", "command.distinct": "c", "command.comment": "foo"}), 1);
+    let r = db.run_command(doc! {"profile": 0}).run().expect("profile 0");
+    assert_eq!(r.get_i32("was"), Ok(2), "{r}");
+    let before = n(doc! {});
+    coll.find(doc! {}).run().expect("find").for_each(drop);
+    assert_eq!(n(doc! {}), before, "profiling is off");
+    let opts = db
+        .run_command(doc! {"listCollections": 1, "filter": {"name": "system.profile"}})
+        .run()
+        .expect("list");
+    let entry = opts.get_document("cursor").and_then(|c| c.get_array("firstBatch")).expect("batch");
+    assert_eq!(entry.len(), 1, "{opts}");
+    let e = db.run_command(doc! {"profile": 5}).run().expect_err("bad level");
+    assert_eq!(common::command_error(&e).0, 2);
+}

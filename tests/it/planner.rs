@@ -629,10 +629,10 @@ fn sorted_or_merges_index_scans() {
         assert_eq!(i.get_str("stage").unwrap(), "IXSCAN", "{i}");
         assert_eq!(i.get_str("direction").unwrap(), "backward", "{i}");
     }
-    let mut sorted = c.find(filter.clone()).sort(doc! { "s": 1 }).run().unwrap();
+    let sorted = c.find(filter.clone()).sort(doc! { "s": 1 }).run().unwrap();
     let mut last = i32::MIN;
     let mut n = 0;
-    while let Some(d) = sorted.next() {
+    for d in sorted {
         let s = d.unwrap().get_i32("s").unwrap();
         assert!(s >= last, "{s} after {last}");
         last = s;

@@ -242,7 +242,8 @@ fn dispatch_command(
                 }
             }
             failpoint::after_command(shared, ctx.conn, spec.name, spec.aliases, takes_wc, &mut reply);
-            if let Some(at) = snapshot_read_time(shared, &req).filter(|_| spec.name != "explain") {
+            let opens_snapshot = !matches!(spec.name, "explain" | "getMore" | "killCursors");
+            if let Some(at) = snapshot_read_time(shared, &req).filter(|_| opens_snapshot) {
                 match reply.get_document_mut("cursor") {
                     Ok(cursor) => {
                         cursor.insert("atClusterTime", at);
@@ -464,7 +465,13 @@ fn check_read_concern(req: &Request, name: &str) -> Result<()> {
     let in_txn = req.body.get("autocommit") == Some(&Bson::Boolean(false));
     match rc.get("level") {
         None => Ok(()),
-        Some(Bson::String(l)) if l == "snapshot" && !in_txn && !SNAPSHOT_READS.contains(&name) => {
+        // Drivers repeat a snapshot session's readConcern on the cursor's getMore/killCursors.
+        Some(Bson::String(l))
+            if l == "snapshot"
+                && !in_txn
+                && !SNAPSHOT_READS.contains(&name)
+                && !matches!(name, "getMore" | "killCursors") =>
+        {
             Err(MongoError::new(
                 ErrorCode::InvalidOptions,
                 format!("Command {name} does not support readConcern level 'snapshot' outside a transaction"),

@@ -228,11 +228,9 @@ pub fn parse_top_level(op: &str, arg: &Bson, ctx: Ctx) -> Option<Result<Expr>> {
         "$text" => Err(MongoError::new(ErrorCode::IndexNotFound, "text index required for $text query")),
         "$expr" if ctx.sub_document => Err(top_only("$expr")),
         "$sampleRate" if ctx.sub_document => Err(top_only("$sampleRate")),
-        "$jsonSchema" if !matches!(arg, Bson::Document(_)) => {
-            Err(MongoError::type_mismatch("$jsonSchema must be an object"))
-        }
         "$expr" => crate::agg::expr::expr_predicate(arg).map(Expr::Doc),
-        "$jsonSchema" | "$sampleRate" => Err(bad_value(format!("{op} is not supported yet"))),
+        "$jsonSchema" => super::json_schema::parse(arg).map(|p| Expr::Doc(std::sync::Arc::new(p))),
+        "$sampleRate" => Err(bad_value(format!("{op} is not supported yet"))),
         // A DBRef's fields queried at the top level are plain equalities.
         "$id" | "$ref" | "$db" => super::ops_comparison::eq_expr(op, arg),
         _ => return None,
@@ -318,7 +316,7 @@ mod tests {
         );
         assert_eq!(err(doc! {"$text": {"$search": "x"}}).0, ErrorCode::IndexNotFound);
         assert!(Matcher::parse(&doc! {"$expr": {"$eq": ["$a", 1]}}).unwrap().matches(&doc! {"a": 1}));
-        assert_eq!(err(doc! {"$jsonSchema": {}}).0, ErrorCode::BadValue);
+        assert!(Matcher::parse(&doc! {"$jsonSchema": {}}).unwrap().matches(&doc! {"a": 1}));
         assert_eq!(err(doc! {"$jsonSchema": 1}).0, ErrorCode::TypeMismatch);
         assert_eq!(
             err(doc! {"a": {"$elemMatch": {"$where": "1"}}}).1,

@@ -148,3 +148,75 @@ fn positional_projection_uses_the_matched_element() {
         .unwrap();
     assert_eq!(d, doc! { "_id": 1, "grades": [87] });
 }
+
+/// `$jsonSchema` as a collection validator and as a query operator.
+#[test]
+fn json_schema_validates_and_queries() {
+    let env = start();
+    let db = env.db("jsonschema");
+    let schema = doc! {
+        "bsonType": "object",
+        "required": ["name", "year"],
+        "properties": {
+            "name": { "bsonType": "string", "description": "must be a string" },
+            "year": { "bsonType": "int", "minimum": 2017, "maximum": 3017 },
+            "gpa": { "bsonType": ["double"] },
+            "address": {
+                "bsonType": "object",
+                "required": ["city"],
+                "properties": { "city": { "bsonType": "string" } },
+            },
+        },
+    };
+    db.run_command(doc! { "create": "students", "validator": { "$jsonSchema": schema.clone() } })
+        .run()
+        .unwrap();
+    let c = db.collection::<mongodb::bson::Document>("students");
+    c.insert_one(doc! { "name": "Alice", "year": 2019, "gpa": 3.5, "address": { "city": "NYC" } })
+        .run()
+        .unwrap();
+    for bad in [
+        doc! { "name": "Bob" },
+        doc! { "name": "Bob", "year": 2000 },
+        doc! { "name": "Bob", "year": 2019, "gpa": 3 },
+        doc! { "name": "Bob", "year": 2019, "address": { "street": "x" } },
+        doc! { "name": 5, "year": 2019 },
+    ] {
+        let e = c.insert_one(bad.clone()).run().unwrap_err();
+        assert_eq!(write_error_code(&e), 121, "{bad}");
+    }
+    assert_eq!(c.count_documents(doc! {}).run().unwrap(), 1);
+
+    let q = db.collection::<mongodb::bson::Document>("q");
+    q.insert_many(vec![
+        doc! { "_id": 1, "x": 1, "tags": ["a", "b"] },
+        doc! { "_id": 2, "x": "one" },
+        doc! { "_id": 3, "tags": ["a", "a"] },
+        doc! { "_id": 4, "x": 2.5, "extra": true },
+    ])
+    .run()
+    .unwrap();
+    let ids = |filter: mongodb::bson::Document| -> Vec<i32> {
+        let mut v: Vec<i32> =
+            q.find(filter).run().unwrap().map(|d| d.unwrap().get_i32("_id").unwrap()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        ids(doc! { "$jsonSchema": { "required": ["x"], "properties": { "x": { "bsonType": "number" } } } }),
+        vec![1, 4]
+    );
+    assert_eq!(
+        ids(doc! { "$jsonSchema": { "properties": { "tags": { "uniqueItems": true } } } }),
+        vec![1, 2, 4]
+    );
+    assert_eq!(
+        ids(
+            doc! { "$jsonSchema": { "properties": { "_id": {}, "x": {}, "tags": {} }, "additionalProperties": false } }
+        ),
+        vec![1, 2, 3]
+    );
+    assert_eq!(ids(doc! { "$jsonSchema": { "not": { "required": ["x"] } }, "_id": { "$gt": 1 } }), vec![3]);
+    let e = q.find(doc! { "$jsonSchema": { "type": "integer" } }).run().map(|_| ()).unwrap_err();
+    assert_eq!(command_error(&e).0, 9, "{e}");
+}

@@ -1,5 +1,5 @@
-//! explain for find, count, distinct, update, delete and findAndModify: the plan the planner
-//! picks, as mongod's stage tree (`queryPlanner`), and with `executionStats` /
+//! explain for find, count, distinct, update, delete, findAndModify and aggregate: the plan
+//! the planner picks, as mongod's stage tree (`queryPlanner`), and with `executionStats` /
 //! `allPlansExecution` the counts from running its read part (writes are not applied).
 
 use super::handshake::SERVER_VERSION;
@@ -230,6 +230,9 @@ pub fn explain(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             format!("Explain failed due to unknown command: {name}"),
         ));
     }
+    if name == "aggregate" {
+        return explain_aggregate(ctx, req, &inner, &verbosity);
+    }
     let e = parse_inner(&name, &inner)?;
     args::check_coll_name(&req.db, &e.coll)?;
     let ns = format!("{}.{}", req.db, e.coll);
@@ -241,6 +244,133 @@ pub fn explain(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     });
     let _collation =
         crate::query::collation::enter_for(inner.get("collation").or(stmt_collation), coll.as_deref())?;
+    let mut reply = explain_query(ctx, &ns, coll, &e, &verbosity)?;
+    finish_reply(ctx, &req.db, inner, &mut reply);
+    Ok(reply)
+}
+
+/// Adds the explained `command` and `serverInfo`, as every explain reply has them.
+fn finish_reply(ctx: &Ctx, db: &str, mut command: Document, reply: &mut Document) {
+    command.insert("$db", db.to_string());
+    reply.insert("command", command);
+    let port = ctx.shared.me.rsplit(':').next().and_then(|p| p.parse::<i32>().ok()).unwrap_or(0);
+    reply.insert(
+        "serverInfo",
+        doc! { "host": ctx.shared.me.clone(), "port": port, "version": SERVER_VERSION, "gitVersion": "secantusdb" },
+    );
+}
+
+/// `explain: {aggregate: ...}`: the view (if any) resolved, then as `aggregate` with
+/// `explain: true` at the verbosity asked.
+fn explain_aggregate(ctx: &mut Ctx, req: &Request, inner: &Document, verbosity: &str) -> Result<Document> {
+    let coll = match inner.get("aggregate") {
+        Some(Bson::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let mut pipeline = match inner.get("pipeline") {
+        Some(Bson::Array(a)) => a.clone(),
+        _ => return Err(MongoError::type_mismatch("'pipeline' must be an array")),
+    };
+    let mut source = format!("{}.{}", req.db, coll.as_deref().unwrap_or("$cmd.aggregate"));
+    if let Some(c) =
+        coll.as_deref().filter(|c| ctx.shared.store.catalog.get(&format!("{}.{c}", req.db)).is_none())
+    {
+        if let Some((base, mut stages)) = super::views::resolve(ctx, &req.db, c)? {
+            source = format!("{}.{base}", req.db);
+            stages.append(&mut pipeline);
+            pipeline = stages;
+        }
+    }
+    let _collation = crate::query::collation::enter_for(
+        inner.get("collation"),
+        coll.as_ref().and_then(|_| ctx.shared.store.collection(&source)).as_deref(),
+    )?;
+    let hint = inner.get("hint").filter(|h| !matches!(h, Bson::Null)).cloned();
+    explain_pipeline(ctx, &req.db, &source, coll.is_some(), &pipeline, hint, verbosity, inner.clone())
+}
+
+/// The explain of a pipeline over `ns`: what the query layer answers (the leading `$match`
+/// stages, then a `$sort` and the `$skip`/`$limit` after it) explained as a find under a
+/// `$cursor` stage, followed by the other stages. A pipeline the query layer answers whole
+/// has the find's shape, as mongod shows it.
+#[allow(clippy::too_many_arguments)]
+pub fn explain_pipeline(
+    ctx: &mut Ctx,
+    db: &str,
+    ns: &str,
+    has_coll: bool,
+    pipeline: &[Bson],
+    hint: Option<Bson>,
+    verbosity: &str,
+    command: Document,
+) -> Result<Document> {
+    let stage_of = |b: &Bson| -> Option<(String, Bson)> {
+        match b {
+            Bson::Document(d) if d.len() == 1 => d.iter().next().map(|(k, v)| (k.clone(), v.clone())),
+            _ => None,
+        }
+    };
+    let mut filters = Vec::new();
+    let mut at = 0;
+    while let Some(("$match", Bson::Document(f))) =
+        pipeline.get(at).and_then(stage_of).as_ref().map(|(k, v)| (k.as_str(), v))
+    {
+        filters.push(f.clone());
+        at += 1;
+    }
+    let filter = match filters.len() {
+        0 => Document::new(),
+        1 => filters.pop().unwrap_or_default(),
+        _ => doc! { "$and": filters },
+    };
+    let mut e =
+        Explained { coll: String::new(), filter, sort: None, projection: None, skip: 0, limit: None, hint };
+    if let Some(("$sort", Bson::Document(sort))) =
+        pipeline.get(at).and_then(stage_of).as_ref().map(|(k, v)| (k.as_str(), v))
+    {
+        e.sort = Some(sort.clone());
+        at += 1;
+        if let Some(("$skip", n)) = pipeline.get(at).and_then(stage_of).as_ref().map(|(k, v)| (k.as_str(), v))
+        {
+            e.skip = crate::query::util::exact_i64(n).filter(|n| *n > 0).unwrap_or(0) as u64;
+            at += 1;
+        }
+        if let Some(("$limit", n)) =
+            pipeline.get(at).and_then(stage_of).as_ref().map(|(k, v)| (k.as_str(), v))
+        {
+            e.limit = crate::query::util::exact_i64(n).filter(|n| *n > 0).map(|n| n as u64);
+            at += 1;
+        }
+    }
+    let rest: Vec<Bson> = pipeline.iter().skip(at).cloned().collect();
+    let mut reply = if has_coll {
+        let coll = ctx.shared.store.catalog.get(ns);
+        let part = explain_query(ctx, ns, coll, &e, verbosity)?;
+        if rest.is_empty() {
+            part
+        } else {
+            let mut cursor = part;
+            cursor.remove("explainVersion");
+            let mut stages = vec![Bson::Document(doc! { "$cursor": cursor })];
+            stages.extend(rest);
+            doc! { "explainVersion": "1", "stages": stages }
+        }
+    } else {
+        doc! { "explainVersion": "1", "stages": pipeline.to_vec() }
+    };
+    finish_reply(ctx, db, command, &mut reply);
+    Ok(reply)
+}
+
+/// The query part of an explain: `explainVersion`, `queryPlanner` and, past the queryPlanner
+/// verbosity, `executionStats` from running the read part.
+fn explain_query(
+    ctx: &mut Ctx,
+    ns: &str,
+    coll: Option<std::sync::Arc<crate::store::catalog::Collection>>,
+    e: &Explained,
+    verbosity: &str,
+) -> Result<Document> {
     Matcher::parse(&e.filter)?;
     let shape =
         multiplan::Shape { filter: &e.filter, sort: e.sort.as_ref(), projection: e.projection.as_ref() };
@@ -250,14 +380,14 @@ pub fn explain(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         None => None,
     };
     let plan = choice.as_ref().map(|c| c.plan.clone());
-    let stage = stage_tree(plan.as_ref(), &e);
+    let stage = stage_tree(plan.as_ref(), e);
     let trials = choice.map(|c| c.trials).unwrap_or_default();
     let rejected: Vec<Bson> =
-        trials.iter().skip(1).map(|t| Bson::Document(stage_tree(Some(&t.plan), &e))).collect();
+        trials.iter().skip(1).map(|t| Bson::Document(stage_tree(Some(&t.plan), e))).collect();
     let mut reply = doc! {
         "explainVersion": "1",
         "queryPlanner": {
-            "namespace": ns.clone(),
+            "namespace": ns,
             "indexFilterSet": false,
             "parsedQuery": e.filter.clone(),
             "maxIndexedOrSolutionsReached": false,
@@ -304,7 +434,7 @@ pub fn explain(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             let all: Vec<Bson> = trials
                 .iter()
                 .map(|t| {
-                    let mut stages = stage_tree(Some(&t.plan), &e);
+                    let mut stages = stage_tree(Some(&t.plan), e);
                     stages.insert("nReturned", t.stats.returned as i64);
                     Bson::Document(doc! {
                         "nReturned": t.stats.returned as i64,
@@ -319,14 +449,6 @@ pub fn explain(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         }
         reply.insert("executionStats", exec_stats);
     }
-    let mut command = inner.clone();
-    command.insert("$db", req.db.clone());
-    reply.insert("command", command);
-    let port = ctx.shared.me.rsplit(':').next().and_then(|p| p.parse::<i32>().ok()).unwrap_or(0);
-    reply.insert(
-        "serverInfo",
-        doc! { "host": ctx.shared.me.clone(), "port": port, "version": SERVER_VERSION, "gitVersion": "secantusdb" },
-    );
     Ok(reply)
 }
 

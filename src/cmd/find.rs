@@ -382,47 +382,25 @@ pub fn aggregate(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     )?;
     let prepared = crate::agg::prepare(&req.db, &pipeline, let_vars.as_ref())?;
     if explain {
-        return Ok(explain_reply(ctx, &source, coll_name.is_some(), &pipeline));
+        let hint = req.body.get("hint").filter(|h| !matches!(h, Bson::Null)).cloned();
+        let mut command = req.body.clone();
+        command.remove("$db");
+        return super::explain::explain_pipeline(
+            ctx,
+            &req.db,
+            &source,
+            coll_name.is_some(),
+            &pipeline,
+            hint,
+            "queryPlanner",
+            command,
+        );
     }
     let source_ns = coll_name.as_ref().map(|_| source.as_str());
     let mut running = crate::agg::open(ctx.store, prepared, source_ns, allow_disk_use)?;
     running.time_left = max_time_ms(req)?;
     let first = batch_size.unwrap_or(DEFAULT_FIRST_BATCH);
     open_cursor(ctx, ns, CursorSource::Pipeline(Box::new(running)), first, None, false)
-}
-
-/// A simple explain: the leading $match as the `$cursor` stage's query plan, then the rest.
-fn explain_reply(ctx: &mut Ctx, ns: &str, has_coll: bool, pipeline: &[Bson]) -> Document {
-    let first_match = pipeline.first().and_then(|s| match s {
-        Bson::Document(d) => d.get_document("$match").ok().cloned(),
-        _ => None,
-    });
-    let filter = first_match.clone().unwrap_or_default();
-    let plan = if has_coll {
-        ctx.shared
-            .store
-            .catalog
-            .get(ns)
-            .and_then(|c| planner::plan(&c, &filter, None, None).ok())
-            .map(|a| a.describe())
-            .unwrap_or_else(|| "EOF".to_string())
-    } else {
-        "EOF".to_string()
-    };
-    let (stage, index) = match plan.split_once(' ') {
-        Some((s, i)) => (s.to_string(), Some(i.to_string())),
-        None => (plan, None),
-    };
-    let mut winning = bson::doc! { "stage": stage.clone() };
-    if let Some(i) = index {
-        winning = bson::doc! { "stage": "FETCH", "inputStage": { "stage": stage, "indexName": i } };
-    }
-    let mut stages = vec![Bson::Document(bson::doc! {
-        "$cursor": { "queryPlanner": { "namespace": ns, "parsedQuery": filter, "winningPlan": winning, "rejectedPlans": [] } }
-    })];
-    let skip = usize::from(first_match.is_some());
-    stages.extend(pipeline.iter().skip(skip).cloned());
-    bson::doc! { "explainVersion": "1", "stages": stages, "serverInfo": { "version": "7.0.0" }, "ok": 1.0 }
 }
 
 /// An `_id` lookup answers `{_id: <plain value>}` exactly: the document needs no second look

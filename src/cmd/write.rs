@@ -113,10 +113,8 @@ pub fn validate_document(
         return Ok(());
     }
     // A validator that is one `$jsonSchema` reports that operator, as mongod's details do.
-    let schema_only = coll
-        .options
-        .get_document("validator")
-        .is_ok_and(|v| v.len() == 1 && v.contains_key("$jsonSchema"));
+    let schema_only =
+        coll.options.get_document("validator").is_ok_and(|v| v.len() == 1 && v.contains_key("$jsonSchema"));
     let operator = if schema_only { "$jsonSchema" } else { "$and" };
     Err(MongoError::new(ErrorCode::DocumentValidationFailure, "Document failed validation").with_info(doc! {
         "errInfo": {

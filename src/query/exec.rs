@@ -267,7 +267,12 @@ impl Exec {
                 self.sort_all(ss)?;
             }
             if self.pending.is_empty() && !self.source_done {
-                self.pull(ss, PULL_CHUNK, 16 * 1024 * 1024)?;
+                // A limit bounds the read-ahead, so `limit: n` examines about n entries.
+                let want = match self.opts.limit {
+                    Some(l) => (l.saturating_add(self.opts.skip)).clamp(1, PULL_CHUNK as u64) as usize,
+                    None => PULL_CHUNK,
+                };
+                self.pull(ss, want, 16 * 1024 * 1024)?;
             }
             if self.pending.is_empty() {
                 self.refill_from_spill()?;

@@ -767,3 +767,50 @@ fn coll_stats_and_index_stats_stages() {
     let res = coll.aggregate(vec![doc! {"$match": {}}, doc! {"$collStats": {}}]).run();
     assert_command_error(res, 40602, "Location40602");
 }
+
+/// explain of an aggregation: the pushed-down `$match` / `$sort` / `$limit` as the find plan
+/// under `$cursor`, then the other stages; a pipeline answered whole by the query layer has
+/// the find's shape; `explain: {aggregate}` takes a verbosity.
+#[test]
+fn aggregate_explain_shows_the_pushed_down_query_plan() {
+    let env = common::start();
+    let db = env.db("aggexplain");
+    let coll = db.collection::<Document>("c");
+    coll.insert_many((0..300).map(|i| doc! {"_id": i, "k": i % 30, "v": i})).run().expect("insert");
+    coll.create_index(mongodb::IndexModel::builder().keys(doc! {"k": 1, "v": -1}).build())
+        .run()
+        .expect("index");
+    let pipeline = vec![
+        Bson::Document(doc! {"$match": {"k": 7}}),
+        Bson::Document(doc! {"$sort": {"v": -1}}),
+        Bson::Document(doc! {"$limit": 3}),
+        Bson::Document(doc! {"$group": {"_id": null, "n": {"$sum": 1}}}),
+    ];
+    let r = db
+        .run_command(doc! {"explain": {"aggregate": "c", "pipeline": pipeline.clone(), "cursor": {}}, "verbosity": "executionStats"})
+        .run()
+        .expect("explain");
+    let stages = r.get_array("stages").expect("stages");
+    assert_eq!(stages.len(), 2, "{r}");
+    let cursor = stages[0].as_document().and_then(|d| d.get_document("$cursor").ok()).expect("$cursor");
+    let winning =
+        cursor.get_document("queryPlanner").and_then(|q| q.get_document("winningPlan")).expect("plan");
+    let text = winning.to_string();
+    assert!(text.contains("IXSCAN") && text.contains("k_1_v_-1"), "{winning}");
+    assert!(!text.contains("\"SORT\""), "the index gives the order: {winning}");
+    let stats = cursor.get_document("executionStats").expect("executionStats");
+    assert_eq!(common::num(stats, "nReturned"), 3, "{stats}");
+    assert!(common::num(stats, "totalKeysExamined") <= 4, "{stats}");
+    assert!(stages[1].as_document().is_some_and(|d| d.contains_key("$group")), "{r}");
+    assert!(r.contains_key("serverInfo") && r.contains_key("command"), "{r}");
+
+    // Fully pushed down: the find shape.
+    let r = db
+        .run_command(doc! {"aggregate": "c", "pipeline": [{"$match": {"k": 3}}], "explain": true})
+        .run()
+        .expect("explain");
+    assert!(!r.contains_key("stages"), "{r}");
+    let plan = r.get_document("queryPlanner").and_then(|q| q.get_document("winningPlan")).expect("plan");
+    assert!(plan.to_string().contains("IXSCAN"), "{plan}");
+    assert!(!r.contains_key("executionStats"), "explain: true is queryPlanner verbosity: {r}");
+}

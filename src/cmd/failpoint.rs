@@ -257,6 +257,14 @@ pub fn max_time_expires(shared: &crate::server::Shared) -> Option<MongoError> {
     Some(MongoError::new(ErrorCode::MaxTimeMSExpired, "operation exceeded time limit"))
 }
 
+/// Whether `elapsed` already used up the command's `maxTimeMS` (0 or none: no limit).
+pub fn max_time_used(body: &Document, elapsed: Duration) -> bool {
+    match number(body.get("maxTimeMS")) {
+        Some(ms) if ms > 0 => elapsed >= Duration::from_millis(ms as u64),
+        _ => false,
+    }
+}
+
 /// Codes after which a driver may resume a change stream (the server labels them
 /// `ResumableChangeStreamError`).
 const RESUMABLE_CHANGE_STREAM_CODES: &[i32] =

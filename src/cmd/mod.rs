@@ -199,7 +199,13 @@ fn dispatch_command(
     if let Some(e) = failpoint::max_time_always_times_out(shared, &req.body) {
         return error_reply(shared, &e);
     }
+    let before = std::time::Instant::now();
     match failpoint::before_command(shared, conn, spec.name, spec.aliases, retryable) {
+        // Time a fail point blocked the command counts against its maxTimeMS, as in mongod.
+        failpoint::Before::Run if failpoint::max_time_used(&req.body, before.elapsed()) => {
+            let err = MongoError::new(ErrorCode::MaxTimeMSExpired, "operation exceeded time limit");
+            return error_reply(shared, &err);
+        }
         failpoint::Before::Run => {}
         failpoint::Before::Close => {
             conn.close_requested = true;

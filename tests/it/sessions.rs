@@ -440,3 +440,31 @@ fn list_local_sessions_shows_the_sessions_in_use() {
     assert!(mine.get_datetime("lastUse").is_ok());
     assert!(mine.get_document("_id").unwrap().get_binary_generic("uid").is_ok_and(|b| b.len() == 32));
 }
+
+/// Time a fail point blocks a command counts against its maxTimeMS: a write blocked past its
+/// limit fails with 50 and is not applied.
+#[test]
+fn blocked_time_counts_against_max_time_ms() {
+    use mongodb::bson::{doc, Document};
+    let env = crate::common::start();
+    let db = env.db("blockmt");
+    env.admin_cmd(doc! {
+        "configureFailPoint": "failCommand",
+        "mode": { "times": 1 },
+        "data": { "failCommands": ["insert"], "blockConnection": true, "blockTimeMS": 200 },
+    })
+    .unwrap();
+    let r = db.run_command(doc! { "insert": "c", "documents": [{ "_id": 1 }], "maxTimeMS": 50 }).run();
+    let e = r.unwrap_err();
+    assert_eq!(crate::common::command_error(&e).0, 50, "{e}");
+    assert_eq!(db.collection::<Document>("c").count_documents(doc! {}).run().unwrap(), 0);
+    // Without a limit the blocked write goes through.
+    env.admin_cmd(doc! {
+        "configureFailPoint": "failCommand",
+        "mode": { "times": 1 },
+        "data": { "failCommands": ["insert"], "blockConnection": true, "blockTimeMS": 20 },
+    })
+    .unwrap();
+    db.run_command(doc! { "insert": "c", "documents": [{ "_id": 2 }] }).run().unwrap();
+    assert_eq!(db.collection::<Document>("c").count_documents(doc! {}).run().unwrap(), 1);
+}

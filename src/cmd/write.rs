@@ -539,9 +539,20 @@ pub fn update(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     super::views::refuse_write(ctx, &req.db, &coll)?;
     let stmts = req.documents("updates")?;
     check_batch_len(stmts.len())?;
-    // Unknown statement fields fail the whole command, as mongod's parser does.
+    // Unknown statement fields fail the whole command, as mongod's parser does, and so does
+    // a pipeline update naming a stage that does not exist.
     for u in &stmts {
         check_stmt_fields("update", "updates", u, UPDATE_STMT_FIELDS)?;
+        if let Some(Bson::Array(stages)) = u.get("u") {
+            for name in stages.iter().filter_map(|s| s.as_document()).filter_map(|d| d.keys().next()) {
+                if !crate::agg::stages::STAGE_NAMES.contains(&name.as_str()) {
+                    return Err(MongoError::new(
+                        ErrorCode::Location40324,
+                        format!("Unrecognized pipeline stage name: '{name}'"),
+                    ));
+                }
+            }
+        }
     }
     let ordered = args::opt_bool(req, "ordered")?.unwrap_or(true);
     let durable = args::journal_required(ctx, req)?;

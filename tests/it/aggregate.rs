@@ -531,6 +531,10 @@ fn pipeline_updates_and_expr_in_find() {
     assert_eq!(got, Some(doc! {"_id": 1, "a": 10, "total": 3}));
     let err = coll.update_one(doc! {}, vec![doc! {"$match": {}}]).run().expect_err("no $match in updates");
     assert_eq!(common::write_error_code(&err), 72);
+    // A stage that does not exist fails the whole command.
+    let err =
+        coll.update_one(doc! {}, vec![doc! {"$invalidOperator": true}]).run().expect_err("unknown stage");
+    assert_eq!(common::command_error(&err).0, 40324, "{err}");
     // $expr in a find filter.
     let found: Vec<Document> = coll
         .find(doc! {"$expr": {"$gt": ["$total", "$a"]}})

@@ -21,6 +21,55 @@ use crate::query::util::{type_name, value_to_string};
 use bson::{doc, Bson, Document};
 use std::sync::Arc;
 
+/// Every stage name mongod knows (whether or not this server runs it).
+pub const STAGE_NAMES: &[&str] = &[
+    "$addFields",
+    "$bucket",
+    "$bucketAuto",
+    "$changeStream",
+    "$changeStreamSplitLargeEvent",
+    "$collStats",
+    "$count",
+    "$currentOp",
+    "$densify",
+    "$documents",
+    "$facet",
+    "$fill",
+    "$geoNear",
+    "$graphLookup",
+    "$group",
+    "$indexStats",
+    "$limit",
+    "$listLocalSessions",
+    "$listSampledQueries",
+    "$listSearchIndexes",
+    "$listSessions",
+    "$lookup",
+    "$match",
+    "$merge",
+    "$out",
+    "$planCacheStats",
+    "$project",
+    "$querySettings",
+    "$queryStats",
+    "$redact",
+    "$replaceRoot",
+    "$replaceWith",
+    "$sample",
+    "$search",
+    "$searchMeta",
+    "$set",
+    "$setWindowFields",
+    "$shardedDataDistribution",
+    "$skip",
+    "$sort",
+    "$sortByCount",
+    "$unionWith",
+    "$unset",
+    "$unwind",
+    "$vectorSearch",
+];
+
 /// Parses one stage (some stages expand into several).
 pub fn parse_stage(name: &str, spec: &Bson, pc: &ParseCtx) -> Result<Vec<Arc<dyn StageSpec>>> {
     let one = |s: Arc<dyn StageSpec>| Ok(vec![s]);

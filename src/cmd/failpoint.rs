@@ -225,6 +225,12 @@ pub fn app_name(conn: &super::ConnState) -> Option<&str> {
     conn.client_metadata.as_ref()?.get_document("application").ok()?.get_str("name").ok()
 }
 
+/// The application name a handshake `hello` carries in its own `client` metadata: fail points
+/// filtered by appName reach the very first hello of a connection too.
+fn handshake_app_name(body: &Document) -> Option<&str> {
+    body.get_document("client").ok()?.get_document("application").ok()?.get_str("name").ok()
+}
+
 /// The labels of a failing command: the fail point's own `errorLabels` when given (they
 /// replace the server's), else `RetryableWriteError` for a retryable code in a retryable write.
 pub fn labels_for(code: i32, retryable_write: bool, overrides: Option<&Document>) -> Vec<String> {
@@ -300,11 +306,12 @@ pub fn before_command(
     command: &str,
     aliases: &[&str],
     retryable_write: bool,
+    body: &Document,
 ) -> Before {
     if !shared.failpoints.any_active() {
         return Before::Run;
     }
-    let app = app_name(conn);
+    let app = app_name(conn).or_else(|| handshake_app_name(body));
     let Some(data) = shared.failpoints.fire("failCommand", |d| {
         let acts = d.get_bool("closeConnection").unwrap_or(false)
             || d.get_bool("blockConnection").unwrap_or(false)

@@ -200,7 +200,7 @@ fn dispatch_command(
         return error_reply(shared, &e);
     }
     let before = std::time::Instant::now();
-    match failpoint::before_command(shared, conn, spec.name, spec.aliases, retryable) {
+    match failpoint::before_command(shared, conn, spec.name, spec.aliases, retryable, &req.body) {
         // Time a fail point blocked the command counts against its maxTimeMS, as in mongod.
         failpoint::Before::Run if failpoint::max_time_used(&req.body, before.elapsed()) => {
             let err = MongoError::new(ErrorCode::MaxTimeMSExpired, "operation exceeded time limit");

@@ -206,3 +206,25 @@ fn list_commands_includes_crud_commands() {
     }
     assert!(cmds.get("noSuchCommandXyz").is_none());
 }
+
+/// A `failCommand` filtered by appName reaches a connection's very first hello, whose
+/// `client` metadata carries the name (drivers' RTT tests rely on it).
+#[test]
+fn app_name_fail_points_reach_the_handshake_hello() {
+    let env = crate::common::start();
+    env.admin_cmd(doc! {
+        "configureFailPoint": "failCommand",
+        "mode": { "times": 1 },
+        "data": { "failCommands": ["hello", "isMaster"], "appName": "hsFail", "errorCode": 2 },
+    })
+    .expect("fail point");
+    let other = raw::command(
+        env.server.addr(),
+        &doc! {"hello": 1, "client": {"application": {"name": "other"}}, "$db": "admin"},
+    );
+    assert!(raw::is_ok(&other), "{other}");
+    let hello = doc! {"hello": 1, "client": {"application": {"name": "hsFail"}}, "$db": "admin"};
+    let failed = raw::command(env.server.addr(), &hello);
+    assert_eq!(failed.get_i32("code"), Ok(2), "{failed}");
+    assert!(raw::is_ok(&raw::command(env.server.addr(), &hello)), "the fail point fired once");
+}

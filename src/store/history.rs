@@ -176,3 +176,42 @@ impl Store {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    #[test]
+    fn reads_never_pass_a_timestamp_still_in_flight() {
+        let store = Store::open(&Config::default()).unwrap();
+        // A writer took a timestamp and has not committed; a later one has.
+        let hole = store.clock.next();
+        let later = store.clock.next();
+        store.clock.release(&[oplog::pack(later)]);
+        let all_committed = store.snapshot_timestamp(None).unwrap().unwrap();
+        assert!(all_committed < oplog::pack(hole) as u64, "the default read time stops before the hole");
+
+        let released = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let (store, released) = (store.clone(), released.clone());
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                released.store(true, Ordering::SeqCst);
+                store.clock.release(&[oplog::pack(hole)]);
+                store.group_commit.committed();
+            })
+        };
+        // Reading at the later time waits for the hole to close.
+        let ts = store.snapshot_timestamp(Some(later)).unwrap();
+        assert_eq!(ts, Some(oplog::pack(later) as u64));
+        assert!(released.load(Ordering::SeqCst));
+        writer.join().unwrap();
+
+        let future = Timestamp { time: later.time + 10, increment: 0 };
+        assert!(store.snapshot_timestamp(Some(future)).is_err());
+        store.shutdown();
+    }
+}

@@ -48,8 +48,7 @@ pub const OPLOG_NS: &str = "local.oplog.rs";
 /// WiredTiger ignores commit timestamps on logged tables, and reads at a past cluster time need
 /// them. Their durability is the oplog's (journaled): recovery re-applies the entries after
 /// the last checkpoint's stable timestamp (`recovery.rs`), as mongod does.
-pub const RECORD_TABLE_CONFIG: &str =
-    "key_format=q,value_format=u,block_compressor=zstd,log=(enabled=false)";
+pub const RECORD_TABLE_CONFIG: &str = "key_format=q,value_format=u,block_compressor=zstd,log=(enabled=false)";
 pub const INDEX_TABLE_CONFIG: &str = "key_format=u,value_format=u,block_compressor=zstd,log=(enabled=false)";
 
 /// The process-wide store. Cheap to share (`Arc<Store>`); each client thread opens its own
@@ -112,9 +111,12 @@ impl Store {
         let catalog = Catalog::load(&session)?;
         let history = history::History::open(&conn)?;
         // New commit timestamps must follow everything recovered, even an emptied oplog's.
-        let recovered = conn.query_timestamp("get=recovery")?.max(conn.query_timestamp("get=stable_timestamp")?);
+        let recovered =
+            conn.query_timestamp("get=recovery")?.max(conn.query_timestamp("get=stable_timestamp")?);
         let last = crate::oplog::last_timestamp(&session)?.map_or(0, |t| crate::oplog::pack(t) as u64);
-        let clock = OplogClock::new(Some(last.max(recovered)).filter(|t| *t > 0).map(|t| crate::oplog::unpack(t as i64)));
+        let clock = OplogClock::new(
+            Some(last.max(recovered)).filter(|t| *t > 0).map(|t| crate::oplog::unpack(t as i64)),
+        );
         drop(session);
         let store = Arc::new(Store {
             conn,
@@ -500,7 +502,11 @@ impl StoreSession {
 
     /// Runs `f` in one transaction whose changes carry the timestamp `ts` and write no oplog
     /// entry (recovery re-applying an entry of the oplog).
-    pub(crate) fn replay(&mut self, ts: bson::Timestamp, f: impl FnOnce(&mut Txn<'_>) -> StoreResult<()>) -> StoreResult<()> {
+    pub(crate) fn replay(
+        &mut self,
+        ts: bson::Timestamp,
+        f: impl FnOnce(&mut Txn<'_>) -> StoreResult<()>,
+    ) -> StoreResult<()> {
         self.wt.begin_transaction("isolation=snapshot")?;
         let mut txn = Txn::new(&self.wt, &self.store);
         txn.timestamped = true;

@@ -78,6 +78,11 @@ pub(super) fn replay_oplog(store: &Arc<Store>) -> StoreResult<u64> {
             ss.build_index(coll, idx)?;
         }
     }
+    if !rebuild.is_empty() {
+        // The rebuilt entries carry no timestamp and are not journaled, and the next recovery
+        // starts after this point: only a checkpoint keeps them.
+        ss.checkpoint()?;
+    }
     if applied > 0 {
         log::info!("recovery: re-applied {applied} oplog entries after timestamp {recovered:#x}");
     }

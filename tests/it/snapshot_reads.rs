@@ -63,7 +63,8 @@ fn reads_at_a_cluster_time_see_the_data_as_it_was() {
         .unwrap();
     let batch = r.get_document("cursor").unwrap().get_array("firstBatch").unwrap();
     assert_eq!(batch[0].as_document().unwrap(), &doc! { "_id": Bson::Null, "n": 2, "v": 3 }, "{r}");
-    let r = db.run_command(doc! { "distinct": "c", "key": "v", "readConcern": snapshot_at(t2) }).run().unwrap();
+    let r =
+        db.run_command(doc! { "distinct": "c", "key": "v", "readConcern": snapshot_at(t2) }).run().unwrap();
     assert_eq!(r.get_array("values").unwrap(), &vec![Bson::Int32(2)], "{r}");
     assert_eq!(r.get("atClusterTime"), Some(&Bson::Timestamp(t2)));
 
@@ -71,10 +72,8 @@ fn reads_at_a_cluster_time_see_the_data_as_it_was() {
     let many: Vec<Document> = (10..20).map(|i| doc! { "_id": i }).collect();
     let t5 = at(&db, doc! { "insert": "c", "documents": many });
     at(&db, doc! { "delete": "c", "deletes": [{ "q": {}, "limit": 0 }] });
-    let r = db
-        .run_command(doc! { "find": "c", "batchSize": 2, "readConcern": snapshot_at(t5) })
-        .run()
-        .unwrap();
+    let r =
+        db.run_command(doc! { "find": "c", "batchSize": 2, "readConcern": snapshot_at(t5) }).run().unwrap();
     let cursor = r.get_document("cursor").unwrap();
     let mut n = cursor.get_array("firstBatch").unwrap().len();
     let id = cursor.get_i64("id").unwrap();
@@ -115,7 +114,10 @@ fn future_and_too_old_cluster_times_are_refused() {
     assert_eq!((code, name.as_str()), (239, "SnapshotTooOld"), "{msg}");
     assert_eq!(
         msg,
-        format!("Read timestamp Timestamp({}, {}) is older than the oldest available timestamp.", t1.time, t1.increment)
+        format!(
+            "Read timestamp Timestamp({}, {}) is older than the oldest available timestamp.",
+            t1.time, t1.increment
+        )
     );
     // The newer time is still readable.
     assert_eq!(find_at(&db, t2).len(), 2);
@@ -143,7 +145,7 @@ fn a_transaction_started_at_a_cluster_time_reads_there() {
     let r = raw::command(
         addr,
         &doc! { "find": "c", "sort": {"_id": 1}, "lsid": l.clone(), "txnNumber": 1i64, "autocommit": false,
-                "startTransaction": true, "readConcern": snapshot_at(t1), "$db": dbname.clone() },
+        "startTransaction": true, "readConcern": snapshot_at(t1), "$db": dbname.clone() },
     );
     assert!(raw::is_ok(&r), "{r}");
     let batch = r.get_document("cursor").unwrap().get_array("firstBatch").unwrap().clone();
@@ -152,7 +154,7 @@ fn a_transaction_started_at_a_cluster_time_reads_there() {
     let r = raw::command(
         addr,
         &doc! { "aggregate": "c", "pipeline": [{"$count": "n"}], "cursor": {}, "lsid": l.clone(),
-                "txnNumber": 1i64, "autocommit": false, "$db": dbname.clone() },
+        "txnNumber": 1i64, "autocommit": false, "$db": dbname.clone() },
     );
     let batch = r.get_document("cursor").unwrap().get_array("firstBatch").unwrap().clone();
     assert_eq!(batch, vec![Bson::Document(doc! { "n": 1 })], "{r}");
@@ -160,16 +162,18 @@ fn a_transaction_started_at_a_cluster_time_reads_there() {
     let r = raw::command(
         addr,
         &doc! { "update": "c", "updates": [{ "q": {"_id": 1}, "u": {"$set": {"v": 9}} }], "lsid": l.clone(),
-                "txnNumber": 1i64, "autocommit": false, "$db": dbname.clone() },
+        "txnNumber": 1i64, "autocommit": false, "$db": dbname.clone() },
     );
     assert_eq!(r.get_i32("code"), Ok(112), "{r}");
-    assert!(r.get_array("errorLabels").is_ok_and(|a| a.contains(&Bson::String("TransientTransactionError".into()))));
+    assert!(r
+        .get_array("errorLabels")
+        .is_ok_and(|a| a.contains(&Bson::String("TransientTransactionError".into()))));
 
     // A snapshot transaction without atClusterTime reads as of its start.
     let r = raw::command(
         addr,
         &doc! { "find": "c", "lsid": l.clone(), "txnNumber": 2i64, "autocommit": false,
-                "startTransaction": true, "readConcern": {"level": "snapshot"}, "$db": dbname.clone() },
+        "startTransaction": true, "readConcern": {"level": "snapshot"}, "$db": dbname.clone() },
     );
     assert_eq!(r.get_document("cursor").unwrap().get_array("firstBatch").unwrap().len(), 2, "{r}");
     at(&db, doc! { "insert": "c", "documents": [{ "_id": 3 }] });
@@ -184,7 +188,7 @@ fn a_transaction_started_at_a_cluster_time_reads_there() {
     let r = raw::command(
         addr,
         &doc! { "find": "c", "lsid": l.clone(), "txnNumber": 3i64, "autocommit": false,
-                "startTransaction": true, "readConcern": snapshot_at(future), "$db": dbname.clone() },
+        "startTransaction": true, "readConcern": snapshot_at(future), "$db": dbname.clone() },
     );
     assert_eq!(r.get_i32("code"), Ok(72), "{r}");
 }
@@ -209,7 +213,10 @@ fn sigkill_loses_no_acknowledged_write_and_history_stays_readable() {
     db.run_command(doc! { "createIndexes": "c", "indexes": [{ "key": {"w": 1}, "name": "w_1" }] })
         .run()
         .unwrap();
-    let t = at(&db, doc! { "insert": "c", "documents": [{ "_id": 1000, "v": 0, "w": 1000 }], "writeConcern": {"j": true} });
+    let t = at(
+        &db,
+        doc! { "insert": "c", "documents": [{ "_id": 1000, "v": 0, "w": 1000 }], "writeConcern": {"j": true} },
+    );
     coll.delete_one(doc! { "_id": 1000 }).write_concern(j).run().unwrap();
     drop(client);
     daemon.kill();
@@ -222,10 +229,8 @@ fn sigkill_loses_no_acknowledged_write_and_history_stays_readable() {
     assert_eq!(coll.count_documents(doc! { "w": -1 }).run().unwrap(), 30);
     assert_eq!(coll.find_one(doc! { "_id": 5 }).run().unwrap(), Some(doc! { "_id": 5, "x": "replaced" }));
     // The index built before the crash answers correctly (it was rebuilt).
-    let r = db
-        .run_command(doc! { "find": "c", "filter": {"w": {"$gte": 290}}, "hint": "w_1" })
-        .run()
-        .unwrap();
+    let r =
+        db.run_command(doc! { "find": "c", "filter": {"w": {"$gte": 290}}, "hint": "w_1" }).run().unwrap();
     let n = r.get_document("cursor").unwrap().get_array("firstBatch").unwrap().len();
     // 290..299 less 293 (its w became -1) and 294 (deleted).
     assert_eq!(n, 8, "{r}");
@@ -235,4 +240,18 @@ fn sigkill_loses_no_acknowledged_write_and_history_stays_readable() {
         .run()
         .unwrap();
     assert_eq!(r.get_document("cursor").unwrap().get_array("firstBatch").unwrap().len(), 1, "{r}");
+
+    // A second crash: the index rebuilt by the first recovery must still be whole.
+    let j = WriteConcern::builder().journal(true).build();
+    coll.insert_one(doc! { "_id": 2000, "v": 0, "w": 2000 }).write_concern(j).run().unwrap();
+    drop(client);
+    let mut daemon = daemon;
+    daemon.kill();
+    let daemon = spawn(dbdir.path(), logdir.path(), "pit3");
+    let client = client_for(&daemon);
+    let db = client.database("pitcrash");
+    let r = db.run_command(doc! { "count": "c", "query": {"w": {"$gte": 0}}, "hint": "w_1" }).run().unwrap();
+    // 300 less 30 deleted, 30 with w -1 and the replaced _id 5, plus _id 2000.
+    assert_eq!(r.get_i32("n"), Ok(240), "{r}");
+    assert_eq!(db.collection::<Document>("c").count_documents(doc! {}).run().unwrap(), 271);
 }

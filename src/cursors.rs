@@ -41,6 +41,8 @@ pub struct ClientCursor {
     pub await_data: bool,
     /// The collation of the statement that opened the cursor; getMores run under it.
     pub collation: Option<Arc<crate::query::collation::Collation>>,
+    /// The read timestamp of a snapshot read (`atClusterTime`); getMores read at it too.
+    pub read_at: Option<u64>,
 }
 
 pub type CursorRef = Arc<Mutex<ClientCursor>>;
@@ -87,6 +89,7 @@ impl CursorManager {
             tailable: false,
             await_data: false,
             collation: crate::query::collation::active(),
+            read_at: crate::store::history::read_at(),
         };
         map.insert(id, Slot { lsid, cursor: Arc::new(Mutex::new(c)) });
         id

@@ -96,6 +96,7 @@ error_codes! {
     OplogOperationUnsupported = 120,
     DocumentValidationFailure = 121,
     NotImplemented = 238,
+    SnapshotTooOld = 239,
     CommandFailed = 125,
     CappedPositionLost = 136,
     IncompatibleServerVersion = 143,

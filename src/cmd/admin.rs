@@ -153,6 +153,7 @@ fn parameters(ctx: &Ctx) -> Document {
         "cursorTimeoutMillis": 600_000i64,
         "internalQueryMaxBlockingSortMemoryUsageBytes": ctx.shared.store.sort_memory_limit.load(std::sync::atomic::Ordering::Relaxed) as i64,
         "logicalSessionTimeoutMinutes": super::handshake::SESSION_TIMEOUT_MINUTES,
+        "minSnapshotHistoryWindowInSeconds": window_secs(ctx),
         "transactionLifetimeLimitSeconds": i32::try_from(ctx.shared.config.transaction_lifetime_secs).unwrap_or(i32::MAX),
         "authenticationMechanisms": ["SCRAM-SHA-1", "SCRAM-SHA-256"],
         "requireApiVersion": false,
@@ -160,7 +161,8 @@ fn parameters(ctx: &Ctx) -> Document {
     }
 }
 
-/// setParameter: the runtime parameters we can change (the blocking-sort memory limit);
+/// setParameter: the runtime parameters we can change (the blocking-sort memory limit, the
+/// snapshot history window);
 /// others are refused as unknown, as mongod refuses parameters it does not have.
 pub fn set_parameter(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     if req.db != "admin" {
@@ -184,6 +186,22 @@ pub fn set_parameter(ctx: &mut Ctx, req: &Request) -> Result<Document> {
                     ctx.shared.store.sort_memory_limit.swap(bytes, std::sync::atomic::Ordering::Relaxed);
                 reply.insert("was", was as i64);
             }
+            "minSnapshotHistoryWindowInSeconds" => {
+                let n = crate::query::util::exact_i64(v)
+                    .and_then(|n| i32::try_from(n).ok())
+                    .ok_or_else(|| MongoError::bad_value(format!("Invalid value for {k}: {v}")))?;
+                if n < 0 {
+                    return Err(MongoError::bad_value(format!(
+                        "Invalid value for parameter {k}: {n} is not greater than or equal to 0"
+                    )));
+                }
+                let was = window_secs(ctx);
+                let history = &ctx.shared.store.history;
+                history.window_secs.store(n as u64, std::sync::atomic::Ordering::Relaxed);
+                // A smaller window drops history at once, not at the next flusher period.
+                ctx.shared.store.advance_history()?;
+                reply.insert("was", was);
+            }
             other => {
                 return Err(MongoError::new(
                     ErrorCode::InvalidOptions,
@@ -201,6 +219,11 @@ pub fn set_parameter(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         ));
     }
     Ok(reply)
+}
+
+fn window_secs(ctx: &Ctx) -> i32 {
+    let secs = ctx.shared.store.history.window_secs.load(std::sync::atomic::Ordering::Relaxed);
+    i32::try_from(secs).unwrap_or(i32::MAX)
 }
 
 pub fn get_parameter(ctx: &mut Ctx, req: &Request) -> Result<Document> {

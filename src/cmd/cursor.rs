@@ -231,6 +231,7 @@ pub fn get_more(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         ));
     };
     let _collation = crate::query::collation::Scope::enter(c.collation.clone());
+    let _read_at = crate::store::history::ReadAt::enter(c.read_at);
     if c.ns != ns {
         return Err(MongoError::new(
             ErrorCode::Unauthorized,

@@ -224,6 +224,14 @@ fn dispatch_command(
             return reply;
         }
     }
+    // A snapshot read outside a transaction reads as of one cluster time and reports it.
+    // A cursor reads at its own snapshot: getMore/killCursors only repeat the readConcern.
+    let continues_cursor = matches!(spec.name, "getMore" | "killCursors");
+    let snapshot = match if continues_cursor { Ok(None) } else { snapshot_read(shared, &req) } {
+        Ok(s) => s,
+        Err(e) => return error_reply(shared, &e),
+    };
+    let read_at = crate::store::history::ReadAt::enter(snapshot.and_then(|s| s.1));
     conn.lsid = info.lsid;
     let mut ctx = Ctx { shared, store, conn };
     let result = match (info.lsid, info.txn_number) {
@@ -234,6 +242,7 @@ fn dispatch_command(
         _ => (spec.handler)(&mut ctx, &req),
     };
     ctx.conn.lsid = None;
+    drop(read_at);
     let takes_wc = WRITE_CONCERN_COMMANDS.contains(&spec.name);
     match result {
         Ok(mut reply) => {
@@ -248,8 +257,7 @@ fn dispatch_command(
                 }
             }
             failpoint::after_command(shared, ctx.conn, spec.name, spec.aliases, takes_wc, &mut reply);
-            let opens_snapshot = !matches!(spec.name, "explain" | "getMore" | "killCursors");
-            if let Some(at) = snapshot_read_time(shared, &req).filter(|_| opens_snapshot) {
+            if let Some((at, _)) = snapshot.filter(|_| spec.name != "explain") {
                 match reply.get_document_mut("cursor") {
                     Ok(cursor) => {
                         cursor.insert("atClusterTime", at);
@@ -443,16 +451,28 @@ const NOT_IN_API_V1_STAGES: &[&str] = &[
 /// The commands that take `readConcern: {level: "snapshot"}` outside a transaction.
 const SNAPSHOT_READS: &[&str] = &["find", "aggregate", "distinct", "explain"];
 
-/// A snapshot read outside a transaction: its reply names the time it read at.
-fn snapshot_read_time(shared: &Shared, req: &Request) -> Option<bson::Timestamp> {
-    let Some(Bson::Document(rc)) = req.body.get("readConcern") else { return None };
+/// A snapshot read outside a transaction: the cluster time its reply names and the read
+/// timestamp it uses (none before anything was written).
+fn snapshot_read(shared: &Shared, req: &Request) -> Result<Option<(bson::Timestamp, Option<u64>)>> {
+    let Some(Bson::Document(rc)) = req.body.get("readConcern") else { return Ok(None) };
     if rc.get_str("level") != Ok("snapshot") || req.body.get("autocommit") == Some(&Bson::Boolean(false)) {
-        return None;
+        return Ok(None);
     }
-    Some(match rc.get("atClusterTime") {
-        Some(Bson::Timestamp(t)) => *t,
-        _ => shared.store.clock.last(),
-    })
+    let ts = shared.store.snapshot_timestamp(at_cluster_time(rc)?)?;
+    let reported = ts.map_or_else(|| shared.store.clock.last(), |t| crate::oplog::unpack(t as i64));
+    Ok(Some((reported, ts)))
+}
+
+/// `readConcern.atClusterTime`, which must be a timestamp.
+pub fn at_cluster_time(rc: &Document) -> Result<Option<bson::Timestamp>> {
+    match rc.get("atClusterTime") {
+        None => Ok(None),
+        Some(Bson::Timestamp(t)) => Ok(Some(*t)),
+        Some(other) => Err(MongoError::type_mismatch(format!(
+            "BSON field 'readConcern.atClusterTime' is the wrong type '{}', expected type 'timestamp'",
+            format::type_name(other)
+        ))),
+    }
 }
 
 /// `readConcern` must name a known level (a single node answers every level itself), and

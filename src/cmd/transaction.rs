@@ -157,8 +157,21 @@ pub fn run(
                     format!("{name} cannot be the first statement of a transaction"),
                 ));
             }
+            let read_ts = match snapshot_timestamp(ctx, req) {
+                Ok(ts) => ts,
+                Err(mut e) => {
+                    // The transaction started and failed at once (its number is used up).
+                    st.txn_number = Some(txn);
+                    st.statements.clear();
+                    st.txn = Transaction::Aborted;
+                    if is_transient(e.code.code()) {
+                        e.labels.push(TRANSIENT.to_string());
+                    }
+                    return Err(e);
+                }
+            };
             let mut store = Box::new(ctx.shared.store.session()?);
-            store.begin_multi(doc! { "lsid": lsid.to_lsid(), "txnNumber": txn })?;
+            store.begin_multi(doc! { "lsid": lsid.to_lsid(), "txnNumber": txn }, read_ts)?;
             st.txn_number = Some(txn);
             st.statements.clear();
             // Replacing an open transaction drops (rolls back) it.
@@ -173,6 +186,17 @@ pub fn run(
         }
         _ => statement(ctx, req, spec, st),
     }
+}
+
+/// A transaction with `readConcern: {level: "snapshot"}` reads as of its `atClusterTime`, or
+/// else as of the all-committed point when it starts (as mongod); other levels read from a
+/// snapshot taken at the first statement's first read.
+fn snapshot_timestamp(ctx: &Ctx, req: &Request) -> Result<Option<u64>> {
+    let Some(Bson::Document(rc)) = req.body.get("readConcern") else { return Ok(None) };
+    if rc.get_str("level") != Ok("snapshot") {
+        return Ok(None);
+    }
+    Ok(ctx.shared.store.snapshot_timestamp(super::at_cluster_time(rc)?)?)
 }
 
 fn commit(ctx: &mut Ctx, req: &Request, st: &mut SessionState) -> Result<Document> {

@@ -326,12 +326,26 @@ fn count_cutoff(session: &Session, max_entries: u64) -> StoreResult<Option<i64>>
 /// `prune`, also removing the oldest entries beyond the newest `max_entries` (0: no count
 /// limit), with their pre-images.
 pub fn prune_bounded(session: &Session, retention_secs: u64, max_entries: u64) -> StoreResult<u64> {
+    match prune_cutoff(session, retention_secs, max_entries)? {
+        Some(limit) => prune_before(session, limit),
+        None => Ok(0),
+    }
+}
+
+/// The key below which entries are past the retention limits, when the oldest entry is.
+pub fn prune_cutoff(session: &Session, retention_secs: u64, max_entries: u64) -> StoreResult<Option<i64>> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let cutoff = now.saturating_sub(retention_secs).min(u32::MAX as u64) as u32;
     let mut limit = pack(Timestamp { time: cutoff, increment: 0 });
     if let Some(k) = count_cutoff(session, max_entries)? {
         limit = limit.max(k);
     }
+    let mut cur = session.open_cursor(OPLOG_TABLE, None)?;
+    Ok((cur.next()? && cur.key_int()? < limit).then_some(limit))
+}
+
+/// Removes the entries with keys below `limit` (and their pre-images), in small transactions.
+pub fn prune_before(session: &Session, limit: i64) -> StoreResult<u64> {
     let mut removed = 0u64;
     loop {
         session.begin_transaction("")?;

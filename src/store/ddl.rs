@@ -287,7 +287,7 @@ impl StoreSession {
 
     /// Fills a new index from the collection's records, in batches of transactions; writers
     /// are held off by the caller's exclusive DDL lock.
-    fn build_index(&mut self, coll: &Collection, idx: &IndexMeta) -> StoreResult<()> {
+    pub(super) fn build_index(&mut self, coll: &Collection, idx: &IndexMeta) -> StoreResult<()> {
         let mut after: Option<i64> = None;
         loop {
             let mut batch: Vec<(i64, Document)> = Vec::new();

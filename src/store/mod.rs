@@ -6,8 +6,10 @@ pub mod catalog;
 pub mod ddl;
 pub mod error;
 pub mod hashed;
+pub mod history;
 pub mod index;
 pub mod keystring;
+pub mod recovery;
 pub mod scan;
 pub mod txn;
 pub mod wildcard;
@@ -42,9 +44,12 @@ pub const PREIMAGES_TABLE: &str = "table:preimages";
 /// The namespace under which clients read the oplog.
 pub const OPLOG_NS: &str = "local.oplog.rs";
 
-/// Config of record tables (documents by RecordId) and index tables.
-pub const RECORD_TABLE_CONFIG: &str = "key_format=q,value_format=u,block_compressor=zstd";
-pub const INDEX_TABLE_CONFIG: &str = "key_format=u,value_format=u,block_compressor=zstd";
+/// Config of record tables (documents by RecordId) and index tables. They are not journaled:
+/// WiredTiger ignores commit timestamps on logged tables, and reads at a past cluster time need
+/// them. Their durability is the oplog's (journaled): recovery re-applies the entries after
+/// the last checkpoint's stable timestamp (`recovery.rs`), as mongod does.
+pub const RECORD_TABLE_CONFIG: &str = "key_format=q,value_format=u,block_compressor=zstd,log=(enabled=false)";
+pub const INDEX_TABLE_CONFIG: &str = "key_format=u,value_format=u,block_compressor=zstd,log=(enabled=false)";
 
 /// The process-wide store. Cheap to share (`Arc<Store>`); each client thread opens its own
 /// `StoreSession`.
@@ -53,6 +58,8 @@ pub struct Store {
     pub path: PathBuf,
     pub catalog: Catalog,
     pub clock: OplogClock,
+    /// The history kept for reads at a past cluster time (WiredTiger's oldest/stable).
+    pub history: history::History,
     /// Identifiers of tables that could not be dropped yet (a cursor still had them open).
     pending_drops: Mutex<Vec<String>>,
     pub group_commit: GroupCommit,
@@ -102,13 +109,21 @@ impl Store {
         session.create(OPLOG_TABLE, "key_format=q,value_format=u,block_compressor=zstd")?;
         session.create(PREIMAGES_TABLE, "key_format=q,value_format=u,block_compressor=zstd")?;
         let catalog = Catalog::load(&session)?;
-        let clock = OplogClock::new(crate::oplog::last_timestamp(&session)?);
+        let history = history::History::open(&conn)?;
+        // New commit timestamps must follow everything recovered, even an emptied oplog's.
+        let recovered =
+            conn.query_timestamp("get=recovery")?.max(conn.query_timestamp("get=stable_timestamp")?);
+        let last = crate::oplog::last_timestamp(&session)?.map_or(0, |t| crate::oplog::pack(t) as u64);
+        let clock = OplogClock::new(
+            Some(last.max(recovered)).filter(|t| *t > 0).map(|t| crate::oplog::unpack(t as i64)),
+        );
         drop(session);
         let store = Arc::new(Store {
             conn,
             path,
             catalog,
             clock,
+            history,
             pending_drops: Mutex::new(Vec::new()),
             group_commit: GroupCommit::default(),
             oplog_view: Arc::new(Collection {
@@ -127,6 +142,7 @@ impl Store {
             _temp: temp,
         });
         store.drop_orphan_tables()?;
+        recovery::replay_oplog(&store)?;
         store.start_flusher(Duration::from_millis(config.journal_flush_ms.max(1)))?;
         Ok(store)
     }
@@ -168,6 +184,9 @@ impl Store {
                             log::warn!("journal flush failed: {e}");
                         }
                         store.retry_pending_drops(&session);
+                        if let Err(e) = store.history.advance(&store.conn, &store.clock) {
+                            log::warn!("moving the snapshot history window failed: {e}");
+                        }
                     }
                     _ => {
                         let _ = session.log_flush("sync=on");
@@ -178,6 +197,11 @@ impl Store {
             .map_err(|e| StoreError::Io(e.to_string()))?;
         *self.background.lock() = Some((tx, handle));
         Ok(())
+    }
+
+    /// Moves the snapshot history window now (the flusher does it every period).
+    pub fn advance_history(&self) -> StoreResult<()> {
+        self.history.advance(&self.conn, &self.clock)
     }
 
     /// Remembers a table to drop once no cursor holds it.
@@ -236,6 +260,10 @@ impl Store {
         }
         if let Ok(session) = self.conn.open_session() {
             self.retry_pending_drops(&session);
+            // Every write has finished: the last checkpoint holds them all (nothing to replay).
+            if let Err(e) = self.advance_history() {
+                log::warn!("moving the stable timestamp failed: {e}");
+            }
             if let Err(e) = session.checkpoint("") {
                 log::warn!("final checkpoint failed: {e}");
             }
@@ -277,12 +305,14 @@ impl Drop for StoreSession {
 
 impl StoreSession {
     /// Opens the WiredTiger transaction of a multi-document transaction: from now on `write`
-    /// and `read` run inside it (its snapshot is taken at its first read or write).
-    pub fn begin_multi(&mut self, oplog_tag: bson::Document) -> StoreResult<()> {
+    /// and `read` run inside it. It reads as of `read_ts` (a snapshot read concern's cluster
+    /// time), else from a snapshot taken at its first read or write.
+    pub fn begin_multi(&mut self, oplog_tag: bson::Document, read_ts: Option<u64>) -> StoreResult<()> {
         if self.multi.is_some() {
             let _ = self.wt.rollback_transaction("");
+            self.multi = None;
         }
-        self.wt.begin_transaction("isolation=snapshot")?;
+        self.begin_read(read_ts)?;
         self.multi = Some(oplog_tag);
         self.multi_oplog.clear();
         self.multi_id = NEXT_MULTI_ID.fetch_add(1, Ordering::Relaxed);
@@ -323,7 +353,17 @@ impl StoreSession {
     /// Deletes oplog entries (and their pre-images) past the retention limits; returns how
     /// many. Run by the reaper.
     pub fn prune_oplog(&mut self, retention_secs: u64, max_entries: u64) -> StoreResult<u64> {
-        crate::oplog::prune_bounded(&self.wt, retention_secs, max_entries)
+        // Recovery replays the entries after the last checkpoint: those must stay. When the
+        // limits want some of them gone, a checkpoint first makes them unnecessary.
+        let Some(cutoff) = crate::oplog::prune_cutoff(&self.wt, retention_secs, max_entries)? else {
+            return Ok(0);
+        };
+        let mut kept = self.store.conn.query_timestamp("get=last_checkpoint")? as i64;
+        if cutoff > kept + 1 {
+            self.checkpoint()?;
+            kept = self.store.conn.query_timestamp("get=last_checkpoint")? as i64;
+        }
+        crate::oplog::prune_before(&self.wt, cutoff.min(kept + 1))
     }
 
     pub fn in_multi(&self) -> bool {
@@ -337,7 +377,12 @@ impl StoreSession {
             return Ok(());
         }
         let mut stamped = Vec::new();
-        let restamped = self.restamp_oplog(&mut stamped);
+        let restamped = self.restamp_oplog(&mut stamped).and_then(|_| match stamped.first() {
+            // One commit timestamp for the whole transaction, its first entry's (the later
+            // entries' timestamps are above it), as mongod gives one to a transaction.
+            Some(first) => Ok(self.wt.set_commit_timestamp(*first as u64)?),
+            None => Ok(()),
+        });
         let result = restamped.and_then(|_| Ok(self.wt.commit_transaction("")?));
         if let Err(e) = result {
             // Needed when re-stamping failed; harmless when the failed commit already ended
@@ -420,6 +465,7 @@ impl StoreSession {
         loop {
             self.wt.begin_transaction("isolation=snapshot")?;
             let mut txn = Txn::new(&self.wt, &self.store);
+            txn.timestamped = true;
             let result = f(&mut txn);
             let taken = std::mem::take(&mut txn.in_flight);
             let result = match result {
@@ -454,20 +500,55 @@ impl StoreSession {
         }
     }
 
+    /// Runs `f` in one transaction whose changes carry the timestamp `ts` and write no oplog
+    /// entry (recovery re-applying an entry of the oplog).
+    pub(crate) fn replay(
+        &mut self,
+        ts: bson::Timestamp,
+        f: impl FnOnce(&mut Txn<'_>) -> StoreResult<()>,
+    ) -> StoreResult<()> {
+        self.wt.begin_transaction("isolation=snapshot")?;
+        let mut txn = Txn::new(&self.wt, &self.store);
+        txn.timestamped = true;
+        txn.replay = Some(ts);
+        match f(&mut txn) {
+            Ok(()) => Ok(self.wt.commit_transaction("")?),
+            Err(e) => {
+                let _ = self.wt.rollback_transaction("");
+                Err(e)
+            }
+        }
+    }
+
     /// Runs `f` inside a snapshot read transaction: every read it makes sees one point in time.
     pub fn read<T>(&mut self, f: impl FnOnce(&Txn<'_>) -> StoreResult<T>) -> StoreResult<T> {
         if self.multi.is_some() {
             return f(&Txn::new(&self.wt, &self.store));
         }
-        self.wt.begin_transaction("isolation=snapshot")?;
+        self.begin_read(history::read_at())?;
         let txn = Txn::new(&self.wt, &self.store);
         let r = f(&txn);
         let _ = self.wt.rollback_transaction("");
         r
     }
 
+    /// Begins a snapshot transaction, reading as of `read_ts` when given.
+    fn begin_read(&mut self, read_ts: Option<u64>) -> StoreResult<()> {
+        self.wt.begin_transaction("isolation=snapshot")?;
+        let Some(ts) = read_ts else { return Ok(()) };
+        let set = self.store.history.check(ts).and_then(|_| Ok(self.wt.set_read_timestamp(ts)?));
+        if let Err(e) = set {
+            let _ = self.wt.rollback_transaction("");
+            // WiredTiger refuses a read timestamp below its oldest: the window moved on.
+            return Err(if self.store.history.oldest() > ts { history::too_old(ts) } else { e });
+        }
+        Ok(())
+    }
+
     /// Takes a WiredTiger checkpoint now.
     pub fn checkpoint(&self) -> StoreResult<()> {
+        // Checkpoints hold the record and index tables as of the stable timestamp.
+        self.store.advance_history()?;
         Ok(self.wt.checkpoint("")?)
     }
 

@@ -23,6 +23,11 @@ pub struct Txn<'a> {
     pub tag: Option<&'a Document>,
     /// Inside a multi-document transaction: the oplog keys it wrote, re-stamped at commit.
     pub logged: Option<&'a mut Vec<i64>>,
+    /// Each change takes its oplog timestamp as its WiredTiger commit timestamp (off inside a
+    /// multi-document transaction, which gets one at commit).
+    pub timestamped: bool,
+    /// Recovery: every change takes this timestamp and its oplog entry already exists.
+    pub replay: Option<Timestamp>,
 }
 
 pub fn encode(doc: &Document) -> StoreResult<Vec<u8>> {
@@ -42,13 +47,39 @@ impl<'a> Txn<'a> {
             in_flight: Vec::new(),
             tag: None,
             logged: None,
+            timestamped: false,
+            replay: None,
         }
+    }
+
+    /// A fresh cluster timestamp for the next change. It becomes the commit timestamp of what
+    /// the transaction writes from now on, so a read at that cluster time sees the change.
+    fn next_ts(&mut self) -> StoreResult<Timestamp> {
+        if let Some(ts) = self.replay {
+            self.s.set_commit_timestamp(oplog::pack(ts) as u64)?;
+            return Ok(ts);
+        }
+        let ts = self.store.clock.next();
+        let packed = oplog::pack(ts);
+        self.in_flight.push(packed);
+        if self.timestamped {
+            self.s.set_commit_timestamp(packed as u64)?;
+        }
+        Ok(ts)
     }
 
     /// Appends an oplog entry built by `make` from a fresh timestamp.
     pub fn log(&mut self, make: impl FnOnce(Timestamp) -> Document) -> StoreResult<()> {
-        let ts = self.store.clock.next();
-        self.in_flight.push(oplog::pack(ts));
+        let ts = self.next_ts()?;
+        self.log_at(ts, make)
+    }
+
+    /// Appends an oplog entry at `ts` (taken by `next_ts` before the change was made).
+    fn log_at(&mut self, ts: Timestamp, make: impl FnOnce(Timestamp) -> Document) -> StoreResult<()> {
+        if self.replay.is_some() {
+            self.last_ts = Some(ts);
+            return Ok(());
+        }
         let mut entry = make(ts);
         if let Some(tag) = self.tag {
             for (k, v) in tag {
@@ -66,6 +97,7 @@ impl<'a> Txn<'a> {
 
     /// Inserts a document (which already has its `_id`); returns its RecordId.
     pub fn insert(&mut self, coll: &Collection, doc: &Document) -> StoreResult<i64> {
+        let ts = self.next_ts()?;
         let bytes = encode(doc)?;
         let rid = coll.alloc_rid();
         let mut newly_multikey = false;
@@ -87,7 +119,7 @@ impl<'a> Txn<'a> {
         self.count_delta += 1;
         let ns = coll.ns.clone();
         let uuid = coll.uuid;
-        self.log(|ts| oplog::entry("i", &ns, Some(uuid), doc.clone(), Some(oplog::id_doc(doc)), ts))?;
+        self.log_at(ts, |ts| oplog::entry("i", &ns, Some(uuid), doc.clone(), Some(oplog::id_doc(doc)), ts))?;
         Ok(rid)
     }
 
@@ -101,6 +133,7 @@ impl<'a> Txn<'a> {
         new: &Document,
         oplog_o: Document,
     ) -> StoreResult<()> {
+        let ts = self.next_ts()?;
         let bytes = encode(new)?;
         let mut newly_multikey = false;
         for idx in &coll.indexes {
@@ -124,14 +157,14 @@ impl<'a> Txn<'a> {
         }
         let ns = coll.ns.clone();
         let uuid = coll.uuid;
-        self.log(|ts| oplog::entry("u", &ns, Some(uuid), oplog_o, Some(oplog::id_doc(old)), ts))?;
+        self.log_at(ts, |ts| oplog::entry("u", &ns, Some(uuid), oplog_o, Some(oplog::id_doc(old)), ts))?;
         self.keep_pre_image(coll, old)
     }
 
     /// Stores `old` under the timestamp of the oplog entry just written, when the collection
     /// has `changeStreamPreAndPostImages` (same transaction, so image and entry go together).
     fn keep_pre_image(&mut self, coll: &Collection, old: &Document) -> StoreResult<()> {
-        if !coll.records_pre_images() {
+        if !coll.records_pre_images() || self.replay.is_some() {
             return Ok(());
         }
         let Some(ts) = self.last_ts else { return Ok(()) };
@@ -141,10 +174,11 @@ impl<'a> Txn<'a> {
     }
 
     pub fn delete(&mut self, coll: &Collection, rid: i64, old: &Document) -> StoreResult<()> {
+        let ts = self.next_ts()?;
         self.remove_record(coll, rid, old)?;
         let ns = coll.ns.clone();
         let uuid = coll.uuid;
-        self.log(|ts| oplog::entry("d", &ns, Some(uuid), oplog::id_doc(old), None, ts))?;
+        self.log_at(ts, |ts| oplog::entry("d", &ns, Some(uuid), oplog::id_doc(old), None, ts))?;
         self.keep_pre_image(coll, old)
     }
 

@@ -191,6 +191,31 @@ impl Connection {
         Ok(Session { raw, conn: Arc::clone(self) })
     }
 
+    /// `WT_CONNECTION::set_timestamp` (e.g. `oldest_timestamp=..,stable_timestamp=..`, hex).
+    pub fn set_timestamp(&self, config: &str) -> WtResult<()> {
+        let config_c = cstring("config", config)?;
+        let st = self.lock();
+        if st.raw.is_null() {
+            return Err(WtError::invalid("connection is closed"));
+        }
+        // SAFETY: open connection (checked under the lock close takes); valid C string.
+        check(unsafe { sys::wts_conn_set_timestamp(st.raw, config_c.as_ptr()) })
+    }
+
+    /// `WT_CONNECTION::query_timestamp` (`get=all_durable`, `get=recovery`, ...); 0 when
+    /// WiredTiger has none.
+    pub fn query_timestamp(&self, config: &str) -> WtResult<u64> {
+        let config_c = cstring("config", config)?;
+        let st = self.lock();
+        if st.raw.is_null() {
+            return Err(WtError::invalid("connection is closed"));
+        }
+        let mut ts = 0u64;
+        // SAFETY: as in set_timestamp; `ts` is a valid out-pointer.
+        check(unsafe { sys::wts_conn_query_timestamp(st.raw, config_c.as_ptr(), &mut ts) })?;
+        Ok(ts)
+    }
+
     /// Closes the connection (a checkpoint is taken unless `config` says
     /// otherwise). Idempotent. Fails with EBUSY while sessions are alive.
     pub fn close(&self, config: &str) -> WtResult<()> {
@@ -300,6 +325,19 @@ impl Session {
     /// Rolls back; WiredTiger resets this session's cursors.
     pub fn rollback_transaction(&self, config: &str) -> WtResult<()> {
         self.call_cfg(config, sys::wts_rollback_transaction)
+    }
+
+    /// Sets the commit timestamp of the running transaction: updates made from now on (and
+    /// those made before any was set) become visible to readers at this timestamp.
+    pub fn set_commit_timestamp(&self, ts: u64) -> WtResult<()> {
+        // SAFETY: open session used from its owning thread.
+        check(unsafe { sys::wts_set_commit_timestamp(self.raw(), ts) })
+    }
+
+    /// Makes the running transaction read as of `ts` (before its first read).
+    pub fn set_read_timestamp(&self, ts: u64) -> WtResult<()> {
+        // SAFETY: open session used from its owning thread.
+        check(unsafe { sys::wts_set_read_timestamp(self.raw(), ts) })
     }
 
     pub fn checkpoint(&self, config: &str) -> WtResult<()> {
@@ -1036,6 +1074,46 @@ mod tests {
         assert!(c.search(Key::Int(42)).unwrap());
         assert_eq!(c.value().unwrap(), b"durable");
         assert!(s.checkpoint("").is_ok());
+    }
+
+    #[test]
+    fn reads_at_a_timestamp_see_the_past() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(dir.path());
+        let s = conn.open_session().unwrap();
+        // WiredTiger ignores commit timestamps on logged tables.
+        s.create("table:t", &format!("{Q_TABLE},log=(enabled=false)")).unwrap();
+        for (ts, v) in [(10u64, &b"ten"[..]), (20, b"twenty")] {
+            s.begin_transaction("").unwrap();
+            s.set_commit_timestamp(ts).unwrap();
+            let mut c = s.open_cursor("table:t", None).unwrap();
+            c.insert(Key::Int(1), v).unwrap();
+            drop(c);
+            s.commit_transaction("").unwrap();
+        }
+        let read_at = |ts: u64| {
+            s.begin_transaction("").unwrap();
+            s.set_read_timestamp(ts).unwrap();
+            let mut c = s.open_cursor("table:t", None).unwrap();
+            let v = if c.search(Key::Int(1)).unwrap() { Some(c.value().unwrap().to_vec()) } else { None };
+            drop(c);
+            s.rollback_transaction("").unwrap();
+            v
+        };
+        assert_eq!(read_at(5), None);
+        assert_eq!(read_at(15).as_deref(), Some(&b"ten"[..]));
+        assert_eq!(read_at(25).as_deref(), Some(&b"twenty"[..]));
+        conn.set_timestamp(&format!("oldest_timestamp={:x},stable_timestamp={:x}", 15, 20)).unwrap();
+        assert_eq!(conn.query_timestamp("get=oldest_timestamp").unwrap(), 15);
+        assert_eq!(conn.query_timestamp("get=all_durable").unwrap(), 20);
+        // Below the oldest timestamp history is gone: the read timestamp is refused.
+        s.begin_transaction("").unwrap();
+        assert!(s.set_read_timestamp(12).is_err());
+        s.rollback_transaction("").unwrap();
+        // A commit at or before the stable timestamp is refused.
+        s.begin_transaction("").unwrap();
+        assert!(s.set_commit_timestamp(20).is_err());
+        s.rollback_transaction("").unwrap();
     }
 
     #[test]

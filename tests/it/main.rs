@@ -22,6 +22,7 @@ mod persistence;
 mod planner;
 mod reaper;
 mod sessions;
+mod snapshot_reads;
 mod transactions;
 mod ttl;
 mod validation;

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <wiredtiger.h>
@@ -107,6 +108,32 @@ wts_open_session(WT_CONNECTION *conn, const char *config, WT_SESSION **sessionp)
 }
 
 int
+wts_conn_set_timestamp(WT_CONNECTION *conn, const char *config)
+{
+    WTS_CALL(conn->set_timestamp(conn, config));
+}
+
+static int
+wts_query_hex(WT_CONNECTION *conn, const char *config, uint64_t *ts)
+{
+    char hex[2 * sizeof(uint64_t) + 1];
+    int ret;
+
+    *ts = 0;
+    if ((ret = conn->query_timestamp(conn, hex, config)) != 0)
+        return (ret);
+    hex[sizeof(hex) - 1] = '\0';
+    *ts = (uint64_t)strtoull(hex, NULL, 16);
+    return (0);
+}
+
+int
+wts_conn_query_timestamp(WT_CONNECTION *conn, const char *config, uint64_t *ts)
+{
+    WTS_CALL(wts_query_hex(conn, config, ts));
+}
+
+int
 wts_session_close(WT_SESSION *session, const char *config)
 {
     WTS_CALL(session->close(session, config));
@@ -158,6 +185,18 @@ int
 wts_log_flush(WT_SESSION *session, const char *config)
 {
     WTS_CALL(session->log_flush(session, config));
+}
+
+int
+wts_set_commit_timestamp(WT_SESSION *session, uint64_t ts)
+{
+    WTS_CALL(session->timestamp_transaction_uint(session, WT_TS_TXN_TYPE_COMMIT, ts));
+}
+
+int
+wts_set_read_timestamp(WT_SESSION *session, uint64_t ts)
+{
+    WTS_CALL(session->timestamp_transaction_uint(session, WT_TS_TXN_TYPE_READ, ts));
 }
 
 int

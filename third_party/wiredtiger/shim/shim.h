@@ -31,6 +31,10 @@ const char *wts_version(void);
 int wts_open(const char *home, const char *config, WT_CONNECTION **connp);
 int wts_conn_close(WT_CONNECTION *conn, const char *config);
 int wts_open_session(WT_CONNECTION *conn, const char *config, WT_SESSION **sessionp);
+/* WT_CONNECTION::set_timestamp, e.g. "oldest_timestamp=1a,stable_timestamp=2b" (hex). */
+int wts_conn_set_timestamp(WT_CONNECTION *conn, const char *config);
+/* WT_CONNECTION::query_timestamp ("get=all_durable", ...), decoded from hex into *ts. */
+int wts_conn_query_timestamp(WT_CONNECTION *conn, const char *config, uint64_t *ts);
 
 /* Session. */
 int wts_session_close(WT_SESSION *session, const char *config);
@@ -42,6 +46,9 @@ int wts_commit_transaction(WT_SESSION *session, const char *config);
 int wts_rollback_transaction(WT_SESSION *session, const char *config);
 int wts_checkpoint(WT_SESSION *session, const char *config);
 int wts_log_flush(WT_SESSION *session, const char *config);
+/* WT_SESSION::timestamp_transaction_uint with WT_TS_TXN_TYPE_COMMIT / WT_TS_TXN_TYPE_READ. */
+int wts_set_commit_timestamp(WT_SESSION *session, uint64_t ts);
+int wts_set_read_timestamp(WT_SESSION *session, uint64_t ts);
 int wts_open_cursor(
   WT_SESSION *session, const char *uri, const char *config, WT_CURSOR **cursorp);
 

@@ -38,6 +38,15 @@ unsafe extern "C" {
         config: *const ::std::os::raw::c_char,
         sessionp: *mut *mut WT_SESSION,
     ) -> ::std::os::raw::c_int;
+    pub fn wts_conn_set_timestamp(
+        conn: *mut WT_CONNECTION,
+        config: *const ::std::os::raw::c_char,
+    ) -> ::std::os::raw::c_int;
+    pub fn wts_conn_query_timestamp(
+        conn: *mut WT_CONNECTION,
+        config: *const ::std::os::raw::c_char,
+        ts: *mut u64,
+    ) -> ::std::os::raw::c_int;
     pub fn wts_session_close(
         session: *mut WT_SESSION,
         config: *const ::std::os::raw::c_char,
@@ -73,6 +82,8 @@ unsafe extern "C" {
         session: *mut WT_SESSION,
         config: *const ::std::os::raw::c_char,
     ) -> ::std::os::raw::c_int;
+    pub fn wts_set_commit_timestamp(session: *mut WT_SESSION, ts: u64) -> ::std::os::raw::c_int;
+    pub fn wts_set_read_timestamp(session: *mut WT_SESSION, ts: u64) -> ::std::os::raw::c_int;
     pub fn wts_open_cursor(
         session: *mut WT_SESSION,
         uri: *const ::std::os::raw::c_char,

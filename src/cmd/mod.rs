@@ -40,6 +40,8 @@ use std::sync::Arc;
 pub struct ConnState {
     pub id: i64,
     pub peer: Option<SocketAddr>,
+    /// The server address the client connected to (authenticationRestrictions' serverAddress).
+    pub local: Option<SocketAddr>,
     pub client_metadata: Option<Document>,
     /// The logical session of the command being run (cursors it opens belong to it).
     pub lsid: Option<sessions::SessionId>,
@@ -59,6 +61,7 @@ impl ConnState {
         ConnState {
             id,
             peer,
+            local: None,
             client_metadata: None,
             lsid: None,
             retry: None,
@@ -214,7 +217,9 @@ pub fn dispatch(
     match result {
         Ok(mut reply) => {
             if spec.name == "listDatabases" {
-                if let Err(e) = crate::auth::filter_list_databases(shared, ctx.store, ctx.conn, &mut reply) {
+                if let Err(e) =
+                    crate::auth::filter_list_databases(shared, ctx.store, ctx.conn, &req, &mut reply)
+                {
                     return error_reply(shared, &e);
                 }
             }

@@ -2,9 +2,9 @@
 //! and the history of its latest retryable write (per statement id, the result to give back
 //! when the statement is retried).
 //!
-//! The retryable-write history lives in memory only (mongod persists it in
-//! `config.transactions`): a retry reaches the original result across reconnections and
-//! across connections, but not across a server restart.
+//! The history is kept here in memory and, durably, in `retry_history` (mongod's
+//! `config.transactions`), so a retry reaches the original result across reconnections,
+//! connections and server restarts.
 
 use crate::store::StoreSession;
 use bson::spec::BinarySubtype;
@@ -157,6 +157,12 @@ impl SessionRegistry {
         let e = map.entry(id).or_insert_with(|| Entry { last_use: Instant::now(), state: Arc::default() });
         e.last_use = Instant::now();
         e.state.clone()
+    }
+
+    /// Puts back a session's history read from disk at start-up (its idle clock starts now).
+    pub fn restore(&self, id: SessionId, txn_number: i64, statements: HashMap<i32, Document>) {
+        let state = SessionState { txn_number: Some(txn_number), statements, txn: Transaction::None };
+        self.map.lock().insert(id, Entry { last_use: Instant::now(), state: Arc::new(Mutex::new(state)) });
     }
 
     /// Forgets a session and its history; true if it existed.

@@ -174,9 +174,14 @@ impl SessionInfo {
 /// The executed statements of the retryable write a connection is running: the session's
 /// history, checked out for the duration of the command.
 pub struct RetryCtx {
+    pub lsid: SessionId,
+    pub txn_number: i64,
     pub statements: HashMap<i32, Document>,
     /// Statement ids answered from the history in this command (mongod's `retriedStmtIds`).
     pub retried: Vec<i32>,
+    /// Statements recorded in this command whose result is not on disk yet (those that
+    /// changed many documents, or whose reply was completed after the write).
+    pub unsaved: Vec<i32>,
 }
 
 /// The statement id of the `i`-th statement of a write command: `stmtIds[i]`, or
@@ -204,11 +209,43 @@ pub fn retried(ctx: &mut Ctx, stmt: i32) -> Option<Document> {
     Some(d)
 }
 
-/// Records a statement's result (no-op outside a retryable write).
+/// Records a statement's result (no-op outside a retryable write); it reaches the disk when
+/// the command ends.
 pub fn record(ctx: &mut Ctx, stmt: i32, result: Document) {
     if let Some(r) = ctx.conn.retry.as_mut() {
         r.statements.insert(stmt, result);
+        r.unsaved.push(stmt);
     }
+}
+
+/// Records a statement whose result its write already stored through `slot`.
+pub fn record_saved(ctx: &mut Ctx, stmt: i32, result: Document) {
+    if let Some(r) = ctx.conn.retry.as_mut() {
+        r.statements.insert(stmt, result);
+    }
+}
+
+/// Where statement `stmt`'s write stores its result, inside a retryable write.
+pub fn slot(ctx: &Ctx, stmt: i32) -> Option<crate::retry_history::Slot> {
+    let r = ctx.conn.retry.as_ref()?;
+    Some(crate::retry_history::Slot { lsid: r.lsid, txn_number: r.txn_number, stmt })
+}
+
+/// Writes the results recorded by `record` to the history table, in one transaction.
+fn save_unsaved(ctx: &mut Ctx, req: &Request, r: &RetryCtx) -> Result<()> {
+    if r.unsaved.is_empty() {
+        return Ok(());
+    }
+    let durable = super::args::journal_required(ctx, req).unwrap_or(false);
+    ctx.store.write(durable, |t| {
+        for stmt in &r.unsaved {
+            if let Some(result) = r.statements.get(stmt) {
+                crate::retry_history::put(t.s, r.lsid, r.txn_number, *stmt, result)?;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(())
 }
 
 /// Called before each statement a retryable write executes (not for those answered from
@@ -282,10 +319,20 @@ pub fn run_retryable(
         ));
     }
     let st: &mut SessionState = &mut st;
-    ctx.conn.retry = Some(RetryCtx { statements: std::mem::take(&mut st.statements), retried: Vec::new() });
-    let result = handler(ctx, req);
+    ctx.conn.retry = Some(RetryCtx {
+        lsid,
+        txn_number: txn,
+        statements: std::mem::take(&mut st.statements),
+        retried: Vec::new(),
+        unsaved: Vec::new(),
+    });
+    let mut result = handler(ctx, req);
     if let Some(r) = ctx.conn.retry.take() {
+        let saved = save_unsaved(ctx, req, &r);
         st.statements = r.statements;
+        if let (Err(e), true) = (saved, result.is_ok()) {
+            result = Err(e);
+        }
     }
     result
 }

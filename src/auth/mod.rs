@@ -250,9 +250,13 @@ pub fn may_kill_cursor(
 /// base64 SHA-256 digest of the owning user's `db.user` name (of "" without a user).
 pub fn session_display(id: crate::sessions::SessionId, users: &[Name]) -> String {
     use base64::Engine;
+    format!("{id} - {}", base64::engine::general_purpose::STANDARD.encode(user_digest(users)))
+}
+
+/// A session's `uid`: the SHA-256 digest of its user's `db.user` name, or of "" without one.
+pub fn user_digest(users: &[Name]) -> Vec<u8> {
     let name = users.first().map(|u| u.id()).unwrap_or_default();
-    let digest = ring::digest::digest(&ring::digest::SHA256, name.as_bytes());
-    format!("{id} - {}", base64::engine::general_purpose::STANDARD.encode(digest.as_ref()))
+    ring::digest::digest(&ring::digest::SHA256, name.as_bytes()).as_ref().to_vec()
 }
 
 pub fn not_authorized(req: &Request) -> MongoError {

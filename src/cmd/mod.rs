@@ -172,7 +172,7 @@ pub fn dispatch(
         Err(e) => return error_reply(shared, &e),
     };
     if let Some(id) = info.lsid {
-        if !shared.sessions.touch(id) {
+        if !shared.sessions.touch(id, &conn.auth.users) {
             let err = MongoError::new(
                 ErrorCode::TooManyLogicalSessions,
                 "Unable to add session into the cache because the number of active sessions is too high",

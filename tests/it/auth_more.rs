@@ -325,3 +325,70 @@ fn authentication_restrictions_are_stored_shown_and_enforced() {
     assert_eq!(wire_login(&env, "far", "pw").1.get_f64("ok"), Ok(1.0));
     assert_eq!(wire_login(&env, "near", "pw").1.get_f64("ok"), Ok(1.0));
 }
+
+/// Opens a cursor in an explicit session of `c`; returns the session and the cursor id.
+fn session_cursor(c: &Client, db: &str) -> (mongodb::sync::ClientSession, i64) {
+    let mut s = c.start_session().run().expect("session");
+    let r = c.database(db).run_command(doc! { "find": "c", "batchSize": 1 }).session(&mut s).run().unwrap();
+    let id = common::path(&r, "cursor.id").as_i64().unwrap();
+    assert_ne!(id, 0);
+    (s, id)
+}
+
+fn alive(c: &Client, s: &mut mongodb::sync::ClientSession, db: &str, id: i64) -> bool {
+    let cmd = doc! { "getMore": id, "collection": "c", "batchSize": 1 };
+    match c.database(db).run_command(cmd).session(s).run() {
+        Ok(_) => true,
+        Err(e) => {
+            assert_eq!(common::command_error(&e).0, 43, "{e}");
+            false
+        }
+    }
+}
+
+#[test]
+fn kill_sessions_by_user_and_role_patterns() {
+    let env = start_auth();
+    let admin = root(&env);
+    let db = common::unique_name("killpat");
+    let docs: Vec<Document> = (0..20).map(|i| doc! { "_id": i }).collect();
+    admin.database(&db).collection::<Document>("c").insert_many(docs).run().unwrap();
+    create_user(
+        &admin,
+        "admin",
+        "reader",
+        "pw-r",
+        Bson::Array(vec![Bson::Document(doc! { "role": "read", "db": &db })]),
+    );
+    let rw = Bson::Array(vec![Bson::Document(doc! { "role": "readWrite", "db": &db })]);
+    create_user(&admin, "admin", "writer", "pw-w", rw);
+    let reader = login(&env.server, "reader", "pw-r", "admin", None);
+    let writer = login(&env.server, "writer", "pw-w", "admin", None);
+
+    let (mut rs, rid) = session_cursor(&reader, &db);
+    let (mut ws, wid) = session_cursor(&writer, &db);
+    let a = admin.database("admin");
+    // A role pattern: only the writer holds readWrite.
+    let pattern = doc! { "killAllSessionsByPattern": [{ "roles": [{ "role": "readWrite", "db": &db }] }] };
+    assert_ok(&a.run_command(pattern).run().unwrap());
+    assert!(!alive(&writer, &mut ws, &db, wid), "the writer's session was killed");
+    assert!(alive(&reader, &mut rs, &db, rid), "the reader's session was not");
+    // A users pattern, and killAllSessions with a user list.
+    let (mut ws, wid) = session_cursor(&writer, &db);
+    let pattern = doc! { "killAllSessionsByPattern": [{ "users": [{ "user": "reader", "db": "admin" }] }] };
+    assert_ok(&a.run_command(pattern).run().unwrap());
+    assert!(!alive(&reader, &mut rs, &db, rid));
+    assert!(alive(&writer, &mut ws, &db, wid));
+    assert_ok(
+        &a.run_command(doc! { "killAllSessions": [{ "user": "writer", "db": "admin" }] }).run().unwrap(),
+    );
+    assert!(!alive(&writer, &mut ws, &db, wid));
+    let bad = a.run_command(doc! { "killAllSessionsByPattern": [{ "nobody": 1 }] }).run();
+    assert_command_error(bad, 40415, "Location40415");
+    // Only killAnySession may do this.
+    assert_command_error(
+        reader.database("admin").run_command(doc! { "killAllSessions": [] }).run(),
+        13,
+        "Unauthorized",
+    );
+}

@@ -376,7 +376,7 @@ pub fn start_session(ctx: &mut Ctx, _req: &Request) -> Result<Document> {
 /// Ends sessions: their cursors are killed and their history forgotten. Unknown ids are
 /// ignored, as mongod does.
 pub fn end_sessions(ctx: &mut Ctx, req: &Request) -> Result<Document> {
-    let ids = lsid_array(req)?;
+    let ids = own_sessions(ctx, lsid_array(req)?, false)?;
     ctx.shared.sessions.abort_transactions(&ids);
     for id in &ids {
         ctx.shared.sessions.end(*id);
@@ -396,10 +396,28 @@ pub fn refresh_sessions(ctx: &mut Ctx, req: &Request) -> Result<Document> {
 /// runs on its own connection thread). The session itself and its retryable-write history
 /// stay, as on mongod.
 pub fn kill_sessions(ctx: &mut Ctx, req: &Request) -> Result<Document> {
-    let ids = lsid_array(req)?;
+    let ids = own_sessions(ctx, lsid_array(req)?, true)?;
     ctx.shared.sessions.abort_transactions(&ids);
     ctx.shared.cursors.kill_sessions(&ids);
     Ok(Document::new())
+}
+
+/// With `--auth`, the sessions of `ids` this connection's users created (mongod tells
+/// sessions apart by their user, so another user's lsid names a different session); with
+/// `any_if_allowed`, every one for a user holding `killAnySession`.
+fn own_sessions(ctx: &mut Ctx, ids: Vec<SessionId>, any_if_allowed: bool) -> Result<Vec<SessionId>> {
+    if !ctx.shared.config.auth {
+        return Ok(ids);
+    }
+    if any_if_allowed {
+        let r = crate::auth::resolved(ctx.shared, ctx.store, ctx.conn)?;
+        if r.privileges.allows(&crate::auth::roles::Resource::Cluster, "killAnySession") {
+            return Ok(ids);
+        }
+    }
+    let (shared, conn) = (ctx.shared, &*ctx.conn);
+    let mine = shared.sessions.owned(|o| crate::auth::coauthorized(shared, conn, o));
+    Ok(ids.into_iter().filter(|id| mine.contains(id)).collect())
 }
 
 /// Aborts the transactions and kills the cursors of these sessions.

@@ -392,3 +392,30 @@ fn kill_sessions_by_user_and_role_patterns() {
         "Unauthorized",
     );
 }
+
+#[test]
+fn users_kill_and_end_only_their_own_sessions() {
+    let env = start_auth();
+    let admin = root(&env);
+    let db = common::unique_name("ownsess");
+    let docs: Vec<Document> = (0..20).map(|i| doc! { "_id": i }).collect();
+    admin.database(&db).collection::<Document>("c").insert_many(docs).run().unwrap();
+    let read = Bson::Array(vec![Bson::Document(doc! { "role": "read", "db": &db })]);
+    create_user(&admin, "admin", "ann", "pw-a", read.clone());
+    create_user(&admin, "admin", "ben", "pw-b", read);
+    let ann = login(&env.server, "ann", "pw-a", "admin", None);
+    let ben = login(&env.server, "ben", "pw-b", "admin", None);
+    let (mut s, id) = session_cursor(&ann, &db);
+    let lsid = s.id().clone();
+    for how in ["killSessions", "endSessions"] {
+        assert_ok(&ben.database("admin").run_command(doc! { how: [lsid.clone()] }).run().unwrap());
+        assert!(alive(&ann, &mut s, &db, id), "{how} by another user leaves the session alone");
+    }
+    assert_ok(&ann.database("admin").run_command(doc! { "killSessions": [lsid.clone()] }).run().unwrap());
+    assert!(!alive(&ann, &mut s, &db, id), "the owner kills its own session");
+    // killAnySession (root) kills anyone's.
+    let (mut s, id) = session_cursor(&ann, &db);
+    let lsid = s.id().clone();
+    assert_ok(&admin.database("admin").run_command(doc! { "killSessions": [lsid] }).run().unwrap());
+    assert!(!alive(&ann, &mut s, &db, id));
+}

@@ -46,6 +46,17 @@ impl Slot {
     }
 }
 
+/// Stores the same `result` for every slot (an insert batch) through one cursor.
+pub fn put_all(t: &Txn<'_>, slots: &[Slot], result: &Document) -> StoreResult<()> {
+    let Some(first) = slots.first() else { return Ok(()) };
+    let mut cur = t.s.open_cursor(TABLE, None)?;
+    let value = encode(&doc! { "txnNumber": first.txn_number, "result": result })?;
+    for s in slots {
+        cur.insert(Key::Bytes(&key(s.lsid, s.stmt)), &value)?;
+    }
+    Ok(())
+}
+
 pub fn put(s: &Session, lsid: SessionId, txn_number: i64, stmt: i32, result: &Document) -> StoreResult<()> {
     let mut cur = s.open_cursor(TABLE, None)?;
     let value = encode(&doc! { "txnNumber": txn_number, "result": result })?;

@@ -225,10 +225,7 @@ pub fn insert(ctx: &mut Ctx, req: &Request) -> Result<Document> {
                 validate_document(c, d, None, bypass)?;
                 t.insert(c, d)?;
             }
-            for s in &slots {
-                s.put(t, &empty)?;
-            }
-            Ok(())
+            crate::retry_history::put_all(t, &slots, &empty)
         });
         match grouped {
             Ok(_) => {

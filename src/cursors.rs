@@ -1,6 +1,7 @@
 //! Open client cursors, by id. A cursor holds an executor positioned between batches; it is
 //! not tied to the connection that opened it (drivers may send getMore on another one).
 
+use crate::auth::roles::Resource;
 use crate::auth::users::Name;
 use crate::query::exec::Exec;
 use crate::sessions::SessionId;
@@ -53,6 +54,8 @@ struct Slot {
     /// The users authenticated on the connection that opened the cursor (mongod associates
     /// each cursor with them; with `--auth` only they may continue or kill it).
     owners: Vec<Name>,
+    /// The privileges the opening command was authorized by.
+    privileges: Vec<(Resource, String)>,
     cursor: CursorRef,
 }
 
@@ -62,6 +65,7 @@ pub struct Owner {
     pub ns: Option<String>,
     pub lsid: Option<SessionId>,
     pub users: Vec<Name>,
+    pub privileges: Vec<(Resource, String)>,
 }
 
 #[derive(Default)]
@@ -100,14 +104,18 @@ impl CursorManager {
             await_data: false,
             collation: crate::query::collation::active(),
         };
-        map.insert(id, Slot { lsid, owners: Vec::new(), cursor: Arc::new(Mutex::new(c)) });
+        map.insert(
+            id,
+            Slot { lsid, owners: Vec::new(), privileges: Vec::new(), cursor: Arc::new(Mutex::new(c)) },
+        );
         id
     }
 
-    /// Records the users that opened cursor `id`.
-    pub fn set_owners(&self, id: i64, users: Vec<Name>) {
+    /// Records the users that opened cursor `id` and the privileges that let them.
+    pub fn set_owners(&self, id: i64, users: Vec<Name>, privileges: Vec<(Resource, String)>) {
         if let Some(s) = self.map.lock().get_mut(&id) {
             s.owners = users;
+            s.privileges = privileges;
         }
     }
 
@@ -116,7 +124,7 @@ impl CursorManager {
         let map = self.map.lock();
         let s = map.get(&id)?;
         let ns = s.cursor.try_lock().map(|c| c.ns.clone());
-        Some(Owner { ns, lsid: s.lsid, users: s.owners.clone() })
+        Some(Owner { ns, lsid: s.lsid, users: s.owners.clone(), privileges: s.privileges.clone() })
     }
 
     pub fn get(&self, id: i64) -> Option<CursorRef> {

@@ -118,6 +118,9 @@ pub struct Resolved {
 pub struct ConnAuth {
     pub users: Vec<Name>,
     pub conversation: Option<Pending>,
+    /// The privileges the running command was authorized by: a cursor it opens keeps them,
+    /// and each getMore checks them again (mongod's originating privileges).
+    pub checked: Vec<(Resource, String)>,
     cache: Option<(u64, Arc<Resolved>)>,
 }
 
@@ -227,6 +230,20 @@ pub fn coauthorized(shared: &Shared, conn: &ConnState, owners: &[Name]) -> bool 
     !shared.config.auth || owners.is_empty() || owners.iter().any(|o| conn.auth.users.contains(o))
 }
 
+/// getMore: the connection must still hold the privileges the cursor was opened with.
+pub fn may_continue(
+    shared: &Shared,
+    store: &mut StoreSession,
+    conn: &mut ConnState,
+    privileges: &[(Resource, String)],
+) -> Result<bool> {
+    if !shared.config.auth || privileges.is_empty() {
+        return Ok(true);
+    }
+    let r = resolved(shared, store, conn)?;
+    Ok(privileges.iter().all(|(res, action)| r.privileges.allows(res, action)))
+}
+
 /// killCursors: a user may kill the cursors it opened, and any cursor with `killAnyCursor` on
 /// the cluster or on the cursor's namespace.
 pub fn may_kill_cursor(
@@ -275,6 +292,7 @@ pub fn check(
     pre_auth: bool,
     req: &Request,
 ) -> Result<()> {
+    conn.auth.checked.clear();
     if !shared.config.auth || pre_auth {
         return Ok(());
     }
@@ -302,7 +320,11 @@ pub fn check(
     let r = resolved(shared, store, conn)?;
     let ok = match need {
         Need::Nothing => true,
-        Need::All(v) => v.iter().all(|(res, action)| r.privileges.allows(res, action)),
+        Need::All(v) => {
+            let ok = v.iter().all(|(res, action)| r.privileges.allows(res, action));
+            conn.auth.checked = v;
+            ok
+        }
         Need::ListDatabases { must_have_action } => {
             !must_have_action || r.privileges.allows(&Resource::Cluster, "listDatabases")
         }

@@ -57,7 +57,7 @@ pub static TABLE: &[(&str, On, &[&str])] = &[
     ("fsync", On::Cluster, &["fsync"]),
     ("getCmdLineOpts", On::Cluster, &["getCmdLineOpts"]),
     ("getLog", On::Cluster, &["getLog"]),
-    ("getMore", On::Special, &["find"]),
+    ("getMore", On::Authenticated, &[]),
     ("getParameter", On::Cluster, &["getParameter"]),
     ("grantPrivilegesToRole", On::Db, &["grantRole"]),
     ("grantRolesToRole", On::Special, &["grantRole"]),
@@ -170,7 +170,6 @@ fn special(name: &str, req: &Request) -> Need {
             }
             all(v)
         }
-        "getMore" => all(vec![(coll_of(req, "collection"), "find")]),
         "explain" => match body.get("explain") {
             Some(Bson::Document(inner)) => {
                 let inner_name = inner.keys().next().cloned().unwrap_or_default();

@@ -122,7 +122,7 @@ pub fn open_cursor_full(
             ctx.conn.id,
             ctx.conn.lsid,
         );
-        ctx.shared.cursors.set_owners(id, ctx.conn.auth.users.clone());
+        ctx.shared.cursors.set_owners(id, ctx.conn.auth.users.clone(), ctx.conn.auth.checked.clone());
         if let (Some(await_data), Some(c)) = (tailable, ctx.shared.cursors.get(id)) {
             let mut c = c.lock();
             c.tailable = true;
@@ -246,6 +246,12 @@ pub fn get_more(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         return Err(MongoError::new(
             ErrorCode::Unauthorized,
             format!("cursor id {id} was not created by the authenticated user"),
+        ));
+    }
+    if !crate::auth::may_continue(ctx.shared, ctx.store, ctx.conn, &owner.privileges)? {
+        return Err(MongoError::new(
+            ErrorCode::Unauthorized,
+            format!("not authorized for getMore with cursor id {id}"),
         ));
     }
     let Some(mut c) = cursor.try_lock() else {

@@ -419,3 +419,54 @@ fn users_kill_and_end_only_their_own_sessions() {
     assert_ok(&admin.database("admin").run_command(doc! { "killSessions": [lsid] }).run().unwrap());
     assert!(!alive(&ann, &mut s, &db, id));
 }
+
+#[test]
+fn get_more_needs_the_privileges_the_cursor_was_opened_with() {
+    let env = start_auth();
+    let admin = root(&env);
+    let db = common::unique_name("origin");
+    for c in ["a", "b", "c"] {
+        admin.database(&db).create_collection(c).run().unwrap();
+    }
+    let docs: Vec<Document> = (0..5).map(|i| doc! { "_id": i }).collect();
+    admin.database(&db).collection::<Document>("a").insert_many(docs).run().unwrap();
+    let r = admin
+        .database("admin")
+        .run_command(doc! {
+            "createRole": "findAB",
+            "privileges": [
+                { "resource": { "db": &db, "collection": "a" }, "actions": ["find"] },
+                { "resource": { "db": &db, "collection": "b" }, "actions": ["find"] },
+            ],
+            "roles": [],
+        })
+        .run();
+    assert_ok(&r.unwrap());
+    create_user(&admin, "admin", "finder", "pw", Bson::Array(vec!["findAB".into()]));
+    let finder = login(&env.server, "finder", "pw", "admin", None);
+    let d = finder.database(&db);
+    let mut s = finder.start_session().run().unwrap();
+
+    // A listCollections cursor of a user without listCollections continues (its opening
+    // needed nothing more than authentication).
+    let cmd = doc! { "listCollections": 1, "nameOnly": true, "authorizedCollections": true, "cursor": { "batchSize": 1 } };
+    let r = d.run_command(cmd).session(&mut s).run().unwrap();
+    let id = common::path(&r, "cursor.id").as_i64().unwrap();
+    assert_ne!(id, 0);
+    let more = doc! { "getMore": id, "collection": "$cmd.listCollections" };
+    let r = d.run_command(more).session(&mut s).run().unwrap();
+    assert_eq!(common::path(&r, "cursor.nextBatch").as_array().map(Vec::len), Some(1), "{r}");
+
+    // A find cursor stops when its privilege is revoked.
+    let r = d.run_command(doc! { "find": "a", "batchSize": 1 }).session(&mut s).run().unwrap();
+    let id = common::path(&r, "cursor.id").as_i64().unwrap();
+    let more = doc! { "getMore": id, "collection": "a", "batchSize": 1 };
+    d.run_command(more.clone()).session(&mut s).run().expect("still allowed");
+    let revoke = doc! {
+        "revokePrivilegesFromRole": "findAB",
+        "privileges": [{ "resource": { "db": &db, "collection": "a" }, "actions": ["find"] }],
+    };
+    assert_ok(&admin.database("admin").run_command(revoke).run().unwrap());
+    let msg = assert_command_error(d.run_command(more).session(&mut s).run(), 13, "Unauthorized");
+    assert_eq!(msg, format!("not authorized for getMore with cursor id {id}"));
+}

@@ -1,6 +1,8 @@
 //! Open client cursors, by id. A cursor holds an executor positioned between batches; it is
 //! not tied to the connection that opened it (drivers may send getMore on another one).
 
+use crate::auth::roles::Resource;
+use crate::auth::users::Name;
 use crate::query::exec::Exec;
 use crate::sessions::SessionId;
 use bson::Document;
@@ -47,11 +49,25 @@ pub struct ClientCursor {
 
 pub type CursorRef = Arc<Mutex<ClientCursor>>;
 
-/// A registered cursor with its owning session kept outside the cursor's own lock, so the
-/// owner can be read while a getMore holds the cursor.
+/// A registered cursor with its owning session and users kept outside the cursor's own lock,
+/// so the owner can be read while a getMore holds the cursor.
 struct Slot {
     lsid: Option<SessionId>,
+    /// The users authenticated on the connection that opened the cursor (mongod associates
+    /// each cursor with them; with `--auth` only they may continue or kill it).
+    owners: Vec<Name>,
+    /// The privileges the opening command was authorized by.
+    privileges: Vec<(Resource, String)>,
     cursor: CursorRef,
+}
+
+/// Who a cursor belongs to.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    pub ns: Option<String>,
+    pub lsid: Option<SessionId>,
+    pub users: Vec<Name>,
+    pub privileges: Vec<(Resource, String)>,
 }
 
 #[derive(Default)]
@@ -91,8 +107,27 @@ impl CursorManager {
             collation: crate::query::collation::active(),
             read_at: crate::store::history::read_at(),
         };
-        map.insert(id, Slot { lsid, cursor: Arc::new(Mutex::new(c)) });
+        map.insert(
+            id,
+            Slot { lsid, owners: Vec::new(), privileges: Vec::new(), cursor: Arc::new(Mutex::new(c)) },
+        );
         id
+    }
+
+    /// Records the users that opened cursor `id` and the privileges that let them.
+    pub fn set_owners(&self, id: i64, users: Vec<Name>, privileges: Vec<(Resource, String)>) {
+        if let Some(s) = self.map.lock().get_mut(&id) {
+            s.owners = users;
+            s.privileges = privileges;
+        }
+    }
+
+    /// The session and users of cursor `id`, and its namespace unless a getMore holds it.
+    pub fn owner(&self, id: i64) -> Option<Owner> {
+        let map = self.map.lock();
+        let s = map.get(&id)?;
+        let ns = s.cursor.try_lock().map(|c| c.ns.clone());
+        Some(Owner { ns, lsid: s.lsid, users: s.owners.clone(), privileges: s.privileges.clone() })
     }
 
     pub fn get(&self, id: i64) -> Option<CursorRef> {

@@ -199,6 +199,8 @@ error_codes! {
     Location50768 = 50768,
     Location50889 = 50889,
     Location50911 = 50911,
+    Location50737 = 50737,
+    Location50738 = 50738,
     Location40239 = 40239,
     Location40240 = 40240,
     Location40241 = 40241,

@@ -14,6 +14,7 @@ pub mod net;
 pub mod oplog;
 pub mod query;
 pub mod reaper;
+pub mod retry_history;
 pub mod server;
 pub mod sessions;
 pub mod store;

@@ -62,6 +62,11 @@ impl Shared {
         let expired = self.sessions.reap(now);
         if !expired.is_empty() {
             let k = self.cursors.kill_sessions(&expired);
+            let forgotten =
+                self.store.session().and_then(|mut ss| crate::retry_history::forget(&mut ss, &expired));
+            if let Err(e) = forgotten {
+                log::warn!("cannot remove the retryable-write history of expired sessions: {e}");
+            }
             log::debug!("expired {} idle sessions ({k} cursors)", expired.len());
         }
         expired.len()
@@ -179,6 +184,8 @@ impl Server {
 
     pub fn start(config: Config) -> Result<Server, StartError> {
         let store = Store::open(&config).map_err(StartError::Store)?;
+        let sessions = SessionRegistry::default();
+        crate::retry_history::open(&store, &sessions).map_err(StartError::Store)?;
         let (std_listener, addr) = listener::bind(&config.host, config.port).map_err(StartError::Bind)?;
         let host = match &config.advertised_host {
             Some(h) => h.clone(),
@@ -195,7 +202,7 @@ impl Server {
             config,
             store,
             cursors: CursorManager::default(),
-            sessions: SessionRegistry::default(),
+            sessions,
             failpoints: FailPoints::default(),
             stats: Stats::default(),
             started: Instant::now(),

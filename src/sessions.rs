@@ -2,10 +2,11 @@
 //! and the history of its latest retryable write (per statement id, the result to give back
 //! when the statement is retried).
 //!
-//! The retryable-write history lives in memory only (mongod persists it in
-//! `config.transactions`): a retry reaches the original result across reconnections and
-//! across connections, but not across a server restart.
+//! The history is kept here in memory and, durably, in `retry_history` (mongod's
+//! `config.transactions`), so a retry reaches the original result across reconnections,
+//! connections and server restarts.
 
+use crate::auth::users::Name;
 use crate::store::StoreSession;
 use bson::spec::BinarySubtype;
 use bson::{Binary, Bson, Document};
@@ -103,6 +104,15 @@ pub struct SessionState {
 struct Entry {
     last_use: Instant,
     state: Arc<Mutex<SessionState>>,
+    /// The users logged in on the connection that created the session (killAllSessions and
+    /// killAllSessionsByPattern select sessions by them).
+    owners: Vec<Name>,
+}
+
+impl Entry {
+    fn new(owners: &[Name]) -> Entry {
+        Entry { last_use: Instant::now(), state: Arc::default(), owners: owners.to_vec() }
+    }
 }
 
 /// Every live session. Commands touch their session on every use; the reaper thread expires
@@ -121,7 +131,7 @@ impl Default for SessionRegistry {
 impl SessionRegistry {
     /// Records a use of `id`, creating the session if it is new ("vivify" in mongod). Returns
     /// false when the registry is full and the session is new.
-    pub fn touch(&self, id: SessionId) -> bool {
+    pub fn touch(&self, id: SessionId, owners: &[Name]) -> bool {
         let mut map = self.map.lock();
         let now = Instant::now();
         if let Some(e) = map.get_mut(&id) {
@@ -131,12 +141,12 @@ impl SessionRegistry {
         if map.len() >= MAX_SESSIONS {
             return false;
         }
-        map.insert(id, Entry { last_use: now, state: Arc::default() });
+        map.insert(id, Entry::new(owners));
         true
     }
 
     /// A new session with a random id.
-    pub fn start(&self) -> Option<SessionId> {
+    pub fn start(&self, owners: &[Name]) -> Option<SessionId> {
         loop {
             let id = SessionId::random();
             let mut map = self.map.lock();
@@ -144,7 +154,7 @@ impl SessionRegistry {
                 return None;
             }
             if let std::collections::hash_map::Entry::Vacant(v) = map.entry(id) {
-                v.insert(Entry { last_use: Instant::now(), state: Arc::default() });
+                v.insert(Entry::new(owners));
                 return Some(id);
             }
         }
@@ -154,9 +164,17 @@ impl SessionRegistry {
     /// mongod's "session checkout": one retryable write at a time per session.
     pub fn state(&self, id: SessionId) -> Arc<Mutex<SessionState>> {
         let mut map = self.map.lock();
-        let e = map.entry(id).or_insert_with(|| Entry { last_use: Instant::now(), state: Arc::default() });
+        let e = map.entry(id).or_insert_with(|| Entry::new(&[]));
         e.last_use = Instant::now();
         e.state.clone()
+    }
+
+    /// Puts back a session's history read from disk at start-up (its idle clock starts now).
+    pub fn restore(&self, id: SessionId, txn_number: i64, statements: HashMap<i32, Document>) {
+        let state = SessionState { txn_number: Some(txn_number), statements, txn: Transaction::None };
+        let entry =
+            Entry { last_use: Instant::now(), state: Arc::new(Mutex::new(state)), owners: Vec::new() };
+        self.map.lock().insert(id, entry);
     }
 
     /// Forgets a session and its history; true if it existed.
@@ -170,6 +188,11 @@ impl SessionRegistry {
 
     pub fn ids(&self) -> Vec<SessionId> {
         self.map.lock().keys().copied().collect()
+    }
+
+    /// The sessions whose owners `pred` accepts, with their owners.
+    pub fn owned(&self, pred: impl Fn(&[Name]) -> bool) -> Vec<SessionId> {
+        self.map.lock().iter().filter(|(_, e)| pred(&e.owners)).map(|(id, _)| *id).collect()
     }
 
     /// Every session with how long ago it was last used (`$listLocalSessions`).
@@ -288,9 +311,9 @@ mod tests {
     #[test]
     fn touch_end_and_expiry() {
         let reg = SessionRegistry::default();
-        let a = reg.start().unwrap();
+        let a = reg.start(&[]).unwrap();
         let b = SessionId::random();
-        assert!(reg.touch(b));
+        assert!(reg.touch(b, &[]));
         assert_eq!(reg.len(), 2);
         assert!(reg.reap(Instant::now()).is_empty());
         assert!(reg.end(a));

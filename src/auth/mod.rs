@@ -6,6 +6,7 @@
 //! actions `privileges::required` lists, except for the localhost exception.
 
 pub mod privileges;
+pub mod restrictions;
 pub mod roles;
 pub mod scram;
 pub mod users;
@@ -108,6 +109,8 @@ pub struct Pending {
 pub struct Resolved {
     pub roles: BTreeSet<Name>,
     pub privileges: Privileges,
+    /// The non-empty `authenticationRestrictions` of the custom roles reached.
+    pub restrictions: Vec<Vec<bson::Bson>>,
 }
 
 /// What one connection knows about its authentication.
@@ -115,6 +118,9 @@ pub struct Resolved {
 pub struct ConnAuth {
     pub users: Vec<Name>,
     pub conversation: Option<Pending>,
+    /// The privileges the running command was authorized by: a cursor it opens keeps them,
+    /// and each getMore checks them again (mongod's originating privileges).
+    pub checked: Vec<(Resource, String)>,
     cache: Option<(u64, Arc<Resolved>)>,
 }
 
@@ -161,6 +167,10 @@ pub fn resolve_roles(store: &mut StoreSession, roots: &[Name]) -> Result<Resolve
         {
             out.privileges.merge(&p);
         }
+        let r = restrictions::of(d);
+        if !r.is_empty() {
+            out.restrictions.push(r);
+        }
         todo.extend(users::roles_of(d));
     }
     Ok(out)
@@ -185,6 +195,18 @@ pub fn resolved(shared: &Shared, store: &mut StoreSession, conn: &mut ConnState)
     Ok(r)
 }
 
+/// Whether user document `user` may log in from this connection: its own restrictions and
+/// those of every role it inherits must each admit the client and server addresses.
+pub fn restrictions_allow(store: &mut StoreSession, conn: &ConnState, user: &bson::Document) -> Result<bool> {
+    let client = conn.peer.map(|a| a.ip());
+    let server = conn.local.map(|a| a.ip());
+    if !restrictions::list_allows(&restrictions::of(user), client, server) {
+        return Ok(false);
+    }
+    let r = resolve_roles(store, &users::roles_of(user))?;
+    Ok(r.restrictions.iter().all(|l| restrictions::list_allows(l, client, server)))
+}
+
 /// True while no user and no role exists (the localhost exception's condition).
 fn no_users_yet(shared: &Shared, store: &mut StoreSession) -> Result<bool> {
     match shared.auth.users_exist.load(Ordering::SeqCst) {
@@ -199,6 +221,59 @@ fn no_users_yet(shared: &Shared, store: &mut StoreSession) -> Result<bool> {
 
 fn is_localhost(conn: &ConnState) -> bool {
     conn.peer.is_some_and(|p| p.ip().is_loopback())
+}
+
+/// mongod's `isCoauthorizedWith`: with `--auth`, a cursor may be continued or killed only from
+/// a connection where one of the users that opened it is logged in (a cursor opened by no user
+/// belongs to everyone). Without `--auth` every cursor belongs to everyone.
+pub fn coauthorized(shared: &Shared, conn: &ConnState, owners: &[Name]) -> bool {
+    !shared.config.auth || owners.is_empty() || owners.iter().any(|o| conn.auth.users.contains(o))
+}
+
+/// getMore: the connection must still hold the privileges the cursor was opened with.
+pub fn may_continue(
+    shared: &Shared,
+    store: &mut StoreSession,
+    conn: &mut ConnState,
+    privileges: &[(Resource, String)],
+) -> Result<bool> {
+    if !shared.config.auth || privileges.is_empty() {
+        return Ok(true);
+    }
+    let r = resolved(shared, store, conn)?;
+    Ok(privileges.iter().all(|(res, action)| r.privileges.allows(res, action)))
+}
+
+/// killCursors: a user may kill the cursors it opened, and any cursor with `killAnyCursor` on
+/// the cluster or on the cursor's namespace.
+pub fn may_kill_cursor(
+    shared: &Shared,
+    store: &mut StoreSession,
+    conn: &mut ConnState,
+    owner: &crate::cursors::Owner,
+    ns: &str,
+) -> Result<bool> {
+    if coauthorized(shared, conn, &owner.users) {
+        return Ok(true);
+    }
+    let ns = owner.ns.as_deref().unwrap_or(ns);
+    let (db, coll) = ns.split_once('.').unwrap_or((ns, ""));
+    let r = resolved(shared, store, conn)?;
+    Ok(r.privileges.allows(&Resource::Cluster, "killAnyCursor")
+        || r.privileges.allows(&Resource::coll(db, coll), "killAnyCursor"))
+}
+
+/// A session id as mongod's messages print it: `<uuid> - <uid>`, where the uid is the
+/// base64 SHA-256 digest of the owning user's `db.user` name (of "" without a user).
+pub fn session_display(id: crate::sessions::SessionId, users: &[Name]) -> String {
+    use base64::Engine;
+    format!("{id} - {}", base64::engine::general_purpose::STANDARD.encode(user_digest(users)))
+}
+
+/// A session's `uid`: the SHA-256 digest of its user's `db.user` name, or of "" without one.
+pub fn user_digest(users: &[Name]) -> Vec<u8> {
+    let name = users.first().map(|u| u.id()).unwrap_or_default();
+    ring::digest::digest(&ring::digest::SHA256, name.as_bytes()).as_ref().to_vec()
 }
 
 pub fn not_authorized(req: &Request) -> MongoError {
@@ -217,6 +292,7 @@ pub fn check(
     pre_auth: bool,
     req: &Request,
 ) -> Result<()> {
+    conn.auth.checked.clear();
     if !shared.config.auth || pre_auth {
         return Ok(());
     }
@@ -244,16 +320,40 @@ pub fn check(
     let r = resolved(shared, store, conn)?;
     let ok = match need {
         Need::Nothing => true,
-        Need::All(v) => v.iter().all(|(res, action)| r.privileges.allows(res, action)),
+        Need::All(v) => {
+            let ok = v.iter().all(|(res, action)| r.privileges.allows(res, action));
+            conn.auth.checked = v;
+            ok
+        }
         Need::ListDatabases { must_have_action } => {
             !must_have_action || r.privileges.allows(&Resource::Cluster, "listDatabases")
         }
     };
-    if ok {
+    if ok || (name == "updateUser" && privileges::own_update_allowed(req, &conn.auth.users, &r.privileges)) {
         Ok(())
     } else {
         Err(not_authorized(req))
     }
+}
+
+/// listCollections with `authorizedCollections` and `nameOnly` from a user without the
+/// `listCollections` action on the database: the privileges whose collections it may see.
+/// None when nothing is filtered.
+pub fn authorized_collections(
+    shared: &Shared,
+    store: &mut StoreSession,
+    conn: &mut ConnState,
+    req: &Request,
+) -> Result<Option<Arc<Resolved>>> {
+    let flag = |f: &str| matches!(req.body.get(f), Some(bson::Bson::Boolean(true)));
+    if !shared.config.auth || !flag("authorizedCollections") || !flag("nameOnly") {
+        return Ok(None);
+    }
+    let r = resolved(shared, store, conn)?;
+    if r.privileges.allows(&Resource::db(&req.db), "listCollections") {
+        return Ok(None);
+    }
+    Ok(Some(r))
 }
 
 /// listDatabases for a user without the `listDatabases` action lists only the databases the
@@ -262,13 +362,17 @@ pub fn filter_list_databases(
     shared: &Shared,
     store: &mut StoreSession,
     conn: &mut ConnState,
+    req: &Request,
     reply: &mut bson::Document,
 ) -> Result<()> {
     if !shared.config.auth || conn.auth.users.is_empty() {
         return Ok(());
     }
     let r = resolved(shared, store, conn)?;
-    if r.privileges.allows(&Resource::Cluster, "listDatabases") {
+    // authorizedDatabases: true lists only the authorized databases even to a user that may
+    // list them all; unset, the action decides.
+    let only_authorized = matches!(req.body.get("authorizedDatabases"), Some(bson::Bson::Boolean(true)));
+    if !only_authorized && r.privileges.allows(&Resource::Cluster, "listDatabases") {
         return Ok(());
     }
     let Ok(dbs) = reply.get_array("databases") else {

@@ -57,7 +57,7 @@ pub static TABLE: &[(&str, On, &[&str])] = &[
     ("fsync", On::Cluster, &["fsync"]),
     ("getCmdLineOpts", On::Cluster, &["getCmdLineOpts"]),
     ("getLog", On::Cluster, &["getLog"]),
-    ("getMore", On::Special, &["find"]),
+    ("getMore", On::Authenticated, &[]),
     ("getParameter", On::Cluster, &["getParameter"]),
     ("grantPrivilegesToRole", On::Db, &["grantRole"]),
     ("grantRolesToRole", On::Special, &["grantRole"]),
@@ -70,7 +70,7 @@ pub static TABLE: &[(&str, On, &[&str])] = &[
     ("killAllSessionsByPattern", On::Cluster, &["killAnySession"]),
     ("killCursors", On::Authenticated, &[]),
     ("killSessions", On::Authenticated, &[]),
-    ("listCollections", On::Db, &["listCollections"]),
+    ("listCollections", On::Special, &["listCollections"]),
     ("listCommands", On::PreAuth, &[]),
     ("listDatabases", On::Special, &["listDatabases"]),
     ("listIndexes", On::Coll, &["listIndexes"]),
@@ -171,7 +171,6 @@ fn special(name: &str, req: &Request) -> Need {
             }
             all(v)
         }
-        "getMore" => all(vec![(coll_of(req, "collection"), "find")]),
         "explain" => match body.get("explain") {
             Some(Bson::Document(inner)) => {
                 let inner_name = inner.keys().next().cloned().unwrap_or_default();
@@ -188,11 +187,18 @@ fn special(name: &str, req: &Request) -> Need {
         "listDatabases" => Need::ListDatabases {
             must_have_action: matches!(body.get("authorizedDatabases"), Some(Bson::Boolean(false))),
         },
+        // With both flags a user without the action may list the collections it has
+        // privileges on (the handler filters them).
+        "listCollections" if flag("authorizedCollections") && flag("nameOnly") => Need::Nothing,
+        "listCollections" => all(vec![(Resource::db(&req.db), "listCollections")]),
         "renameCollection" => rename(body),
         "createUser" | "createRole" => {
             let mut v =
                 vec![(Resource::db(&req.db), if name == "createUser" { "createUser" } else { "createRole" })];
             v.extend(role_dbs(body, "roles", &req.db).into_iter().map(|db| (Resource::db(&db), "grantRole")));
+            if body.contains_key("authenticationRestrictions") {
+                v.push((Resource::db(&req.db), "setAuthenticationRestriction"));
+            }
             all(v)
         }
         "grantRolesToUser" | "grantRolesToRole" => all(role_dbs(body, "roles", &req.db)
@@ -206,6 +212,9 @@ fn special(name: &str, req: &Request) -> Need {
         "updateRole" => {
             let mut v = vec![(Resource::db(&req.db), "grantRole"), (Resource::db(&req.db), "revokeRole")];
             v.extend(role_dbs(body, "roles", &req.db).into_iter().map(|db| (Resource::db(&db), "grantRole")));
+            if body.contains_key("authenticationRestrictions") {
+                v.push((Resource::db(&req.db), "setAuthenticationRestriction"));
+            }
             all(v)
         }
         "updateUser" => {
@@ -223,6 +232,9 @@ fn special(name: &str, req: &Request) -> Need {
                     role_dbs(body, "roles", &req.db).into_iter().map(|db| (Resource::db(&db), "grantRole")),
                 );
             }
+            if body.contains_key("authenticationRestrictions") {
+                v.push((here.clone(), "setAuthenticationRestriction"));
+            }
             if v.is_empty() {
                 v.push((here, "changeCustomData"));
             }
@@ -237,6 +249,27 @@ fn special(name: &str, req: &Request) -> Need {
         }
         _ => all(vec![(Resource::AnyResource, "anyAction")]),
     }
+}
+
+/// updateUser on the connection's own user changing only its password and/or customData:
+/// allowed by `changeOwnPassword` / `changeOwnCustomData` on the user's database (mongod's
+/// checkAuthorizedToChangeOwnPassword/CustomData), as well as by the general actions.
+pub fn own_update_allowed(req: &Request, logged_in: &[Name], p: &super::roles::Privileges) -> bool {
+    let body = &req.body;
+    let Some(Bson::String(user)) = body.get("updateUser") else { return false };
+    if !logged_in.contains(&Name::new(user, &req.db)) {
+        return false;
+    }
+    if body.contains_key("roles") || body.contains_key("authenticationRestrictions") {
+        return false;
+    }
+    let here = Resource::db(&req.db);
+    let may = |general: &str, own: &str| p.allows(&here, general) || p.allows(&here, own);
+    let pwd = body.contains_key("pwd");
+    let custom = body.contains_key("customData");
+    (pwd || custom)
+        && (!pwd || may("changePassword", "changeOwnPassword"))
+        && (!custom || may("changeCustomData", "changeOwnCustomData"))
 }
 
 /// The databases of the roles a command grants or revokes.

@@ -96,6 +96,11 @@ impl Privileges {
         self.0.iter().any(|(r, acts)| r.covers(want) && (acts.contains(action) || acts.contains("anyAction")))
     }
 
+    /// True when some privilege (any action) covers `want`.
+    pub fn touches(&self, want: &Resource) -> bool {
+        self.0.iter().any(|(r, acts)| !acts.is_empty() && r.covers(want))
+    }
+
     /// True when the user holds any privilege naming database `db` (what a user without
     /// `listDatabases` sees in listDatabases).
     pub fn touches_db(&self, db: &str) -> bool {

@@ -104,6 +104,15 @@ pub fn sasl_continue(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         return Ok(doc! { "conversationId": pending.id, "done": true, "payload": binary("") });
     }
     let server_final = pending.conv.finish(&payload(&req.body)?).map_err(|_| auth_failed())?;
+    // A correct proof from an address the user's authenticationRestrictions refuse fails like
+    // a wrong password (mongod logs the reason; the client learns nothing more).
+    let admitted = match users::get(ctx.store, users::USERS, &pending.user.id())? {
+        Some(d) => crate::auth::restrictions_allow(ctx.store, ctx.conn, &d)?,
+        None => false,
+    };
+    if !admitted {
+        return Err(auth_failed());
+    }
     ctx.conn.auth.login(pending.user.clone());
     ctx.shared.auth.count(pending.conv.mech, pending.speculative, true);
     let done = pending.skip_empty;

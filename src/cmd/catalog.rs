@@ -142,6 +142,12 @@ pub fn list_collections(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             full
         });
     }
+    if let Some(r) = crate::auth::authorized_collections(ctx.shared, ctx.store, ctx.conn, req)? {
+        out.retain(|d| {
+            let name = d.get_str("name").unwrap_or_default();
+            r.privileges.touches(&crate::auth::roles::Resource::coll(&req.db, name))
+        });
+    }
     let ns = format!("{}.$cmd.listCollections", req.db);
     super::cursor::single_batch_cursor(ctx, req, ns, out)
 }

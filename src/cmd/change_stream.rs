@@ -185,6 +185,7 @@ pub fn aggregate(
             ctx.conn.id,
             ctx.conn.lsid,
         );
+        ctx.shared.cursors.set_owners(id, ctx.conn.auth.users.clone(), ctx.conn.auth.checked.clone());
         if let Some(c) = ctx.shared.cursors.get(id) {
             let mut c = c.lock();
             c.tailable = true;

@@ -128,6 +128,7 @@ pub fn open_cursor_full(
             ctx.conn.id,
             ctx.conn.lsid,
         );
+        ctx.shared.cursors.set_owners(id, ctx.conn.auth.users.clone(), ctx.conn.auth.checked.clone());
         if let (Some(await_data), Some(c)) = (tailable, ctx.shared.cursors.get(id)) {
             let mut c = c.lock();
             c.tailable = true;
@@ -178,6 +179,29 @@ fn tail(ctx: &mut Ctx, req: &Request, c: &mut ClientCursor, max_docs: usize) -> 
     }
 }
 
+/// A cursor opened in a session may only be continued in that session (mongod's
+/// validateLSID, with or without `--auth`).
+fn check_session(ctx: &Ctx, id: i64, owner: &crate::cursors::Owner) -> Result<()> {
+    let Some(created) = owner.lsid else { return Ok(()) };
+    let shown = crate::auth::session_display(created, &owner.users);
+    match ctx.conn.lsid {
+        None => Err(MongoError::new(
+            ErrorCode::Location50737,
+            format!(
+                "Cannot run getMore on cursor {id}, which was created in session {shown}, without an lsid"
+            ),
+        )),
+        Some(now) if now != created => Err(MongoError::new(
+            ErrorCode::Location50738,
+            format!(
+                "Cannot run getMore on cursor {id}, which was created in session {shown}, in session {}",
+                crate::auth::session_display(now, &ctx.conn.auth.users)
+            ),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
 pub fn get_more(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     ctx.shared.stats.getmore.fetch_add(1, Ordering::Relaxed);
     let id = match req.body.get("getMore") {
@@ -221,9 +245,21 @@ pub fn get_more(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         Some(n) => Some(n as usize),
     };
     let ns = format!("{}.{}", req.db, coll);
-    let Some(cursor) = ctx.shared.cursors.get(id) else {
+    let (Some(cursor), Some(owner)) = (ctx.shared.cursors.get(id), ctx.shared.cursors.owner(id)) else {
         return Err(MongoError::new(ErrorCode::CursorNotFound, format!("cursor id {id} not found")));
     };
+    if !crate::auth::coauthorized(ctx.shared, ctx.conn, &owner.users) {
+        return Err(MongoError::new(
+            ErrorCode::Unauthorized,
+            format!("cursor id {id} was not created by the authenticated user"),
+        ));
+    }
+    if !crate::auth::may_continue(ctx.shared, ctx.store, ctx.conn, &owner.privileges)? {
+        return Err(MongoError::new(
+            ErrorCode::Unauthorized,
+            format!("not authorized for getMore with cursor id {id}"),
+        ));
+    }
     let Some(mut c) = cursor.try_lock() else {
         return Err(MongoError::new(
             ErrorCode::OperationFailed,
@@ -241,6 +277,7 @@ pub fn get_more(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             ),
         ));
     }
+    check_session(ctx, id, &owner)?;
     let c: &mut ClientCursor = &mut c;
     let is_stream = matches!(c.source, CursorSource::ChangeStream(_));
     if let Some(reply) = super::failpoint::get_more_after_checkout(ctx.shared, is_stream) {
@@ -302,13 +339,29 @@ pub fn kill_cursors(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             ))
         }
     };
-    let (mut killed, mut not_found) = (Vec::new(), Vec::new());
+    let mut wanted = Vec::with_capacity(ids.len());
     for v in ids {
         let Bson::Int64(id) = v else {
             return Err(MongoError::type_mismatch(
                 "BSON field 'killCursors.cursors' element is the wrong type, expected type 'long'",
             ));
         };
+        wanted.push(*id);
+    }
+    // Every cursor is authorized before any is killed: one that belongs to another user
+    // fails the whole command (mongod: its owner, or killAnyCursor on its namespace).
+    for id in &wanted {
+        if let Some(owner) = ctx.shared.cursors.owner(*id) {
+            if !crate::auth::may_kill_cursor(ctx.shared, ctx.store, ctx.conn, &owner, &ns)? {
+                return Err(MongoError::new(
+                    ErrorCode::Unauthorized,
+                    format!("not authorized to kill cursor on {}", owner.ns.as_deref().unwrap_or(&ns)),
+                ));
+            }
+        }
+    }
+    let (mut killed, mut not_found) = (Vec::new(), Vec::new());
+    for id in &wanted {
         let belongs = ctx.shared.cursors.get(*id).is_some_and(|c| c.try_lock().is_none_or(|c| c.ns == ns));
         if belongs && ctx.shared.cursors.remove(*id).is_some() {
             killed.push(Bson::Int64(*id));

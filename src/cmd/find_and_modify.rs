@@ -63,9 +63,14 @@ pub fn find_and_modify(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         _ => 0,
     };
     if let Some(mut prev) = session::retried(ctx, sid) {
+        if !prev.contains_key("lastErrorObject") {
+            prev = reply_from_row(&prev, remove);
+        }
         prev.insert("retriedStmtId", sid);
         return Ok(prev);
     }
+    // The write stores a row with its document; the complete reply replaces it afterwards.
+    let slot = session::slot(ctx, sid);
     session::before_statement(ctx)?;
     let _collation = crate::query::collation::enter_for(
         req.body.get("collation"),
@@ -92,7 +97,7 @@ pub fn find_and_modify(ctx: &mut Ctx, req: &Request) -> Result<Document> {
                 },
             );
             while let Some((rid, _)) = exec.next_match(ctx.store)? {
-                if let Some(d) = delete_by_rid(ctx, &coll, rid, &matcher)? {
+                if let Some(d) = delete_by_rid(ctx, &coll, rid, &matcher, slot)? {
                     removed = Some(d);
                     break;
                 }
@@ -117,6 +122,7 @@ pub fn find_and_modify(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         }
         let mut stmt: UpdateStmt = write::parse_update_stmt(&u)?;
         stmt.bypass = args::opt_bool(req, "bypassDocumentValidation")?.unwrap_or(false);
+        stmt.history = slot;
         let r = run_update(ctx, &req.db, &coll_name, &stmt, sort.as_ref())?;
         ctx.shared.stats.update.fetch_add(1, Ordering::Relaxed);
         let mut leo = doc! { "n": (r.matched + r.upserted.is_some() as usize) as i32, "updatedExisting": r.matched > 0 };
@@ -131,4 +137,18 @@ pub fn find_and_modify(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         ctx.store.flush_journal()?;
     }
     Ok(reply)
+}
+
+/// A retry's reply from a history row that only its write stored (the server stopped before
+/// the complete reply was saved): the counts are exact, the document is not known.
+fn reply_from_row(row: &Document, remove: bool) -> Document {
+    let n = row.get_i32("n").unwrap_or(0);
+    let mut leo = doc! { "n": n };
+    if !remove {
+        leo.insert("updatedExisting", n > 0 && !row.contains_key("upserted"));
+        if let Some(id) = row.get("upserted") {
+            leo.insert("upserted", id.clone());
+        }
+    }
+    doc! { "lastErrorObject": leo, "value": Bson::Null }
 }

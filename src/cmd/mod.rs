@@ -42,6 +42,8 @@ use std::sync::Arc;
 pub struct ConnState {
     pub id: i64,
     pub peer: Option<SocketAddr>,
+    /// The server address the client connected to (authenticationRestrictions' serverAddress).
+    pub local: Option<SocketAddr>,
     pub client_metadata: Option<Document>,
     /// The logical session of the command being run (cursors it opens belong to it).
     pub lsid: Option<sessions::SessionId>,
@@ -61,6 +63,7 @@ impl ConnState {
         ConnState {
             id,
             peer,
+            local: None,
             client_metadata: None,
             lsid: None,
             retry: None,
@@ -187,7 +190,7 @@ fn dispatch_command(
         Err(e) => return error_reply(shared, &e),
     };
     if let Some(id) = info.lsid {
-        if !shared.sessions.touch(id) {
+        if !shared.sessions.touch(id, &conn.auth.users) {
             let err = MongoError::new(
                 ErrorCode::TooManyLogicalSessions,
                 "Unable to add session into the cache because the number of active sessions is too high",
@@ -247,7 +250,9 @@ fn dispatch_command(
     match result {
         Ok(mut reply) => {
             if spec.name == "listDatabases" {
-                if let Err(e) = crate::auth::filter_list_databases(shared, ctx.store, ctx.conn, &mut reply) {
+                if let Err(e) =
+                    crate::auth::filter_list_databases(shared, ctx.store, ctx.conn, &req, &mut reply)
+                {
                     return error_reply(shared, &e);
                 }
             }

@@ -4,9 +4,9 @@
 
 use super::users::{check_roles_exist, target_name};
 use super::{Ctx, Request};
-use crate::auth::resolve_roles;
 use crate::auth::roles::{self, Privileges, Resource};
 use crate::auth::users::{self, parse_name, parse_roles, roles_bson, Name};
+use crate::auth::{resolve_roles, restrictions};
 use crate::error::{ErrorCode, MongoError, Result};
 use bson::{doc, Bson, Document};
 
@@ -75,15 +75,19 @@ pub fn create_role(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         .ok_or_else(|| MongoError::bad_value("\"createRole\" command requires a \"privileges\" array"))?;
     let inherits = roles_arg(req)?
         .ok_or_else(|| MongoError::bad_value("\"createRole\" command requires a \"roles\" array"))?;
+    let restrictions = restrictions::parse(req.body.get("authenticationRestrictions"))?;
     check_roles_exist(ctx, &inherits)?;
     check_no_cycle(ctx, &role, &inherits)?;
-    let d = doc! {
+    let mut d = doc! {
         "_id": role.id(),
         "role": &role.name,
         "db": &role.db,
         "privileges": privileges.to_bson(),
         "roles": roles_bson(&inherits),
     };
+    if let Some(r) = restrictions {
+        d.insert("authenticationRestrictions", r);
+    }
     if !users::insert(ctx.store, users::ROLES, &d)? {
         return Err(MongoError::new(
             ErrorCode::Location51002,
@@ -118,7 +122,8 @@ pub fn update_role(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let role = Name::new(&target_name(req)?, &req.db);
     let privileges = privileges_arg(req, "privileges", &req.db)?;
     let inherits = roles_arg(req)?;
-    if privileges.is_none() && inherits.is_none() {
+    let restrictions = restrictions::parse(req.body.get("authenticationRestrictions"))?;
+    if privileges.is_none() && inherits.is_none() && restrictions.is_none() {
         return Err(MongoError::bad_value("Must specify at least one field to update in updateRole"));
     }
     if let Some(r) = &inherits {
@@ -133,6 +138,14 @@ pub fn update_role(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             *r = nr.clone();
         }
     })?;
+    if let Some(list) = restrictions {
+        users::modify(ctx.store, users::ROLES, &role.id(), |old| {
+            let mut d = old.clone();
+            d.insert("authenticationRestrictions", list.clone());
+            d
+        })?;
+        ctx.shared.auth.changed();
+    }
     Ok(Document::new())
 }
 
@@ -229,13 +242,20 @@ pub fn revoke_roles_from_role(ctx: &mut Ctx, req: &Request) -> Result<Document> 
 }
 
 /// One role as rolesInfo shows it, or None when it does not exist.
-fn describe(ctx: &mut Ctx, role: &Name, show_privileges: bool) -> Result<Option<Document>> {
-    let (direct_roles, own_privileges, builtin) = if let Some(p) = roles::builtin(&role.name, &role.db) {
-        (Vec::new(), p, true)
+fn describe(
+    ctx: &mut Ctx,
+    role: &Name,
+    show_privileges: bool,
+    show_restrictions: bool,
+) -> Result<Option<Document>> {
+    let (direct_roles, own_privileges, builtin, own_restrictions) = if let Some(p) =
+        roles::builtin(&role.name, &role.db)
+    {
+        (Vec::new(), p, true, Vec::new())
     } else if let Some(d) = users::get(ctx.store, users::ROLES, &role.id())? {
         let p =
             d.get_array("privileges").ok().and_then(|a| Privileges::from_bson(a).ok()).unwrap_or_default();
-        (users::roles_of(&d), p, false)
+        (users::roles_of(&d), p, false, restrictions::of(&d))
     } else {
         return Ok(None);
     };
@@ -252,6 +272,15 @@ fn describe(ctx: &mut Ctx, role: &Name, show_privileges: bool) -> Result<Option<
         out.insert("privileges", own_privileges.to_bson());
         out.insert("inheritedPrivileges", all.to_bson());
     }
+    if show_restrictions {
+        let inherited: Vec<Bson> = std::iter::once(own_restrictions.clone())
+            .filter(|l| !l.is_empty())
+            .chain(inherited.restrictions.iter().cloned())
+            .map(Bson::Array)
+            .collect();
+        out.insert("authenticationRestrictions", own_restrictions);
+        out.insert("inheritedAuthenticationRestrictions", inherited);
+    }
     out.insert("isBuiltin", builtin);
     out.insert("roles", roles_bson(&direct_roles));
     out.insert(
@@ -264,6 +293,7 @@ fn describe(ctx: &mut Ctx, role: &Name, show_privileges: bool) -> Result<Option<
 pub fn roles_info(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let flag = |f: &str| matches!(req.body.get(f), Some(Bson::Boolean(true)));
     let show_privileges = flag("showPrivileges");
+    let show_restrictions = flag("showAuthenticationRestrictions");
     let names: Vec<Name> = match req.body.get("rolesInfo") {
         Some(Bson::Int32(1)) | Some(Bson::Int64(1)) | Some(Bson::Double(1.0)) => {
             let mut v: Vec<Name> = users::all(ctx.store, users::ROLES)?
@@ -291,7 +321,7 @@ pub fn roles_info(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     };
     let mut out = Vec::new();
     for n in &names {
-        if let Some(d) = describe(ctx, n, show_privileges)? {
+        if let Some(d) = describe(ctx, n, show_privileges, show_restrictions)? {
             out.push(d);
         }
     }

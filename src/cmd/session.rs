@@ -174,9 +174,14 @@ impl SessionInfo {
 /// The executed statements of the retryable write a connection is running: the session's
 /// history, checked out for the duration of the command.
 pub struct RetryCtx {
+    pub lsid: SessionId,
+    pub txn_number: i64,
     pub statements: HashMap<i32, Document>,
     /// Statement ids answered from the history in this command (mongod's `retriedStmtIds`).
     pub retried: Vec<i32>,
+    /// Statements recorded in this command whose result is not on disk yet (those that
+    /// changed many documents, or whose reply was completed after the write).
+    pub unsaved: Vec<i32>,
 }
 
 /// The statement id of the `i`-th statement of a write command: `stmtIds[i]`, or
@@ -204,11 +209,43 @@ pub fn retried(ctx: &mut Ctx, stmt: i32) -> Option<Document> {
     Some(d)
 }
 
-/// Records a statement's result (no-op outside a retryable write).
+/// Records a statement's result (no-op outside a retryable write); it reaches the disk when
+/// the command ends.
 pub fn record(ctx: &mut Ctx, stmt: i32, result: Document) {
     if let Some(r) = ctx.conn.retry.as_mut() {
         r.statements.insert(stmt, result);
+        r.unsaved.push(stmt);
     }
+}
+
+/// Records a statement whose result its write already stored through `slot`.
+pub fn record_saved(ctx: &mut Ctx, stmt: i32, result: Document) {
+    if let Some(r) = ctx.conn.retry.as_mut() {
+        r.statements.insert(stmt, result);
+    }
+}
+
+/// Where statement `stmt`'s write stores its result, inside a retryable write.
+pub fn slot(ctx: &Ctx, stmt: i32) -> Option<crate::retry_history::Slot> {
+    let r = ctx.conn.retry.as_ref()?;
+    Some(crate::retry_history::Slot { lsid: r.lsid, txn_number: r.txn_number, stmt })
+}
+
+/// Writes the results recorded by `record` to the history table, in one transaction.
+fn save_unsaved(ctx: &mut Ctx, req: &Request, r: &RetryCtx) -> Result<()> {
+    if r.unsaved.is_empty() {
+        return Ok(());
+    }
+    let durable = super::args::journal_required(ctx, req).unwrap_or(false);
+    ctx.store.write(durable, |t| {
+        for stmt in &r.unsaved {
+            if let Some(result) = r.statements.get(stmt) {
+                crate::retry_history::put(t.s, r.lsid, r.txn_number, *stmt, result)?;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(())
 }
 
 /// Called before each statement a retryable write executes (not for those answered from
@@ -282,10 +319,20 @@ pub fn run_retryable(
         ));
     }
     let st: &mut SessionState = &mut st;
-    ctx.conn.retry = Some(RetryCtx { statements: std::mem::take(&mut st.statements), retried: Vec::new() });
-    let result = handler(ctx, req);
+    ctx.conn.retry = Some(RetryCtx {
+        lsid,
+        txn_number: txn,
+        statements: std::mem::take(&mut st.statements),
+        retried: Vec::new(),
+        unsaved: Vec::new(),
+    });
+    let mut result = handler(ctx, req);
     if let Some(r) = ctx.conn.retry.take() {
+        let saved = save_unsaved(ctx, req, &r);
         st.statements = r.statements;
+        if let (Err(e), true) = (saved, result.is_ok()) {
+            result = Err(e);
+        }
     }
     result
 }
@@ -314,7 +361,7 @@ fn lsid_array(req: &Request) -> Result<Vec<SessionId>> {
 }
 
 pub fn start_session(ctx: &mut Ctx, _req: &Request) -> Result<Document> {
-    let Some(id) = ctx.shared.sessions.start() else {
+    let Some(id) = ctx.shared.sessions.start(&ctx.conn.auth.users) else {
         return Err(MongoError::new(
             ErrorCode::TooManyLogicalSessions,
             "Unable to add session into the cache because the number of active sessions is too high",
@@ -329,7 +376,7 @@ pub fn start_session(ctx: &mut Ctx, _req: &Request) -> Result<Document> {
 /// Ends sessions: their cursors are killed and their history forgotten. Unknown ids are
 /// ignored, as mongod does.
 pub fn end_sessions(ctx: &mut Ctx, req: &Request) -> Result<Document> {
-    let ids = lsid_array(req)?;
+    let ids = own_sessions(ctx, lsid_array(req)?, false)?;
     ctx.shared.sessions.abort_transactions(&ids);
     for id in &ids {
         ctx.shared.sessions.end(*id);
@@ -340,7 +387,7 @@ pub fn end_sessions(ctx: &mut Ctx, req: &Request) -> Result<Document> {
 
 pub fn refresh_sessions(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     for id in lsid_array(req)? {
-        ctx.shared.sessions.touch(id);
+        ctx.shared.sessions.touch(id, &ctx.conn.auth.users);
     }
     Ok(Document::new())
 }
@@ -349,36 +396,67 @@ pub fn refresh_sessions(ctx: &mut Ctx, req: &Request) -> Result<Document> {
 /// runs on its own connection thread). The session itself and its retryable-write history
 /// stay, as on mongod.
 pub fn kill_sessions(ctx: &mut Ctx, req: &Request) -> Result<Document> {
-    let ids = lsid_array(req)?;
+    let ids = own_sessions(ctx, lsid_array(req)?, true)?;
     ctx.shared.sessions.abort_transactions(&ids);
     ctx.shared.cursors.kill_sessions(&ids);
     Ok(Document::new())
 }
 
-/// `killAllSessions: [{user, db}, ...]`; an empty array kills every session. Without
-/// authentication no session belongs to a named user, so a non-empty list matches none.
-pub fn kill_all_sessions(ctx: &mut Ctx, req: &Request) -> Result<Document> {
-    let users = match req.body.get("killAllSessions") {
-        Some(Bson::Array(a)) => a,
-        Some(v) => {
-            return Err(MongoError::type_mismatch(format!(
-            "BSON field 'KillAllSessionsCmd.killAllSessions' is the wrong type '{}', expected type 'array'",
-            super::format::type_name(v)
-        )))
-        }
-        None => return Err(MongoError::bad_value("killAllSessions requires an array")),
-    };
-    if users.is_empty() {
-        let ids = ctx.shared.sessions.ids();
-        ctx.shared.sessions.abort_transactions(&ids);
-        ctx.shared.cursors.kill_sessions(&ids);
+/// With `--auth`, the sessions of `ids` this connection's users created (mongod tells
+/// sessions apart by their user, so another user's lsid names a different session); with
+/// `any_if_allowed`, every one for a user holding `killAnySession`.
+fn own_sessions(ctx: &mut Ctx, ids: Vec<SessionId>, any_if_allowed: bool) -> Result<Vec<SessionId>> {
+    if !ctx.shared.config.auth {
+        return Ok(ids);
     }
+    if any_if_allowed {
+        let r = crate::auth::resolved(ctx.shared, ctx.store, ctx.conn)?;
+        if r.privileges.allows(&crate::auth::roles::Resource::Cluster, "killAnySession") {
+            return Ok(ids);
+        }
+    }
+    let (shared, conn) = (ctx.shared, &*ctx.conn);
+    let mine = shared.sessions.owned(|o| crate::auth::coauthorized(shared, conn, o));
+    Ok(ids.into_iter().filter(|id| mine.contains(id)).collect())
+}
+
+/// Aborts the transactions and kills the cursors of these sessions.
+fn kill(ctx: &mut Ctx, ids: &[SessionId]) {
+    ctx.shared.sessions.abort_transactions(ids);
+    ctx.shared.cursors.kill_sessions(ids);
+}
+
+/// `[{user, db}, ...]` of killAllSessions and the `users` pattern.
+fn user_names(v: &Bson, what: &str) -> Result<Vec<crate::auth::users::Name>> {
+    let Bson::Array(a) = v else {
+        return Err(MongoError::type_mismatch(format!(
+            "BSON field '{what}' is the wrong type '{}', expected type 'array'",
+            super::format::type_name(v)
+        )));
+    };
+    a.iter().map(|u| crate::auth::users::parse_name(u, "user", "")).collect()
+}
+
+/// `killAllSessions: [{user, db}, ...]`; an empty array kills every session, a list the
+/// sessions created by those users.
+pub fn kill_all_sessions(ctx: &mut Ctx, req: &Request) -> Result<Document> {
+    let Some(v) = req.body.get("killAllSessions") else {
+        return Err(MongoError::bad_value("killAllSessions requires an array"));
+    };
+    let users = user_names(v, "KillAllSessionsCmd.killAllSessions")?;
+    let ids = if users.is_empty() {
+        ctx.shared.sessions.ids()
+    } else {
+        ctx.shared.sessions.owned(|o| o.iter().any(|u| users.contains(u)))
+    };
+    kill(ctx, &ids);
     Ok(Document::new())
 }
 
 /// `killAllSessionsByPattern: [{lsid}, {uid}, {users}, {roles}, {}]`; an empty array or an
-/// empty pattern matches every session. Patterns by uid, users or roles match every session
-/// while there is no authentication (every session belongs to the one anonymous user).
+/// empty pattern matches every session. `uid` is the SHA-256 digest of the creating user's
+/// name (of "" for sessions created without one), `users` the creating users, `roles` users
+/// holding one of the roles (directly or inherited).
 pub fn kill_all_sessions_by_pattern(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let patterns = match req.body.get("killAllSessionsByPattern") {
         Some(Bson::Array(a)) => a,
@@ -391,8 +469,12 @@ pub fn kill_all_sessions_by_pattern(ctx: &mut Ctx, req: &Request) -> Result<Docu
         }
         None => return Err(MongoError::bad_value("killAllSessionsByPattern requires an array")),
     };
-    let mut all = patterns.is_empty();
-    let mut some = Vec::new();
+    if patterns.is_empty() {
+        let ids = ctx.shared.sessions.ids();
+        kill(ctx, &ids);
+        return Ok(Document::new());
+    }
+    let mut ids = Vec::new();
     for p in patterns {
         let Bson::Document(p) = p else {
             return Err(MongoError::type_mismatch(
@@ -400,13 +482,53 @@ pub fn kill_all_sessions_by_pattern(ctx: &mut Ctx, req: &Request) -> Result<Docu
                  expected type 'object'",
             ));
         };
-        match p.get("lsid") {
-            Some(l) => some.push(parse_lsid(l)?),
-            None => all = true,
+        if let Some(k) = p.keys().find(|k| !["lsid", "uid", "users", "roles"].contains(&k.as_str())) {
+            return Err(MongoError::new(
+                ErrorCode::Location40415,
+                format!("BSON field 'KillAllSessionsByPattern.{k}' is an unknown field."),
+            ));
+        }
+        let mut matched = match p.get("lsid") {
+            Some(l) => vec![parse_lsid(l)?],
+            None => ctx.shared.sessions.ids(),
+        };
+        if let Some(v) = p.get("uid") {
+            let Bson::Binary(b) = v else {
+                return Err(MongoError::type_mismatch(
+                    "BSON field 'KillAllSessionsByPattern.uid' is the wrong type, expected type 'binData'",
+                ));
+            };
+            let owned = ctx.shared.sessions.owned(|o| crate::auth::user_digest(o) == b.bytes.as_slice());
+            matched.retain(|id| owned.contains(id));
+        }
+        if let Some(v) = p.get("users") {
+            let users = user_names(v, "KillAllSessionsByPattern.users")?;
+            let owned = ctx.shared.sessions.owned(|o| o.iter().any(|u| users.contains(u)));
+            matched.retain(|id| owned.contains(id));
+        }
+        if let Some(v) = p.get("roles") {
+            let roles = crate::auth::users::parse_roles(v, "roles", "")?;
+            let owned = sessions_of_users_with_roles(ctx, &roles)?;
+            matched.retain(|id| owned.contains(id));
+        }
+        ids.extend(matched);
+    }
+    ids.sort_by_key(|id| id.0);
+    ids.dedup();
+    kill(ctx, &ids);
+    Ok(Document::new())
+}
+
+/// The sessions created by users that hold one of `roles` (directly or through inheritance).
+fn sessions_of_users_with_roles(ctx: &mut Ctx, roles: &[crate::auth::users::Name]) -> Result<Vec<SessionId>> {
+    use crate::auth::users;
+    let mut holders = Vec::new();
+    for d in users::all(ctx.store, users::USERS)? {
+        let (Ok(user), Ok(db)) = (d.get_str("user"), d.get_str("db")) else { continue };
+        let reach = crate::auth::resolve_roles(ctx.store, &users::roles_of(&d))?;
+        if roles.iter().any(|r| reach.roles.contains(r)) {
+            holders.push(users::Name::new(user, db));
         }
     }
-    let ids = if all { ctx.shared.sessions.ids() } else { some };
-    ctx.shared.sessions.abort_transactions(&ids);
-    ctx.shared.cursors.kill_sessions(&ids);
-    Ok(Document::new())
+    Ok(ctx.shared.sessions.owned(|o| o.iter().any(|u| holders.contains(u))))
 }

@@ -4,7 +4,7 @@
 use super::{format, Ctx, Request};
 use crate::auth::scram::Mechanism;
 use crate::auth::users::{self, parse_name, parse_roles, roles_bson, Name};
-use crate::auth::{resolve_roles, roles};
+use crate::auth::{resolve_roles, restrictions, roles};
 use crate::error::{ErrorCode, MongoError, Result};
 use crate::query::matcher::Matcher;
 use bson::{doc, Binary, Bson, Document};
@@ -114,6 +114,7 @@ pub fn create_user(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let mechs = mechanisms(req)?.unwrap_or_else(|| Mechanism::ALL.to_vec());
     let credentials = credentials_from(req, &name, &mechs)?;
     let custom = custom_data(req)?;
+    let restrictions = restrictions::parse(req.body.get("authenticationRestrictions"))?;
     check_roles_exist(ctx, &roles)?;
     let uuid = crate::auth::scram::random_bytes(16);
     let mut d = doc! {
@@ -126,6 +127,9 @@ pub fn create_user(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     };
     if let Some(c) = custom {
         d.insert("customData", c);
+    }
+    if let Some(r) = restrictions {
+        d.insert("authenticationRestrictions", r);
     }
     if !users::insert(ctx.store, users::USERS, &d)? {
         return Err(MongoError::new(
@@ -143,7 +147,13 @@ pub fn update_user(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let roles = req.body.get("roles").map(|v| parse_roles(v, "roles", &req.db)).transpose()?;
     let custom = custom_data(req)?;
     let mechs = mechanisms(req)?;
-    if roles.is_none() && custom.is_none() && !req.body.contains_key("pwd") && mechs.is_none() {
+    let restrictions = restrictions::parse(req.body.get("authenticationRestrictions"))?;
+    if roles.is_none()
+        && custom.is_none()
+        && !req.body.contains_key("pwd")
+        && mechs.is_none()
+        && restrictions.is_none()
+    {
         return Err(MongoError::bad_value("Must specify at least one field to update in updateUser"));
     }
     let Some(existing) = users::get(ctx.store, users::USERS, &user.id())? else {
@@ -178,6 +188,9 @@ pub fn update_user(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         }
         if let Some(c) = &custom {
             d.insert("customData", c.clone());
+        }
+        if let Some(r) = &restrictions {
+            d.insert("authenticationRestrictions", r.clone());
         }
         d
     })?;
@@ -246,6 +259,7 @@ pub fn revoke_roles_from_user(ctx: &mut Ctx, req: &Request) -> Result<Document> 
 pub fn users_info(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let flag = |f: &str| matches!(req.body.get(f), Some(Bson::Boolean(true)));
     let (show_credentials, show_privileges) = (flag("showCredentials"), flag("showPrivileges"));
+    let show_restrictions = flag("showAuthenticationRestrictions");
     let filter = match req.body.get("filter") {
         None => None,
         Some(Bson::Document(f)) => Some(Matcher::parse(f)?),
@@ -304,8 +318,17 @@ pub fn users_info(ctx: &mut Ctx, req: &Request) -> Result<Document> {
                 r.roles.iter().map(|n| Bson::Document(n.role_doc())).collect::<Vec<_>>(),
             );
             shown.insert("inheritedPrivileges", r.privileges.to_bson());
-            shown.insert("inheritedAuthenticationRestrictions", Vec::<Bson>::new());
-            shown.insert("authenticationRestrictions", Vec::<Bson>::new());
+            // One list per source (the user, then each role with restrictions), as mongod.
+            let own_r = restrictions::of(d);
+            let inherited: Vec<Bson> = std::iter::once(own_r)
+                .filter(|l| !l.is_empty())
+                .chain(r.restrictions.iter().cloned())
+                .map(Bson::Array)
+                .collect();
+            shown.insert("inheritedAuthenticationRestrictions", inherited);
+        }
+        if show_privileges || show_restrictions {
+            shown.insert("authenticationRestrictions", restrictions::of(d));
         }
         if filter.as_ref().is_none_or(|m| m.matches(&shown)) {
             out.push(shown);

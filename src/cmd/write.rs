@@ -10,6 +10,7 @@ use crate::query::exec::{bson_size, Exec, ExecOptions};
 use crate::query::matcher::Matcher;
 use crate::query::planner;
 use crate::query::update::{self, UpdateSpec};
+use crate::retry_history::Slot;
 use crate::store::{Collection, StoreError};
 use bson::{doc, oid::ObjectId, Bson, Document};
 use std::sync::atomic::Ordering;
@@ -129,11 +130,23 @@ struct WriteOutcome {
     errors: Vec<Document>,
 }
 
-fn insert_one(ctx: &mut Ctx, db: &str, coll: &str, d: &Document, bypass: bool) -> Result<()> {
+/// Inserts one document; `saved` is a retryable statement's history row, stored with it.
+fn insert_one(
+    ctx: &mut Ctx,
+    db: &str,
+    coll: &str,
+    d: &Document,
+    bypass: bool,
+    saved: Option<(Slot, &Document)>,
+) -> Result<()> {
     ctx.store
         .write_collection(db, coll, true, false, |t, c| {
             validate_document(c, d, None, bypass)?;
-            t.insert(c, d).map(|_| ())
+            t.insert(c, d)?;
+            if let Some((slot, result)) = &saved {
+                slot.put(t, result)?;
+            }
+            Ok(())
         })
         .map(|_| ())
         .map_err(MongoError::from)
@@ -208,27 +221,33 @@ pub fn insert(ctx: &mut Ctx, req: &Request) -> Result<Document> {
                 _ => None,
             })
             .collect();
+        // Each statement's history row goes in with its document.
+        let slots: Vec<Slot> =
+            (i..end).filter_map(|k| session::slot(ctx, session::stmt_id(req, k))).collect();
+        let empty = Document::new();
         let grouped = ctx.store.write_collection(&req.db, &coll, true, false, |t, c| {
             for d in &group {
                 validate_document(c, d, None, bypass)?;
                 t.insert(c, d)?;
             }
-            Ok(())
+            crate::retry_history::put_all(t, &slots, &empty)
         });
         match grouped {
             Ok(_) => {
                 out.n += group.len();
                 for k in i..end {
-                    session::record(ctx, session::stmt_id(req, k), Document::new());
+                    session::record_saved(ctx, session::stmt_id(req, k), Document::new());
                 }
             }
             Err(StoreError::Engine(e)) => return Err(StoreError::Engine(e).into()),
             Err(_) => {
                 for (k, d) in group.iter().enumerate() {
-                    match insert_one(ctx, &req.db, &coll, d, bypass) {
+                    let sid = session::stmt_id(req, i + k);
+                    let slot = session::slot(ctx, sid);
+                    match insert_one(ctx, &req.db, &coll, d, bypass, slot.map(|s| (s, &empty))) {
                         Ok(()) => {
                             out.n += 1;
-                            session::record(ctx, session::stmt_id(req, i + k), Document::new());
+                            session::record_saved(ctx, sid, Document::new());
                         }
                         Err(e) => {
                             out.errors.push(e.to_write_error(i + k));
@@ -270,6 +289,9 @@ pub struct UpdateStmt {
     pub collation: Option<Bson>,
     /// bypassDocumentValidation of the command.
     pub bypass: bool,
+    /// A single-document retryable statement's history row, stored with its write (the
+    /// result the update command reports).
+    pub history: Option<Slot>,
 }
 
 /// Fields an update statement may carry (7.0; `sort` arrived in 8.0).
@@ -367,7 +389,7 @@ pub fn parse_update_stmt(u: &Document) -> Result<UpdateStmt> {
     let matcher = Matcher::parse(&filter)?;
     let hint = u.get("hint").filter(|h| !matches!(h, Bson::Null)).cloned();
     let collation = u.get("collation").cloned();
-    Ok(UpdateStmt { filter, matcher, spec, upsert, multi, hint, collation, bypass: false })
+    Ok(UpdateStmt { filter, matcher, spec, upsert, multi, hint, collation, bypass: false, history: None })
 }
 
 /// What one update statement did.
@@ -449,6 +471,9 @@ fn update_by_rid(
             };
             t.update(c, rid, &old, &new, o)?;
         }
+        if let Some(h) = &stmt.history {
+            h.put(t, &doc! { "n": 1, "nModified": changed as i32 })?;
+        }
         Ok(Some((old, new, changed)))
     });
     if let Some(e) = failure {
@@ -504,7 +529,8 @@ pub fn run_update(
     if res.matched == 0 && stmt.upsert {
         let new = upsert_document(stmt)?;
         let id = new.get("_id").cloned().unwrap_or(Bson::Null);
-        insert_one(ctx, db, coll_name, &new, stmt.bypass)?;
+        let saved = doc! { "n": 1, "nModified": 0, "upserted": id.clone() };
+        insert_one(ctx, db, coll_name, &new, stmt.bypass, stmt.history.map(|h| (h, &saved)))?;
         res.upserted = Some(id);
         res.after = Some(new);
     }
@@ -574,11 +600,17 @@ pub fn update(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         let u = &crate::agg::bind_statement(u, &vars);
         let r = parse_update_stmt(u).and_then(|mut s| {
             s.bypass = bypass;
+            if !s.multi {
+                s.history = session::slot(ctx, sid);
+            }
             session::before_statement(ctx)?;
-            run_update(ctx, &req.db, &coll, &s, None)
+            let saved = s.history.is_some();
+            run_update(ctx, &req.db, &coll, &s, None).map(|r| (r, saved))
         });
         match r {
-            Ok(r) => {
+            Ok((r, saved)) => {
+                // A statement that wrote its document stored its row with it.
+                let saved = saved && (r.matched > 0 || r.upserted.is_some());
                 let mut rec = doc! { "n": (r.matched + r.upserted.is_some() as usize) as i32, "nModified": r.modified as i32 };
                 n += r.matched;
                 modified += r.modified;
@@ -587,7 +619,11 @@ pub fn update(ctx: &mut Ctx, req: &Request) -> Result<Document> {
                     rec.insert("upserted", id.clone());
                     upserted.push(doc! { "index": i as i32, "_id": id });
                 }
-                session::record(ctx, sid, rec);
+                if saved {
+                    session::record_saved(ctx, sid, rec);
+                } else {
+                    session::record(ctx, sid, rec);
+                }
             }
             Err(e) => {
                 errors.push(e.to_write_error(i));
@@ -612,12 +648,22 @@ pub fn update(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     Ok(reply)
 }
 
+/// Whether a delete statement that removed `k` documents stored its history row with the
+/// delete (single-document deletes inside a retryable write).
+fn limit_one_saved(ctx: &Ctx, stmt: &Document, k: usize) -> bool {
+    let one = matches!(stmt.get("limit"), Some(Bson::Int32(1) | Bson::Int64(1)))
+        || matches!(stmt.get("limit"), Some(Bson::Double(f)) if *f == 1.0);
+    one && k == 1 && ctx.conn.retry.is_some()
+}
+
 /// Deletes one document by RecordId if it still matches; returns it.
+/// `history` is a single-document retryable statement's row (`{n: 1}`), stored with the delete.
 pub fn delete_by_rid(
     ctx: &mut Ctx,
     coll: &Arc<Collection>,
     rid: i64,
     matcher: &Matcher,
+    history: Option<Slot>,
 ) -> Result<Option<Document>> {
     let r = ctx.store.write_collection(&coll.db, &coll.name, false, false, |t, c| {
         let Some(old) = t.get(c, rid)? else {
@@ -627,6 +673,9 @@ pub fn delete_by_rid(
             return Ok(None);
         }
         t.delete(c, rid, &old)?;
+        if let Some(h) = &history {
+            h.put(t, &doc! { "n": 1 })?;
+        }
         Ok(Some(old))
     })?;
     Ok(r.flatten())
@@ -716,7 +765,8 @@ pub fn delete(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             );
             let mut deleted = 0;
             while let Some((rid, _)) = exec.next_match(ctx.store)? {
-                if delete_by_rid(ctx, &coll, rid, &matcher)?.is_some() {
+                let slot = if limit == 1 { session::slot(ctx, sid) } else { None };
+                if delete_by_rid(ctx, &coll, rid, &matcher, slot)?.is_some() {
                     deleted += 1;
                     if limit == 1 {
                         break;
@@ -728,7 +778,12 @@ pub fn delete(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         match r {
             Ok(k) => {
                 n += k;
-                session::record(ctx, sid, doc! { "n": k as i32 });
+                // A single deleted document stored its row with the delete.
+                if limit_one_saved(ctx, d, k) {
+                    session::record_saved(ctx, sid, doc! { "n": k as i32 });
+                } else {
+                    session::record(ctx, sid, doc! { "n": k as i32 });
+                }
             }
             Err(e) => {
                 errors.push(e.to_write_error(i));

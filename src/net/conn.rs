@@ -23,6 +23,7 @@ fn next_request_id() -> i32 {
 
 pub fn serve(stream: TcpStream, shared: &Arc<Shared>, id: i64) {
     let peer = stream.peer_addr().ok();
+    let local = stream.local_addr().ok();
     let mut session = match shared.store.session() {
         Ok(s) => s,
         Err(e) => {
@@ -36,6 +37,7 @@ pub fn serve(stream: TcpStream, shared: &Arc<Shared>, id: i64) {
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     let mut writer = BufWriter::with_capacity(64 * 1024, stream);
     let mut conn = ConnState::new(id, peer);
+    conn.local = local;
     log::debug!("conn{id}: connection accepted from {peer:?}");
     loop {
         let (header, body) = match wire::read_message(&mut reader) {

@@ -11,18 +11,18 @@ use secantusdb::Server;
 use std::io::Write;
 use std::net::TcpStream;
 
-const ROOT_PWD: &str = "r00t-secret";
+pub(crate) const ROOT_PWD: &str = "r00t-secret";
 
 /// An auth-enforcing server whose first user (`root`, role root) was made through the
 /// localhost exception; `env.client` is unauthenticated.
-fn start_auth() -> Env {
+pub(crate) fn start_auth() -> Env {
     let env = common::start_with(common::builder().auth(true));
     env.admin_cmd(doc! { "createUser": "root", "pwd": ROOT_PWD, "roles": ["root"] }).expect("first user");
     env
 }
 
 /// A driver client logged in as `user` (source `db`) with `mechanism` (None: negotiate).
-fn login(server: &Server, user: &str, pwd: &str, db: &str, mechanism: Option<&str>) -> Client {
+pub(crate) fn login(server: &Server, user: &str, pwd: &str, db: &str, mechanism: Option<&str>) -> Client {
     let mut uri = server.uri().replacen("mongodb://", &format!("mongodb://{user}:{pwd}@"), 1);
     uri.push_str(&format!("?authSource={db}"));
     if let Some(m) = mechanism {
@@ -31,16 +31,16 @@ fn login(server: &Server, user: &str, pwd: &str, db: &str, mechanism: Option<&st
     common::connect(&uri)
 }
 
-fn root(env: &Env) -> Client {
+pub(crate) fn root(env: &Env) -> Client {
     login(&env.server, "root", ROOT_PWD, "admin", None)
 }
 
-fn status(c: &Client) -> Document {
+pub(crate) fn status(c: &Client) -> Document {
     let r = c.database("admin").run_command(doc! { "connectionStatus": 1, "showPrivileges": true }).run();
     r.expect("connectionStatus").get_document("authInfo").expect("authInfo").clone()
 }
 
-fn create_user(c: &Client, db: &str, user: &str, pwd: &str, roles: Bson) {
+pub(crate) fn create_user(c: &Client, db: &str, user: &str, pwd: &str, roles: Bson) {
     let r = c.database(db).run_command(doc! { "createUser": user, "pwd": pwd, "roles": roles }).run();
     assert_ok(&r.expect("createUser"));
 }
@@ -452,29 +452,29 @@ fn without_auth_everything_runs_and_login_still_works() {
 
 // ---- a minimal SCRAM-SHA-256 client for wire-level tests ----
 
-fn bin(s: &str) -> Bson {
+pub(crate) fn bin(s: &str) -> Bson {
     Bson::Binary(Binary { subtype: BinarySubtype::Generic, bytes: s.as_bytes().to_vec() })
 }
 
-fn payload_text(reply: &Document) -> String {
+pub(crate) fn payload_text(reply: &Document) -> String {
     match reply.get("payload") {
         Some(Bson::Binary(b)) => String::from_utf8(b.bytes.clone()).expect("utf-8 payload"),
         other => panic!("no payload: {other:?} in {reply}"),
     }
 }
 
-fn run(s: &mut TcpStream, d: Document) -> Document {
+pub(crate) fn run(s: &mut TcpStream, d: Document) -> Document {
     s.write_all(&raw::op_msg(1, &d)).expect("send");
     raw::op_msg_doc(&raw::read_frame(s).expect("reply"))
 }
 
 /// (client-first-bare, client-first) with a fixed client nonce.
-fn client_first(user: &str) -> (String, String) {
+pub(crate) fn client_first(user: &str) -> (String, String) {
     let bare = format!("n={user},r=clientNonceForTests0123");
     (bare.clone(), format!("n,,{bare}"))
 }
 
-fn sasl_start(s: &mut TcpStream, user: &str, db: &str) -> (Document, String) {
+pub(crate) fn sasl_start(s: &mut TcpStream, user: &str, db: &str) -> (Document, String) {
     let (bare, first) = client_first(user);
     let r = run(
         s,
@@ -483,13 +483,13 @@ fn sasl_start(s: &mut TcpStream, user: &str, db: &str) -> (Document, String) {
     (r, bare)
 }
 
-fn server_nonce(reply: &Document) -> String {
+pub(crate) fn server_nonce(reply: &Document) -> String {
     let text = payload_text(reply);
     text.split(',').find_map(|a| a.strip_prefix("r=")).expect("nonce").to_string()
 }
 
 /// The client-final message for `server_first` and the server signature to expect.
-fn client_final(server_first: &str, pwd: &str, first_bare: &str) -> (String, Vec<u8>) {
+pub(crate) fn client_final(server_first: &str, pwd: &str, first_bare: &str) -> (String, Vec<u8>) {
     use ring::{digest, hmac, pbkdf2};
     let attr =
         |k: &str| server_first.split(',').find_map(|a| a.strip_prefix(k)).expect("attribute").to_string();

@@ -89,31 +89,33 @@ fn tailable_needs_a_capped_collection() {
 fn tailable_cursor_overtaken_by_eviction_fails_with_capped_position_lost() {
     let env = start();
     let db = env.db("tailost");
+    // The cursor is continued in the session that opened it.
+    let mut s = env.client.start_session().run().unwrap();
     db.run_command(doc! { "create": "c", "capped": true, "size": 100_000, "max": 5 }).run().unwrap();
     let c = db.collection::<Document>("c");
     c.insert_many((0..5).map(|i| doc! { "_id": i })).run().unwrap();
-    let r = db.run_command(doc! { "find": "c", "tailable": true }).run().unwrap();
+    let r = db.run_command(doc! { "find": "c", "tailable": true }).session(&mut s).run().unwrap();
     let id = as_i64(path(&r, "cursor.id"));
     assert_eq!(path(&r, "cursor.firstBatch").as_array().unwrap().len(), 5);
     // Keeping up: the next document arrives and the cursor stays open.
     c.insert_one(doc! { "_id": 5 }).run().unwrap();
-    let r = db.run_command(doc! { "getMore": id, "collection": "c" }).run().unwrap();
+    let r = db.run_command(doc! { "getMore": id, "collection": "c" }).session(&mut s).run().unwrap();
     assert_eq!(path(&r, "cursor.nextBatch").as_array().unwrap().len(), 1);
     // Eviction passes the cursor's position: the next getMore cannot continue.
     c.insert_many((6..16).map(|i| doc! { "_id": i })).run().unwrap();
     assert_command_error(
-        db.run_command(doc! { "getMore": id, "collection": "c" }).run(),
+        db.run_command(doc! { "getMore": id, "collection": "c" }).session(&mut s).run(),
         136,
         "CappedPositionLost",
     );
     // The failed cursor is gone.
     assert_command_error(
-        db.run_command(doc! { "getMore": id, "collection": "c" }).run(),
+        db.run_command(doc! { "getMore": id, "collection": "c" }).session(&mut s).run(),
         43,
         "CursorNotFound",
     );
     // A new tailable cursor starts over from the oldest surviving document.
-    let r = db.run_command(doc! { "find": "c", "tailable": true }).run().unwrap();
+    let r = db.run_command(doc! { "find": "c", "tailable": true }).session(&mut s).run().unwrap();
     let first: Vec<i32> = path(&r, "cursor.firstBatch")
         .as_array()
         .unwrap()

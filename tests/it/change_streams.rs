@@ -535,15 +535,24 @@ fn stream_resumes_after_a_server_restart() {
 }
 
 /// Opens a change stream on `db.c` with `stages` after `$changeStream`; the cursor id.
-fn open_raw(db: &mongodb::sync::Database, stages: Vec<Document>) -> mongodb::error::Result<i64> {
+/// Opens a change stream in session `s` (its getMores must come in the same session).
+fn open_raw(
+    db: &mongodb::sync::Database,
+    s: &mut mongodb::sync::ClientSession,
+    stages: Vec<Document>,
+) -> mongodb::error::Result<i64> {
     let mut pipeline = vec![doc! { "$changeStream": {} }];
     pipeline.extend(stages);
-    let r = db.run_command(doc! { "aggregate": "c", "pipeline": pipeline, "cursor": {} }).run()?;
+    let r = db.run_command(doc! { "aggregate": "c", "pipeline": pipeline, "cursor": {} }).session(s).run()?;
     Ok(as_i64(path(&r, "cursor.id")))
 }
 
-fn get_more_raw(db: &mongodb::sync::Database, id: i64) -> mongodb::error::Result<Vec<Document>> {
-    let r = db.run_command(doc! { "getMore": id, "collection": "c", "maxTimeMS": 200 }).run()?;
+fn get_more_raw(
+    db: &mongodb::sync::Database,
+    s: &mut mongodb::sync::ClientSession,
+    id: i64,
+) -> mongodb::error::Result<Vec<Document>> {
+    let r = db.run_command(doc! { "getMore": id, "collection": "c", "maxTimeMS": 200 }).session(s).run()?;
     Ok(path(&r, "cursor.nextBatch")
         .as_array()
         .unwrap()
@@ -557,8 +566,10 @@ fn every_stage_mongod_allows_runs_after_change_stream() {
     let env = start();
     let db = env.db("csstages");
     let c = db.collection::<Document>("c");
+    let mut s = env.client.start_session().run().unwrap();
     let id = open_raw(
         &db,
+        &mut s,
         vec![
             doc! { "$match": { "operationType": "insert" } },
             doc! { "$addFields": { "kind": { "$concat": ["op-", "$operationType"] } } },
@@ -577,7 +588,7 @@ fn every_stage_mongod_allows_runs_after_change_stream() {
     c.delete_one(doc! { "_id": 1 }).run().unwrap();
     let mut got = Vec::new();
     for _ in 0..20 {
-        got.extend(get_more_raw(&db, id).unwrap());
+        got.extend(get_more_raw(&db, &mut s, id).unwrap());
         if got.len() >= 3 {
             break;
         }
@@ -608,21 +619,21 @@ fn every_stage_mongod_allows_runs_after_change_stream() {
         doc! { "$project": { "_id": 0 } },
         doc! { "$unset": "_id" },
     ] {
-        let id = open_raw(&db, vec![stage.clone()]).unwrap();
+        let id = open_raw(&db, &mut s, vec![stage.clone()]).unwrap();
         c.insert_one(doc! { "n": 9 }).run().unwrap();
-        let e = get_more_raw(&db, id).unwrap_err();
+        let e = get_more_raw(&db, &mut s, id).unwrap_err();
         assert_eq!(command_error(&e).0, 280, "{stage}");
     }
 
     // Stages mongod refuses there, and unknown ones.
-    let e = open_raw(&db, vec![doc! { "$group": { "_id": null } }]).unwrap_err();
+    let e = open_raw(&db, &mut s, vec![doc! { "$group": { "_id": null } }]).unwrap_err();
     assert_eq!(command_error(&e).0, 20);
-    let e = open_raw(&db, vec![doc! { "$limit": 1 }]).unwrap_err();
+    let e = open_raw(&db, &mut s, vec![doc! { "$limit": 1 }]).unwrap_err();
     assert_eq!(command_error(&e).0, 20);
-    let e = open_raw(&db, vec![doc! { "$bogus": {} }]).unwrap_err();
+    let e = open_raw(&db, &mut s, vec![doc! { "$bogus": {} }]).unwrap_err();
     assert_eq!(command_error(&e).0, 40324);
     // A bad spec of an allowed stage fails when the stream opens.
-    assert!(open_raw(&db, vec![doc! { "$addFields": 1 }]).is_err());
+    assert!(open_raw(&db, &mut s, vec![doc! { "$addFields": 1 }]).is_err());
 }
 
 /// 100 000 writes from 4 threads, watched by one stream: each arrives exactly once, in commit

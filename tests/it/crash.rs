@@ -264,3 +264,37 @@ fn connections_past_the_limit_are_refused_cleanly() {
         thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Retryable writes acknowledged before a SIGKILL keep their history: after the restart a
+/// retry returns the original reply and applies nothing again.
+#[test]
+fn retryable_write_history_survives_sigkill() {
+    let dbdir = tempfile::tempdir().expect("tempdir");
+    let logdir = tempfile::tempdir().expect("tempdir");
+    let lsid = || doc! { "id": mongodb::bson::Binary::from_uuid(mongodb::bson::Uuid::new()) };
+    let cmds = [
+        doc! { "insert": "r", "documents": [{ "_id": 1, "n": 0 }], "lsid": lsid(), "txnNumber": 1i64, "$db": "crashdb" },
+        doc! { "update": "r", "updates": [{ "q": { "_id": 1 }, "u": { "$inc": { "n": 1 } } }],
+        "lsid": lsid(), "txnNumber": 1i64, "$db": "crashdb" },
+        doc! { "findAndModify": "r", "query": { "_id": 1 }, "update": { "$inc": { "n": 10 } }, "new": true,
+        "lsid": lsid(), "txnNumber": 1i64, "$db": "crashdb" },
+    ];
+    let mut d = spawn(dbdir.path(), logdir.path(), "retry");
+    let firsts: Vec<Document> = cmds.iter().map(|c| raw::command(d.addr(), c)).collect();
+    for r in &firsts {
+        assert!(raw::is_ok(r), "{r}");
+    }
+    d.kill();
+    let d2 = spawn(dbdir.path(), logdir.path(), "retry-restart");
+    for (c, first) in cmds.iter().zip(&firsts) {
+        let again = raw::command(d2.addr(), c);
+        assert!(raw::is_ok(&again), "{again}");
+        for k in ["n", "nModified", "value", "lastErrorObject"] {
+            assert_eq!(again.get(k), first.get(k), "{k} of {c}");
+        }
+        assert!(again.contains_key("retriedStmtIds") || again.contains_key("retriedStmtId"), "{again}");
+    }
+    let r = raw::command(d2.addr(), &doc! { "find": "r", "$db": "crashdb" });
+    let batch = r.get_document("cursor").unwrap().get_array("firstBatch").unwrap();
+    assert_eq!(batch, &vec![Bson::Document(doc! { "_id": 1, "n": 11 })], "each write applied once");
+}

@@ -2,7 +2,7 @@
 
 use crate::common::{self, assert_command_error, assert_ok, num};
 use mongodb::bson::{doc, Bson, Document};
-use mongodb::sync::{Collection, Database};
+use mongodb::sync::{ClientSession, Collection, Database};
 
 const N: i32 = 1000;
 
@@ -70,8 +70,10 @@ fn sorted_query_across_get_mores() {
     assert_eq!(got, expected);
 }
 
-fn find_cmd(db: &Database, cmd: Document) -> (i64, Vec<Bson>, String) {
-    let r = db.run_command(cmd).run().expect("find/getMore");
+/// Runs a find or getMore in session `s`: a cursor opened in a session may only be continued
+/// in it, and the driver's implicit sessions can differ from one command to the next.
+fn find_cmd(db: &Database, s: &mut ClientSession, cmd: Document) -> (i64, Vec<Bson>, String) {
+    let r = db.run_command(cmd).session(s).run().expect("find/getMore");
     assert_ok(&r);
     let c = r.get_document("cursor").expect("cursor");
     let id = match c.get("id") {
@@ -90,22 +92,23 @@ fn find_cmd(db: &Database, cmd: Document) -> (i64, Vec<Bson>, String) {
 fn default_first_batch_is_101_then_get_more_returns_the_rest() {
     let env = common::start();
     let db = env.db("defbatch");
+    let mut s = env.client.start_session().run().expect("session");
     let coll = db.collection::<Document>("c");
     seed(&coll);
     let ns = format!("{}.c", db.name());
-    let (id, first, cns) = find_cmd(&db, doc! {"find": "c", "filter": {}});
+    let (id, first, cns) = find_cmd(&db, &mut s, doc! {"find": "c", "filter": {}});
     assert_eq!(first.len(), 101);
     assert_ne!(id, 0, "more to read: the cursor stays open");
     assert_eq!(cns, ns);
     let first_batch = first.first().and_then(Bson::as_document).cloned().expect("doc");
     assert!(first.iter().all(|d| matches!(d, Bson::Document(_))));
 
-    let (id2, next, gns) = find_cmd(&db, doc! {"getMore": id, "collection": "c", "batchSize": 500});
+    let (id2, next, gns) = find_cmd(&db, &mut s, doc! {"getMore": id, "collection": "c", "batchSize": 500});
     assert_eq!(next.len(), 500);
     assert_eq!(id2, id, "same cursor id while open");
     assert_eq!(gns, ns);
     // Without batchSize, getMore returns everything left (well under 16 MB).
-    let (id3, rest, _) = find_cmd(&db, doc! {"getMore": id, "collection": "c"});
+    let (id3, rest, _) = find_cmd(&db, &mut s, doc! {"getMore": id, "collection": "c"});
     assert_eq!(rest.len(), (N as usize) - 601);
     assert_eq!(id3, 0, "exhausted cursor reports id 0");
     // An exhausted cursor is gone.
@@ -117,6 +120,7 @@ fn default_first_batch_is_101_then_get_more_returns_the_rest() {
 fn limit_and_batch_size_interplay() {
     let env = common::start();
     let db = env.db("limit");
+    let mut s = env.client.start_session().run().expect("session");
     let coll = db.collection::<Document>("c");
     let order = seed(&coll);
 
@@ -128,20 +132,20 @@ fn limit_and_batch_size_interplay() {
     assert_eq!(got, order[995..].to_vec());
 
     // Raw: limit 20 batchSize 7 -> 7, 7, 6 and the cursor closes with the limit.
-    let (id, b1, _) = find_cmd(&db, doc! {"find": "c", "limit": 20, "batchSize": 7});
+    let (id, b1, _) = find_cmd(&db, &mut s, doc! {"find": "c", "limit": 20, "batchSize": 7});
     assert_eq!(b1.len(), 7);
     assert_ne!(id, 0);
-    let (id, b2, _) = find_cmd(&db, doc! {"getMore": id, "collection": "c", "batchSize": 7});
+    let (id, b2, _) = find_cmd(&db, &mut s, doc! {"getMore": id, "collection": "c", "batchSize": 7});
     assert_eq!(b2.len(), 7);
     assert_ne!(id, 0);
-    let (id, b3, _) = find_cmd(&db, doc! {"getMore": id, "collection": "c", "batchSize": 7});
+    let (id, b3, _) = find_cmd(&db, &mut s, doc! {"getMore": id, "collection": "c", "batchSize": 7});
     assert_eq!(b3.len(), 6);
     assert_eq!(id, 0, "limit reached: cursor closed");
     // A limit inside the first batch closes the cursor at once.
-    let (id, b, _) = find_cmd(&db, doc! {"find": "c", "limit": 5, "batchSize": 7});
+    let (id, b, _) = find_cmd(&db, &mut s, doc! {"find": "c", "limit": 5, "batchSize": 7});
     assert_eq!((b.len(), id), (5, 0));
     // singleBatch never leaves a cursor open.
-    let (id, b, _) = find_cmd(&db, doc! {"find": "c", "batchSize": 3, "singleBatch": true});
+    let (id, b, _) = find_cmd(&db, &mut s, doc! {"find": "c", "batchSize": 3, "singleBatch": true});
     assert_eq!((b.len(), id), (3, 0));
 }
 
@@ -169,8 +173,9 @@ fn dropping_a_cursor_mid_way_leaves_the_server_healthy() {
 fn kill_cursors_then_get_more_is_cursor_not_found() {
     let env = common::start();
     let db = env.db("killraw");
+    let mut s = env.client.start_session().run().expect("session");
     seed(&db.collection::<Document>("c"));
-    let (id, _, _) = find_cmd(&db, doc! {"find": "c", "batchSize": 2});
+    let (id, _, _) = find_cmd(&db, &mut s, doc! {"find": "c", "batchSize": 2});
     assert_ne!(id, 0);
     let r = db
         .run_command(doc! {"killCursors": "c", "cursors": [id, 123_456_789_i64]})
@@ -211,7 +216,9 @@ fn exhaust_get_more_streams_batches() {
     let db = env.db("exhaust");
     let c = db.collection::<mongodb::bson::Document>("c");
     c.insert_many((0..10).map(|i| mongodb::bson::doc! { "_id": i })).run().unwrap();
-    let first = db.run_command(mongodb::bson::doc! { "find": "c", "batchSize": 2 }).run().unwrap();
+    // Opened without an lsid (a raw frame), as the raw getMore below has none.
+    let find = mongodb::bson::doc! { "find": "c", "batchSize": 2, "$db": db.name() };
+    let first = raw::command(env.server.addr(), &find);
     let id = first.get_document("cursor").unwrap().get_i64("id").unwrap();
     let mut s = raw::connect(env.server.addr());
     let get_more = mongodb::bson::doc! { "getMore": id, "collection": "c", "batchSize": 2, "$db": db.name() };

@@ -7,6 +7,7 @@ mod common;
 mod aggregate;
 mod api;
 mod auth;
+mod auth_more;
 mod capped;
 mod catalog;
 mod change_streams;

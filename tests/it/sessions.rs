@@ -468,3 +468,71 @@ fn blocked_time_counts_against_max_time_ms() {
     db.run_command(doc! { "insert": "c", "documents": [{ "_id": 2 }] }).run().unwrap();
     assert_eq!(db.collection::<Document>("c").count_documents(doc! {}).run().unwrap(), 1);
 }
+
+/// mongod keeps the retryable-write history in `config.transactions`: a retry after a restart
+/// answers from it and applies nothing again; expired sessions take their history with them.
+#[test]
+fn retries_after_a_restart_return_the_original_results() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = common::unique_name("restartretry");
+    let (ls_ins, ls_upd, ls_fam, ls_del, ls_multi) = (lsid(), lsid(), lsid(), lsid(), lsid());
+    let insert = doc! { "insert": "c", "documents": [{ "_id": 1, "n": 0 }, { "_id": 2, "n": 0 }, { "_id": 3, "n": 0 }],
+    "lsid": ls_ins.clone(), "txnNumber": 3i64, "$db": &db };
+    let update = doc! { "update": "c", "updates": [
+        { "q": { "_id": 1 }, "u": { "$inc": { "n": 1 } } },
+        { "q": { "_id": 9 }, "u": { "$inc": { "n": 1 } }, "upsert": true }],
+    "lsid": ls_upd.clone(), "txnNumber": 1i64, "$db": &db };
+    let fam = doc! { "findAndModify": "c", "query": { "_id": 1 }, "update": { "$inc": { "n": 10 } }, "new": true,
+    "lsid": ls_fam.clone(), "txnNumber": 1i64, "$db": &db };
+    let delete = doc! { "delete": "c", "deletes": [{ "q": { "_id": 2 }, "limit": 1 }],
+    "lsid": ls_del.clone(), "txnNumber": 1i64, "$db": &db };
+    let multi = doc! { "update": "c", "updates": [{ "q": {}, "u": { "$inc": { "m": 1 } }, "multi": true }],
+    "lsid": ls_multi.clone(), "txnNumber": 1i64, "$db": &db };
+    let firsts: Vec<Document> = {
+        let env = common::start_with(common::builder().dbpath(dir.path()));
+        let r: Vec<Document> =
+            [&insert, &update, &fam, &delete, &multi].iter().map(|c| raw_cmd(&env, (*c).clone())).collect();
+        drop(env);
+        r
+    };
+    assert_eq!(num(&firsts[0], "n"), 3, "{}", firsts[0]);
+    assert_eq!(firsts[2].get_document("value").unwrap().get_i32("n"), Ok(11));
+
+    let env = common::start_with(common::builder().dbpath(dir.path()));
+    let again: Vec<Document> =
+        [&insert, &update, &fam, &delete, &multi].iter().map(|c| raw_cmd(&env, (*c).clone())).collect();
+    let strip = |d: &Document| {
+        let mut d = d.clone();
+        for k in ["retriedStmtIds", "retriedStmtId", "$clusterTime", "operationTime"] {
+            d.remove(k);
+        }
+        d
+    };
+    for (a, b) in firsts.iter().zip(&again) {
+        assert_eq!(strip(a), strip(b), "a retry after the restart gives the original reply");
+    }
+    assert_eq!(again[0].get_array("retriedStmtIds").expect("retried").len(), 3, "{}", again[0]);
+    assert_eq!(again[1].get_array("retriedStmtIds").expect("retried").len(), 2, "{}", again[1]);
+    assert_eq!(again[2].get_i32("retriedStmtId"), Ok(0), "{}", again[2]);
+    let coll = env.client.database(&db).collection::<Document>("c");
+    let docs = common::all(&coll);
+    let n_of = |id: i32| docs.iter().find(|d| d.get_i32("_id") == Ok(id)).map(|d| d.get_i32("n"));
+    assert_eq!(n_of(1), Some(Ok(11)), "each $inc applied once: {docs:?}");
+    assert_eq!(n_of(9), Some(Ok(1)), "{docs:?}");
+    assert_eq!(n_of(2), None, "{docs:?}");
+    assert!(docs.iter().all(|d| d.get_i32("m") == Ok(1)), "the multi-update applied once: {docs:?}");
+    // The session's highest txnNumber survived too.
+    let mut older = insert.clone();
+    older.insert("txnNumber", 2i64);
+    assert_eq!(num(&raw_cmd(&env, older), "code"), 225);
+
+    // Expired sessions take their history along: after another restart the insert runs anew
+    // (and meets its own documents).
+    let later = Instant::now() + Duration::from_secs(31 * 60);
+    assert!(env.server.shared().expire_sessions(later) >= 5);
+    drop(env);
+    let env = common::start_with(common::builder().dbpath(dir.path()));
+    let r = raw_cmd(&env, insert);
+    assert!(r.get("retriedStmtIds").is_none(), "{r}");
+    assert_eq!(r.get_array("writeErrors").map(Vec::len), Ok(1), "{r}");
+}

@@ -45,10 +45,11 @@ fn get_more_without_batch_size_returns_the_rest() {
     let db = env.db("gm");
     let c = db.collection::<mongodb::bson::Document>("c");
     c.insert_many((1..=5).map(|i| doc! { "_id": i })).run().unwrap();
-    let first = db.run_command(doc! { "find": "c", "batchSize": 2 }).run().unwrap();
+    let mut s = env.client.start_session().run().unwrap();
+    let first = db.run_command(doc! { "find": "c", "batchSize": 2 }).session(&mut s).run().unwrap();
     let id = path(&first, "cursor.id").clone();
     assert!(matches!(id, Bson::Int64(n) if n != 0));
-    let more = db.run_command(doc! { "getMore": id, "collection": "c" }).run().unwrap();
+    let more = db.run_command(doc! { "getMore": id, "collection": "c" }).session(&mut s).run().unwrap();
     assert_eq!(path(&more, "cursor.nextBatch").as_array().unwrap().len(), 3);
     assert_eq!(path(&more, "cursor.id"), &Bson::Int64(0));
 }

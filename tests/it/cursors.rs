@@ -347,27 +347,29 @@ fn a_full_batch_leaves_the_cursor_open() {
     let env = common::start();
     let db = env.db("fullbatch");
     let coll = db.collection::<Document>("c");
+    let mut s = env.client.start_session().run().expect("session");
     coll.insert_many((0..3).map(|i| doc! {"_id": i})).run().expect("insert");
-    let (id, b, _) = find_cmd(&db, doc! {"find": "c", "batchSize": 3});
+    let (id, b, _) = find_cmd(&db, &mut s, doc! {"find": "c", "batchSize": 3});
     assert_eq!(b.len(), 3);
     assert_ne!(id, 0, "a full batch does not know it was the last");
-    let (id, b, _) = find_cmd(&db, doc! {"getMore": id, "collection": "c"});
+    let (id, b, _) = find_cmd(&db, &mut s, doc! {"getMore": id, "collection": "c"});
     assert_eq!((b.len(), id), (0, 0));
-    let (id, b, _) = find_cmd(&db, doc! {"find": "c", "batchSize": 1});
+    let (id, b, _) = find_cmd(&db, &mut s, doc! {"find": "c", "batchSize": 1});
     assert_ne!(id, 0);
     assert_eq!(b.len(), 1);
-    let (id2, b, _) = find_cmd(&db, doc! {"getMore": id, "collection": "c", "batchSize": 2});
+    let (id2, b, _) = find_cmd(&db, &mut s, doc! {"getMore": id, "collection": "c", "batchSize": 2});
     assert_eq!((b.len(), id2), (2, id));
-    let (id3, b, _) = find_cmd(&db, doc! {"getMore": id, "collection": "c", "batchSize": 2});
+    let (id3, b, _) = find_cmd(&db, &mut s, doc! {"getMore": id, "collection": "c", "batchSize": 2});
     assert_eq!((b.len(), id3), (0, 0));
     // A short batch closes at once, and so does a limit met by a full batch.
-    let (id, b, _) = find_cmd(&db, doc! {"find": "c", "batchSize": 5});
+    let (id, b, _) = find_cmd(&db, &mut s, doc! {"find": "c", "batchSize": 5});
     assert_eq!((b.len(), id), (3, 0));
-    let (id, b, _) = find_cmd(&db, doc! {"find": "c", "batchSize": 2, "limit": 2});
+    let (id, b, _) = find_cmd(&db, &mut s, doc! {"find": "c", "batchSize": 2, "limit": 2});
     assert_eq!((b.len(), id), (2, 0));
     // Aggregation cursors behave the same.
     let r = db
         .run_command(doc! {"aggregate": "c", "pipeline": [{"$match": {}}], "cursor": {"batchSize": 3}})
+        .session(&mut s)
         .run()
         .expect("aggregate");
     assert_ne!(r.get_document("cursor").and_then(|c| c.get_i64("id")).expect("id"), 0, "{r}");
@@ -380,9 +382,10 @@ fn max_time_fail_point_reaches_get_more() {
     let db = env.db("mtfp");
     let coll = db.collection::<Document>("c");
     coll.insert_many((0..10).map(|i| doc! {"_id": i})).run().expect("insert");
-    let (id, _, _) = find_cmd(&db, doc! {"find": "c", "batchSize": 2, "maxTimeMS": 60_000});
+    let mut s = env.client.start_session().run().expect("session");
+    let (id, _, _) = find_cmd(&db, &mut s, doc! {"find": "c", "batchSize": 2, "maxTimeMS": 60_000});
     env.admin_cmd(doc! {"configureFailPoint": "maxTimeAlwaysTimeOut", "mode": "alwaysOn"}).expect("fp on");
-    let r = db.run_command(doc! {"getMore": id, "collection": "c"}).run();
+    let r = db.run_command(doc! {"getMore": id, "collection": "c"}).session(&mut s).run();
     env.admin_cmd(doc! {"configureFailPoint": "maxTimeAlwaysTimeOut", "mode": "off"}).expect("fp off");
     assert_command_error(r, 50, "MaxTimeMSExpired");
 }

@@ -426,13 +426,16 @@ fn snapshot_read_concern_outside_transactions() {
     assert_eq!(db.collection::<mongodb::bson::Document>("c").count_documents(doc! {}).run().unwrap(), 1);
     // A snapshot cursor is continued and killed with the session's readConcern repeated.
     db.collection::<mongodb::bson::Document>("c").insert_one(doc! { "_id": 3 }).run().unwrap();
+    let mut s = env.client.start_session().run().unwrap();
     let r = db
         .run_command(doc! { "aggregate": "c", "pipeline": [], "cursor": { "batchSize": 0 }, "readConcern": rc.clone() })
+        .session(&mut s)
         .run()
         .unwrap();
     let id = r.get_document("cursor").unwrap().get_i64("id").unwrap();
     let r = db
         .run_command(doc! { "getMore": id, "collection": "c", "batchSize": 1, "readConcern": rc.clone() })
+        .session(&mut s)
         .run()
         .unwrap();
     assert_eq!(r.get_document("cursor").unwrap().get_array("nextBatch").unwrap().len(), 1, "{r}");

@@ -133,7 +133,7 @@ fn access_stage(access: &Access, filter: &Document) -> Document {
             doc! { "stage": "COLLSCAN", "direction": if *forward { "forward" } else { "backward" } }
         }
         Access::IdLookup(_) => doc! { "stage": "IDHACK" },
-        Access::IndexScan { index, forward, bounds, .. } => {
+        Access::IndexScan { index, forward, bounds, covered, .. } => {
             let ixscan = doc! {
                 "stage": "IXSCAN",
                 "keyPattern": planner::explain_key_pattern(index, bounds),
@@ -146,6 +146,10 @@ fn access_stage(access: &Access, filter: &Document) -> Document {
                 "direction": if *forward { "forward" } else { "backward" },
                 "indexBounds": bounds.clone(),
             };
+            if *covered {
+                // Answered from the index entries: no FETCH.
+                return ixscan;
+            }
             let mut fetch = doc! { "stage": "FETCH" };
             if !filter.is_empty() {
                 fetch.insert("filter", filter.clone());
@@ -190,7 +194,12 @@ fn stage_tree(plan: Option<&Plan>, e: &Explained) -> Document {
         stage = wrap("LIMIT", doc! { "limitAmount": l as i64 }, stage);
     }
     if let Some(p) = e.projection.as_ref().filter(|p| !p.is_empty()) {
-        stage = wrap("PROJECTION_DEFAULT", doc! { "transformBy": p.clone() }, stage);
+        let name = if plan.is_some_and(crate::query::covered::is_covered) {
+            "PROJECTION_COVERED"
+        } else {
+            "PROJECTION_DEFAULT"
+        };
+        stage = wrap(name, doc! { "transformBy": p.clone() }, stage);
     }
     stage
 }

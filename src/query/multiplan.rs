@@ -195,6 +195,9 @@ pub fn choose(
 ) -> Result<Choice> {
     let sort = shape.sort.filter(|s| !s.is_empty());
     let mut candidates = planner::plan_candidates(coll, shape.filter, sort, hint)?;
+    for c in &mut candidates {
+        super::covered::cover(c, shape.filter, shape.projection, sort);
+    }
     if candidates.len() <= 1 {
         let plan = match candidates.pop() {
             Some(p) => p,

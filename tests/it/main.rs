@@ -11,6 +11,7 @@ mod capped;
 mod catalog;
 mod change_streams;
 mod collation;
+mod covered;
 mod crash;
 mod crud;
 mod cursors;

@@ -1,0 +1,118 @@
+//! Covered queries: an index scan whose query reads only fields the index holds answers from
+//! the index entries alone (no FETCH), as mongod's PROJECTION_COVERED plans do. Entries carry
+//! the key fields' original BSON values (`store::index::typed_values`), so the answer keeps
+//! each value's type even though the key bytes do not (1, 1.0 and NumberLong(1) share a key).
+//!
+//! Only top-level fields are covered: a dotted path would need to know whether the parents
+//! were documents (`{a: {}}` projects `a.b` as `{a: {}}`), which the entry does not say.
+
+use super::exec::Access;
+use super::planner::Plan;
+use bson::{Bson, Document};
+
+/// The top-level fields an inclusion projection outputs (with `_id` unless excluded); `None`
+/// for anything else (exclusions, expressions, `$slice`/`$elemMatch`/positional, dotted
+/// paths), which needs the whole document.
+fn projected_fields(projection: &Document) -> Option<Vec<&str>> {
+    let mut out = Vec::new();
+    let mut with_id = true;
+    for (k, v) in projection {
+        let truthy = match v {
+            Bson::Boolean(b) => *b,
+            Bson::Int32(n) => *n != 0,
+            Bson::Int64(n) => *n != 0,
+            Bson::Double(n) => *n != 0.0,
+            _ => return None,
+        };
+        if k == "_id" {
+            with_id = truthy;
+            continue;
+        }
+        if !truthy || k.contains('.') || k.starts_with('$') || k.is_empty() {
+            return None;
+        }
+        out.push(k.as_str());
+    }
+    if with_id {
+        out.push("_id");
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// Adds the fields `filter` reads to `out`; false when it reads something it does not name
+/// (`$expr`, `$where`, `$text`, `$jsonSchema`, ...) or a dotted path.
+fn filter_fields<'a>(filter: &'a Document, out: &mut Vec<&'a str>) -> bool {
+    for (k, v) in filter {
+        match k.as_str() {
+            "$and" | "$or" | "$nor" => {
+                let Bson::Array(clauses) = v else { return false };
+                for c in clauses {
+                    let Bson::Document(c) = c else { return false };
+                    if !filter_fields(c, out) {
+                        return false;
+                    }
+                }
+            }
+            "$comment" => {}
+            k if k.starts_with('$') || k.contains('.') || k.is_empty() => return false,
+            k => out.push(k),
+        }
+    }
+    true
+}
+
+/// Marks `plan` covered when it scans an index that can cover and every field the query reads
+/// (filter, sort, projection output) is a top-level field of that index.
+pub fn cover(plan: &mut Plan, filter: &Document, projection: Option<&Document>, sort: Option<&Document>) {
+    let Access::IndexScan { index, covered, .. } = &mut plan.access else { return };
+    *covered = false;
+    if !index.can_cover() {
+        return;
+    }
+    let Some(mut needed) = projection.and_then(projected_fields) else { return };
+    if !filter_fields(filter, &mut needed) {
+        return;
+    }
+    for k in sort.into_iter().flat_map(|s| s.keys()) {
+        if k.contains('.') || k.starts_with('$') {
+            return;
+        }
+        needed.push(k);
+    }
+    let in_index = |f: &str| index.fields.iter().any(|(p, _)| p == f);
+    *covered = needed.iter().all(|f| in_index(f));
+}
+
+/// Whether a plan reads only index entries.
+pub fn is_covered(plan: &Plan) -> bool {
+    matches!(plan.access, Access::IndexScan { covered: true, .. })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::doc;
+
+    #[test]
+    fn projections_that_can_be_covered() {
+        assert_eq!(projected_fields(&doc! { "a": 1, "_id": 0 }), Some(vec!["a"]));
+        assert_eq!(projected_fields(&doc! { "a": true }), Some(vec!["a", "_id"]));
+        assert_eq!(projected_fields(&doc! { "_id": 1 }), Some(vec!["_id"]));
+        assert_eq!(projected_fields(&doc! { "_id": 0 }), None);
+        assert_eq!(projected_fields(&doc! { "a": 0 }), None);
+        assert_eq!(projected_fields(&doc! { "a.b": 1, "_id": 0 }), None);
+        assert_eq!(projected_fields(&doc! { "a": { "$slice": 1 }, "_id": 0 }), None);
+        assert_eq!(projected_fields(&doc! { "a.$": 1, "_id": 0 }), None);
+        assert_eq!(projected_fields(&doc! { "a": "$b", "_id": 0 }), None);
+    }
+
+    #[test]
+    fn filters_name_their_fields() {
+        let mut v = Vec::new();
+        let f = doc! { "a": 1, "$or": [{ "b": 2 }, { "a": { "$gt": 3 } }] };
+        assert!(filter_fields(&f, &mut v));
+        assert_eq!(v, vec!["a", "b", "a"]);
+        assert!(!filter_fields(&doc! { "$expr": { "$eq": ["$a", 1] } }, &mut Vec::new()));
+        assert!(!filter_fields(&doc! { "a.b": 1 }, &mut Vec::new()));
+    }
+}

@@ -439,4 +439,46 @@ mod tests {
         let f = doc! { "a": 1 };
         assert_ne!(key(doc! { "a": 1 }), shape_key(&Shape { filter: &f, sort: Some(&s), projection: None }));
     }
+
+    #[test]
+    fn entries_become_active_grow_and_replan_as_mongod() {
+        let coll = Collection {
+            db: "db".into(),
+            name: "c".into(),
+            ns: "db.c".into(),
+            uuid: bson::Uuid::new(),
+            ident: "coll-0".into(),
+            options: Document::new(),
+            indexes: Vec::new(),
+            shared: crate::store::catalog::new_shared(),
+            validator: None,
+        };
+        let f = doc! { "a": 1, "b": 2 };
+        let shape = Shape { filter: &f, sort: None, projection: None };
+        let key = shape_key(&shape);
+        let state = || {
+            let e = entries(&coll);
+            assert_eq!(e.len(), 1);
+            (e[0].index.clone(), e[0].works, e[0].is_active)
+        };
+        remember(&coll, key.clone(), &shape, "a_1".into(), 10, false);
+        assert_eq!(state(), ("a_1".to_string(), 10, false));
+        assert!(cached(&coll, &key).is_none(), "an inactive entry is not used");
+        // A costlier trial leaves it inactive with doubled works.
+        remember(&coll, key.clone(), &shape, "b_1".into(), 15, false);
+        assert_eq!(state(), ("a_1".to_string(), 20, false));
+        // One within the entry's works replaces it, active.
+        remember(&coll, key.clone(), &shape, "b_1".into(), 18, false);
+        assert_eq!(state(), ("b_1".to_string(), 18, true));
+        assert_eq!(cached(&coll, &key), Some(("b_1".to_string(), 18)));
+        // A replan's winner is cached as active whatever its works.
+        remember(&coll, key.clone(), &shape, "a_1".into(), 500, true);
+        assert_eq!(state(), ("a_1".to_string(), 500, true));
+        let e = &entries(&coll)[0];
+        assert_eq!(e.created_from.get_document("query").unwrap(), &f);
+        assert_eq!(e.query_hash.len(), 8);
+        assert_ne!(e.query_hash, e.plan_cache_key);
+        clear(&coll, None);
+        assert!(entries(&coll).is_empty());
+    }
 }

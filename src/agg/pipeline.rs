@@ -294,13 +294,7 @@ impl Stream for CollSource {
             };
             // When the pipeline reads only some top-level fields, an index holding them all
             // answers without fetching documents (a covered plan), as in mongod.
-            let projection = self.fields.as_ref().map(|f| {
-                let mut p: Document = f.iter().map(|k| (k.clone(), Bson::Int32(1))).collect();
-                if !f.iter().any(|k| k == "_id") {
-                    p.insert("_id", 0);
-                }
-                p
-            });
+            let projection = self.fields.as_deref().map(crate::query::covered::projection_of);
             let shape =
                 multiplan::Shape { filter: &self.filter, sort: None, projection: projection.as_ref() };
             let access = multiplan::choose(rt.ss, &coll, &shape, None, true)?.plan.access;

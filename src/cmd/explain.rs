@@ -204,6 +204,28 @@ fn stage_tree(plan: Option<&Plan>, e: &Explained) -> Document {
     stage
 }
 
+/// An aggregation's `$cursor` plans: the winning plan and the rejected ones of the choice
+/// for its leading `$match` (with the projection its later stages allow, if any).
+pub fn cursor_plans(
+    choice: &multiplan::Choice,
+    filter: &Document,
+    projection: Option<&Document>,
+) -> (Document, Vec<Bson>) {
+    let e = Explained {
+        coll: String::new(),
+        filter: filter.clone(),
+        sort: None,
+        projection: projection.cloned(),
+        skip: 0,
+        limit: None,
+        hint: None,
+    };
+    let winning = stage_tree(Some(&choice.plan), &e);
+    let rejected =
+        choice.trials.iter().skip(1).map(|t| Bson::Document(stage_tree(Some(&t.plan), &e))).collect();
+    (winning, rejected)
+}
+
 pub fn explain(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let inner = match req.body.get("explain") {
         Some(Bson::Document(d)) => d.clone(),

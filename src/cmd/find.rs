@@ -387,7 +387,7 @@ pub fn aggregate(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     )?;
     let prepared = crate::agg::prepare(&req.db, &pipeline, let_vars.as_ref())?;
     if explain {
-        return Ok(explain_reply(ctx, &source, coll_name.is_some(), &pipeline));
+        return explain_reply(ctx, &source, coll_name.is_some(), &pipeline);
     }
     let source_ns = coll_name.as_ref().map(|_| source.as_str());
     let mut running = crate::agg::open(ctx.store, prepared, source_ns, allow_disk_use)?;
@@ -396,38 +396,34 @@ pub fn aggregate(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     open_cursor(ctx, ns, CursorSource::Pipeline(Box::new(running)), first, None, false)
 }
 
-/// A simple explain: the leading $match as the `$cursor` stage's query plan, then the rest.
-fn explain_reply(ctx: &mut Ctx, ns: &str, has_coll: bool, pipeline: &[Bson]) -> Document {
+/// A simple explain: the leading $match as the `$cursor` stage's query plans (a trial run
+/// among the usable indexes, as for find), then the rest.
+fn explain_reply(ctx: &mut Ctx, ns: &str, has_coll: bool, pipeline: &[Bson]) -> Result<Document> {
     let first_match = pipeline.first().and_then(|s| match s {
         Bson::Document(d) => d.get_document("$match").ok().cloned(),
         _ => None,
     });
     let filter = first_match.clone().unwrap_or_default();
-    let plan = if has_coll {
-        ctx.shared
-            .store
-            .catalog
-            .get(ns)
-            .and_then(|c| planner::plan(&c, &filter, None, None).ok())
-            .map(|a| a.describe())
-            .unwrap_or_else(|| "EOF".to_string())
-    } else {
-        "EOF".to_string()
+    let coll = if has_coll { ctx.shared.store.catalog.get(ns) } else { None };
+    let (winning, rejected) = match coll {
+        Some(c) => {
+            Matcher::parse(&filter)?;
+            let fields = crate::agg::deps::input_fields(pipeline);
+            let projection = fields.as_deref().map(crate::query::covered::projection_of);
+            let shape = multiplan::Shape { filter: &filter, sort: None, projection: projection.as_ref() };
+            let choice = multiplan::choose(ctx.store, &c, &shape, None, false)?;
+            super::explain::cursor_plans(&choice, &filter, projection.as_ref())
+        }
+        None => (bson::doc! { "stage": "EOF" }, Vec::new()),
     };
-    let (stage, index) = match plan.split_once(' ') {
-        Some((s, i)) => (s.to_string(), Some(i.to_string())),
-        None => (plan, None),
-    };
-    let mut winning = bson::doc! { "stage": stage.clone() };
-    if let Some(i) = index {
-        winning = bson::doc! { "stage": "FETCH", "inputStage": { "stage": stage, "indexName": i } };
-    }
     let mut stages = vec![Bson::Document(bson::doc! {
-        "$cursor": { "queryPlanner": { "namespace": ns, "parsedQuery": filter, "winningPlan": winning, "rejectedPlans": [] } }
+        "$cursor": { "queryPlanner": { "namespace": ns, "parsedQuery": filter, "winningPlan": winning, "rejectedPlans": rejected } }
     })];
     let skip = usize::from(first_match.is_some());
     stages.extend(pipeline.iter().skip(skip).cloned());
-    bson::doc! { "explainVersion": "1", "stages": stages, "serverInfo": { "version": "7.0.0" }, "ok": 1.0 }
+    Ok(
+        bson::doc! { "explainVersion": "1", "stages": stages, "serverInfo": { "version": "7.0.0" }, "ok": 1.0 },
+    )
 }
 
 /// An `_id` lookup answers `{_id: <plain value>}` exactly: the document needs no second look

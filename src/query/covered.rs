@@ -83,6 +83,16 @@ pub fn cover(plan: &mut Plan, filter: &Document, projection: Option<&Document>, 
     *covered = needed.iter().all(|f| in_index(f));
 }
 
+/// The inclusion projection equivalent to reading only `fields` (top-level names), for a
+/// pipeline whose stages read no others: planned like a find with that projection.
+pub fn projection_of(fields: &[String]) -> Document {
+    let mut p: Document = fields.iter().map(|k| (k.clone(), Bson::Int32(1))).collect();
+    if !fields.iter().any(|k| k == "_id") {
+        p.insert("_id", 0);
+    }
+    p
+}
+
 /// Whether a plan reads only index entries.
 pub fn is_covered(plan: &Plan) -> bool {
     matches!(plan.access, Access::IndexScan { covered: true, .. })

@@ -252,3 +252,55 @@ fn index_builds_and_aborted_transactions_keep_entries_right() {
     let got = run_find(&db, cmd);
     assert_eq!(got, vec![doc! { "a": 10_i64 }, doc! { "a": 12_i64 }, doc! { "a": 13.0 }]);
 }
+
+/// An aggregation whose stages read only fields of one index (a leading `$match` and a
+/// `$group`) is answered from the index too; its explain shows the covered `$cursor` plan.
+#[test]
+fn aggregations_reading_only_indexed_fields_are_covered() {
+    let env = start();
+    let db = env.db("covered_agg");
+    let c = db.collection::<Document>("c");
+    let mut rng = StdRng::seed_from_u64(11);
+    c.insert_many((0..300).map(|i| {
+        let mut d = doc! { "_id": i, "pad": "x" };
+        if i % 10 != 0 {
+            d.insert("a", random_scalar(&mut rng));
+        }
+        d
+    }))
+    .run()
+    .unwrap();
+    c.create_index(IndexModel::builder().keys(doc! { "a": 1 }).build()).run().unwrap();
+    let pipeline = vec![
+        doc! { "$match": { "a": { "$gte": 1 } } },
+        doc! { "$group": { "_id": { "$type": "$a" }, "n": { "$sum": 1 }, "total": { "$sum": "$a" } } },
+        doc! { "$sort": { "_id": 1 } },
+    ];
+    let run = |pipeline: &Vec<Document>| -> Vec<Document> {
+        let cmd = doc! { "aggregate": "c", "pipeline": pipeline.clone(), "cursor": {} };
+        let reply = db.run_command(cmd).run().unwrap();
+        let cursor = reply.get_document("cursor").unwrap();
+        cursor.get_array("firstBatch").unwrap().iter().map(|d| d.as_document().unwrap().clone()).collect()
+    };
+    let got = run(&pipeline);
+    assert_eq!(got.len(), 4, "int, long, double and decimal groups: {got:?}");
+    // The same with a condition on `pad` (true of every document) reads the documents.
+    let mut fetched = pipeline.clone();
+    fetched[0] = doc! { "$match": { "a": { "$gte": 1 }, "pad": "x" } };
+    assert_eq!(shown(got), shown(run(&fetched)));
+
+    let e = db
+        .run_command(doc! { "aggregate": "c", "pipeline": pipeline.clone(), "explain": true })
+        .run()
+        .unwrap();
+    let cursor = e.get_array("stages").unwrap()[0].as_document().unwrap().get_document("$cursor").unwrap();
+    let plan = cursor.get_document("queryPlanner").unwrap().get_document("winningPlan").unwrap();
+    assert_eq!(stages(plan), vec!["PROJECTION_COVERED", "IXSCAN"]);
+    // Reading `pad` too needs the documents.
+    let mut wider = pipeline.clone();
+    wider[1] = doc! { "$group": { "_id": "$pad", "n": { "$sum": "$a" } } };
+    let e = db.run_command(doc! { "aggregate": "c", "pipeline": wider, "explain": true }).run().unwrap();
+    let cursor = e.get_array("stages").unwrap()[0].as_document().unwrap().get_document("$cursor").unwrap();
+    let plan = cursor.get_document("queryPlanner").unwrap().get_document("winningPlan").unwrap();
+    assert_eq!(stages(plan), vec!["PROJECTION_DEFAULT", "FETCH", "IXSCAN"]);
+}

@@ -3,8 +3,8 @@
 //! index scans that deliver the requested sort order; otherwise a collection scan. Every plan
 //! is followed by the full matcher, so bounds only need to be a superset of the matches.
 //! A rooted `$or` whose clauses can each use an index becomes a union of their scans.
-//! When several indexes qualify, `multiplan` runs them in a trial to choose (covered plans
-//! are not done yet).
+//! When several indexes qualify, `multiplan` runs them in a trial to choose; `covered` marks
+//! index scans that need no documents.
 
 use super::exec::Access;
 use crate::error::{ErrorCode, MongoError, Result};

@@ -304,3 +304,45 @@ fn aggregations_reading_only_indexed_fields_are_covered() {
     let plan = cursor.get_document("queryPlanner").unwrap().get_document("winningPlan").unwrap();
     assert_eq!(stages(plan), vec!["PROJECTION_DEFAULT", "FETCH", "IXSCAN"]);
 }
+
+/// The index remembers (in the catalog) that its entries carry typed values: covering
+/// survives a collMod that hides and unhides it, and a restart.
+#[test]
+fn covering_survives_coll_mod_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = start_with(builder().dbpath(dir.path()));
+    let name = unique_name("covered_restart");
+    let db = env.client.database(&name);
+    let c = db.collection::<Document>("c");
+    c.insert_many(
+        (0..20).map(
+            |i| doc! { "_id": i, "a": if i % 2 == 0 { Bson::Int64(i) } else { Bson::Double(i as f64) } },
+        ),
+    )
+    .run()
+    .unwrap();
+    c.create_index(IndexModel::builder().keys(doc! { "a": 1 }).build()).run().unwrap();
+    let cmd = doc! { "find": "c", "filter": { "a": { "$gte": 3 } }, "projection": { "a": 1, "_id": 0 }, "sort": { "a": 1 } };
+    let want = run_find(&db, cmd.clone());
+    assert_eq!(want.len(), 17);
+    assert_eq!(want[0], doc! { "a": 3.0 });
+    let is_covered = |db: &mongodb::sync::Database| {
+        let e = explain(db, cmd.clone());
+        let plan = e.get_document("queryPlanner").unwrap().get_document("winningPlan").unwrap().clone();
+        stages(&plan) == vec!["PROJECTION_COVERED", "IXSCAN"]
+    };
+    assert!(is_covered(&db));
+    for hidden in [true, false] {
+        db.run_command(doc! { "collMod": "c", "index": { "keyPattern": { "a": 1 }, "hidden": hidden } })
+            .run()
+            .unwrap();
+    }
+    assert!(is_covered(&db));
+    let Env { client, server } = env;
+    drop(client);
+    server.stop();
+    let env = start_with(builder().dbpath(dir.path()));
+    let db = env.client.database(&name);
+    assert!(is_covered(&db));
+    assert_eq!(run_find(&db, cmd.clone()), want);
+}

@@ -3,16 +3,17 @@
 //! the key fields' original BSON values (`store::index::typed_values`), so the answer keeps
 //! each value's type even though the key bytes do not (1, 1.0 and NumberLong(1) share a key).
 //!
-//! Only top-level fields are covered: a dotted path would need to know whether the parents
-//! were documents (`{a: {}}` projects `a.b` as `{a: {}}`), which the entry does not say.
+//! A dotted path is covered when it is one of the index's fields (and no index field is a
+//! prefix of another): entries of documents missing a dotted field carry no values, since
+//! `{a: {}}`, `{a: 5}` and `{}` project `a.b` differently, so the scan fetches those.
 
 use super::exec::Access;
 use super::planner::Plan;
 use bson::{Bson, Document};
 
-/// The top-level fields an inclusion projection outputs (with `_id` unless excluded); `None`
-/// for anything else (exclusions, expressions, `$slice`/`$elemMatch`/positional, dotted
-/// paths), which needs the whole document.
+/// The fields an inclusion projection outputs (with `_id` unless excluded); `None` for
+/// anything else (exclusions, expressions, `$slice`/`$elemMatch`/positional), which needs the
+/// whole document.
 fn projected_fields(projection: &Document) -> Option<Vec<&str>> {
     let mut out = Vec::new();
     let mut with_id = true;
@@ -28,7 +29,7 @@ fn projected_fields(projection: &Document) -> Option<Vec<&str>> {
             with_id = truthy;
             continue;
         }
-        if !truthy || k.contains('.') || k.starts_with('$') || k.is_empty() {
+        if !truthy || k.contains('$') || k.is_empty() {
             return None;
         }
         out.push(k.as_str());
@@ -40,7 +41,7 @@ fn projected_fields(projection: &Document) -> Option<Vec<&str>> {
 }
 
 /// Adds the fields `filter` reads to `out`; false when it reads something it does not name
-/// (`$expr`, `$where`, `$text`, `$jsonSchema`, ...) or a dotted path.
+/// (`$expr`, `$where`, `$text`, `$jsonSchema`, ...).
 fn filter_fields<'a>(filter: &'a Document, out: &mut Vec<&'a str>) -> bool {
     for (k, v) in filter {
         match k.as_str() {
@@ -54,7 +55,7 @@ fn filter_fields<'a>(filter: &'a Document, out: &mut Vec<&'a str>) -> bool {
                 }
             }
             "$comment" => {}
-            k if k.starts_with('$') || k.contains('.') || k.is_empty() => return false,
+            k if k.contains('$') || k.is_empty() => return false,
             k => out.push(k),
         }
     }
@@ -74,10 +75,15 @@ pub fn cover(plan: &mut Plan, filter: &Document, projection: Option<&Document>, 
         return;
     }
     for k in sort.into_iter().flat_map(|s| s.keys()) {
-        if k.contains('.') || k.starts_with('$') {
+        if k.contains('$') {
             return;
         }
         needed.push(k);
+    }
+    // `{a: 1, "a.b": 1}` would need both the whole `a` and its part in one document.
+    let nested = |p: &str, q: &str| q.starts_with(p) && q.as_bytes().get(p.len()) == Some(&b'.');
+    if index.fields.iter().any(|(p, _)| index.fields.iter().any(|(q, _)| nested(p, q))) {
+        return;
     }
     let in_index = |f: &str| index.fields.iter().any(|(p, _)| p == f);
     *covered = needed.iter().all(|f| in_index(f));
@@ -110,7 +116,7 @@ mod tests {
         assert_eq!(projected_fields(&doc! { "_id": 1 }), Some(vec!["_id"]));
         assert_eq!(projected_fields(&doc! { "_id": 0 }), None);
         assert_eq!(projected_fields(&doc! { "a": 0 }), None);
-        assert_eq!(projected_fields(&doc! { "a.b": 1, "_id": 0 }), None);
+        assert_eq!(projected_fields(&doc! { "a.b": 1, "_id": 0 }), Some(vec!["a.b"]));
         assert_eq!(projected_fields(&doc! { "a": { "$slice": 1 }, "_id": 0 }), None);
         assert_eq!(projected_fields(&doc! { "a.$": 1, "_id": 0 }), None);
         assert_eq!(projected_fields(&doc! { "a": "$b", "_id": 0 }), None);
@@ -123,6 +129,8 @@ mod tests {
         assert!(filter_fields(&f, &mut v));
         assert_eq!(v, vec!["a", "b", "a"]);
         assert!(!filter_fields(&doc! { "$expr": { "$eq": ["$a", 1] } }, &mut Vec::new()));
-        assert!(!filter_fields(&doc! { "a.b": 1 }, &mut Vec::new()));
+        let dotted = doc! { "a.b": 1 };
+        assert!(filter_fields(&dotted, &mut v));
+        assert!(!filter_fields(&doc! { "a.$": 1 }, &mut Vec::new()));
     }
 }

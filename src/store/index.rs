@@ -22,18 +22,24 @@ pub struct IndexKey {
 }
 
 /// The key fields' original values as the entry stores them: a BSON document `{"0": v0, ...}`
-/// by field position, a missing field left out. Key bytes alone are lossy (1, 1.0 and
-/// NumberLong(1) encode alike; collation keys and hashes cannot be reversed), so a covered
+/// by field position, a missing top-level field left out. Key bytes alone are lossy (1, 1.0
+/// and NumberLong(1) encode alike; collation keys and hashes cannot be reversed), so a covered
 /// query reads these instead. Only single-valued documents get them: an entry made from an
-/// array element says nothing about the document's field, and a scan fetches those.
-fn typed_values(per_field: &[PathValues]) -> Option<Vec<u8>> {
+/// array element says nothing about the document's field, and a scan fetches those. So does
+/// one missing a dotted field: `{a: {}}`, `{a: 5}` and `{}` all lack `a.b` but project it
+/// differently.
+fn typed_values(fields: &[(String, bool)], per_field: &[PathValues]) -> Option<Vec<u8>> {
     if per_field.iter().any(|f| f.expanded_array) {
         return None;
     }
     let mut d = Document::new();
-    for (i, f) in per_field.iter().enumerate() {
-        if let (true, Some(v)) = (f.present, f.values.first()) {
-            d.insert(i.to_string(), v.clone());
+    for (i, ((path, _), f)) in fields.iter().zip(per_field).enumerate() {
+        match (f.present, f.values.first()) {
+            (true, Some(v)) => {
+                d.insert(i.to_string(), v.clone());
+            }
+            _ if path.contains('.') => return None,
+            _ => {}
         }
     }
     let mut out = Vec::new();
@@ -47,14 +53,36 @@ pub fn stored_values<'a>(idx: &IndexMeta, value: &'a [u8]) -> Option<&'a [u8]> {
     (!v.is_empty()).then_some(v)
 }
 
-/// The document a covered scan sees for an entry: `{field: original value}` for the key fields
-/// the document has, in key pattern order (only top-level fields are ever read from it).
+/// Sets `path` (dotted) in `d`, making the parent documents; `None` when a parent is taken
+/// by another value.
+fn set_path(d: &mut Document, path: &str, v: Bson) -> Option<()> {
+    match path.split_once('.') {
+        None if d.contains_key(path) => None,
+        None => {
+            d.insert(path, v);
+            Some(())
+        }
+        Some((head, rest)) => {
+            if !d.contains_key(head) {
+                d.insert(head, Document::new());
+            }
+            match d.get_mut(head) {
+                Some(Bson::Document(sub)) => set_path(sub, rest, v),
+                _ => None,
+            }
+        }
+    }
+}
+
+/// The document a covered scan sees for an entry: the key fields the document has with their
+/// original values (dotted paths as embedded documents), in key pattern order. `None` when
+/// the entry cannot say (the scan then fetches the document).
 pub fn covered_doc(idx: &IndexMeta, stored: &[u8]) -> Option<Document> {
     let raw = bson::RawDocument::from_bytes(stored).ok()?;
     let mut d = Document::new();
     for (i, (path, _)) in idx.fields.iter().enumerate() {
         if let Some(v) = raw.get(i.to_string()).ok()? {
-            d.insert(path.clone(), Bson::try_from(v.to_raw_bson()).ok()?);
+            set_path(&mut d, path, Bson::try_from(v.to_raw_bson()).ok()?)?;
         }
     }
     Some(d)
@@ -138,7 +166,7 @@ pub fn keys_for(idx: &IndexMeta, doc: &Document) -> StoreResult<Vec<IndexKey>> {
         return Ok(Vec::new());
     }
     let stored = match idx.kind {
-        IndexKind::Btree if idx.typed => typed_values(&per_field),
+        IndexKind::Btree if idx.typed => typed_values(&idx.fields, &per_field),
         _ => None,
     };
     if let Some(c) = &idx.collation {

@@ -346,3 +346,51 @@ fn covering_survives_coll_mod_and_restart() {
     assert!(is_covered(&db));
     assert_eq!(run_find(&db, cmd.clone()), want);
 }
+
+/// A dotted index field is covered for documents that have it; those that lack it (whose
+/// projection depends on what the parent is) are fetched.
+#[test]
+fn dotted_fields_are_covered_where_the_document_has_them() {
+    let env = start();
+    let db = env.db("covered_dotted");
+    let c = db.collection::<Document>("c");
+    let docs = vec![
+        doc! { "_id": 1, "a": { "b": 1, "c": "x" } },
+        doc! { "_id": 2, "a": { "b": 2.0 } },
+        doc! { "_id": 3, "a": {} },
+        doc! { "_id": 4, "a": 5 },
+        doc! { "_id": 5 },
+        doc! { "_id": 6, "a": { "b": null } },
+        doc! { "_id": 7, "a": { "b": { "d": 1 } } },
+        doc! { "_id": 8, "a": { "b": 3_i64 }, "x": 1 },
+    ];
+    c.insert_many(docs).run().unwrap();
+    c.create_index(IndexModel::builder().keys(doc! { "a.b": 1 }).build()).run().unwrap();
+    for filter in [
+        doc! { "a.b": { "$gte": 1 } },
+        doc! { "a.b": { "$in": [null, 2] } },
+        doc! { "a.b": { "$exists": false } },
+        doc! { "a.b": { "$type": "object" } },
+    ] {
+        let mut cmd = doc! { "find": "c", "filter": filter.clone(), "projection": { "a.b": 1, "_id": 0 }, "sort": { "a.b": 1 } };
+        let got = run_find(&db, cmd.clone());
+        cmd.insert("hint", doc! { "$natural": 1 });
+        let want = run_find(&db, cmd);
+        assert_eq!(shown(got), shown(want), "{filter:?}");
+    }
+    let e = explain(
+        &db,
+        doc! { "find": "c", "filter": { "a.b": { "$gte": 1 } }, "projection": { "a.b": 1, "_id": 0 } },
+    );
+    let plan = e.get_document("queryPlanner").unwrap().get_document("winningPlan").unwrap();
+    assert_eq!(stages(plan), vec!["PROJECTION_COVERED", "IXSCAN"]);
+    let stats = e.get_document("executionStats").unwrap();
+    assert_eq!((stats.get_i64("nReturned").unwrap(), stats.get_i64("totalDocsExamined").unwrap()), (3, 0));
+    // Over the null/missing keys, only the documents lacking `a.b` are fetched.
+    let e = explain(
+        &db,
+        doc! { "find": "c", "filter": { "a.b": null }, "projection": { "a.b": 1, "_id": 0 }, "sort": { "a.b": 1 } },
+    );
+    let stats = e.get_document("executionStats").unwrap();
+    assert_eq!((stats.get_i64("nReturned").unwrap(), stats.get_i64("totalDocsExamined").unwrap()), (4, 3));
+}

@@ -19,6 +19,8 @@ struct Explained {
     filter: Document,
     sort: Option<Document>,
     projection: Option<Document>,
+    /// The projection is count's or distinct's own reading, shown only when it covers.
+    implied_projection: bool,
     skip: u64,
     limit: Option<u64>,
     hint: Option<Bson>,
@@ -54,8 +56,16 @@ fn parse_inner(name: &str, inner: &Document) -> Result<Explained> {
         }
     };
     let hint = inner.get("hint").filter(|h| !matches!(h, Bson::Null)).cloned();
-    let mut e =
-        Explained { coll, filter: Document::new(), sort: None, projection: None, skip: 0, limit: None, hint };
+    let mut e = Explained {
+        coll,
+        filter: Document::new(),
+        sort: None,
+        projection: None,
+        implied_projection: false,
+        skip: 0,
+        limit: None,
+        hint,
+    };
     match name {
         "find" => {
             e.filter = doc_field(inner, "filter")?.unwrap_or_default();
@@ -68,6 +78,13 @@ fn parse_inner(name: &str, inner: &Document) -> Result<Explained> {
             e.filter = doc_field(inner, "query")?.unwrap_or_default();
             e.skip = num_field(inner, "skip").unwrap_or(0);
             e.limit = num_field(inner, "limit");
+            // They read only the filter's fields (and distinct's key), as they plan.
+            let key = match inner.get("key") {
+                Some(Bson::String(k)) if name == "distinct" => Some(k.as_str()),
+                _ => None,
+            };
+            e.projection = crate::query::covered::reading(&e.filter, &key.into_iter().collect::<Vec<_>>());
+            e.implied_projection = true;
         }
         "findAndModify" => {
             e.filter = doc_field(inner, "query")?.unwrap_or_default();
@@ -193,12 +210,9 @@ fn stage_tree(plan: Option<&Plan>, e: &Explained) -> Document {
     if let (Some(l), false) = (e.limit, needs_sort) {
         stage = wrap("LIMIT", doc! { "limitAmount": l as i64 }, stage);
     }
-    if let Some(p) = e.projection.as_ref().filter(|p| !p.is_empty()) {
-        let name = if plan.is_some_and(crate::query::covered::is_covered) {
-            "PROJECTION_COVERED"
-        } else {
-            "PROJECTION_DEFAULT"
-        };
+    let covered = plan.is_some_and(crate::query::covered::is_covered);
+    if let Some(p) = e.projection.as_ref().filter(|p| !p.is_empty() && (covered || !e.implied_projection)) {
+        let name = if covered { "PROJECTION_COVERED" } else { "PROJECTION_DEFAULT" };
         stage = wrap(name, doc! { "transformBy": p.clone() }, stage);
     }
     stage
@@ -216,6 +230,7 @@ pub fn cursor_plans(
         filter: filter.clone(),
         sort: None,
         projection: projection.cloned(),
+        implied_projection: false,
         skip: 0,
         limit: None,
         hint: None,

@@ -99,6 +99,29 @@ pub fn projection_of(fields: &[String]) -> Document {
     p
 }
 
+/// The projection a command that reads only its filter's fields and `extra` (count: none;
+/// distinct: its key) would have, so that planning it can cover; `None` when the filter reads
+/// fields it does not name.
+pub fn reading(filter: &Document, extra: &[&str]) -> Option<Document> {
+    let mut fields = Vec::new();
+    if !filter_fields(filter, &mut fields) {
+        return None;
+    }
+    fields.extend_from_slice(extra);
+    let mut names: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
+    names.sort();
+    names.dedup();
+    // A path under another one (`a` and `a.b`) is read through the outer one.
+    let outer: Vec<String> = names
+        .iter()
+        .filter(|q| {
+            !names.iter().any(|p| q.starts_with(p.as_str()) && q.as_bytes().get(p.len()) == Some(&b'.'))
+        })
+        .cloned()
+        .collect();
+    (!outer.is_empty()).then(|| projection_of(&outer))
+}
+
 /// Whether a plan reads only index entries.
 pub fn is_covered(plan: &Plan) -> bool {
     matches!(plan.access, Access::IndexScan { covered: true, .. })
@@ -132,5 +155,14 @@ mod tests {
         let dotted = doc! { "a.b": 1 };
         assert!(filter_fields(&dotted, &mut v));
         assert!(!filter_fields(&doc! { "a.$": 1 }, &mut Vec::new()));
+    }
+
+    #[test]
+    fn commands_read_their_filter_fields() {
+        let f = doc! { "a.b": 1, "a": { "$gt": 0 }, "$or": [{ "c": 1 }] };
+        assert_eq!(reading(&f, &["d"]), Some(doc! { "a": 1, "c": 1, "d": 1, "_id": 0 }));
+        assert_eq!(reading(&doc! { "_id": 3 }, &[]), Some(doc! { "_id": 1 }));
+        assert_eq!(reading(&doc! { "$where": "1" }, &[]), None);
+        assert_eq!(reading(&doc! {}, &[]), None);
     }
 }

@@ -394,3 +394,66 @@ fn dotted_fields_are_covered_where_the_document_has_them() {
     let stats = e.get_document("executionStats").unwrap();
     assert_eq!((stats.get_i64("nReturned").unwrap(), stats.get_i64("totalDocsExamined").unwrap()), (4, 3));
 }
+
+/// count and distinct read only their filter's fields (and distinct's key): an index holding
+/// them answers without fetching.
+#[test]
+fn count_and_distinct_are_covered() {
+    let env = start();
+    let db = env.db("covered_count");
+    let c = db.collection::<Document>("c");
+    let mut rng = StdRng::seed_from_u64(5);
+    c.insert_many((0..300).map(|i| {
+        let mut d = doc! { "_id": i, "b": i % 3, "pad": "x" };
+        if i % 7 != 0 {
+            d.insert("a", random_scalar(&mut rng));
+        }
+        d
+    }))
+    .run()
+    .unwrap();
+    c.create_index(IndexModel::builder().keys(doc! { "a": 1, "b": 1 }).build()).run().unwrap();
+    for filter in [
+        doc! { "a": { "$gte": 2 } },
+        doc! { "a": { "$lt": 3 }, "b": 1 },
+        doc! { "a": 1, "b": { "$exists": true } },
+    ] {
+        let n = c.count_documents(filter.clone()).run().unwrap();
+        let scanned = c
+            .find(filter.clone())
+            .hint(mongodb::options::Hint::Keys(doc! { "$natural": 1 }))
+            .run()
+            .unwrap()
+            .count();
+        assert_eq!(n as usize, scanned, "{filter:?}");
+        let reply = db.run_command(doc! { "count": "c", "query": filter.clone() }).run().unwrap();
+        assert_eq!(reply.get_i32("n").unwrap() as usize, scanned, "{filter:?}");
+        let e = explain(&db, doc! { "count": "c", "query": filter.clone() });
+        let plan = e.get_document("queryPlanner").unwrap().get_document("winningPlan").unwrap();
+        assert_eq!(stages(plan), vec!["PROJECTION_COVERED", "IXSCAN"], "{filter:?}");
+        assert_eq!(e.get_document("executionStats").unwrap().get_i64("totalDocsExamined").unwrap(), 0);
+
+        let mut got = c.distinct("b", filter.clone()).run().unwrap();
+        let mut want: Vec<Bson> = c
+            .find(filter.clone())
+            .hint(mongodb::options::Hint::Keys(doc! { "$natural": 1 }))
+            .run()
+            .unwrap()
+            .map(|d| d.unwrap().get("b").unwrap().clone())
+            .collect();
+        want.sort_by_key(|b| b.as_i32());
+        want.dedup();
+        got.sort_by_key(|b| b.as_i32());
+        assert_eq!(got, want, "{filter:?}");
+    }
+    // A filter on a field outside the index reads the documents.
+    let e = explain(&db, doc! { "count": "c", "query": { "a": 1, "pad": "x" } });
+    let plan = e.get_document("queryPlanner").unwrap().get_document("winningPlan").unwrap();
+    assert_eq!(stages(plan), vec!["FETCH", "IXSCAN"]);
+    let e = explain(&db, doc! { "distinct": "c", "key": "pad", "query": { "a": 1 } });
+    let plan = e.get_document("queryPlanner").unwrap().get_document("winningPlan").unwrap();
+    assert_eq!(stages(plan), vec!["FETCH", "IXSCAN"]);
+    let e = explain(&db, doc! { "distinct": "c", "key": "b", "query": { "a": 1 } });
+    let plan = e.get_document("queryPlanner").unwrap().get_document("winningPlan").unwrap();
+    assert_eq!(stages(plan), vec!["PROJECTION_COVERED", "IXSCAN"]);
+}

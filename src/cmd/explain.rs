@@ -296,6 +296,12 @@ pub fn explain(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             "rejectedPlans": rejected,
         },
     };
+    if let (Some(c), Ok(qp)) = (&coll, reply.get_document_mut("queryPlanner")) {
+        // The same hashes as the plan cache's entries for this shape.
+        let (query_hash, plan_cache_key) = multiplan::hashes(c, &shape);
+        qp.insert("queryHash", query_hash);
+        qp.insert("planCacheKey", plan_cache_key);
+    }
     if verbosity != "queryPlanner" {
         let started = Instant::now();
         let mut stats = crate::query::exec::ExecStats::default();

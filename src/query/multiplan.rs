@@ -112,6 +112,12 @@ fn hash_hex(parts: &[&str]) -> String {
     format!("{h:08X}")
 }
 
+/// explain's `queryHash` and `planCacheKey` for a query: what `entries` reports for its shape.
+pub fn hashes(coll: &Collection, shape: &Shape<'_>) -> (String, String) {
+    let key = shape_key(shape);
+    (hash_hex(&[&key]), hash_hex(&[&key, "|", &index_set(coll)]))
+}
+
 /// The collection's plan cache entries (those chosen from its current index set).
 pub fn entries(coll: &Collection) -> Vec<CacheEntry> {
     let Ok(guard) = cache().lock() else { return Vec::new() };

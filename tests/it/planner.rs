@@ -651,3 +651,28 @@ fn writes_and_aggregations_choose_by_trial_and_fill_the_plan_cache() {
     // explain applied nothing.
     assert_eq!(c.count_documents(doc! { "a": 5 }).run().unwrap(), 1);
 }
+
+/// A multi-update through an index meets each document once, even when the update moves its
+/// key ahead of the scan (the Halloween problem).
+#[test]
+fn multi_update_through_an_index_updates_each_document_once() {
+    let env = start();
+    let c = env.coll("halloween");
+    c.insert_many((0..2000).map(|i| doc! { "_id": i, "a": i })).run().unwrap();
+    c.create_index(IndexModel::builder().keys(doc! { "a": 1 }).build()).run().unwrap();
+    let r = c.update_many(doc! { "a": { "$gte": 0 } }, doc! { "$inc": { "a": 10_000 } }).run().unwrap();
+    assert_eq!((r.matched_count, r.modified_count), (2000, 2000));
+    for d in c.find(doc! {}).run().unwrap() {
+        let d = d.unwrap();
+        assert_eq!(d.get_i32("a").unwrap(), d.get_i32("_id").unwrap() + 10_000, "{d:?}");
+    }
+    // explain carries the shape's hashes, as the plan cache reports them.
+    let db = env.client.database(c.namespace().db.as_str());
+    let e = explain(&db, doc! { "find": c.name(), "filter": { "a": 5 } });
+    let hash = path(&e, "queryPlanner.queryHash").as_str().unwrap().to_string();
+    assert_eq!(hash.len(), 8);
+    let e = explain(&db, doc! { "find": c.name(), "filter": { "a": 6 } });
+    assert_eq!(path(&e, "queryPlanner.queryHash").as_str(), Some(hash.as_str()));
+    let e = explain(&db, doc! { "find": c.name(), "filter": { "a": { "$gt": 6 } } });
+    assert_ne!(path(&e, "queryPlanner.queryHash").as_str(), Some(hash.as_str()));
+}

@@ -10,7 +10,7 @@ use super::stages;
 use crate::error::{ErrorCode, MongoError, Result};
 use crate::query::exec::{Exec, ExecOptions};
 use crate::query::matcher::Matcher;
-use crate::query::planner;
+use crate::query::multiplan;
 use crate::store::StoreSession;
 use bson::{Bson, DateTime, Document};
 use std::collections::VecDeque;
@@ -292,7 +292,12 @@ impl Stream for CollSource {
                 self.done = true;
                 return Ok(None);
             };
-            let access = planner::plan(&coll, &self.filter, None, None)?;
+            // When the pipeline reads only some top-level fields, an index holding them all
+            // answers without fetching documents (a covered plan), as in mongod.
+            let projection = self.fields.as_deref().map(crate::query::covered::projection_of);
+            let shape =
+                multiplan::Shape { filter: &self.filter, sort: None, projection: projection.as_ref() };
+            let access = multiplan::choose(rt.ss, &coll, &shape, None, true)?.plan.access;
             let filter = if self.filter.is_empty() { None } else { Some(Matcher::parse(&self.filter)?) };
             let mut exec = Exec::new(
                 coll,

@@ -552,10 +552,7 @@ pub fn coll_mod(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             let mut indexes = Vec::new();
             for i in &next.indexes {
                 if i.name == name {
-                    indexes.push(std::sync::Arc::new(crate::store::IndexMeta::from_spec(
-                        spec.clone(),
-                        i.ident.clone(),
-                    )?));
+                    indexes.push(std::sync::Arc::new(i.respec(spec.clone())?));
                 } else {
                     indexes.push(i.clone());
                 }

@@ -41,7 +41,9 @@ pub fn count(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         return Ok(doc! { "n": super::catalog::num(n.unwrap_or(0).max(0) as u64) });
     };
     let hint = req.body.get("hint").filter(|h| !matches!(h, Bson::Null));
-    let shape = multiplan::Shape { filter: &filter, sort: None, projection: None };
+    // Counting reads only the filter's fields: an index holding them all answers alone.
+    let projection = crate::query::covered::reading(&filter, &[]);
+    let shape = multiplan::Shape { filter: &filter, sort: None, projection: projection.as_ref() };
     let access = multiplan::choose(ctx.store, &coll, &shape, hint, true)?.plan.access;
     let mut exec = Exec::new(
         coll,
@@ -126,7 +128,8 @@ pub fn distinct(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         }
     }
     if let Some(coll) = ctx.shared.store.catalog.get(&ns) {
-        let shape = multiplan::Shape { filter: &filter, sort: None, projection: None };
+        let projection = crate::query::covered::reading(&filter, &[key.as_str()]);
+        let shape = multiplan::Shape { filter: &filter, sort: None, projection: projection.as_ref() };
         let access = multiplan::choose(ctx.store, &coll, &shape, None, true)?.plan.access;
         let mut exec = Exec::new(
             coll,

@@ -19,6 +19,8 @@ struct Explained {
     filter: Document,
     sort: Option<Document>,
     projection: Option<Document>,
+    /// The projection is count's or distinct's own reading, shown only when it covers.
+    implied_projection: bool,
     skip: u64,
     limit: Option<u64>,
     hint: Option<Bson>,
@@ -54,8 +56,16 @@ fn parse_inner(name: &str, inner: &Document) -> Result<Explained> {
         }
     };
     let hint = inner.get("hint").filter(|h| !matches!(h, Bson::Null)).cloned();
-    let mut e =
-        Explained { coll, filter: Document::new(), sort: None, projection: None, skip: 0, limit: None, hint };
+    let mut e = Explained {
+        coll,
+        filter: Document::new(),
+        sort: None,
+        projection: None,
+        implied_projection: false,
+        skip: 0,
+        limit: None,
+        hint,
+    };
     match name {
         "find" => {
             e.filter = doc_field(inner, "filter")?.unwrap_or_default();
@@ -68,6 +78,13 @@ fn parse_inner(name: &str, inner: &Document) -> Result<Explained> {
             e.filter = doc_field(inner, "query")?.unwrap_or_default();
             e.skip = num_field(inner, "skip").unwrap_or(0);
             e.limit = num_field(inner, "limit");
+            // They read only the filter's fields (and distinct's key), as they plan.
+            let key = match inner.get("key") {
+                Some(Bson::String(k)) if name == "distinct" => Some(k.as_str()),
+                _ => None,
+            };
+            e.projection = crate::query::covered::reading(&e.filter, &key.into_iter().collect::<Vec<_>>());
+            e.implied_projection = true;
         }
         "findAndModify" => {
             e.filter = doc_field(inner, "query")?.unwrap_or_default();
@@ -141,7 +158,7 @@ fn access_stage(access: &Access, filter: &Document) -> Document {
             doc! { "stage": "COLLSCAN", "direction": if *forward { "forward" } else { "backward" } }
         }
         Access::IdLookup(_) => doc! { "stage": "IDHACK" },
-        Access::IndexScan { index, forward, bounds, .. } => {
+        Access::IndexScan { index, forward, bounds, covered, .. } => {
             let ixscan = doc! {
                 "stage": "IXSCAN",
                 "keyPattern": planner::explain_key_pattern(index, bounds),
@@ -154,6 +171,10 @@ fn access_stage(access: &Access, filter: &Document) -> Document {
                 "direction": if *forward { "forward" } else { "backward" },
                 "indexBounds": bounds.clone(),
             };
+            if *covered {
+                // Answered from the index entries: no FETCH.
+                return ixscan;
+            }
             let mut fetch = doc! { "stage": "FETCH" };
             if !filter.is_empty() {
                 fetch.insert("filter", filter.clone());
@@ -206,8 +227,10 @@ fn stage_tree(plan: Option<&Plan>, e: &Explained) -> Document {
     if let (Some(l), false) = (e.limit, needs_sort) {
         stage = wrap("LIMIT", doc! { "limitAmount": l as i64 }, stage);
     }
-    if let Some(p) = e.projection.as_ref().filter(|p| !p.is_empty()) {
-        stage = wrap("PROJECTION_DEFAULT", doc! { "transformBy": p.clone() }, stage);
+    let covered = plan.is_some_and(crate::query::covered::is_covered);
+    if let Some(p) = e.projection.as_ref().filter(|p| !p.is_empty() && (covered || !e.implied_projection)) {
+        let name = if covered { "PROJECTION_COVERED" } else { "PROJECTION_DEFAULT" };
+        stage = wrap(name, doc! { "transformBy": p.clone() }, stage);
     }
     stage
 }
@@ -323,8 +346,16 @@ pub fn explain_pipeline(
         1 => filters.pop().unwrap_or_default(),
         _ => doc! { "$and": filters },
     };
-    let mut e =
-        Explained { coll: String::new(), filter, sort: None, projection: None, skip: 0, limit: None, hint };
+    let mut e = Explained {
+        coll: String::new(),
+        filter,
+        sort: None,
+        projection: None,
+        implied_projection: false,
+        skip: 0,
+        limit: None,
+        hint,
+    };
     if let Some(("$sort", Bson::Document(sort))) =
         pipeline.get(at).and_then(stage_of).as_ref().map(|(k, v)| (k.as_str(), v))
     {
@@ -343,6 +374,13 @@ pub fn explain_pipeline(
         }
     }
     let rest: Vec<Bson> = pipeline.iter().skip(at).cloned().collect();
+    // Later stages that read only some fields let an index cover the query (not shown
+    // unless it does cover, as mongod).
+    if !rest.is_empty() {
+        e.projection =
+            crate::agg::deps::input_fields(pipeline).as_deref().map(crate::query::covered::projection_of);
+        e.implied_projection = true;
+    }
     let mut reply = if has_coll {
         let coll = ctx.shared.store.catalog.get(ns);
         let part = explain_query(ctx, ns, coll, &e, verbosity)?;
@@ -397,6 +435,12 @@ fn explain_query(
             "rejectedPlans": rejected,
         },
     };
+    if let (Some(c), Ok(qp)) = (&coll, reply.get_document_mut("queryPlanner")) {
+        // The same hashes as the plan cache's entries for this shape.
+        let (query_hash, plan_cache_key) = multiplan::hashes(c, &shape);
+        qp.insert("queryHash", query_hash);
+        qp.insert("planCacheKey", plan_cache_key);
+    }
     if verbosity != "queryPlanner" {
         let started = Instant::now();
         let mut stats = crate::query::exec::ExecStats::default();

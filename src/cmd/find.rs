@@ -141,6 +141,11 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         multiplan::choose(ctx.store, &coll, &shape, hint.as_ref(), true)?.plan
     };
     planner::apply_min_max(&mut plan, min, max)?;
+    let return_key = args::opt_bool(req, "returnKey")?.unwrap_or(false);
+    if let (true, crate::query::exec::Access::IndexScan { covered, .. }) = (return_key, &mut plan.access) {
+        // returnKey shows the key made from the document itself.
+        *covered = false;
+    }
     if tailable {
         // A tailable cursor follows insertion order from where it stopped.
         plan = planner::Plan {
@@ -171,7 +176,7 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     );
     exec.time_left = max_time;
     exec.raw_output = true;
-    exec.return_key = args::opt_bool(req, "returnKey")?.unwrap_or(false);
+    exec.return_key = return_key;
     exec.show_record_id = args::opt_bool(req, "showRecordId")?.unwrap_or(false);
     let first = match (batch_size, limit) {
         (Some(b), Some(l)) => b.min(l as usize),

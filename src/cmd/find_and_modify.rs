@@ -5,7 +5,7 @@ use super::{args, session, Ctx, Request};
 use crate::error::{ErrorCode, MongoError, Result};
 use crate::query::exec::{Exec, ExecOptions};
 use crate::query::matcher::Matcher;
-use crate::query::planner;
+use crate::query::multiplan;
 use crate::query::projection::Projection;
 use crate::query::sort::SortSpec;
 use bson::{doc, Bson, Document};
@@ -82,11 +82,15 @@ pub fn find_and_modify(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         let mut removed = None;
         if let Some(coll) = ctx.shared.store.catalog.get(&ns) {
             let hint = req.body.get("hint").filter(|h| !matches!(h, Bson::Null));
-            let access = planner::plan(&coll, &query, sort.as_ref(), hint)?;
-            let sort_spec = sort.as_ref().map(SortSpec::parse).transpose()?;
+            let plan = multiplan::choose_plan(ctx.store, &coll, &query, sort.as_ref(), hint)?;
+            let sort_spec = sort
+                .as_ref()
+                .filter(|s| !s.is_empty() && !plan.sort_provided)
+                .map(SortSpec::parse)
+                .transpose()?;
             let mut exec = Exec::new(
                 coll.clone(),
-                access,
+                plan.access,
                 ExecOptions {
                     filter: Some(Matcher::parse(&query)?),
                     sort: sort_spec,

@@ -8,7 +8,7 @@ use crate::net::wire::MAX_BSON_OBJECT_SIZE;
 use crate::oplog;
 use crate::query::exec::{bson_size, Exec, ExecOptions};
 use crate::query::matcher::Matcher;
-use crate::query::planner;
+use crate::query::multiplan;
 use crate::query::update::{self, UpdateSpec};
 use crate::retry_history::Slot;
 use crate::store::{Collection, StoreError};
@@ -497,12 +497,14 @@ pub fn run_update(
         ctx.shared.store.catalog.get(&ns).as_deref(),
     )?;
     if let Some(coll) = ctx.shared.store.catalog.get(&ns) {
-        let access = planner::plan(&coll, &stmt.filter, sort, stmt.hint.as_ref())?;
-        let sort_spec =
-            sort.filter(|s| !s.is_empty()).map(crate::query::sort::SortSpec::parse).transpose()?;
+        let plan = multiplan::choose_plan(ctx.store, &coll, &stmt.filter, sort, stmt.hint.as_ref())?;
+        let sort_spec = sort
+            .filter(|s| !s.is_empty() && !plan.sort_provided)
+            .map(crate::query::sort::SortSpec::parse)
+            .transpose()?;
         let mut exec = Exec::new(
             coll.clone(),
-            access,
+            plan.access,
             ExecOptions {
                 filter: Some(Matcher::parse(&stmt.filter)?),
                 sort: sort_spec,
@@ -512,7 +514,13 @@ pub fn run_update(
                 allow_disk_use: true,
             },
         );
+        // A multi-update through an index may meet a document again under its new key (the
+        // Halloween problem): each RecordId is updated once, as in mongod.
+        let mut updated = std::collections::HashSet::new();
         while let Some((rid, _)) = exec.next_match(ctx.store)? {
+            if stmt.multi && !updated.insert(rid) {
+                continue;
+            }
             if let Some((old, new, changed)) = update_by_rid(ctx, &coll, rid, stmt)? {
                 res.matched += 1;
                 if changed {
@@ -750,7 +758,7 @@ pub fn delete(ctx: &mut Ctx, req: &Request) -> Result<Document> {
                 return Ok(0);
             };
             let hint = d.get("hint").filter(|h| !matches!(h, Bson::Null));
-            let access = planner::plan(&coll, &filter, None, hint)?;
+            let access = multiplan::choose_plan(ctx.store, &coll, &filter, None, hint)?.access;
             let mut exec = Exec::new(
                 coll.clone(),
                 access,

@@ -35,6 +35,8 @@ pub enum Access {
         forward: bool,
         /// explain's `indexBounds`: per key field, its intervals in index order.
         bounds: Document,
+        /// Answered from the entries' typed values, without fetching documents (`covered`).
+        covered: bool,
     },
     /// A rooted `$or` answered by one indexed access per clause, each document once.
     Or(Vec<Access>),
@@ -661,8 +663,9 @@ impl Exec {
                     self.source_done = true;
                 }
                 Access::Or(_) | Access::SortMerge(..) => self.source_done = true,
-                Access::IndexScan { index, ranges, forward, .. } => {
+                Access::IndexScan { index, ranges, forward, covered, .. } => {
                     let multikey = index.is_multikey();
+                    let covered = *covered;
                     while self.prefix_at < ranges.len() {
                         // A reverse scan visits the ranges last to first.
                         let at = if *forward { self.prefix_at } else { ranges.len() - 1 - self.prefix_at };
@@ -674,7 +677,7 @@ impl Exec {
                         let after = pos.clone();
                         // One record cursor for every fetch of this scan.
                         let mut records = t.s.open_cursor(&coll.uri(), None)?;
-                        scan::scan_index_range(t.s, index, range, after.as_deref(), *forward, |key, rid| {
+                        let visit = |key: &[u8], rid: i64, value: &[u8]| -> StoreResult<bool> {
                             stats.keys_examined += 1;
                             if stats.keys_examined.is_multiple_of(CLOCK_EVERY)
                                 && deadline.is_some_and(|d| Instant::now() > d)
@@ -684,8 +687,23 @@ impl Exec {
                                 return Ok(false);
                             }
                             *pos = Some(key.to_vec());
-                            // Only a multikey index lists a document more than once.
-                            if !multikey || seen.insert(rid) {
+                            // A covered scan reads the entry's typed values. An entry without
+                            // them (a document that gained an array after planning) is fetched.
+                            let from_entry = if covered {
+                                crate::store::index::stored_values(index, value).and_then(|v| {
+                                    Some((crate::store::index::covered_doc(index, v)?, v.len()))
+                                })
+                            } else {
+                                None
+                            };
+                            if let Some((doc, size)) = from_entry {
+                                if filter.is_none_or(|f| f.matches(&doc)) {
+                                    n += 1;
+                                    bytes += size;
+                                    pending.push_back(Rec { rid, raw: None, doc: Some(doc), size });
+                                }
+                            } else if !(multikey || covered) || seen.insert(rid) {
+                                // Only a multikey index lists a document more than once.
                                 stats.docs_examined += 1;
                                 if records.search(Key::Int(rid))? {
                                     let raw = records.value()?;
@@ -703,7 +721,8 @@ impl Exec {
                                 && work_limit.is_none_or(|l| stats.keys_examined + stats.docs_examined < l);
                             stopped = !go_on;
                             Ok(go_on)
-                        })?;
+                        };
+                        scan::scan_index_entries(t.s, index, range, after.as_deref(), *forward, visit)?;
                         if stopped {
                             return Ok(());
                         }

@@ -3,6 +3,7 @@
 
 pub mod collation;
 pub mod compare;
+pub mod covered;
 pub mod exec;
 pub mod implies;
 pub mod json_schema;

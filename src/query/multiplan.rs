@@ -3,7 +3,14 @@
 //! productive one (results per key or document examined) wins; one that finishes first wins
 //! outright. The winner is remembered per collection and query shape (filter fields and
 //! operators, not values; sort; projection) until the collection's index set changes or
-//! `planCacheClear` clears it, so later queries of that shape skip the trial.
+//! `planCacheClear` clears it.
+//!
+//! Entries follow mongod's states: a new entry is *inactive* (it records the winner's works
+//! but the next query of the shape still runs a trial); a trial whose winner needs no more
+//! works than an inactive entry makes it *active* (else the entry's works double). An active
+//! entry's plan is used without a trial, but first runs alone for at most ten times its
+//! works: when it cannot finish (end its scan or fill a first batch) in that budget, the
+//! shape is replanned and the new winner cached as active.
 
 use super::exec::{Exec, ExecOptions, ExecStats};
 use super::matcher::Matcher;
@@ -33,6 +40,10 @@ const MAX_SHAPE_LEN: usize = 1024;
 pub struct Trial {
     pub plan: Plan,
     pub stats: ExecStats,
+    /// Keys and documents examined.
+    pub works: u64,
+    /// It ended its scan or filled a first batch.
+    pub finished: bool,
 }
 
 /// The plan to run, and (when a trial chose it) the candidates' trials, winner first.
@@ -49,10 +60,87 @@ pub struct Shape<'a> {
     pub projection: Option<&'a Document>,
 }
 
+/// A cached plan may use this many times the works it was cached with before the shape
+/// is replanned (mongod's `internalQueryCacheEvictionRatio`).
+const EVICTION_RATIO: u64 = 10;
+/// A trial that loses to an inactive entry multiplies its works by this (mongod's
+/// `internalQueryCacheWorksGrowthCoefficient`).
+const WORKS_GROWTH: u64 = 2;
+/// Most bytes of the query an entry keeps as `createdFromQuery` (debug information only).
+const MAX_CREATED_FROM: usize = 1024;
+
+struct Entry {
+    index: String,
+    works: u64,
+    active: bool,
+    created_from: Document,
+    created: bson::DateTime,
+}
+
 struct CollCache {
     /// The index set the entries were chosen from (idents and hidden flags).
     indexes: String,
-    winners: HashMap<String, String>,
+    winners: HashMap<String, Entry>,
+}
+
+/// One plan cache entry as `$planCacheStats` reports it.
+#[derive(Debug, Clone)]
+pub struct CacheEntry {
+    /// The shape key: filter fields and operators, sort, projection, collation.
+    pub shape: String,
+    /// Hash of the shape alone, and of the shape with the index set (8 hex digits each).
+    pub query_hash: String,
+    pub plan_cache_key: String,
+    /// The cached plan's index.
+    pub index: String,
+    pub works: u64,
+    pub is_active: bool,
+    /// `{query, sort, projection}` of the query that created the entry (empty when large).
+    pub created_from: Document,
+    pub time_of_creation: bson::DateTime,
+}
+
+/// A stable 32-bit FNV-1a hash, printed as mongod prints query hashes.
+fn hash_hex(parts: &[&str]) -> String {
+    let mut h: u32 = 0x811c_9dc5;
+    for p in parts {
+        for b in p.bytes() {
+            h ^= u32::from(b);
+            h = h.wrapping_mul(0x0100_0193);
+        }
+    }
+    format!("{h:08X}")
+}
+
+/// explain's `queryHash` and `planCacheKey` for a query: what `entries` reports for its shape.
+pub fn hashes(coll: &Collection, shape: &Shape<'_>) -> (String, String) {
+    let key = shape_key(shape);
+    (hash_hex(&[&key]), hash_hex(&[&key, "|", &index_set(coll)]))
+}
+
+/// The collection's plan cache entries (those chosen from its current index set).
+pub fn entries(coll: &Collection) -> Vec<CacheEntry> {
+    let Ok(guard) = cache().lock() else { return Vec::new() };
+    let Some(c) = guard.get(&coll.uuid) else { return Vec::new() };
+    if c.indexes != index_set(coll) {
+        return Vec::new();
+    }
+    let mut out: Vec<CacheEntry> = c
+        .winners
+        .iter()
+        .map(|(shape, e)| CacheEntry {
+            shape: shape.clone(),
+            query_hash: hash_hex(&[shape]),
+            plan_cache_key: hash_hex(&[shape, "|", &c.indexes]),
+            index: e.index.clone(),
+            works: e.works,
+            is_active: e.active,
+            created_from: e.created_from.clone(),
+            time_of_creation: e.created,
+        })
+        .collect();
+    out.sort_by(|a, b| a.shape.cmp(&b.shape));
+    out
 }
 
 fn cache() -> &'static Mutex<HashMap<bson::Uuid, CollCache>> {
@@ -141,16 +229,32 @@ fn index_name(plan: &Plan) -> Option<&str> {
     }
 }
 
-fn cached(coll: &Collection, key: &str) -> Option<String> {
+/// The active entry's (index, works) for a shape.
+fn cached(coll: &Collection, key: &str) -> Option<(String, u64)> {
     let guard = cache().lock().ok()?;
     let entry = guard.get(&coll.uuid)?;
     if entry.indexes != index_set(coll) {
         return None;
     }
-    entry.winners.get(key).cloned()
+    entry.winners.get(key).filter(|e| e.active).map(|e| (e.index.clone(), e.works))
 }
 
-fn remember(coll: &Collection, key: String, index: String) {
+/// `{query, sort, projection}` of the query, when small enough to keep.
+fn created_from(shape: &Shape<'_>) -> Document {
+    let mut d = bson::doc! { "query": shape.filter.clone() };
+    d.insert("sort", shape.sort.cloned().unwrap_or_default());
+    d.insert("projection", shape.projection.cloned().unwrap_or_default());
+    let mut bytes = Vec::new();
+    match d.to_writer(&mut bytes) {
+        Ok(()) if bytes.len() <= MAX_CREATED_FROM => d,
+        _ => Document::new(),
+    }
+}
+
+/// Records a trial's winner: a new entry starts inactive, an inactive one becomes active when
+/// the winner needed no more works (else its works grow); after a replan (`replanned`) the
+/// winner is cached as active at once.
+fn remember(coll: &Collection, key: String, shape: &Shape<'_>, index: String, works: u64, replanned: bool) {
     if key.len() > MAX_SHAPE_LEN {
         return;
     }
@@ -161,11 +265,27 @@ fn remember(coll: &Collection, key: String, index: String) {
     let set = index_set(coll);
     let entry =
         guard.entry(coll.uuid).or_insert_with(|| CollCache { indexes: set.clone(), winners: HashMap::new() });
-    if entry.indexes != set || entry.winners.len() >= MAX_SHAPES {
+    if entry.indexes != set || (entry.winners.len() >= MAX_SHAPES && !entry.winners.contains_key(&key)) {
         entry.indexes = set;
         entry.winners.clear();
     }
-    entry.winners.insert(key, index);
+    let works = works.max(1);
+    let fresh = |active: bool| Entry {
+        index: index.clone(),
+        works,
+        active,
+        created_from: created_from(shape),
+        created: bson::DateTime::now(),
+    };
+    match entry.winners.get_mut(&key) {
+        None => {
+            entry.winners.insert(key, fresh(replanned));
+        }
+        Some(e) if replanned || works <= e.works => *e = fresh(true),
+        Some(e) if !e.active => e.works = e.works.saturating_mul(WORKS_GROWTH).max(e.works + 1),
+        // Another query made it active meanwhile, with fewer works: keep it.
+        Some(_) => {}
+    }
 }
 
 /// `planCacheClear`: forget one shape's winner, or every shape of the collection.
@@ -195,6 +315,9 @@ pub fn choose(
 ) -> Result<Choice> {
     let sort = shape.sort.filter(|s| !s.is_empty());
     let mut candidates = planner::plan_candidates(coll, shape.filter, sort, hint)?;
+    for c in &mut candidates {
+        super::covered::cover(c, shape.filter, shape.projection, sort);
+    }
     if candidates.len() <= 1 {
         let plan = match candidates.pop() {
             Some(p) => p,
@@ -203,17 +326,27 @@ pub fn choose(
         return Ok(Choice { plan, trials: Vec::new(), from_cache: false });
     }
     let key = shape_key(shape);
+    let mut replanned = false;
     if use_cache {
-        if let Some(name) = cached(coll, &key) {
+        if let Some((name, works)) = cached(coll, &key) {
             if let Some(i) = candidates.iter().position(|p| index_name(p) == Some(name.as_str())) {
-                return Ok(Choice { plan: candidates.swap_remove(i), trials: Vec::new(), from_cache: true });
+                // The cached plan alone, within its budget: finishing keeps it.
+                let budget = works.saturating_mul(EVICTION_RATIO);
+                let plan = candidates[i].clone();
+                let run = run_trials(ss, coll, shape.filter, sort.is_some(), vec![plan.clone()], budget)?;
+                if run.first().is_some_and(|t| t.finished) {
+                    return Ok(Choice { plan, trials: Vec::new(), from_cache: true });
+                }
+                replanned = true;
             }
         }
     }
-    let trials = run_trials(ss, coll, shape.filter, sort.is_some(), candidates)?;
+    let trials = run_trials(ss, coll, shape.filter, sort.is_some(), candidates, TRIAL_WORKS)?;
     if use_cache {
-        if let Some(name) = trials.first().and_then(|t| index_name(&t.plan)) {
-            remember(coll, key, name.to_string());
+        if let Some(t) = trials.first() {
+            if let Some(name) = index_name(&t.plan) {
+                remember(coll, key, shape, name.to_string(), t.works, replanned);
+            }
         }
     }
     let plan = match trials.first() {
@@ -221,6 +354,18 @@ pub fn choose(
         None => planner::plan_with_sort(coll, shape.filter, sort, hint)?,
     };
     Ok(Choice { plan, trials, from_cache: false })
+}
+
+/// The plan for a statement without a projection (update, delete, findAndModify, an
+/// aggregation's leading `$match`): trial run or plan cache as for find.
+pub fn choose_plan(
+    ss: &mut StoreSession,
+    coll: &Arc<Collection>,
+    filter: &Document,
+    sort: Option<&Document>,
+    hint: Option<&Bson>,
+) -> Result<Plan> {
+    Ok(choose(ss, coll, &Shape { filter, sort, projection: None }, hint, true)?.plan)
 }
 
 /// Runs every candidate in turn until one finishes (its scan ends or it has enough results)
@@ -231,6 +376,7 @@ fn run_trials(
     filter: &Document,
     sorted: bool,
     candidates: Vec<Plan>,
+    max_works: u64,
 ) -> Result<Vec<Trial>> {
     let matcher = if filter.is_empty() { None } else { Some(Matcher::parse(filter)?) };
     let mut runs: Vec<(Plan, Exec, usize, bool)> = candidates
@@ -251,7 +397,7 @@ fn run_trials(
     'trial: loop {
         let mut all_spent = true;
         for (plan, exec, results, done) in runs.iter_mut() {
-            if exec.works() >= TRIAL_WORKS {
+            if exec.works() >= max_works {
                 continue;
             }
             all_spent = false;
@@ -276,9 +422,9 @@ fn run_trials(
     });
     Ok(runs
         .into_iter()
-        .map(|(plan, exec, results, _)| {
+        .map(|(plan, exec, results, finished)| {
             let stats = ExecStats { returned: results as u64, ..exec.stats };
-            Trial { plan, stats }
+            Trial { plan, stats, works: exec.works(), finished }
         })
         .collect())
 }
@@ -298,5 +444,47 @@ mod tests {
         let s = doc! { "a": -1 };
         let f = doc! { "a": 1 };
         assert_ne!(key(doc! { "a": 1 }), shape_key(&Shape { filter: &f, sort: Some(&s), projection: None }));
+    }
+
+    #[test]
+    fn entries_become_active_grow_and_replan_as_mongod() {
+        let coll = Collection {
+            db: "db".into(),
+            name: "c".into(),
+            ns: "db.c".into(),
+            uuid: bson::Uuid::new(),
+            ident: "coll-0".into(),
+            options: Document::new(),
+            indexes: Vec::new(),
+            shared: crate::store::catalog::new_shared(),
+            validator: None,
+        };
+        let f = doc! { "a": 1, "b": 2 };
+        let shape = Shape { filter: &f, sort: None, projection: None };
+        let key = shape_key(&shape);
+        let state = || {
+            let e = entries(&coll);
+            assert_eq!(e.len(), 1);
+            (e[0].index.clone(), e[0].works, e[0].is_active)
+        };
+        remember(&coll, key.clone(), &shape, "a_1".into(), 10, false);
+        assert_eq!(state(), ("a_1".to_string(), 10, false));
+        assert!(cached(&coll, &key).is_none(), "an inactive entry is not used");
+        // A costlier trial leaves it inactive with doubled works.
+        remember(&coll, key.clone(), &shape, "b_1".into(), 15, false);
+        assert_eq!(state(), ("a_1".to_string(), 20, false));
+        // One within the entry's works replaces it, active.
+        remember(&coll, key.clone(), &shape, "b_1".into(), 18, false);
+        assert_eq!(state(), ("b_1".to_string(), 18, true));
+        assert_eq!(cached(&coll, &key), Some(("b_1".to_string(), 18)));
+        // A replan's winner is cached as active whatever its works.
+        remember(&coll, key.clone(), &shape, "a_1".into(), 500, true);
+        assert_eq!(state(), ("a_1".to_string(), 500, true));
+        let e = &entries(&coll)[0];
+        assert_eq!(e.created_from.get_document("query").unwrap(), &f);
+        assert_eq!(e.query_hash.len(), 8);
+        assert_ne!(e.query_hash, e.plan_cache_key);
+        clear(&coll, None);
+        assert!(entries(&coll).is_empty());
     }
 }

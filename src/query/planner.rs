@@ -3,8 +3,8 @@
 //! index scans that deliver the requested sort order; otherwise a collection scan. Every plan
 //! is followed by the full matcher, so bounds only need to be a superset of the matches.
 //! A rooted `$or` whose clauses can each use an index becomes a union of their scans.
-//! When several indexes qualify, `multiplan` runs them in a trial to choose (covered plans
-//! are not done yet).
+//! When several indexes qualify, `multiplan` runs them in a trial to choose; `covered` marks
+//! index scans that need no documents.
 
 use super::exec::Access;
 use crate::error::{ErrorCode, MongoError, Result};
@@ -532,7 +532,8 @@ pub fn plan_candidates(
                         "error processing query: planner returned error :: caused by :: hint provided does not correspond to an existing index",
                     ));
                 };
-                let access = Access::IndexScan { index: idx.clone(), ranges, forward: true, bounds };
+                let access =
+                    Access::IndexScan { index: idx.clone(), ranges, forward: true, bounds, covered: false };
                 return Ok(vec![Plan { access, sort_provided: false }]);
             }
             let (ranges, eq, _, bounds) = ranges_and_bounds(idx, filter);
@@ -543,6 +544,7 @@ pub fn plan_candidates(
                     ranges,
                     forward: dir.unwrap_or(true),
                     bounds,
+                    covered: false,
                 },
                 sort_provided: dir.is_some(),
             }]);
@@ -585,7 +587,8 @@ fn index_candidates(coll: &Collection, filter: &Document, sort: Option<&Document
     for idx in coll.indexes.iter().filter(|i| usable(i, filter)) {
         if let IndexKind::Wildcard(spec) = &idx.kind {
             if let Some((ranges, score, bounds)) = wildcard_ranges(idx, spec, filter) {
-                let access = Access::IndexScan { index: idx.clone(), ranges, forward: true, bounds };
+                let access =
+                    Access::IndexScan { index: idx.clone(), ranges, forward: true, bounds, covered: false };
                 found.push(((score, false, false), Plan { access, sort_provided: false }));
             }
             continue;
@@ -600,7 +603,13 @@ fn index_candidates(coll: &Collection, filter: &Document, sort: Option<&Document
                 continue;
             }
         }
-        let access = Access::IndexScan { index: idx.clone(), ranges, forward: dir.unwrap_or(true), bounds };
+        let access = Access::IndexScan {
+            index: idx.clone(),
+            ranges,
+            forward: dir.unwrap_or(true),
+            bounds,
+            covered: false,
+        };
         found.push(((score, idx.unique, dir.is_some()), Plan { access, sort_provided: dir.is_some() }));
     }
     // Stable: equal keys keep index creation order.

@@ -61,6 +61,10 @@ pub struct IndexMeta {
     pub kind: IndexKind,
     /// Strings are indexed by their sort key under this collation (none: binary).
     pub collation: Option<Arc<crate::query::collation::Collation>>,
+    /// Every entry of a single-valued document carries the key fields' original BSON values
+    /// (see `index::typed_values`), so a query may be answered from the index alone. Indexes
+    /// built before entries carried them (catalog rows without `typedKeys`) never are.
+    pub typed: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -145,7 +149,24 @@ impl IndexMeta {
             multikey: AtomicBool::new(false),
             multikey_paths: Mutex::new(BTreeSet::new()),
             multikey_version: AtomicU64::new(0),
+            typed: true,
         })
+    }
+
+    /// The same index table under a changed spec (collMod): keeps what the table's entries
+    /// say (multikey paths, typed values).
+    pub fn respec(&self, spec: Document) -> StoreResult<IndexMeta> {
+        let mut meta = IndexMeta::from_spec(spec, self.ident.clone())?;
+        meta.multikey.store(self.is_multikey(), Ordering::Relaxed);
+        *meta.multikey_paths.lock() = self.multikey_paths.lock().clone();
+        meta.typed = self.typed;
+        Ok(meta)
+    }
+
+    /// Whether the index can answer queries from its entries alone: an ordinary (btree) index
+    /// whose entries carry typed values and whose documents never held arrays in its fields.
+    pub fn can_cover(&self) -> bool {
+        self.typed && matches!(self.kind, IndexKind::Btree) && !self.is_multikey()
     }
 }
 
@@ -243,6 +264,7 @@ impl Collection {
                     "ident": i.ident.clone(),
                     "multikey": i.is_multikey(),
                     "multikeyPaths": i.multikey_paths.lock().iter().cloned().collect::<Vec<String>>(),
+                    "typedKeys": i.typed,
                 })
             })
             .collect();
@@ -295,7 +317,8 @@ impl Collection {
             let i = i.as_document().ok_or_else(|| bad_catalog("index"))?;
             let spec = i.get_document("spec").map_err(|_| bad_catalog("index spec"))?.clone();
             let ident = i.get_str("ident").map_err(|_| bad_catalog("index ident"))?.to_string();
-            let meta = IndexMeta::from_spec(spec, ident)?;
+            let mut meta = IndexMeta::from_spec(spec, ident)?;
+            meta.typed = i.get_bool("typedKeys").unwrap_or(false);
             meta.multikey.store(i.get_bool("multikey").unwrap_or(false), Ordering::Relaxed);
             if let Ok(paths) = i.get_array("multikeyPaths") {
                 meta.multikey_paths

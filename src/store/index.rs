@@ -16,6 +16,76 @@ use bson::{Bson, Document};
 pub struct IndexKey {
     pub bytes: Vec<u8>,
     pub values: Vec<Bson>,
+    /// What the entry's value holds besides the RecordId: the typed values (see
+    /// `typed_values`), or nothing.
+    pub stored: Option<Vec<u8>>,
+}
+
+/// The key fields' original values as the entry stores them: a BSON document `{"0": v0, ...}`
+/// by field position, a missing top-level field left out. Key bytes alone are lossy (1, 1.0
+/// and NumberLong(1) encode alike; collation keys and hashes cannot be reversed), so a covered
+/// query reads these instead. Only single-valued documents get them: an entry made from an
+/// array element says nothing about the document's field, and a scan fetches those. So does
+/// one missing a dotted field: `{a: {}}`, `{a: 5}` and `{}` all lack `a.b` but project it
+/// differently.
+fn typed_values(fields: &[(String, bool)], per_field: &[PathValues]) -> Option<Vec<u8>> {
+    if per_field.iter().any(|f| f.expanded_array) {
+        return None;
+    }
+    let mut d = Document::new();
+    for (i, ((path, _), f)) in fields.iter().zip(per_field).enumerate() {
+        match (f.present, f.values.first()) {
+            (true, Some(v)) => {
+                d.insert(i.to_string(), v.clone());
+            }
+            _ if path.contains('.') => return None,
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    d.to_writer(&mut out).ok()?;
+    Some(out)
+}
+
+/// The typed values in an entry's stored value, if it has them.
+pub fn stored_values<'a>(idx: &IndexMeta, value: &'a [u8]) -> Option<&'a [u8]> {
+    let v = if idx.unique { value.get(8..)? } else { value };
+    (!v.is_empty()).then_some(v)
+}
+
+/// Sets `path` (dotted) in `d`, making the parent documents; `None` when a parent is taken
+/// by another value.
+fn set_path(d: &mut Document, path: &str, v: Bson) -> Option<()> {
+    match path.split_once('.') {
+        None if d.contains_key(path) => None,
+        None => {
+            d.insert(path, v);
+            Some(())
+        }
+        Some((head, rest)) => {
+            if !d.contains_key(head) {
+                d.insert(head, Document::new());
+            }
+            match d.get_mut(head) {
+                Some(Bson::Document(sub)) => set_path(sub, rest, v),
+                _ => None,
+            }
+        }
+    }
+}
+
+/// The document a covered scan sees for an entry: the key fields the document has with their
+/// original values (dotted paths as embedded documents), in key pattern order. `None` when
+/// the entry cannot say (the scan then fetches the document).
+pub fn covered_doc(idx: &IndexMeta, stored: &[u8]) -> Option<Document> {
+    let raw = bson::RawDocument::from_bytes(stored).ok()?;
+    let mut d = Document::new();
+    for (i, (path, _)) in idx.fields.iter().enumerate() {
+        if let Some(v) = raw.get(i.to_string()).ok()? {
+            set_path(&mut d, path, Bson::try_from(v.to_raw_bson()).ok()?)?;
+        }
+    }
+    Some(d)
 }
 
 /// Values found at a dotted path, expanding arrays as mongod's index key generation does.
@@ -95,6 +165,10 @@ pub fn keys_for(idx: &IndexMeta, doc: &Document) -> StoreResult<Vec<IndexKey>> {
     if idx.sparse && per_field.iter().all(|f| !f.present) {
         return Ok(Vec::new());
     }
+    let stored = match idx.kind {
+        IndexKind::Btree if idx.typed => typed_values(&idx.fields, &per_field),
+        _ => None,
+    };
     if let Some(c) = &idx.collation {
         for f in &mut per_field {
             for v in &mut f.values {
@@ -152,7 +226,7 @@ pub fn keys_for(idx: &IndexMeta, doc: &Document) -> StoreResult<Vec<IndexKey>> {
         .map(|values| {
             let parts: Vec<(&Bson, bool)> =
                 values.iter().zip(&idx.fields).map(|(v, (_, desc))| (v, *desc)).collect();
-            IndexKey { bytes: keystring::encode_key(&parts), values }
+            IndexKey { bytes: keystring::encode_key(&parts), values, stored: stored.clone() }
         })
         .collect();
     keys.sort_by(|a, b| a.bytes.cmp(&b.bytes));
@@ -174,7 +248,11 @@ fn wildcard_keys(idx: &IndexMeta, spec: &super::wildcard::WildcardSpec, doc: &Do
                 None => v,
             };
             let path = Bson::String(path);
-            IndexKey { bytes: keystring::encode_key(&[(&path, false), (&v, false)]), values: vec![path, v] }
+            IndexKey {
+                bytes: keystring::encode_key(&[(&path, false), (&v, false)]),
+                values: vec![path, v],
+                stored: None,
+            }
         })
         .collect();
     keys.sort_by(|a, b| a.bytes.cmp(&b.bytes));
@@ -212,8 +290,12 @@ pub fn insert_keys(
     let rb = rid_bytes(rid);
     if idx.unique {
         let mut cur = session.open_cursor(&idx.uri(), Some("overwrite=false"))?;
+        let mut value = Vec::new();
         for k in keys {
-            match cur.insert(Key::Bytes(&k.bytes), &rb) {
+            value.clear();
+            value.extend_from_slice(&rb);
+            value.extend_from_slice(k.stored.as_deref().unwrap_or_default());
+            match cur.insert(Key::Bytes(&k.bytes), &value) {
                 Ok(()) => {}
                 Err(e) if e.is_duplicate_key() => {
                     return Err(StoreError::DuplicateKey(Box::new(super::error::DuplicateKey {
@@ -233,7 +315,41 @@ pub fn insert_keys(
             buf.clear();
             buf.extend_from_slice(&k.bytes);
             buf.extend_from_slice(&rb);
-            cur.insert(Key::Bytes(&buf), b"")?;
+            cur.insert(Key::Bytes(&buf), k.stored.as_deref().unwrap_or_default())?;
+        }
+    }
+    Ok(())
+}
+
+/// Rewrites the entries whose key bytes stay but whose typed values change (an update from
+/// 1 to 1.0, or from a missing field to null): `key_difference` does not see them.
+pub fn rewrite_values(
+    session: &Session,
+    idx: &IndexMeta,
+    old: &[IndexKey],
+    new: &[IndexKey],
+    rid: i64,
+) -> StoreResult<()> {
+    let mut cur = None;
+    let rb = rid_bytes(rid);
+    for k in new {
+        let Ok(at) = old.binary_search_by(|x| x.bytes.cmp(&k.bytes)) else { continue };
+        if old.get(at).is_some_and(|o| o.stored == k.stored) {
+            continue;
+        }
+        let cur = match &mut cur {
+            Some(c) => c,
+            None => cur.insert(session.open_cursor(&idx.uri(), None)?),
+        };
+        let stored = k.stored.as_deref().unwrap_or_default();
+        if idx.unique {
+            let mut value = rb.to_vec();
+            value.extend_from_slice(stored);
+            cur.insert(Key::Bytes(&k.bytes), &value)?;
+        } else {
+            let mut key = k.bytes.clone();
+            key.extend_from_slice(&rb);
+            cur.insert(Key::Bytes(&key), stored)?;
         }
     }
     Ok(())

@@ -248,6 +248,18 @@ pub fn scan_index_range(
     forward: bool,
     mut f: impl FnMut(&[u8], i64) -> StoreResult<bool>,
 ) -> StoreResult<()> {
+    scan_index_entries(s, idx, range, after, forward, |key, rid, _| f(key, rid))
+}
+
+/// As `scan_index_range`, also handing `f` the entry's stored value.
+pub fn scan_index_entries(
+    s: &Session,
+    idx: &IndexMeta,
+    range: &KeyRange,
+    after: Option<&[u8]>,
+    forward: bool,
+    mut f: impl FnMut(&[u8], i64, &[u8]) -> StoreResult<bool>,
+) -> StoreResult<()> {
     if range.is_empty() {
         return Ok(());
     }
@@ -292,8 +304,9 @@ pub fn scan_index_range(
         if !inside {
             break;
         }
-        let rid = entry_rid(idx, key, cur.value()?)?;
-        if !f(key, rid)? {
+        let value = cur.value()?;
+        let rid = entry_rid(idx, key, value)?;
+        if !f(key, rid, value)? {
             return Ok(());
         }
         positioned = if forward { cur.next()? } else { cur.prev()? };

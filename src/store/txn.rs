@@ -144,6 +144,7 @@ impl<'a> Txn<'a> {
                 was != (idx.is_multikey(), idx.multikey_version.load(std::sync::atomic::Ordering::Relaxed));
             index::remove_keys(self.s, idx, &key_difference(&old_keys, &new_keys), rid)?;
             index::insert_keys(self.s, &coll.ns, idx, &key_difference(&new_keys, &old_keys), rid)?;
+            index::rewrite_values(self.s, idx, &old_keys, &new_keys, rid)?;
         }
         if newly_multikey {
             Catalog::persist(self.s, coll)?;

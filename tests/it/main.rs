@@ -12,6 +12,7 @@ mod capped;
 mod catalog;
 mod change_streams;
 mod collation;
+mod covered;
 mod crash;
 mod crud;
 mod cursors;

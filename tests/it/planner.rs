@@ -433,13 +433,14 @@ fn key_used(c: &mongodb::sync::Collection<Document>, filter: Document) -> Docume
     keys.into_iter().next().unwrap()
 }
 
-/// `b` has two values, `a` is nearly unique, except 300 documents sharing `a: -1` that each
-/// have their own `b`.
+/// `b` has two values, `a` is nearly unique, except 300 documents sharing `a: -1` and five
+/// sharing `a: -2`, each with its own `b`.
 fn two_equality_indexes(env: &Env, name: &str) -> mongodb::sync::Collection<Document> {
     let c = env.coll(name);
     let docs = (0..1000)
         .map(|i| doc! { "_id": i, "a": i, "b": i % 2 })
-        .chain((1000..1300).map(|i| doc! { "_id": i, "a": -1, "b": 10_000 + i }));
+        .chain((1000..1300).map(|i| doc! { "_id": i, "a": -1, "b": 10_000 + i }))
+        .chain((1300..1305).map(|i| doc! { "_id": i, "a": -2, "b": 20_000 + i }));
     c.insert_many(docs).run().unwrap();
     // Created first, `b_1` is what the static score alone picks on a tie.
     c.create_index(IndexModel::builder().keys(doc! { "b": 1 }).build()).run().unwrap();
@@ -523,31 +524,40 @@ fn plan_cache_is_used_and_cleared() {
         assert_ok(&db.run_command(cmd).run().unwrap());
     };
     let (sel_a, sel_b) = (doc! { "a": 5, "b": 1 }, doc! { "a": -1, "b": 11_100 });
-    // The first query of the shape runs the trial and caches `a_1`; the second, of the same
-    // shape, reuses it although a trial would pick `b_1` (explain never uses the cache).
+    // `a_1` answers sel_c in 10 works, `b_1` in 2: a trial picks `b_1`, a cached `a_1` stays.
+    let sel_c = doc! { "a": -2, "b": 21_302 };
+    // key_used runs its shape twice: the first trial leaves an inactive entry, the second
+    // (no more works) makes it active.
     assert_eq!(key_used(&c, sel_a.clone()), doc! { "a": 5 });
-    assert_eq!(key_used(&c, sel_b.clone()), doc! { "a": -1 });
-    let e = db.run_command(doc! { "explain": { "find": c.name(), "filter": sel_b.clone() } }).run().unwrap();
+    // The active `a_1` finishes sel_c within ten times its works: it is used as cached
+    // although a trial (explain never uses the cache) picks `b_1`.
+    assert_eq!(key_used(&c, sel_c.clone()), doc! { "a": -2 });
+    let e = db.run_command(doc! { "explain": { "find": c.name(), "filter": sel_c.clone() } }).run().unwrap();
     assert_eq!(path(&e, "queryPlanner.winningPlan.inputStage.indexName").as_str(), Some("b_1"));
-    // Another shape is planned on its own.
-    assert_eq!(key_used(&c, doc! { "a": { "$in": [-1] }, "b": 11_100 }), doc! { "b": 11_100 });
-    // planCacheClear empties it: the trial runs again (and now caches `b_1`).
-    clear(doc! {});
+    // For sel_b it would examine 600: past its budget the shape is replanned (to `b_1`) ...
     assert_eq!(key_used(&c, sel_b.clone()), doc! { "b": 11_100 });
-    assert_eq!(key_used(&c, sel_a.clone()), doc! { "b": 1 });
+    // ... and the same for `b_1` on sel_a.
+    assert_eq!(key_used(&c, sel_a.clone()), doc! { "a": 5 });
+    assert_eq!(key_used(&c, sel_c.clone()), doc! { "a": -2 });
+    // Another shape is planned on its own.
+    assert_eq!(key_used(&c, doc! { "a": { "$in": [-2] }, "b": 21_302 }), doc! { "b": 21_302 });
     // Clearing another shape keeps this one; clearing this shape (any values) drops it.
     clear(doc! { "query": { "a": { "$gt": 1 } } });
-    assert_eq!(key_used(&c, sel_a.clone()), doc! { "b": 1 });
+    assert_eq!(key_used(&c, sel_c.clone()), doc! { "a": -2 });
     clear(doc! { "query": { "a": 0, "b": 0 } });
+    assert_eq!(key_used(&c, sel_c.clone()), doc! { "b": 21_302 });
+    // planCacheClear empties it all.
     assert_eq!(key_used(&c, sel_a.clone()), doc! { "a": 5 });
+    clear(doc! {});
+    assert_eq!(key_used(&c, sel_c.clone()), doc! { "b": 21_302 });
     // Creating an index invalidates the cache ...
-    assert_eq!(key_used(&c, sel_b.clone()), doc! { "a": -1 });
-    c.create_index(IndexModel::builder().keys(doc! { "c": 1 }).build()).run().unwrap();
-    assert_eq!(key_used(&c, sel_b.clone()), doc! { "b": 11_100 });
-    assert_eq!(key_used(&c, sel_a.clone()), doc! { "b": 1 });
-    // ... and so does dropping one.
-    c.drop_index("c_1").run().unwrap();
     assert_eq!(key_used(&c, sel_a.clone()), doc! { "a": 5 });
+    c.create_index(IndexModel::builder().keys(doc! { "c": 1 }).build()).run().unwrap();
+    assert_eq!(key_used(&c, sel_c.clone()), doc! { "b": 21_302 });
+    // ... and so does dropping one.
+    assert_eq!(key_used(&c, sel_a.clone()), doc! { "a": 5 });
+    c.drop_index("c_1").run().unwrap();
+    assert_eq!(key_used(&c, sel_c.clone()), doc! { "b": 21_302 });
     // count and distinct choose the same way and agree with a collection scan.
     for f in [sel_a.clone(), sel_b.clone(), doc! { "a": { "$gte": 900 }, "b": 0 }] {
         let n = c.count_documents(f.clone()).run().unwrap();
@@ -639,4 +649,90 @@ fn sorted_or_merges_index_scans() {
         n += 1;
     }
     assert_eq!(n, merged.len());
+}
+
+/// update, delete, findAndModify and aggregate's leading `$match` choose by trial run too,
+/// sharing the plan cache with find; their explain lists the rejected plans.
+#[test]
+fn writes_and_aggregations_choose_by_trial_and_fill_the_plan_cache() {
+    let env = start();
+    let c = two_equality_indexes(&env, "trialwrites");
+    let db = env.client.database(c.namespace().db.as_str());
+    let (sel_a, sel_c) = (doc! { "a": 5, "b": 1 }, doc! { "a": -2, "b": 21_302 });
+    let clear = || assert_ok(&db.run_command(doc! { "planCacheClear": c.name() }).run().unwrap());
+    // Without a cached entry a find of sel_c's shape picks `b_1`; two statements of the shape
+    // whose trials pick `a_1` leave an active `a_1` entry, which the find then uses.
+    clear();
+    assert_eq!(key_used(&c, sel_c.clone()), doc! { "b": 21_302 });
+    let statements: Vec<Box<dyn Fn()>> = vec![
+        Box::new(|| {
+            let r = c.update_many(sel_a.clone(), doc! { "$inc": { "x": 1 } }).run().unwrap();
+            assert_eq!(r.modified_count, 1);
+        }),
+        Box::new(|| {
+            let r = c.delete_many(doc! { "a": 5, "b": 0 }).run().unwrap();
+            assert_eq!(r.deleted_count, 0);
+        }),
+        Box::new(|| {
+            let r = c.find_one_and_update(sel_a.clone(), doc! { "$inc": { "y": 1 } }).run().unwrap();
+            assert_eq!(r.unwrap().get_i32("a").unwrap(), 5);
+        }),
+        Box::new(|| {
+            let r = c.find_one_and_delete(doc! { "a": 6, "b": 1 }).run().unwrap();
+            assert!(r.is_none());
+        }),
+        Box::new(|| {
+            let n = c.aggregate(vec![doc! { "$match": sel_a.clone() }]).run().unwrap().count();
+            assert_eq!(n, 1);
+        }),
+    ];
+    for (i, run) in statements.iter().enumerate() {
+        clear();
+        run();
+        run();
+        assert_eq!(key_used(&c, sel_c.clone()), doc! { "a": -2 }, "statement {i}");
+    }
+    assert_eq!(
+        c.find_one(doc! { "_id": 5 }).run().unwrap().unwrap(),
+        doc! { "_id": 5, "a": 5, "b": 1, "x": 2, "y": 2 }
+    );
+
+    for cmd in [
+        doc! { "update": c.name(), "updates": [{ "q": sel_a.clone(), "u": { "$set": { "z": 1 } } }] },
+        doc! { "delete": c.name(), "deletes": [{ "q": sel_a.clone(), "limit": 0 }] },
+        doc! { "findAndModify": c.name(), "query": sel_a.clone(), "remove": true },
+    ] {
+        let e = db.run_command(doc! { "explain": cmd.clone(), "verbosity": "queryPlanner" }).run().unwrap();
+        let winning = path(&e, "queryPlanner.winningPlan").as_document().unwrap();
+        assert_eq!(stages(winning).last().map(String::as_str), Some("IXSCAN"), "{cmd}");
+        let rejected = path(&e, "queryPlanner.rejectedPlans").as_array().unwrap();
+        assert_eq!(rejected.len(), 1, "{cmd}");
+    }
+    // explain applied nothing.
+    assert_eq!(c.count_documents(doc! { "a": 5 }).run().unwrap(), 1);
+}
+
+/// A multi-update through an index meets each document once, even when the update moves its
+/// key ahead of the scan (the Halloween problem).
+#[test]
+fn multi_update_through_an_index_updates_each_document_once() {
+    let env = start();
+    let c = env.coll("halloween");
+    c.insert_many((0..2000).map(|i| doc! { "_id": i, "a": i })).run().unwrap();
+    c.create_index(IndexModel::builder().keys(doc! { "a": 1 }).build()).run().unwrap();
+    let r = c.update_many(doc! { "a": { "$gte": 0 } }, doc! { "$inc": { "a": 10_000 } }).run().unwrap();
+    assert_eq!((r.matched_count, r.modified_count), (2000, 2000));
+    for d in c.find(doc! {}).run().unwrap() {
+        let d = d.unwrap();
+        assert_eq!(d.get_i32("a").unwrap(), d.get_i32("_id").unwrap() + 10_000, "{d:?}");
+    }
+    // explain carries the shape's hashes, as the plan cache reports them.
+    let db = env.client.database(c.namespace().db.as_str());
+    let e = explain(&db, doc! { "find": c.name(), "filter": { "a": 5 } });
+    let hash = path(&e, "queryPlanner.queryHash").as_str().unwrap().to_string();
+    assert_eq!(hash.len(), 8);
+    let e = explain(&db, doc! { "find": c.name(), "filter": { "a": 6 } });
+    assert_eq!(path(&e, "queryPlanner.queryHash").as_str(), Some(hash.as_str()));
+    let e = explain(&db, doc! { "find": c.name(), "filter": { "a": { "$gt": 6 } } });
+    assert_ne!(path(&e, "queryPlanner.queryHash").as_str(), Some(hash.as_str()));
 }

@@ -146,7 +146,8 @@ pub fn server_status(ctx: &mut Ctx, _: &Request) -> Result<Document> {
 }
 
 fn parameters(ctx: &Ctx) -> Document {
-    doc! {
+    let knobs = &ctx.shared.store.knobs;
+    let mut d = doc! {
         "featureCompatibilityVersion": { "version": "7.0" },
         "enableTestCommands": ctx.shared.config.enable_test_commands,
         "maxBSONDepth": crate::net::wire::MAX_BSON_DEPTH as i32,
@@ -157,7 +158,14 @@ fn parameters(ctx: &Ctx) -> Document {
         "authenticationMechanisms": ["SCRAM-SHA-1", "SCRAM-SHA-256"],
         "requireApiVersion": false,
         "storageEngine": "wiredTiger",
+        "allowDiskUseByDefault": knobs.allow_disk_use_by_default.load(std::sync::atomic::Ordering::Relaxed),
+    };
+    for name in crate::query::knobs::MEMORY_PARAMS {
+        if let Some(v) = knobs.memory(name) {
+            d.insert(*name, v.load(std::sync::atomic::Ordering::Relaxed) as i64);
+        }
     }
+    d
 }
 
 /// setParameter: the runtime parameters we can change (the blocking-sort memory limit);
@@ -183,6 +191,28 @@ pub fn set_parameter(ctx: &mut Ctx, req: &Request) -> Result<Document> {
                 let was =
                     ctx.shared.store.sort_memory_limit.swap(bytes, std::sync::atomic::Ordering::Relaxed);
                 reply.insert("was", was as i64);
+            }
+            "allowDiskUseByDefault" => {
+                let Bson::Boolean(b) = v else {
+                    return Err(MongoError::bad_value(format!("Invalid value for {k}: {v}")));
+                };
+                let was = ctx
+                    .shared
+                    .store
+                    .knobs
+                    .allow_disk_use_by_default
+                    .swap(*b, std::sync::atomic::Ordering::Relaxed);
+                reply.insert("was", was);
+            }
+            name if ctx.shared.store.knobs.memory(name).is_some() => {
+                let n = crate::query::util::exact_i64(v)
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| MongoError::bad_value(format!("Invalid value for {k}: {v}")))?;
+                let bytes = usize::try_from(n).unwrap_or(usize::MAX);
+                if let Some(slot) = ctx.shared.store.knobs.memory(name) {
+                    let was = slot.swap(bytes, std::sync::atomic::Ordering::Relaxed);
+                    reply.insert("was", was as i64);
+                }
             }
             other => {
                 return Err(MongoError::new(

@@ -82,7 +82,7 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let limit = non_negative(req, "limit")?.filter(|l| *l > 0).map(|l| l as u64);
     let batch_size = non_negative(req, "batchSize")?.map(|b| b as usize);
     let single_batch = args::opt_bool(req, "singleBatch")?.unwrap_or(false);
-    let allow_disk_use = args::opt_bool(req, "allowDiskUse")?.unwrap_or(false);
+    let allow_disk_use = ctx.shared.store.knobs.allow_disk_use(args::opt_bool(req, "allowDiskUse")?);
     let hint = match req.body.get("hint") {
         None | Some(Bson::Null) => None,
         Some(h @ (Bson::String(_) | Bson::Document(_))) => Some(h.clone()),
@@ -322,7 +322,7 @@ pub fn aggregate(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         check_change_stream_read_concern(req)?;
         return super::change_stream::aggregate(ctx, req, coll_name, &stages, batch_size);
     }
-    let allow_disk_use = args::opt_bool(req, "allowDiskUse")?.unwrap_or(false);
+    let allow_disk_use = ctx.shared.store.knobs.allow_disk_use(args::opt_bool(req, "allowDiskUse")?);
     let let_vars = match req.body.get("let") {
         None => None,
         Some(Bson::Document(d)) => Some(d.clone()),

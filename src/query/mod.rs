@@ -5,6 +5,7 @@ pub mod collation;
 pub mod compare;
 pub mod exec;
 pub mod implies;
+pub mod knobs;
 pub mod matcher;
 pub mod multiplan;
 pub mod ops_array;

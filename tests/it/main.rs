@@ -22,6 +22,7 @@ mod persistence;
 mod planner;
 mod reaper;
 mod sessions;
+mod spilling;
 mod transactions;
 mod ttl;
 mod validation;

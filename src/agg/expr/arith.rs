@@ -687,6 +687,53 @@ impl Sum {
         }
     }
 
+    /// Adds another partial sum (a spilled `$group` combining its runs).
+    pub fn merge(&mut self, o: &Sum) {
+        self.kind = self.kind.max(o.kind);
+        self.count += o.count;
+        self.double += o.double;
+        match self.long.checked_add(o.long).filter(|_| !self.overflowed && !o.overflowed) {
+            Some(r) => self.long = r,
+            None => {
+                self.double += self.long as f64 + o.long as f64;
+                self.long = 0;
+                self.overflowed = true;
+                self.kind = 2;
+            }
+        }
+        self.decimal = match (self.decimal, o.decimal) {
+            (Some(a), Some(b)) => Some(super::decimal::add(Num::Decimal(a), Num::Decimal(b))),
+            (a, b) => a.or(b),
+        };
+    }
+
+    /// The partial state as BSON (for spill files).
+    pub fn to_bson(&self) -> Bson {
+        let mut d = bson::doc! {
+            "l": self.long, "d": self.double, "k": i32::from(self.kind),
+            "c": i64::try_from(self.count).unwrap_or(i64::MAX), "o": self.overflowed,
+        };
+        if let Some(x) = self.decimal {
+            d.insert("x", x);
+        }
+        Bson::Document(d)
+    }
+
+    pub fn from_bson(v: &Bson) -> Option<Sum> {
+        let Bson::Document(d) = v else { return None };
+        Some(Sum {
+            long: d.get_i64("l").ok()?,
+            double: d.get_f64("d").ok()?,
+            kind: u8::try_from(d.get_i32("k").ok()?).ok()?,
+            count: u64::try_from(d.get_i64("c").ok()?).ok()?,
+            overflowed: d.get_bool("o").ok()?,
+            decimal: match d.get("x") {
+                Some(Bson::Decimal128(x)) => Some(*x),
+                _ => None,
+            },
+        })
+    }
+
     pub fn average(&self) -> Bson {
         if self.count == 0 {
             return Bson::Null;
@@ -717,6 +764,33 @@ impl StdDev {
         let delta = x - self.mean;
         self.mean += delta / self.n as f64;
         self.m2 += delta * (x - self.mean);
+    }
+
+    /// Combines another partial variance (Chan et al.'s parallel formula).
+    pub fn merge(&mut self, o: &StdDev) {
+        if o.n == 0 {
+            return;
+        }
+        let n = self.n + o.n;
+        let delta = o.mean - self.mean;
+        self.mean += delta * o.n as f64 / n as f64;
+        self.m2 += o.m2 + delta * delta * (self.n as f64) * (o.n as f64) / n as f64;
+        self.n = n;
+    }
+
+    pub fn to_bson(&self) -> Bson {
+        Bson::Document(
+            bson::doc! { "n": i64::try_from(self.n).unwrap_or(i64::MAX), "m": self.mean, "q": self.m2 },
+        )
+    }
+
+    pub fn from_bson(v: &Bson) -> Option<StdDev> {
+        let Bson::Document(d) = v else { return None };
+        Some(StdDev {
+            n: u64::try_from(d.get_i64("n").ok()?).ok()?,
+            mean: d.get_f64("m").ok()?,
+            m2: d.get_f64("q").ok()?,
+        })
     }
 
     pub fn result(&self, sample: bool) -> Bson {

@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 #[derive(Clone, Copy, PartialEq, Debug)]
-enum Kind {
+pub(crate) enum Kind {
     Sum,
     Avg,
     Min,
@@ -37,10 +37,10 @@ enum Kind {
 
 pub(crate) struct AccSpec {
     pub(crate) field: String,
-    kind: Kind,
+    pub(crate) kind: Kind,
     arg: Expr,
     n: Option<Expr>,
-    sort: Option<SortSpec>,
+    pub(crate) sort: Option<SortSpec>,
 }
 
 #[derive(Clone)]
@@ -352,14 +352,14 @@ impl AccSpec {
     }
 }
 
-fn trim_min_max(items: &mut VecDeque<Bson>, limit: usize, min: bool) {
+pub(super) fn trim_min_max(items: &mut VecDeque<Bson>, limit: usize, min: bool) {
     let mut v: Vec<Bson> = items.drain(..).collect();
     v.sort_by(|a, b| if min { compare_bson(a, b) } else { compare_bson(b, a) });
     v.truncate(limit);
     items.extend(v);
 }
 
-fn trim_ranked(items: &mut Vec<(Vec<Bson>, Bson)>, limit: usize, sort: &SortSpec, top: bool) {
+pub(super) fn trim_ranked(items: &mut Vec<(Vec<Bson>, Bson)>, limit: usize, sort: &SortSpec, top: bool) {
     // Stable sort keeps arrival order among equal keys.
     items.sort_by(|a, b| sort.compare_keys(&a.0, &b.0));
     if top {
@@ -424,7 +424,7 @@ impl StageSpec for GroupSpec {
         }
     }
     fn start(self: Arc<Self>, input: Box<dyn Stream>) -> Box<dyn Stream> {
-        Box::new(GroupRun { spec: self, input, out: None })
+        Box::new(GroupRun { spec: self, input, out: None, merged: None })
     }
 }
 
@@ -432,15 +432,29 @@ struct GroupRun {
     spec: Arc<GroupSpec>,
     input: Box<dyn Stream>,
     out: Option<std::vec::IntoIter<Document>>,
+    /// The groups of a `$group` that spilled, merged from disk as they are read.
+    merged: Option<super::group_spill::GroupMerge>,
 }
+
+/// mongod's error for a `$group` past its memory limit without allowDiskUse.
+fn group_memory_error() -> MongoError {
+    MongoError::new(
+        ErrorCode::QueryExceededMemoryLimitNoDiskUseAllowed,
+        "PlanExecutor error during aggregation :: caused by :: Exceeded memory limit for $group, but didn't allow external spilling; pass allowDiskUse:true to opt in",
+    )
+}
+
+/// (sort key of the group in spill runs, `_id`, accumulator states)
+type Group = (Vec<u8>, Bson, Vec<State>);
 
 impl GroupRun {
     fn build(&mut self, rt: &mut Rt) -> Result<Vec<Document>> {
         let spec = self.spec.clone();
-        let limit = rt.memory_limit();
+        let limit = rt.ss.store.knobs.group();
         let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
-        // (group key value, order rank, accumulator states)
-        let mut groups: Vec<(Bson, usize, Vec<State>)> = Vec::new();
+        // Groups in first-seen order; a `$bucket`'s sort key starts with its boundary rank.
+        let mut groups: Vec<Group> = Vec::new();
+        let mut spill: Option<crate::query::spill::Spill> = None;
         let mut used = 0usize;
         while let Some(d) = self.input.next(rt)? {
             let mut c = rt.ctx(&d);
@@ -471,9 +485,12 @@ impl GroupRun {
                     for a in &spec.accs {
                         states.push(a.fresh(&mut c)?);
                     }
-                    used += k.len() * 2 + approx_size(&key) + 64 * (spec.accs.len() + 1);
+                    used += k.len() * 3 + approx_size(&key) + 64 * (spec.accs.len() + 1);
+                    let mut sort_key = Vec::with_capacity(k.len() + 8);
+                    sort_key.extend_from_slice(&(rank as u64).to_be_bytes());
+                    sort_key.extend_from_slice(&k);
                     index.insert(k, groups.len());
-                    groups.push((key, rank, states));
+                    groups.push((sort_key, key, states));
                     groups.len() - 1
                 }
             };
@@ -482,27 +499,45 @@ impl GroupRun {
                 used += a.add(st, &mut c, &d)?;
             }
             if used > limit {
-                return Err(MongoError::new(
-                    ErrorCode::QueryExceededMemoryLimitNoDiskUseAllowed,
-                    format!(
-                        "PlanExecutor error during aggregation :: caused by :: Exceeded memory limit for $group, but didn't allow external spilling. Pass allowDiskUse:true to opt in. (limit {limit} bytes)"
-                    ),
-                ));
+                if !rt.allow_disk_use {
+                    return Err(group_memory_error());
+                }
+                index.clear();
+                spill_groups(spill.get_or_insert_with(Default::default), &mut groups)?;
+                used = 0;
             }
+        }
+        if let Some(mut spill) = spill {
+            spill_groups(&mut spill, &mut groups)?;
+            self.merged = Some(super::group_spill::GroupMerge::new(spill));
+            return Ok(Vec::new());
         }
         if matches!(spec.keying, Keying::Bucket { .. }) {
-            groups.sort_by_key(|g| g.1);
+            groups.sort_by(|a, b| a.0.cmp(&b.0));
         }
         let mut out = Vec::with_capacity(groups.len());
-        for (key, _, states) in groups {
-            let mut g = doc! { "_id": key };
-            for (a, st) in spec.accs.iter().zip(states) {
-                g.insert(a.field.clone(), a.finish(st));
-            }
-            out.push(g);
+        for (_, key, states) in groups {
+            out.push(group_doc(&spec.accs, key, states));
         }
         Ok(out)
     }
+}
+
+fn group_doc(accs: &[AccSpec], key: Bson, states: Vec<State>) -> Document {
+    let mut g = doc! { "_id": key };
+    for (a, st) in accs.iter().zip(states) {
+        g.insert(a.field.clone(), a.finish(st));
+    }
+    g
+}
+
+/// Writes the held groups out as one run sorted by group key.
+fn spill_groups(spill: &mut crate::query::spill::Spill, groups: &mut Vec<Group>) -> Result<()> {
+    let mut items = Vec::with_capacity(groups.len());
+    for (sort_key, key, states) in groups.drain(..) {
+        items.push(super::group_spill::record(sort_key, key, &states)?);
+    }
+    spill.write_run_by(items, super::group_spill::by_key)
 }
 
 impl Stream for GroupRun {
@@ -510,6 +545,9 @@ impl Stream for GroupRun {
         if self.out.is_none() {
             let docs = self.build(rt)?;
             self.out = Some(docs.into_iter());
+        }
+        if let Some(m) = self.merged.as_mut() {
+            return Ok(m.next(&self.spec.accs)?.map(|(key, states)| group_doc(&self.spec.accs, key, states)));
         }
         Ok(self.out.as_mut().and_then(Iterator::next))
     }
@@ -753,7 +791,9 @@ struct BucketAutoRun {
 impl BucketAutoRun {
     fn build(&mut self, rt: &mut Rt) -> Result<Vec<Document>> {
         let spec = self.spec.clone();
-        let limit = rt.memory_limit();
+        // Without spilling of its own, allowDiskUse lifts the limit to the stage ceiling.
+        let knob = rt.ss.store.knobs.bucket_auto();
+        let limit = if rt.allow_disk_use { knob.max(rt.memory_limit()) } else { knob };
         let mut items: Vec<(Bson, Document)> = Vec::new();
         let mut used = 0usize;
         while let Some(d) = self.input.next(rt)? {
@@ -762,7 +802,7 @@ impl BucketAutoRun {
             if used > limit {
                 return Err(MongoError::new(
                     ErrorCode::QueryExceededMemoryLimitNoDiskUseAllowed,
-                    "$bucketAuto exceeded the memory limit; pass allowDiskUse:true to opt in",
+                    "PlanExecutor error during aggregation :: caused by :: $bucketAuto stage ran out of memory. Pass allowDiskUse:true to opt in.",
                 ));
             }
             items.push((v, d));

@@ -6,6 +6,7 @@
 pub mod fill;
 pub mod granularity;
 pub mod group;
+mod group_spill;
 pub mod join;
 pub mod output;
 pub mod project;

@@ -269,7 +269,10 @@ fn mod_fn(_: &str, args: &[Option<Bson>]) -> Result<Option<Bson>> {
         ));
     };
     Ok(Some(match (x, y) {
-        (Num::Decimal(_), _) | (_, Num::Decimal(_)) => return Err(decimal_unsupported("$mod")),
+        (Num::Decimal(_), _) | (_, Num::Decimal(_)) => match super::decimal::rem(x, y) {
+            Some(r) => Bson::Decimal128(r),
+            None => return Err(err(16610, "can't $mod by zero")),
+        },
         (Num::Double(_), _) | (_, Num::Double(_)) => {
             if y.to_f64() == 0.0 {
                 return Err(err(16610, "can't $mod by zero"));
@@ -305,11 +308,11 @@ fn pow_fn(_: &str, args: &[Option<Bson>]) -> Result<Option<Bson>> {
         .as_ref()
         .and_then(num)
         .ok_or_else(|| err(28763, format!("$pow's exponent must be numeric, not {}", type_of(b))))?;
-    if matches!(base, Num::Decimal(_)) || matches!(exp, Num::Decimal(_)) {
-        return Err(decimal_unsupported("$pow"));
-    }
     if base.to_f64() == 0.0 && exp.to_f64() < 0.0 {
         return Err(err(28764, "$pow cannot take a base of 0 and a negative exponent"));
+    }
+    if matches!(base, Num::Decimal(_)) || matches!(exp, Num::Decimal(_)) {
+        return Ok(Some(Bson::Decimal128(super::decimal::pow(base, exp))));
     }
     if matches!(base, Num::Double(_)) || matches!(exp, Num::Double(_)) {
         return Ok(Some(Bson::Double(base.to_f64().powf(exp.to_f64()))));
@@ -403,7 +406,7 @@ fn round_fn(name: &str, args: &[Option<Bson>]) -> Result<Option<Bson>> {
         .ok_or_else(|| err(51080, format!("{name} only supports numeric types, not {}", type_of(a))))?;
     let trunc = name == "$trunc";
     Ok(Some(match n {
-        Num::Decimal(_) => return Err(decimal_unsupported(name)),
+        Num::Decimal(d) => Bson::Decimal128(super::decimal::quantize(d, place, trunc)),
         Num::Double(d) => {
             if !d.is_finite() {
                 Bson::Double(d)

@@ -48,6 +48,8 @@ pub struct Shared {
     pub next_conn_id: AtomicI64,
     pub shutdown_signal: crossbeam_channel::Receiver<()>,
     pub auth: crate::auth::AuthShared,
+    /// Connections and their operations in progress (currentOp/killOp), latency counters.
+    pub ops: crate::ops::OpRegistry,
 }
 
 impl Shared {
@@ -203,6 +205,7 @@ impl Server {
             next_conn_id: AtomicI64::new(1),
             shutdown_signal: signal_rx,
             auth: Default::default(),
+            ops: Default::default(),
         });
         let listener =
             Listener::start(std_listener, addr, shared.clone(), signal_tx).map_err(StartError::Bind)?;

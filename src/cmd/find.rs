@@ -337,6 +337,7 @@ pub fn aggregate(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         None => format!("{}.$cmd.aggregate", req.db),
     };
     let mut pipeline = pipeline;
+    super::current_op::rewrite(ctx, req, &mut pipeline)?;
     if first_stage.as_deref() == Some("$listLocalSessions") {
         pipeline[0] = Bson::Document(bson::doc! { "$documents": { "$literal": local_sessions(ctx) } });
     }

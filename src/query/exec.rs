@@ -366,6 +366,7 @@ impl Exec {
         }
         let (mut n, mut bytes) = (0usize, 0usize);
         while self.branch_at < self.branches.len() {
+            crate::ops::check_interrupt()?;
             if self.deadline.is_some_and(|d| Instant::now() > d) {
                 return Err(time_limit_exceeded());
             }
@@ -424,6 +425,7 @@ impl Exec {
         while !self.source_done {
             let before = self.pending.len();
             self.pull(ss, PULL_CHUNK, usize::MAX)?;
+            crate::ops::check_interrupt()?;
             if self.deadline.is_some_and(|d| Instant::now() > d) {
                 return Err(time_limit_exceeded());
             }
@@ -533,7 +535,7 @@ impl Exec {
                         }
                         stats.docs_examined += 1;
                         if stats.docs_examined.is_multiple_of(CLOCK_EVERY)
-                            && deadline.is_some_and(|d| Instant::now() > d)
+                            && (deadline.is_some_and(|d| Instant::now() > d) || crate::ops::interrupted())
                         {
                             timed_out = true;
                             stopped = true;
@@ -588,7 +590,7 @@ impl Exec {
                         scan::scan_index_range(t.s, index, range, after.as_deref(), *forward, |key, rid| {
                             stats.keys_examined += 1;
                             if stats.keys_examined.is_multiple_of(CLOCK_EVERY)
-                                && deadline.is_some_and(|d| Instant::now() > d)
+                                && (deadline.is_some_and(|d| Instant::now() > d) || crate::ops::interrupted())
                             {
                                 timed_out = true;
                                 stopped = true;
@@ -627,6 +629,7 @@ impl Exec {
             Ok(())
         });
         if timed_out {
+            crate::ops::check_interrupt()?;
             return Err(time_limit_exceeded());
         }
         if let Some(rid) = lost {

@@ -13,6 +13,7 @@ mod change_streams;
 mod collation;
 mod crash;
 mod crud;
+mod current_op;
 mod cursors;
 mod dates;
 mod handshake;

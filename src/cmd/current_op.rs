@@ -1,0 +1,140 @@
+//! `currentOp`, `killOp` and the `$currentOp` stage: the operations in progress on every
+//! connection (`crate::ops`), in mongod's shape.
+
+use super::{Ctx, Request};
+use crate::error::{ErrorCode, MongoError, Result};
+use bson::{doc, Bson, Document};
+use std::time::Instant;
+
+/// The `$currentOp` options mongod takes (all booleans).
+#[derive(Default)]
+pub struct Options {
+    pub idle_connections: bool,
+}
+
+pub fn parse_options(spec: &Bson) -> Result<Options> {
+    let Bson::Document(d) = spec else {
+        return Err(MongoError::new(
+            ErrorCode::FailedToParse,
+            format!(
+                "$currentOp options must be specified in an object, but found: {}",
+                crate::query::util::type_name(spec)
+            ),
+        ));
+    };
+    let mut o = Options::default();
+    for (k, v) in d {
+        match k.as_str() {
+            "allUsers" | "idleConnections" | "idleCursors" | "idleSessions" | "localOps" | "backtrace"
+            | "truncateOps" | "targetAllNodes" => {
+                let Bson::Boolean(b) = v else {
+                    return Err(MongoError::new(
+                        ErrorCode::FailedToParse,
+                        format!(
+                            "The '{k}' parameter of the $currentOp stage must be a boolean value, but found: {}",
+                            crate::query::util::type_name(v)
+                        ),
+                    ));
+                };
+                if k == "idleConnections" {
+                    o.idle_connections = *b;
+                }
+            }
+            other => {
+                return Err(MongoError::new(
+                    ErrorCode::FailedToParse,
+                    format!("Unrecognized option '{other}' in $currentOp stage."),
+                ))
+            }
+        }
+    }
+    Ok(o)
+}
+
+/// The documents `$currentOp` produces: every active operation, and idle connections when
+/// asked.
+pub fn documents(ctx: &Ctx, opts: &Options) -> Vec<Document> {
+    let now = Instant::now();
+    ctx.shared
+        .ops
+        .connections()
+        .iter()
+        .map(|s| crate::ops::describe(s, &ctx.shared.me, now))
+        .filter(|d| opts.idle_connections || d.get_bool("active").unwrap_or(false))
+        .collect()
+}
+
+/// A leading `$currentOp` becomes its documents; it needs `{aggregate: 1}` on admin.
+pub fn rewrite(ctx: &Ctx, req: &Request, pipeline: &mut [Bson]) -> Result<()> {
+    let Some(Bson::Document(first)) = pipeline.first() else { return Ok(()) };
+    let Some(spec) = first.get("$currentOp") else { return Ok(()) };
+    if req.db != "admin"
+        || !matches!(req.body.get("aggregate"), Some(Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_)))
+    {
+        return Err(MongoError::new(
+            ErrorCode::InvalidNamespace,
+            "$currentOp must be run against the 'admin' database with {aggregate: 1}",
+        ));
+    }
+    let opts = parse_options(spec)?;
+    let docs: Vec<Bson> = documents(ctx, &opts).into_iter().map(Bson::Document).collect();
+    pipeline[0] = Bson::Document(doc! { "$documents": { "$literal": docs } });
+    Ok(())
+}
+
+/// currentOp: `$currentOp` (idle connections with `$all`) filtered by the other fields.
+pub fn current_op(ctx: &mut Ctx, req: &Request) -> Result<Document> {
+    admin_only(req, "currentOp")?;
+    let mut filter = Document::new();
+    let mut opts = Options::default();
+    for (k, v) in &req.body {
+        match k.as_str() {
+            "currentOp"
+            | "$ownOps"
+            | "lsid"
+            | "comment"
+            | "$readPreference"
+            | "$clusterTime"
+            | "$db"
+            | "apiVersion"
+            | "apiStrict"
+            | "apiDeprecationErrors" => {}
+            "$all" => opts.idle_connections = v.as_bool().unwrap_or(false),
+            _ => {
+                filter.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    let m = crate::query::matcher::Matcher::parse(&filter)?;
+    let inprog: Vec<Bson> =
+        documents(ctx, &opts).into_iter().filter(|d| m.matches(d)).map(Bson::Document).collect();
+    Ok(doc! { "inprog": inprog, "ok": 1.0 })
+}
+
+/// killOp: marks the operation killed; it stops with 11601 at its next interrupt check.
+pub fn kill_op(ctx: &mut Ctx, req: &Request) -> Result<Document> {
+    admin_only(req, "killOp")?;
+    let op = req
+        .body
+        .get("op")
+        .ok_or_else(|| MongoError::new(ErrorCode::NoSuchKey, "Did not provide \"op\" field"))?;
+    let opid = crate::query::util::exact_i64(op)
+        .filter(|_| crate::query::util::is_number(op))
+        .ok_or_else(|| MongoError::type_mismatch("killOp: the 'op' field must be a number"))?;
+    if let Ok(id) = u32::try_from(opid) {
+        if ctx.shared.ops.kill(id) {
+            log::info!("going to kill op {id}");
+        }
+    }
+    Ok(doc! { "info": "attempting to kill op", "ok": 1.0 })
+}
+
+fn admin_only(req: &Request, name: &str) -> Result<()> {
+    if req.db != "admin" {
+        return Err(MongoError::new(
+            ErrorCode::Unauthorized,
+            format!("{name} may only be run against the admin database."),
+        ));
+    }
+    Ok(())
+}

@@ -365,6 +365,7 @@ pub fn aggregate(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     }
     if let Some(c) = &coll_name {
         super::stats_stages::rewrite(ctx, &req.db, c, &mut pipeline)?;
+        super::plan_cache_stats::rewrite(ctx, &req.db, c, &mut pipeline)?;
     }
     // A view: its resolved pipeline runs first, over the collection it is defined on.
     let mut source = ns.clone();

@@ -19,6 +19,7 @@ pub mod find_and_modify;
 pub mod format;
 pub mod handshake;
 pub mod index;
+pub mod plan_cache_stats;
 pub mod registry;
 pub mod roles;
 pub mod session;

@@ -168,6 +168,17 @@ fn remember(coll: &Collection, key: String, index: String) {
     entry.winners.insert(key, index);
 }
 
+/// The cached winners of `coll` as (shape key, index name), for `$planCacheStats`.
+pub fn entries(coll: &Collection) -> Vec<(String, String)> {
+    let Ok(guard) = cache().lock() else { return Vec::new() };
+    match guard.get(&coll.uuid) {
+        Some(e) if e.indexes == index_set(coll) => {
+            e.winners.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// `planCacheClear`: forget one shape's winner, or every shape of the collection.
 pub fn clear(coll: &Collection, shape: Option<&Shape<'_>>) {
     let Ok(mut guard) = cache().lock() else { return };

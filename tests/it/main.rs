@@ -20,6 +20,7 @@ mod handshake;
 mod index_kinds;
 mod indexes;
 mod persistence;
+mod plan_cache_stats;
 mod planner;
 mod reaper;
 mod sessions;

@@ -84,10 +84,10 @@ pub fn parse_stage(name: &str, spec: &Bson, pc: &ParseCtx) -> Result<Vec<Arc<dyn
         "$densify" => one(Arc::new(fill::Densify::parse(spec)?)),
         "$fill" => fill::parse_fill(spec, pc),
         // The command layer turns a leading one into its documents (cmd/stats_stages.rs).
-        "$collStats" | "$indexStats" | "$currentOp" => {
+        "$collStats" | "$indexStats" | "$currentOp" | "$planCacheStats" => {
             Err(err(40602, format!("{name} is only valid as the first stage in a pipeline")))
         }
-        "$listSessions" | "$listLocalSessions" | "$planCacheStats" | "$changeStream" | "$geoNear" => {
+        "$listSessions" | "$listLocalSessions" | "$changeStream" | "$geoNear" => {
             Err(MongoError::new(ErrorCode::NotImplemented, format!("the {name} stage is not supported yet")))
         }
         other => Err(MongoError::new(

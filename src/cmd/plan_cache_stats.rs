@@ -1,0 +1,72 @@
+//! `$planCacheStats`: one document per plan cache entry of the collection (the winning index
+//! per query shape that `query/multiplan.rs` keeps). The command layer computes them and hands
+//! them to the pipeline as a `$documents` source, like `$collStats`.
+
+use super::Ctx;
+use crate::error::{ErrorCode, MongoError, Result};
+use bson::{doc, Bson, Document};
+
+/// mongod's hashes are 32 bits shown as 8 upper-case hex digits (FNV-1a here).
+fn hash(s: &str) -> String {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in s.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    format!("{h:08X}")
+}
+
+/// Replaces a leading `$planCacheStats` of `pipeline` (on `db.coll`) by its documents.
+pub fn rewrite(ctx: &Ctx, db: &str, coll: &str, pipeline: &mut [Bson]) -> Result<()> {
+    let Some(Bson::Document(first)) = pipeline.first() else { return Ok(()) };
+    let Some(spec) = first.get("$planCacheStats") else { return Ok(()) };
+    let Bson::Document(opts) = spec else {
+        return Err(MongoError::new(
+            ErrorCode::FailedToParse,
+            format!(
+                "$planCacheStats value must be an object. Found: {}",
+                crate::query::util::type_name(spec)
+            ),
+        ));
+    };
+    for (k, v) in opts {
+        match (k.as_str(), v) {
+            ("allHosts", Bson::Boolean(_)) => {}
+            _ => {
+                return Err(MongoError::new(
+                    ErrorCode::FailedToParse,
+                    format!("unrecognized option to $planCacheStats: {k}"),
+                ))
+            }
+        }
+    }
+    let docs: Vec<Bson> = entries(ctx, &format!("{db}.{coll}")).into_iter().map(Bson::Document).collect();
+    pipeline[0] = Bson::Document(doc! { "$documents": { "$literal": docs } });
+    Ok(())
+}
+
+fn entries(ctx: &Ctx, ns: &str) -> Vec<Document> {
+    let Some(coll) = ctx.shared.store.catalog.get(ns) else { return Vec::new() };
+    let mut list = crate::query::multiplan::entries(&coll);
+    list.sort();
+    list.into_iter()
+        .map(|(shape, index)| {
+            let key_pattern =
+                coll.indexes.iter().find(|i| i.name == index).map(|i| i.key.clone()).unwrap_or_default();
+            let query_hash = hash(&shape);
+            doc! {
+                "version": "1",
+                "queryHash": query_hash.clone(),
+                "planCacheShapeHash": query_hash,
+                "planCacheKey": hash(&format!("{shape}#{}", coll.uuid)),
+                "isActive": true,
+                "cachedPlan": {
+                    "stage": "FETCH",
+                    "inputStage": { "stage": "IXSCAN", "keyPattern": key_pattern, "indexName": index },
+                },
+                "indexFilterSet": false,
+                "host": ctx.shared.me.clone(),
+            }
+        })
+        .collect()
+}

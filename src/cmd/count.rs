@@ -27,6 +27,8 @@ pub fn count(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         let Some((base, mut stages)) = super::views::resolve(ctx, &req.db, &coll_name)? else {
             return Ok(doc! { "n": 0 });
         };
+        let _view_collation =
+            super::views::collation_scope(ctx, &req.db, &coll_name, req.body.get("collation"))?;
         stages.push(Bson::Document(doc! {"$match": filter}));
         if skip > 0 {
             stages.push(Bson::Document(doc! {"$skip": skip}));
@@ -117,6 +119,8 @@ pub fn distinct(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let mut values: Vec<Bson> = Vec::new();
     if ctx.shared.store.catalog.get(&ns).is_none() {
         if let Some((base, mut stages)) = super::views::resolve(ctx, &req.db, &coll_name)? {
+            let _view_collation =
+                super::views::collation_scope(ctx, &req.db, &coll_name, req.body.get("collation"))?;
             stages.push(Bson::Document(doc! {"$match": filter.clone()}));
             let docs =
                 crate::agg::run_all(ctx.store, &req.db, Some(&format!("{}.{base}", req.db)), &stages, false)?;

@@ -225,7 +225,7 @@ fn find_on_view(
         cursor.insert("batchSize", b as i64);
     }
     let mut body = bson::doc! {"aggregate": view, "pipeline": pipeline, "cursor": cursor};
-    for k in ["let", "maxTimeMS", "allowDiskUse", "lsid", "$db", "txnNumber", "readConcern"] {
+    for k in ["let", "maxTimeMS", "allowDiskUse", "lsid", "$db", "txnNumber", "readConcern", "collation"] {
         if let Some(v) = req.body.get(k) {
             body.insert(k, v.clone());
         }
@@ -369,6 +369,7 @@ pub fn aggregate(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     }
     // A view: its resolved pipeline runs first, over the collection it is defined on.
     let mut source = ns.clone();
+    let mut view = None;
     if let Some(c) =
         coll_name.as_deref().filter(|c| ctx.shared.store.catalog.get(&format!("{}.{c}", req.db)).is_none())
     {
@@ -376,12 +377,16 @@ pub fn aggregate(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             source = format!("{}.{base}", req.db);
             stages.append(&mut pipeline);
             pipeline = stages;
+            view = Some(c);
         }
     }
-    let _collation = crate::query::collation::enter_for(
-        req.body.get("collation"),
-        coll_name.as_ref().and_then(|_| ctx.shared.store.collection(&source)).as_deref(),
-    )?;
+    let _collation = match view {
+        Some(v) => super::views::collation_scope(ctx, &req.db, v, req.body.get("collation"))?,
+        None => crate::query::collation::enter_for(
+            req.body.get("collation"),
+            coll_name.as_ref().and_then(|_| ctx.shared.store.collection(&source)).as_deref(),
+        )?,
+    };
     let prepared = crate::agg::prepare(&req.db, &pipeline, let_vars.as_ref())?;
     if explain {
         return Ok(explain_reply(ctx, &source, coll_name.is_some(), &pipeline));

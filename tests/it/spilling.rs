@@ -144,3 +144,25 @@ fn set_window_fields_spills_partitions_with_allow_disk_use() {
     sorted.sort();
     assert_eq!(keys, sorted);
 }
+
+#[test]
+fn bucket_auto_spills_with_allow_disk_use() {
+    let env = start();
+    let c = env.coll("bspill");
+    seed(&c);
+    let pipelines = [
+        vec![doc! { "$bucketAuto": { "groupBy": "$g", "buckets": 7,
+        "output": { "n": { "$sum": 1 }, "first": { "$first": "$v" }, "vs": { "$push": "$v" } } } }],
+        vec![doc! { "$bucketAuto": { "groupBy": "$v", "buckets": 5, "granularity": "R10",
+        "output": { "n": { "$sum": 1 }, "hi": { "$max": "$v" } } } }],
+    ];
+    for pipeline in pipelines {
+        set(&env, "internalDocumentSourceBucketAutoMaxMemoryBytes", 100 * 1024 * 1024);
+        let in_memory = run(&c, &pipeline, Some(false)).unwrap();
+        assert!(in_memory.len() > 1);
+        assert_eq!(in_memory.iter().map(|d| num(d, "n")).sum::<i64>(), 4000);
+        set(&env, "internalDocumentSourceBucketAutoMaxMemoryBytes", 64 * 1024);
+        assert_eq!(command_error(&run(&c, &pipeline, Some(false)).unwrap_err()).0, 292);
+        assert_eq!(run(&c, &pipeline, Some(true)).unwrap(), in_memory);
+    }
+}

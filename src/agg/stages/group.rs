@@ -686,10 +686,10 @@ pub fn parse_bucket(spec: &Bson, pc: &ParseCtx) -> Result<Vec<Arc<dyn StageSpec>
 /// `$bucketAuto`: sorts the input by the `groupBy` value and cuts it into `buckets` runs of
 /// about equal size (equal values never straddle two buckets).
 pub struct BucketAuto {
-    group_by: Expr,
-    buckets: usize,
-    granularity: Option<super::granularity::Granularity>,
-    accs: Vec<AccSpec>,
+    pub(super) group_by: Expr,
+    pub(super) buckets: usize,
+    pub(super) granularity: Option<super::granularity::Granularity>,
+    pub(super) accs: Vec<AccSpec>,
 }
 
 pub fn parse_bucket_auto(spec: &Bson, pc: &ParseCtx) -> Result<Vec<Arc<dyn StageSpec>>> {
@@ -778,143 +778,6 @@ impl StageSpec for BucketAuto {
         "$bucketAuto"
     }
     fn start(self: Arc<Self>, input: Box<dyn Stream>) -> Box<dyn Stream> {
-        Box::new(BucketAutoRun { spec: self, input, out: None })
-    }
-}
-
-struct BucketAutoRun {
-    spec: Arc<BucketAuto>,
-    input: Box<dyn Stream>,
-    out: Option<std::vec::IntoIter<Document>>,
-}
-
-impl BucketAutoRun {
-    fn build(&mut self, rt: &mut Rt) -> Result<Vec<Document>> {
-        let spec = self.spec.clone();
-        // Without spilling of its own, allowDiskUse lifts the limit to the stage ceiling.
-        let knob = rt.ss.store.knobs.bucket_auto();
-        let limit = if rt.allow_disk_use { knob.max(rt.memory_limit()) } else { knob };
-        let mut items: Vec<(Bson, Document)> = Vec::new();
-        let mut used = 0usize;
-        while let Some(d) = self.input.next(rt)? {
-            let v = spec.group_by.value(&mut rt.ctx(&d))?;
-            used += crate::query::exec::bson_size(&d) + approx_size(&v);
-            if used > limit {
-                return Err(MongoError::new(
-                    ErrorCode::QueryExceededMemoryLimitNoDiskUseAllowed,
-                    "PlanExecutor error during aggregation :: caused by :: $bucketAuto stage ran out of memory. Pass allowDiskUse:true to opt in.",
-                ));
-            }
-            items.push((v, d));
-        }
-        if let Some(g) = spec.granularity {
-            return self.build_rounded(rt, items, g);
-        }
-        items.sort_by(|a, b| compare_bson(&a.0, &b.0));
-        let n = items.len();
-        let size = ((n as f64 / spec.buckets as f64).round() as usize).max(1);
-        // Cut points: each bucket takes `size` values, then any equal to its last one.
-        let mut ranges: Vec<(usize, usize)> = Vec::new();
-        let mut start = 0;
-        while start < n {
-            let mut end = if ranges.len() + 1 == spec.buckets { n } else { (start + size).min(n) };
-            while end < n && compare_bson(&items[end].0, &items[end - 1].0).is_eq() {
-                end += 1;
-            }
-            ranges.push((start, end));
-            start = end;
-        }
-        let mut out = Vec::with_capacity(ranges.len());
-        for (i, &(s, e)) in ranges.iter().enumerate() {
-            let min = items[s].0.clone();
-            let max = match ranges.get(i + 1) {
-                Some(&(next, _)) => items[next].0.clone(),
-                None => items[e - 1].0.clone(),
-            };
-            out.push(bucket_doc(&spec.accs, rt, items[s..e].iter().map(|(_, d)| d), min, max)?);
-        }
-        Ok(out)
-    }
-}
-
-/// One `$bucketAuto` bucket: `{_id: {min, max}}` and the accumulators over its documents.
-fn bucket_doc<'a>(
-    accs: &[AccSpec],
-    rt: &mut Rt,
-    docs: impl Iterator<Item = &'a Document>,
-    min: impl Into<Bson>,
-    max: impl Into<Bson>,
-) -> Result<Document> {
-    let mut states = Vec::with_capacity(accs.len());
-    for d in docs {
-        let mut c = rt.ctx(d);
-        if states.is_empty() {
-            for a in accs {
-                states.push(a.fresh(&mut c)?);
-            }
-        }
-        for (a, st) in accs.iter().zip(states.iter_mut()) {
-            a.add(st, &mut c, d)?;
-        }
-    }
-    let mut b = doc! { "_id": { "min": min.into(), "max": max.into() } };
-    for (a, st) in accs.iter().zip(states) {
-        b.insert(a.field.clone(), a.finish(st));
-    }
-    Ok(b)
-}
-
-impl BucketAutoRun {
-    /// `build` with `granularity`: every boundary is a series value; a bucket ends at the
-    /// series value above its last value and takes in the documents below that boundary.
-    fn build_rounded(
-        &mut self,
-        rt: &mut Rt,
-        items: Vec<(Bson, Document)>,
-        g: super::granularity::Granularity,
-    ) -> Result<Vec<Document>> {
-        let spec = self.spec.clone();
-        let mut items: Vec<(f64, Bson, Document)> = items
-            .into_iter()
-            .map(|(v, d)| {
-                let x = match &v {
-                    n if crate::query::util::is_number(n) => crate::agg::expr::arith::num(n).map(|x| x.to_f64()),
-                    _ => None,
-                };
-                match x {
-                    None => Err(err(40258, format!("$bucketAuto can specify a 'granularity' with numeric boundaries only, but found a value with type: {}", type_name(&v)))),
-                    Some(x) if x.is_nan() => Err(err(40259, "$bucketAuto can only specify a 'granularity' with numeric boundaries that are not NaN")),
-                    Some(x) if x < 0.0 => Err(err(40260, format!("$bucketAuto can only specify a 'granularity' with numeric boundaries that are non-negative, but found: {}", crate::query::util::value_to_string(&v)))),
-                    Some(x) => Ok((x, v, d)),
-                }
-            })
-            .collect::<Result<_>>()?;
-        items.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let n = items.len();
-        let size = ((n as f64 / spec.buckets as f64).round() as usize).max(1);
-        let mut out = Vec::new();
-        let mut start = 0;
-        let mut min = items.first().map(|i| g.round_down(i.0)).unwrap_or(0.0);
-        while start < n {
-            let mut end = if out.len() + 1 == spec.buckets { n } else { (start + size).min(n) };
-            let max = g.round_up(items[end - 1].0);
-            while end < n && items[end].0 < max {
-                end += 1;
-            }
-            out.push(bucket_doc(&spec.accs, rt, items[start..end].iter().map(|(_, _, d)| d), min, max)?);
-            min = max;
-            start = end;
-        }
-        Ok(out)
-    }
-}
-
-impl Stream for BucketAutoRun {
-    fn next(&mut self, rt: &mut Rt) -> Result<Option<Document>> {
-        if self.out.is_none() {
-            let docs = self.build(rt)?;
-            self.out = Some(docs.into_iter());
-        }
-        Ok(self.out.as_mut().and_then(Iterator::next))
+        super::bucket_auto::start(self, input)
     }
 }

@@ -3,6 +3,7 @@
 //! Families live in their own files: projection, group, sort, join (lookup/unionWith/facet)
 //! and output ($out/$merge).
 
+mod bucket_auto;
 pub mod fill;
 pub mod granularity;
 pub mod group;

@@ -7,9 +7,15 @@ use bson::{doc, Bson, Document};
 use std::time::Instant;
 
 /// The `$currentOp` options mongod takes (all booleans).
-#[derive(Default)]
 pub struct Options {
     pub idle_connections: bool,
+    pub idle_sessions: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { idle_connections: false, idle_sessions: true }
+    }
 }
 
 pub fn parse_options(spec: &Bson) -> Result<Options> {
@@ -36,8 +42,10 @@ pub fn parse_options(spec: &Bson) -> Result<Options> {
                         ),
                     ));
                 };
-                if k == "idleConnections" {
-                    o.idle_connections = *b;
+                match k.as_str() {
+                    "idleConnections" => o.idle_connections = *b,
+                    "idleSessions" => o.idle_sessions = *b,
+                    _ => {}
                 }
             }
             other => {
@@ -55,12 +63,53 @@ pub fn parse_options(spec: &Bson) -> Result<Options> {
 /// asked.
 pub fn documents(ctx: &Ctx, opts: &Options) -> Vec<Document> {
     let now = Instant::now();
-    ctx.shared
+    let mut out: Vec<Document> = ctx
+        .shared
         .ops
         .connections()
         .iter()
         .map(|s| crate::ops::describe(s, &ctx.shared.me, now))
         .filter(|d| opts.idle_connections || d.get_bool("active").unwrap_or(false))
+        .collect();
+    if opts.idle_sessions {
+        out.extend(idle_sessions(ctx, now));
+    }
+    out
+}
+
+/// Sessions holding an open transaction between statements, as mongod's `idleSession`s.
+fn idle_sessions(ctx: &Ctx, now: Instant) -> Vec<Document> {
+    let uid = bson::Binary {
+        subtype: bson::spec::BinarySubtype::Generic,
+        bytes: ring::digest::digest(&ring::digest::SHA256, b"").as_ref().to_vec(),
+    };
+    let wall_now = bson::DateTime::now().timestamp_millis();
+    let lifetime_ms =
+        i64::try_from(ctx.shared.config.transaction_lifetime_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let mut list = ctx.shared.sessions.idle_transactions();
+    list.sort_by_key(|(_, _, started)| *started);
+    list.into_iter()
+        .map(|(id, txn, started)| {
+            let open = now.saturating_duration_since(started);
+            let start_ms = wall_now - i64::try_from(open.as_millis()).unwrap_or(0);
+            let iso = |ms: i64| bson::DateTime::from_millis(ms).try_to_rfc3339_string().unwrap_or_default();
+            doc! {
+                "type": "idleSession",
+                "host": ctx.shared.me.clone(),
+                "desc": "inactive transaction",
+                "lsid": { "id": id.to_bson(), "uid": uid.clone() },
+                "transaction": {
+                    "parameters": { "txnNumber": txn, "autocommit": false },
+                    "startWallClockTime": iso(start_ms),
+                    "timeOpenMicros": i64::try_from(open.as_micros()).unwrap_or(i64::MAX),
+                    "expiryTime": iso(start_ms.saturating_add(lifetime_ms)),
+                },
+                "waitingForLock": false,
+                "active": false,
+                "locks": {},
+                "lockStats": {},
+            }
+        })
         .collect()
 }
 

@@ -129,3 +129,24 @@ fn coll_stats_latency_counts_reads_writes_and_commands() {
         .collect();
     assert_eq!(num(s[0].get_document("latencyStats").unwrap().get_document("reads").unwrap(), "ops"), 0);
 }
+
+#[test]
+fn an_open_transaction_between_statements_is_an_idle_session() {
+    let env = common::start();
+    let coll = env.coll("curop_txn");
+    coll.insert_one(doc! { "_id": 0 }).run().unwrap();
+    let mut s = env.client.start_session().run().unwrap();
+    s.start_transaction().run().unwrap();
+    coll.insert_one(doc! { "_id": 1 }).session(&mut s).run().unwrap();
+    let idle = current_ops(&env, doc! {}, doc! { "type": "idleSession" });
+    assert_eq!(idle.len(), 1);
+    let lsid = idle[0].get_document("lsid").unwrap();
+    assert_eq!(lsid.get("id"), s.id().get("id"));
+    let t = idle[0].get_document("transaction").unwrap();
+    assert_eq!(num(t.get_document("parameters").unwrap(), "txnNumber"), 1);
+    assert_eq!(t.get_document("parameters").unwrap().get_bool("autocommit"), Ok(false));
+    assert_eq!(idle[0].get_bool("active"), Ok(false));
+    assert!(current_ops(&env, doc! { "idleSessions": false }, doc! { "type": "idleSession" }).is_empty());
+    s.abort_transaction().run().unwrap();
+    assert!(current_ops(&env, doc! {}, doc! { "type": "idleSession" }).is_empty());
+}

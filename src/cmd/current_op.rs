@@ -10,11 +10,12 @@ use std::time::Instant;
 pub struct Options {
     pub idle_connections: bool,
     pub idle_sessions: bool,
+    pub idle_cursors: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { idle_connections: false, idle_sessions: true }
+        Options { idle_connections: false, idle_sessions: true, idle_cursors: false }
     }
 }
 
@@ -45,6 +46,7 @@ pub fn parse_options(spec: &Bson) -> Result<Options> {
                 match k.as_str() {
                     "idleConnections" => o.idle_connections = *b,
                     "idleSessions" => o.idle_sessions = *b,
+                    "idleCursors" => o.idle_cursors = *b,
                     _ => {}
                 }
             }
@@ -74,7 +76,38 @@ pub fn documents(ctx: &Ctx, opts: &Options) -> Vec<Document> {
     if opts.idle_sessions {
         out.extend(idle_sessions(ctx, now));
     }
+    if opts.idle_cursors {
+        out.extend(idle_cursors(ctx));
+    }
     out
+}
+
+/// Open cursors between getMores, as mongod's `idleCursor`s.
+fn idle_cursors(ctx: &Ctx) -> Vec<Document> {
+    let wall_now = bson::DateTime::now().timestamp_millis();
+    ctx.shared
+        .cursors
+        .idle()
+        .into_iter()
+        .map(|c| {
+            let last = wall_now - i64::try_from(c.idle.as_millis()).unwrap_or(0);
+            let mut d = doc! { "type": "idleCursor", "host": ctx.shared.me.clone(), "ns": c.ns };
+            if let Some(l) = c.lsid {
+                d.insert("lsid", l.to_lsid());
+            }
+            d.insert(
+                "cursor",
+                doc! {
+                    "cursorId": c.id,
+                    "lastAccessDate": bson::DateTime::from_millis(last),
+                    "noCursorTimeout": c.no_timeout,
+                    "tailable": c.tailable,
+                    "awaitData": c.await_data,
+                },
+            );
+            d
+        })
+        .collect()
 }
 
 /// Sessions holding an open transaction between statements, as mongod's `idleSession`s.

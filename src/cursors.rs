@@ -49,6 +49,17 @@ pub struct ClientCursor {
 
 pub type CursorRef = Arc<Mutex<ClientCursor>>;
 
+/// A cursor between getMores, as `$currentOp` lists it.
+pub struct IdleCursor {
+    pub id: i64,
+    pub ns: String,
+    pub lsid: Option<SessionId>,
+    pub idle: std::time::Duration,
+    pub no_timeout: bool,
+    pub tailable: bool,
+    pub await_data: bool,
+}
+
 /// A registered cursor with its owning session and users kept outside the cursor's own lock,
 /// so the owner can be read while a getMore holds the cursor.
 struct Slot {
@@ -183,6 +194,30 @@ impl CursorManager {
                 None => Some(now + CURSOR_TIMEOUT),
             })
             .min()
+    }
+
+    /// The cursors no getMore is running on (`$currentOp` with `idleCursors`), oldest use
+    /// first: id, namespace, session, idle time, noCursorTimeout, tailable, awaitData.
+    pub fn idle(&self) -> Vec<IdleCursor> {
+        let cursors: Vec<CursorRef> = self.map.lock().values().map(|s| s.cursor.clone()).collect();
+        let now = Instant::now();
+        let mut out: Vec<IdleCursor> = cursors
+            .iter()
+            .filter_map(|c| {
+                let c = c.try_lock()?;
+                Some(IdleCursor {
+                    id: c.id,
+                    ns: c.ns.clone(),
+                    lsid: c.lsid,
+                    idle: now.saturating_duration_since(c.last_used),
+                    no_timeout: c.no_timeout,
+                    tailable: c.tailable,
+                    await_data: c.await_data,
+                })
+            })
+            .collect();
+        out.sort_by_key(|c| std::cmp::Reverse(c.idle));
+        out
     }
 
     /// Cursors survive their connection (drivers reuse them from a pool); nothing to do

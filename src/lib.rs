@@ -12,6 +12,7 @@ pub mod cursors;
 pub mod error;
 pub mod net;
 pub mod oplog;
+pub mod ops;
 pub mod query;
 pub mod reaper;
 pub mod retry_history;

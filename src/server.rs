@@ -50,6 +50,8 @@ pub struct Shared {
     pub auth: crate::auth::AuthShared,
     /// Per-database profiler levels (the `profile` command).
     pub profiler: crate::cmd::profile::Profiler,
+    /// Connections and their operations in progress (currentOp/killOp), latency counters.
+    pub ops: crate::ops::OpRegistry,
 }
 
 impl Shared {
@@ -213,6 +215,7 @@ impl Server {
             shutdown_signal: signal_rx,
             auth: Default::default(),
             profiler: Default::default(),
+            ops: Default::default(),
         });
         let listener =
             Listener::start(std_listener, addr, shared.clone(), signal_tx).map_err(StartError::Bind)?;

@@ -275,6 +275,21 @@ impl SessionRegistry {
         }
     }
 
+    /// The sessions holding an open transaction that no statement is running right now, with
+    /// their txnNumber and when the transaction started (`$currentOp` idle sessions; read
+    /// only: it neither touches nor waits for a session).
+    pub fn idle_transactions(&self) -> Vec<(SessionId, i64, Instant)> {
+        let states: Vec<_> = self.map.lock().iter().map(|(id, e)| (*id, e.state.clone())).collect();
+        let mut out = Vec::new();
+        for (id, st) in states {
+            let Some(st) = st.try_lock() else { continue };
+            if let (Transaction::InProgress { started, .. }, Some(n)) = (&st.txn, st.txn_number) {
+                out.push((id, n, *started));
+            }
+        }
+        out
+    }
+
     /// Rolls back every open transaction (at shutdown, before the store closes).
     pub fn abort_all_transactions(&self) {
         let states: Vec<_> = self.map.lock().values().map(|e| e.state.clone()).collect();

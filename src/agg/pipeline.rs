@@ -38,6 +38,7 @@ pub struct Rt<'a> {
 impl Rt<'_> {
     /// mongod's MaxTimeMSExpired once the deadline has passed.
     pub fn check_deadline(&self) -> Result<()> {
+        crate::ops::check_interrupt()?;
         match self.deadline {
             Some(d) if Instant::now() > d => {
                 Err(MongoError::new(ErrorCode::MaxTimeMSExpired, "operation exceeded time limit"))

@@ -146,7 +146,8 @@ pub fn server_status(ctx: &mut Ctx, _: &Request) -> Result<Document> {
 }
 
 fn parameters(ctx: &Ctx) -> Document {
-    doc! {
+    let knobs = &ctx.shared.store.knobs;
+    let mut d = doc! {
         "featureCompatibilityVersion": { "version": "7.0" },
         "enableTestCommands": ctx.shared.config.enable_test_commands,
         "maxBSONDepth": crate::net::wire::MAX_BSON_DEPTH as i32,
@@ -158,7 +159,14 @@ fn parameters(ctx: &Ctx) -> Document {
         "authenticationMechanisms": ["SCRAM-SHA-1", "SCRAM-SHA-256"],
         "requireApiVersion": false,
         "storageEngine": "wiredTiger",
+        "allowDiskUseByDefault": knobs.allow_disk_use_by_default.load(std::sync::atomic::Ordering::Relaxed),
+    };
+    for name in crate::query::knobs::MEMORY_PARAMS {
+        if let Some(v) = knobs.memory(name) {
+            d.insert(*name, v.load(std::sync::atomic::Ordering::Relaxed) as i64);
+        }
     }
+    d
 }
 
 /// setParameter: the runtime parameters we can change (the blocking-sort memory limit, the
@@ -201,6 +209,28 @@ pub fn set_parameter(ctx: &mut Ctx, req: &Request) -> Result<Document> {
                 // A smaller window drops history at once, not at the next flusher period.
                 ctx.shared.store.advance_history()?;
                 reply.insert("was", was);
+            }
+            "allowDiskUseByDefault" => {
+                let Bson::Boolean(b) = v else {
+                    return Err(MongoError::bad_value(format!("Invalid value for {k}: {v}")));
+                };
+                let was = ctx
+                    .shared
+                    .store
+                    .knobs
+                    .allow_disk_use_by_default
+                    .swap(*b, std::sync::atomic::Ordering::Relaxed);
+                reply.insert("was", was);
+            }
+            name if ctx.shared.store.knobs.memory(name).is_some() => {
+                let n = crate::query::util::exact_i64(v)
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| MongoError::bad_value(format!("Invalid value for {k}: {v}")))?;
+                let bytes = usize::try_from(n).unwrap_or(usize::MAX);
+                if let Some(slot) = ctx.shared.store.knobs.memory(name) {
+                    let was = slot.swap(bytes, std::sync::atomic::Ordering::Relaxed);
+                    reply.insert("was", was as i64);
+                }
             }
             other => {
                 return Err(MongoError::new(

@@ -127,10 +127,14 @@ pub fn list_collections(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     for v in super::views::list(ctx, &req.db)? {
         let id = v.get_str("_id").unwrap_or_default();
         let name = id.split_once('.').map_or(id, |(_, n)| n).to_string();
+        let mut options = doc! { "viewOn": v.get("viewOn").cloned().unwrap_or(Bson::Null), "pipeline": v.get("pipeline").cloned().unwrap_or(Bson::Array(Vec::new())) };
+        if let Some(c) = v.get("collation") {
+            options.insert("collation", c.clone());
+        }
         let full = doc! {
             "name": name.clone(),
             "type": "view",
-            "options": { "viewOn": v.get("viewOn").cloned().unwrap_or(Bson::Null), "pipeline": v.get("pipeline").cloned().unwrap_or(Bson::Array(Vec::new())) },
+            "options": options,
             "info": { "readOnly": true },
         };
         if filter.as_ref().is_some_and(|f| !f.matches(&full)) {

@@ -27,6 +27,8 @@ pub fn count(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         let Some((base, mut stages)) = super::views::resolve(ctx, &req.db, &coll_name)? else {
             return Ok(doc! { "n": 0 });
         };
+        let _view_collation =
+            super::views::collation_scope(ctx, &req.db, &coll_name, req.body.get("collation"))?;
         stages.push(Bson::Document(doc! {"$match": filter}));
         if skip > 0 {
             stages.push(Bson::Document(doc! {"$skip": skip}));
@@ -35,8 +37,10 @@ pub fn count(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             stages.push(Bson::Document(doc! {"$limit": l as i64}));
         }
         stages.push(Bson::Document(doc! {"$count": "n"}));
+        // count on a view spills as mongod's does: by allowDiskUseByDefault.
+        let disk = ctx.shared.store.knobs.allow_disk_use(None);
         let out =
-            crate::agg::run_all(ctx.store, &req.db, Some(&format!("{}.{base}", req.db)), &stages, false)?;
+            crate::agg::run_all(ctx.store, &req.db, Some(&format!("{}.{base}", req.db)), &stages, disk)?;
         let n = out.first().and_then(|d| d.get("n")).map(crate::query::util::exact_i64).unwrap_or(Some(0));
         return Ok(doc! { "n": super::catalog::num(n.unwrap_or(0).max(0) as u64) });
     };
@@ -119,9 +123,12 @@ pub fn distinct(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let mut values: Vec<Bson> = Vec::new();
     if ctx.shared.store.catalog.get(&ns).is_none() {
         if let Some((base, mut stages)) = super::views::resolve(ctx, &req.db, &coll_name)? {
+            let _view_collation =
+                super::views::collation_scope(ctx, &req.db, &coll_name, req.body.get("collation"))?;
             stages.push(Bson::Document(doc! {"$match": filter.clone()}));
+            let disk = ctx.shared.store.knobs.allow_disk_use(None);
             let docs =
-                crate::agg::run_all(ctx.store, &req.db, Some(&format!("{}.{base}", req.db)), &stages, false)?;
+                crate::agg::run_all(ctx.store, &req.db, Some(&format!("{}.{base}", req.db)), &stages, disk)?;
             for d in &docs {
                 values_at(d, &key, &mut values);
             }

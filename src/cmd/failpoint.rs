@@ -322,7 +322,10 @@ pub fn before_command(
     };
     if data.get_bool("blockConnection").unwrap_or(false) {
         let ms = number(data.get("blockTimeMS")).unwrap_or(0).max(0) as u64;
-        std::thread::sleep(Duration::from_millis(ms).min(MAX_BLOCK));
+        // killOp ends the wait early, as it interrupts a blocked command in mongod.
+        if let Err(e) = crate::ops::interruptible_sleep(Duration::from_millis(ms).min(MAX_BLOCK)) {
+            return Before::Fail(e.to_reply());
+        }
     }
     if data.get_bool("closeConnection").unwrap_or(false) {
         log::info!("failing {command} via 'failCommand' failpoint: closing connection");

@@ -82,7 +82,7 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     let limit = non_negative(req, "limit")?.filter(|l| *l > 0).map(|l| l as u64);
     let batch_size = non_negative(req, "batchSize")?.map(|b| b as usize);
     let single_batch = args::opt_bool(req, "singleBatch")?.unwrap_or(false);
-    let allow_disk_use = args::opt_bool(req, "allowDiskUse")?.unwrap_or(false);
+    let allow_disk_use = ctx.shared.store.knobs.allow_disk_use(args::opt_bool(req, "allowDiskUse")?);
     let hint = match req.body.get("hint") {
         None | Some(Bson::Null) => None,
         Some(h @ (Bson::String(_) | Bson::Document(_))) => Some(h.clone()),
@@ -230,7 +230,7 @@ fn find_on_view(
         cursor.insert("batchSize", b as i64);
     }
     let mut body = bson::doc! {"aggregate": view, "pipeline": pipeline, "cursor": cursor};
-    for k in ["let", "maxTimeMS", "allowDiskUse", "lsid", "$db", "txnNumber", "readConcern"] {
+    for k in ["let", "maxTimeMS", "allowDiskUse", "lsid", "$db", "txnNumber", "readConcern", "collation"] {
         if let Some(v) = req.body.get(k) {
             body.insert(k, v.clone());
         }
@@ -327,7 +327,7 @@ pub fn aggregate(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         check_change_stream_read_concern(req)?;
         return super::change_stream::aggregate(ctx, req, coll_name, &stages, batch_size);
     }
-    let allow_disk_use = args::opt_bool(req, "allowDiskUse")?.unwrap_or(false);
+    let allow_disk_use = ctx.shared.store.knobs.allow_disk_use(args::opt_bool(req, "allowDiskUse")?);
     let let_vars = match req.body.get("let") {
         None => None,
         Some(Bson::Document(d)) => Some(d.clone()),
@@ -342,6 +342,7 @@ pub fn aggregate(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         None => format!("{}.$cmd.aggregate", req.db),
     };
     let mut pipeline = pipeline;
+    super::current_op::rewrite(ctx, req, &mut pipeline)?;
     if first_stage.as_deref() == Some("$listLocalSessions") {
         pipeline[0] = Bson::Document(bson::doc! { "$documents": { "$literal": local_sessions(ctx) } });
     }
@@ -369,9 +370,11 @@ pub fn aggregate(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     }
     if let Some(c) = &coll_name {
         super::stats_stages::rewrite(ctx, &req.db, c, &mut pipeline)?;
+        super::plan_cache_stats::rewrite(ctx, &req.db, c, &mut pipeline)?;
     }
     // A view: its resolved pipeline runs first, over the collection it is defined on.
     let mut source = ns.clone();
+    let mut view = None;
     if let Some(c) =
         coll_name.as_deref().filter(|c| ctx.shared.store.catalog.get(&format!("{}.{c}", req.db)).is_none())
     {
@@ -379,12 +382,16 @@ pub fn aggregate(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             source = format!("{}.{base}", req.db);
             stages.append(&mut pipeline);
             pipeline = stages;
+            view = Some(c);
         }
     }
-    let _collation = crate::query::collation::enter_for(
-        req.body.get("collation"),
-        coll_name.as_ref().and_then(|_| ctx.shared.store.collection(&source)).as_deref(),
-    )?;
+    let _collation = match view {
+        Some(v) => super::views::collation_scope(ctx, &req.db, v, req.body.get("collation"))?,
+        None => crate::query::collation::enter_for(
+            req.body.get("collation"),
+            coll_name.as_ref().and_then(|_| ctx.shared.store.collection(&source)).as_deref(),
+        )?,
+    };
     let prepared = crate::agg::prepare(&req.db, &pipeline, let_vars.as_ref())?;
     if explain {
         let hint = req.body.get("hint").filter(|h| !matches!(h, Bson::Null)).cloned();

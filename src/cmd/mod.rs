@@ -10,6 +10,7 @@ pub mod auth;
 pub mod catalog;
 pub mod change_stream;
 pub mod count;
+pub mod current_op;
 pub mod cursor;
 pub mod explain;
 pub mod failpoint;
@@ -19,6 +20,7 @@ pub mod format;
 pub mod handshake;
 pub mod index;
 pub mod profile;
+pub mod plan_cache_stats;
 pub mod registry;
 pub mod roles;
 pub mod session;
@@ -56,6 +58,8 @@ pub struct ConnState {
     pub raw_batch: Option<Vec<Vec<u8>>>,
     /// Authenticated users and an unfinished SASL conversation.
     pub auth: crate::auth::ConnAuth,
+    /// This connection's entry in the operations registry (`None` outside a served socket).
+    pub slot: Option<std::sync::Arc<crate::ops::ConnSlot>>,
 }
 
 impl ConnState {
@@ -70,6 +74,7 @@ impl ConnState {
             close_requested: false,
             raw_batch: None,
             auth: Default::default(),
+            slot: None,
         }
     }
 }
@@ -176,6 +181,45 @@ fn dispatch_command(
         let err = MongoError::new(ErrorCode::CommandNotFound, format!("no such command: '{}'", req.name));
         return error_reply(shared, &err);
     };
+    // The operation is visible to currentOp (and killable) from here to its reply.
+    if let (Some(slot), Some(m)) = (&conn.slot, &conn.client_metadata) {
+        if slot.metadata.get().is_none() {
+            let _ = slot.metadata.set(m.clone());
+        }
+    }
+    let target = match (spec.name, req.body.iter().next()) {
+        ("getMore", _) => req.body.get_str("collection").ok(),
+        (_, Some((_, Bson::String(c)))) => Some(c.as_str()),
+        _ => None,
+    };
+    let ns = match target {
+        Some(c) => format!("{}.{c}", req.db),
+        None => format!("{}.$cmd", req.db),
+    };
+    let latency = target.and(crate::ops::latency_kind(spec.name));
+    let started = std::time::Instant::now();
+    let guard =
+        shared.ops.begin(conn.slot.as_ref(), crate::ops::op_kind(spec.name), ns.clone(), req.body.clone());
+    let reply = run_command(shared, store, conn, req, spec);
+    drop(guard);
+    if let Some(kind) = latency {
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        shared.ops.record_latency(&ns, kind, micros);
+    }
+    // A dropped collection's counters go with it, as mongod's.
+    if spec.name == "drop" {
+        shared.ops.forget(&ns);
+    }
+    reply
+}
+
+fn run_command(
+    shared: &Arc<Shared>,
+    store: &mut StoreSession,
+    conn: &mut ConnState,
+    req: Request,
+    spec: &'static registry::CommandSpec,
+) -> Document {
     if let Err(e) = check_api_version(&req, spec.name).and_then(|_| check_read_concern(&req, spec.name)) {
         return error_reply(shared, &e);
     }

@@ -2,8 +2,8 @@
 //! and one line of help. `listCommands` is generated from it.
 
 use super::{
-    admin, auth, catalog, count, cursor, explain, failpoint, find, find_and_modify, handshake, index,
-    profile, roles, session, transaction, users, write, Ctx, Request,
+    admin, auth, catalog, count, current_op, cursor, explain, failpoint, find, find_and_modify, handshake,
+    index, profile, roles, session, transaction, users, write, Ctx, Request,
 };
 use crate::error::Result;
 use bson::Document;
@@ -48,6 +48,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("createRole", &[], roles::create_role, false, "create a custom role"),
     cmd("createSearchIndexes", &[], catalog::search_index_unsupported, false, "Atlas Search only: refused"),
     cmd("createUser", &[], users::create_user, false, "create a user"),
+    cmd("currentOp", &[], current_op::current_op, false, "operations in progress"),
     cmd("dbStats", &["dbstats"], catalog::db_stats, false, "sizes and counts of one database"),
     cmd("delete", &[], write::delete, false, "delete documents"),
     cmd("distinct", &[], count::distinct, false, "distinct values of a field"),
@@ -77,6 +78,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd("killAllSessions", &[], session::kill_all_sessions, false, "kill every session of the given users"),
     cmd("killAllSessionsByPattern", &[], session::kill_all_sessions_by_pattern, false, "kill the sessions matching patterns"),
     cmd("killCursors", &[], cursor::kill_cursors, false, "close cursors"),
+    cmd("killOp", &[], current_op::kill_op, false, "interrupt an operation in progress"),
     cmd("killSessions", &[], session::kill_sessions, false, "kill logical sessions' cursors"),
     cmd("listCollections", &[], catalog::list_collections, false, "collections of a database"),
     cmd("listCommands", &[], admin::list_commands, true, "this list"),

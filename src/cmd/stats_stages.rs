@@ -56,12 +56,8 @@ fn coll_stats(ctx: &mut Ctx, db: &str, coll: &str, spec: &Bson) -> Result<Docume
     for (k, v) in spec {
         match k.as_str() {
             "latencyStats" => {
-                let zero = doc! {"latency": 0i64, "ops": 0i64};
-                out.insert(
-                    "latencyStats",
-                    doc! {"reads": zero.clone(), "writes": zero.clone(), "commands": zero.clone(), "transactions": zero},
-                );
                 let _ = v;
+                out.insert("latencyStats", ctx.shared.ops.latency_stats(&ns));
             }
             "storageStats" | "count" => {
                 let req_body = match (k.as_str(), v) {

@@ -50,6 +50,42 @@ pub fn resolve(ctx: &mut Ctx, db: &str, name: &str) -> Result<Option<(String, Ve
     ))
 }
 
+/// The default collation of a view as stored (`None`: the simple collation).
+fn stored_collation(def: &Document) -> Result<Option<std::sync::Arc<crate::query::collation::Collation>>> {
+    crate::query::collation::effective(None, def.get_document("collation").ok())
+}
+
+fn same_collation(
+    a: &Option<std::sync::Arc<crate::query::collation::Collation>>,
+    b: &Option<std::sync::Arc<crate::query::collation::Collation>>,
+) -> bool {
+    a.as_ref().map(|c| c.to_document()) == b.as_ref().map(|c| c.to_document())
+}
+
+/// The collation a read of view `db.name` runs with: the view's default (views do not
+/// inherit their collection's). A statement may repeat it but not ask for another (167).
+pub fn collation_scope(
+    ctx: &mut Ctx,
+    db: &str,
+    name: &str,
+    arg: Option<&Bson>,
+) -> Result<crate::query::collation::Scope> {
+    let view = match definition(ctx, db, name)? {
+        Some(def) => stored_collation(&def)?,
+        None => None,
+    };
+    if let Some(a) = arg.filter(|a| !matches!(a, Bson::Document(d) if d.is_empty())) {
+        let asked = crate::query::collation::effective(Some(a), None)?;
+        if !same_collation(&asked, &view) {
+            return Err(MongoError::new(
+                ErrorCode::OptionNotSupportedOnView,
+                "Cannot override a view's default collation",
+            ));
+        }
+    }
+    Ok(crate::query::collation::Scope::enter(view))
+}
+
 /// 166 when `db.name` is a view (for the commands that write).
 pub fn refuse_write(ctx: &mut Ctx, db: &str, name: &str) -> Result<()> {
     if ctx.shared.store.catalog.get(&format!("{db}.{name}")).is_some() {
@@ -70,6 +106,7 @@ fn check_definition(
     name: &str,
     view_on: &Bson,
     pipeline: Option<&Bson>,
+    collation: Option<&Bson>,
 ) -> Result<Document> {
     let Bson::String(view_on) = view_on else {
         return Err(MongoError::type_mismatch("'viewOn' option must be specified as a string"));
@@ -102,7 +139,24 @@ fn check_definition(
             format!("View cycle detected: {db}.{name} => {db}.{name}"),
         ));
     }
-    let def = doc! { "_id": format!("{db}.{name}"), "viewOn": view_on.clone(), "pipeline": pipeline };
+    let mut def = doc! { "_id": format!("{db}.{name}"), "viewOn": view_on.clone(), "pipeline": pipeline };
+    // Kept in mongod's full form; the simple collation is no default at all.
+    let own = match collation {
+        Some(c) => crate::query::collation::effective(Some(c), None)?,
+        None => None,
+    };
+    if let Some(c) = &own {
+        def.insert("collation", c.to_document());
+    }
+    // A view on a view has that view's collation.
+    if let Some(under) = definition(ctx, db, view_on)? {
+        if !same_collation(&own, &stored_collation(&under)?) {
+            return Err(MongoError::new(
+                ErrorCode::OptionNotSupportedOnView,
+                format!("View {db}.{name} has a collation that does not match the collation of view {db}.{view_on}"),
+            ));
+        }
+    }
     // Resolving through the new definition finds cycles and over-deep chains.
     let mut seen = vec![name.to_string()];
     let mut next = view_on.clone();
@@ -146,7 +200,7 @@ pub fn create(ctx: &mut Ctx, req: &Request, name: &str, options: &Document) -> R
             format!("Namespace {db}.{name} already exists"),
         ));
     }
-    let def = check_definition(ctx, db, name, view_on, options.get("pipeline"))?;
+    let def = check_definition(ctx, db, name, view_on, options.get("pipeline"), options.get("collation"))?;
     ctx.store.write_collection(db, SYSTEM_VIEWS, true, false, |t, c| t.insert(c, &def).map(|_| ()))?;
     Ok(Document::new())
 }
@@ -184,7 +238,8 @@ pub fn coll_mod(ctx: &mut Ctx, req: &Request, name: &str) -> Result<Option<Docum
             }
         }
     }
-    let def = check_definition(ctx, db, name, &view_on, pipeline.as_ref())?;
+    let collation = old.get("collation").cloned();
+    let def = check_definition(ctx, db, name, &view_on, pipeline.as_ref(), collation.as_ref())?;
     let Some(coll) = ctx.shared.store.catalog.get(&format!("{db}.{SYSTEM_VIEWS}")) else {
         return Ok(None);
     };

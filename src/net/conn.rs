@@ -38,6 +38,7 @@ pub fn serve(stream: TcpStream, shared: &Arc<Shared>, id: i64) {
     let mut writer = BufWriter::with_capacity(64 * 1024, stream);
     let mut conn = ConnState::new(id, peer);
     conn.local = local;
+    conn.slot = Some(shared.ops.connect(id, peer));
     log::debug!("conn{id}: connection accepted from {peer:?}");
     loop {
         let (header, body) = match wire::read_message(&mut reader) {
@@ -80,6 +81,7 @@ pub fn serve(stream: TcpStream, shared: &Arc<Shared>, id: i64) {
         }
     }
     shared.cursors.connection_closed(id);
+    shared.ops.disconnect(id);
     log::debug!("conn{id}: end connection {peer:?}");
 }
 

@@ -369,6 +369,7 @@ impl Exec {
         }
         let (mut n, mut bytes) = (0usize, 0usize);
         while self.branch_at < self.branches.len() {
+            crate::ops::check_interrupt()?;
             if self.deadline.is_some_and(|d| Instant::now() > d) {
                 return Err(time_limit_exceeded());
             }
@@ -512,6 +513,7 @@ impl Exec {
         while !self.source_done {
             let before = self.pending.len();
             self.pull(ss, PULL_CHUNK, usize::MAX)?;
+            crate::ops::check_interrupt()?;
             if self.deadline.is_some_and(|d| Instant::now() > d) {
                 return Err(time_limit_exceeded());
             }
@@ -624,7 +626,7 @@ impl Exec {
                         }
                         stats.docs_examined += 1;
                         if stats.docs_examined.is_multiple_of(CLOCK_EVERY)
-                            && deadline.is_some_and(|d| Instant::now() > d)
+                            && (deadline.is_some_and(|d| Instant::now() > d) || crate::ops::interrupted())
                         {
                             timed_out = true;
                             stopped = true;
@@ -680,7 +682,7 @@ impl Exec {
                         let visit = |key: &[u8], rid: i64, value: &[u8]| -> StoreResult<bool> {
                             stats.keys_examined += 1;
                             if stats.keys_examined.is_multiple_of(CLOCK_EVERY)
-                                && deadline.is_some_and(|d| Instant::now() > d)
+                                && (deadline.is_some_and(|d| Instant::now() > d) || crate::ops::interrupted())
                             {
                                 timed_out = true;
                                 stopped = true;
@@ -735,6 +737,7 @@ impl Exec {
             Ok(())
         });
         if timed_out {
+            crate::ops::check_interrupt()?;
             return Err(time_limit_exceeded());
         }
         if let Some(rid) = lost {

@@ -7,6 +7,7 @@ pub mod covered;
 pub mod exec;
 pub mod implies;
 pub mod json_schema;
+pub mod knobs;
 pub mod matcher;
 pub mod multiplan;
 pub mod ops_array;

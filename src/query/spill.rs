@@ -12,6 +12,9 @@ use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 /// keeps its own, settable with `setParameter`.
 pub const DEFAULT_MEMORY_LIMIT: usize = 100 * 1024 * 1024;
 
+/// Most runs kept open at once; past it they are merged into one.
+const MAX_RUNS: usize = 64;
+
 fn io_err(e: std::io::Error) -> MongoError {
     MongoError::internal(format!("sort spill file: {e}"))
 }
@@ -87,6 +90,26 @@ impl Spill {
         let mut run = Run { file: BufReader::new(file), head: None };
         run.advance()?;
         self.runs.push(run);
+        if self.runs.len() > MAX_RUNS {
+            self.compact(&cmp)?;
+        }
+        Ok(())
+    }
+
+    /// Merges every run into one (in order, earlier runs first among equals), so a large
+    /// input under a small memory limit never holds more than `MAX_RUNS` files open.
+    fn compact(&mut self, cmp: &impl Fn(&Document, &Document) -> Ordering) -> Result<()> {
+        let file = tempfile::tempfile().map_err(io_err)?;
+        let mut w = BufWriter::new(file);
+        while let Some(it) = self.next_by(cmp)? {
+            w.write_all(&it.rid.to_le_bytes()).map_err(io_err)?;
+            w.write_all(&it.raw).map_err(io_err)?;
+        }
+        let mut file = w.into_inner().map_err(|e| io_err(e.into_error()))?;
+        file.seek(SeekFrom::Start(0)).map_err(io_err)?;
+        let mut run = Run { file: BufReader::new(file), head: None };
+        run.advance()?;
+        self.runs = vec![run];
         Ok(())
     }
 
@@ -142,5 +165,24 @@ mod tests {
             out.push((it.doc.get_i32("v").unwrap(), it.rid));
         }
         assert_eq!(out, vec![(1, 2), (1, 5), (4, 4), (5, 1), (9, 3)]);
+    }
+
+    #[test]
+    fn many_runs_are_compacted_keeping_tie_order() {
+        let sort = SortSpec::parse(&doc! { "v": 1 }).unwrap();
+        let mut s = Spill::default();
+        for r in 0..150i64 {
+            s.write_run(vec![item(r * 2, (r % 10) as i32), item(r * 2 + 1, 3)], &sort).unwrap();
+            assert!(s.run_count() <= MAX_RUNS);
+        }
+        let mut out = Vec::new();
+        while let Some(it) = s.next(&sort).unwrap() {
+            out.push((it.doc.get_i32("v").unwrap(), it.rid));
+        }
+        assert_eq!(out.len(), 300);
+        let mut want = out.clone();
+        // Equal values come out in the order they were written (by RecordId here).
+        want.sort();
+        assert_eq!(out, want);
     }
 }

@@ -69,6 +69,8 @@ pub struct Store {
     /// `internalQueryMaxBlockingSortMemoryUsageBytes` (setParameter): what a blocking sort
     /// may hold in memory before it fails or, with allowDiskUse, spills to disk.
     pub sort_memory_limit: AtomicUsize,
+    /// The other query parameters of `setParameter` (stage memory limits, allowDiskUse default).
+    pub knobs: crate::query::knobs::QueryKnobs,
     // Declared last so the directory outlives the connection.
     _temp: Option<tempfile::TempDir>,
 }
@@ -139,6 +141,7 @@ impl Store {
             }),
             background: Mutex::new(None),
             sort_memory_limit: AtomicUsize::new(crate::query::spill::DEFAULT_MEMORY_LIMIT),
+            knobs: Default::default(),
             _temp: temp,
         });
         store.drop_orphan_tables()?;

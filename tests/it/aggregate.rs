@@ -744,6 +744,42 @@ fn decimal128_arithmetic_and_accumulators() {
     assert_eq!(out, vec![doc! {"_id": 1, "s": dec("0.3"), "a": dec("0.15")}]);
 }
 
+/// $mod, $pow, $round and $trunc compute in decimal when an operand is a Decimal128.
+#[test]
+fn decimal128_mod_pow_round_trunc() {
+    let env = common::start();
+    let coll = env.coll("agg_decimal_more");
+    let dec = |s: &str| Bson::Decimal128(s.parse().expect("decimal"));
+    coll.insert_one(doc! {"_id": 1, "p": dec("1.2345"), "q": dec("7.5")}).run().unwrap();
+    let out = run(
+        &coll,
+        vec![doc! {"$project": {
+            "_id": 0,
+            "mod": {"$mod": ["$q", 2]},
+            "modInt": {"$mod": [7, dec("3")]},
+            "pow": {"$pow": ["$q", 2]},
+            "powNeg": {"$pow": [dec("2"), -2]},
+            "powBig": {"$pow": [dec("1.1"), 100]},
+            "round": {"$round": ["$p", 2]},
+            "roundEven": {"$round": [dec("2.5")]},
+            "roundNeg": {"$round": [dec("1234.5"), -2]},
+            "trunc": {"$trunc": ["$p", 3]},
+        }}],
+    );
+    assert_eq!(
+        out,
+        vec![doc! {
+            "mod": dec("1.5"), "modInt": dec("1"), "pow": dec("56.25"), "powNeg": dec("0.25"),
+            "powBig": dec("13780.61233982227018411833717208964"),
+            "round": dec("1.23"), "roundEven": dec("2"), "roundNeg": dec("1.2E+3"), "trunc": dec("1.234"),
+        }]
+    );
+    let res = coll.aggregate(vec![doc! {"$project": {"x": {"$mod": ["$q", dec("0")]}}}]).run();
+    assert_command_error(res, 16610, "Location16610");
+    let res = coll.aggregate(vec![doc! {"$project": {"x": {"$pow": [dec("0"), -1]}}}]).run();
+    assert_command_error(res, 28764, "Location28764");
+}
+
 #[test]
 fn coll_stats_and_index_stats_stages() {
     let env = common::start();

@@ -288,8 +288,8 @@ fn find_max_time_ms_stops_a_long_query() {
     assert_eq!(crate::common::command_error(&err).0, 50);
 }
 
-/// A blocking sort past internalQueryMaxBlockingSortMemoryUsageBytes fails without
-/// allowDiskUse (292) and spills to disk with it, returning every document in order.
+/// A blocking sort past internalQueryMaxBlockingSortMemoryUsageBytes fails with
+/// allowDiskUse: false (292) and spills to disk with it, returning every document in order.
 #[test]
 fn blocking_sorts_spill_to_disk_with_allow_disk_use() {
     use mongodb::bson::doc;
@@ -306,7 +306,13 @@ fn blocking_sorts_spill_to_disk_with_allow_disk_use() {
     c.insert_many((0..n).map(|i| doc! { "_id": i, "k": (i * 7919) % n, "pad": "x".repeat(100) }))
         .run()
         .unwrap();
-    let err = c.find(doc! {}).sort(doc! { "k": -1 }).run().map(|cur| cur.count()).unwrap_err();
+    let err = c
+        .find(doc! {})
+        .sort(doc! { "k": -1 })
+        .allow_disk_use(false)
+        .run()
+        .map(|cur| cur.count())
+        .unwrap_err();
     assert_eq!(crate::common::command_error(&err).0, 292);
     let keys: Vec<i32> = c
         .find(doc! {})
@@ -320,7 +326,7 @@ fn blocking_sorts_spill_to_disk_with_allow_disk_use() {
     assert_eq!(keys, (0..n).rev().collect::<Vec<i32>>());
     // The aggregation $sort spills the same way.
     let pipeline = vec![doc! { "$sort": { "k": 1 } }, doc! { "$project": { "k": 1 } }];
-    let err = c.aggregate(pipeline.clone()).run().map(|cur| cur.count()).unwrap_err();
+    let err = c.aggregate(pipeline.clone()).allow_disk_use(false).run().map(|cur| cur.count()).unwrap_err();
     assert_eq!(crate::common::command_error(&err).0, 292);
     let keys: Vec<i32> = c
         .aggregate(pipeline)

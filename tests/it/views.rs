@@ -113,3 +113,54 @@ fn views_refuse_writes_and_can_be_changed_and_dropped() {
     // The name is free again.
     db.run_command(doc! {"create": "v"}).run().unwrap();
 }
+
+/// A view's default collation comes from `create` (never from its collection); reads use it
+/// and may not ask for another one (167).
+#[test]
+fn views_have_their_own_default_collation() {
+    let env = common::start();
+    let db = env.db("view_collation");
+    let places = db.collection::<Document>("places");
+    places
+        .insert_many(vec![
+            doc! { "_id": 1, "category": "café" },
+            doc! { "_id": 2, "category": "cafe" },
+            doc! { "_id": 3, "category": "cafE" },
+        ])
+        .run()
+        .unwrap();
+    let fr = doc! { "locale": "fr", "strength": 1 };
+    db.run_command(doc! { "create": "pv", "viewOn": "places", "pipeline": [{ "$project": { "category": 1 } }], "collation": fr.clone() })
+        .run()
+        .unwrap();
+    let pv = db.collection::<Document>("pv");
+    assert_eq!(pv.count_documents(doc! { "category": "cafe" }).run().unwrap(), 3);
+    assert_eq!(pv.find(doc! { "category": "cafe" }).run().unwrap().count(), 3);
+    let agg = pv.aggregate(vec![doc! { "$match": { "category": "cafe" } }]).run().unwrap().count();
+    assert_eq!(agg, 3);
+    assert_eq!(pv.distinct("category", doc! { "category": "CAFE" }).run().unwrap().len(), 3);
+    // Repeating the view's collation is fine; another one is refused.
+    let same = mongodb::options::Collation::builder()
+        .locale("fr")
+        .strength(mongodb::options::CollationStrength::Primary)
+        .build();
+    assert_eq!(pv.find(doc! { "category": "cafe" }).collation(same).run().unwrap().count(), 3);
+    let en = mongodb::options::Collation::builder().locale("en").build();
+    let err = pv.find(doc! {}).collation(en.clone()).run().map(|c| c.count()).unwrap_err();
+    assert_eq!(common::command_error(&err).0, 167);
+    let err = pv.count_documents(doc! {}).collation(en).run().unwrap_err();
+    assert_eq!(common::command_error(&err).0, 167);
+    // A view without a collation compares binary even over a collection that has one.
+    db.run_command(doc! { "create": "ci", "collation": { "locale": "en", "strength": 2 } }).run().unwrap();
+    let ci = db.collection::<Document>("ci");
+    ci.insert_many(vec![doc! { "c": "cafe" }, doc! { "c": "CAFE" }]).run().unwrap();
+    db.run_command(doc! { "create": "civ", "viewOn": "ci", "pipeline": [] }).run().unwrap();
+    assert_eq!(ci.count_documents(doc! { "c": "cafe" }).run().unwrap(), 2);
+    assert_eq!(db.collection::<Document>("civ").count_documents(doc! { "c": "cafe" }).run().unwrap(), 1);
+    // A view on a view keeps that view's collation.
+    let r = db.run_command(doc! { "create": "pv2", "viewOn": "pv", "pipeline": [] }).run();
+    assert_eq!(common::command_error(&r.unwrap_err()).0, 167);
+    db.run_command(doc! { "create": "pv3", "viewOn": "pv", "pipeline": [], "collation": fr }).run().unwrap();
+    let specs = db.list_collections().filter(doc! { "name": "pv" }).run().unwrap().next().unwrap().unwrap();
+    assert_eq!(specs.options.collation.map(|c| c.locale), Some("fr".to_string()));
+}

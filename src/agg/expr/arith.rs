@@ -269,7 +269,10 @@ fn mod_fn(_: &str, args: &[Option<Bson>]) -> Result<Option<Bson>> {
         ));
     };
     Ok(Some(match (x, y) {
-        (Num::Decimal(_), _) | (_, Num::Decimal(_)) => return Err(decimal_unsupported("$mod")),
+        (Num::Decimal(_), _) | (_, Num::Decimal(_)) => match super::decimal::rem(x, y) {
+            Some(r) => Bson::Decimal128(r),
+            None => return Err(err(16610, "can't $mod by zero")),
+        },
         (Num::Double(_), _) | (_, Num::Double(_)) => {
             if y.to_f64() == 0.0 {
                 return Err(err(16610, "can't $mod by zero"));
@@ -305,11 +308,11 @@ fn pow_fn(_: &str, args: &[Option<Bson>]) -> Result<Option<Bson>> {
         .as_ref()
         .and_then(num)
         .ok_or_else(|| err(28763, format!("$pow's exponent must be numeric, not {}", type_of(b))))?;
-    if matches!(base, Num::Decimal(_)) || matches!(exp, Num::Decimal(_)) {
-        return Err(decimal_unsupported("$pow"));
-    }
     if base.to_f64() == 0.0 && exp.to_f64() < 0.0 {
         return Err(err(28764, "$pow cannot take a base of 0 and a negative exponent"));
+    }
+    if matches!(base, Num::Decimal(_)) || matches!(exp, Num::Decimal(_)) {
+        return Ok(Some(Bson::Decimal128(super::decimal::pow(base, exp))));
     }
     if matches!(base, Num::Double(_)) || matches!(exp, Num::Double(_)) {
         return Ok(Some(Bson::Double(base.to_f64().powf(exp.to_f64()))));
@@ -403,7 +406,7 @@ fn round_fn(name: &str, args: &[Option<Bson>]) -> Result<Option<Bson>> {
         .ok_or_else(|| err(51080, format!("{name} only supports numeric types, not {}", type_of(a))))?;
     let trunc = name == "$trunc";
     Ok(Some(match n {
-        Num::Decimal(_) => return Err(decimal_unsupported(name)),
+        Num::Decimal(d) => Bson::Decimal128(super::decimal::quantize(d, place, trunc)),
         Num::Double(d) => {
             if !d.is_finite() {
                 Bson::Double(d)
@@ -687,6 +690,53 @@ impl Sum {
         }
     }
 
+    /// Adds another partial sum (a spilled `$group` combining its runs).
+    pub fn merge(&mut self, o: &Sum) {
+        self.kind = self.kind.max(o.kind);
+        self.count += o.count;
+        self.double += o.double;
+        match self.long.checked_add(o.long).filter(|_| !self.overflowed && !o.overflowed) {
+            Some(r) => self.long = r,
+            None => {
+                self.double += self.long as f64 + o.long as f64;
+                self.long = 0;
+                self.overflowed = true;
+                self.kind = 2;
+            }
+        }
+        self.decimal = match (self.decimal, o.decimal) {
+            (Some(a), Some(b)) => Some(super::decimal::add(Num::Decimal(a), Num::Decimal(b))),
+            (a, b) => a.or(b),
+        };
+    }
+
+    /// The partial state as BSON (for spill files).
+    pub fn to_bson(&self) -> Bson {
+        let mut d = bson::doc! {
+            "l": self.long, "d": self.double, "k": i32::from(self.kind),
+            "c": i64::try_from(self.count).unwrap_or(i64::MAX), "o": self.overflowed,
+        };
+        if let Some(x) = self.decimal {
+            d.insert("x", x);
+        }
+        Bson::Document(d)
+    }
+
+    pub fn from_bson(v: &Bson) -> Option<Sum> {
+        let Bson::Document(d) = v else { return None };
+        Some(Sum {
+            long: d.get_i64("l").ok()?,
+            double: d.get_f64("d").ok()?,
+            kind: u8::try_from(d.get_i32("k").ok()?).ok()?,
+            count: u64::try_from(d.get_i64("c").ok()?).ok()?,
+            overflowed: d.get_bool("o").ok()?,
+            decimal: match d.get("x") {
+                Some(Bson::Decimal128(x)) => Some(*x),
+                _ => None,
+            },
+        })
+    }
+
     pub fn average(&self) -> Bson {
         if self.count == 0 {
             return Bson::Null;
@@ -717,6 +767,33 @@ impl StdDev {
         let delta = x - self.mean;
         self.mean += delta / self.n as f64;
         self.m2 += delta * (x - self.mean);
+    }
+
+    /// Combines another partial variance (Chan et al.'s parallel formula).
+    pub fn merge(&mut self, o: &StdDev) {
+        if o.n == 0 {
+            return;
+        }
+        let n = self.n + o.n;
+        let delta = o.mean - self.mean;
+        self.mean += delta * o.n as f64 / n as f64;
+        self.m2 += o.m2 + delta * delta * (self.n as f64) * (o.n as f64) / n as f64;
+        self.n = n;
+    }
+
+    pub fn to_bson(&self) -> Bson {
+        Bson::Document(
+            bson::doc! { "n": i64::try_from(self.n).unwrap_or(i64::MAX), "m": self.mean, "q": self.m2 },
+        )
+    }
+
+    pub fn from_bson(v: &Bson) -> Option<StdDev> {
+        let Bson::Document(d) = v else { return None };
+        Some(StdDev {
+            n: u64::try_from(d.get_i64("n").ok()?).ok()?,
+            mean: d.get_f64("m").ok()?,
+            m2: d.get_f64("q").ok()?,
+        })
     }
 
     pub fn result(&self, sample: bool) -> Bson {

@@ -391,6 +391,432 @@ pub fn is_zero(n: Num) -> bool {
     matches!(from_num(n), Dec::Finite(_, c, _) if c.is_zero())
 }
 
+impl Big {
+    /// self mod d, for a nonzero d (shift-and-subtract: the remainder stays below `d`).
+    fn rem(&self, d: &Big) -> Big {
+        let mut r = Big(Vec::new());
+        for i in (0..self.bits()).rev() {
+            r = r.mul_small(2);
+            if self.bit(i) {
+                r = r.add(&Big::from_u128(1));
+            }
+            if r.compare(d) != Ordering::Less {
+                r = r.sub(d);
+            }
+        }
+        r.trim()
+    }
+
+    /// Keeps the `p` leading digits: (truncated coefficient, digits dropped, any nonzero).
+    fn truncate_digits(self, p: u32) -> (Big, u32, bool) {
+        let mut q = self.trim();
+        let mut d = q.digits();
+        let (mut dropped, mut sticky) = (0, false);
+        while d > p {
+            let (nq, r) = q.divmod_small(10);
+            sticky |= r != 0;
+            q = nq;
+            d -= 1;
+            dropped += 1;
+        }
+        (q, dropped, sticky)
+    }
+}
+
+/// `a mod b` with the dividend's sign (IEEE remainder toward zero, as mongod's `$mod`);
+/// `None` when `b` is zero.
+pub fn rem(a: Num, b: Num) -> Option<Decimal128> {
+    Some(match (from_num(a), from_num(b)) {
+        (_, Dec::Finite(_, c, _)) if c.is_zero() => return None,
+        (Dec::NaN, _) | (_, Dec::NaN) | (Dec::Inf(_), _) => special(true, false),
+        (x @ Dec::Finite(..), Dec::Inf(_)) => match x {
+            Dec::Finite(n, c, e) => round(n, c, e, false),
+            _ => special(true, false),
+        },
+        (Dec::Finite(na, ca, ea), Dec::Finite(_, cb, eb)) => {
+            // Both on the smaller exponent: the remainder of the integers is exact.
+            let e = ea.min(eb);
+            let x = ca.mul_pow10((ea - e) as u32);
+            let y = cb.mul_pow10((eb - e) as u32);
+            let r = if x.compare(&y) == Ordering::Less { x } else { x.rem(&y) };
+            round(na, r, e, false)
+        }
+    })
+}
+
+/// Digits carried through `pow`'s repeated multiplications (3 beyond the result's 34, and
+/// below 2^126 so the reciprocal of a negative power divides by a `u128`).
+const POW_DIGITS: u32 = 37;
+
+/// An intermediate of `pow`: (negative, coefficient, exponent, inexact).
+type Approx = (bool, Big, i64, bool);
+
+fn approx_mul(a: &Approx, b: &Approx) -> Approx {
+    let (c, dropped, sticky) = a.1.mul(&b.1).truncate_digits(POW_DIGITS);
+    (a.0 != b.0, c, a.2 + b.2 + i64::from(dropped), a.3 || b.3 || sticky)
+}
+
+/// Decimal `base ^ exp`. Integral exponents are computed in decimal (to 37 digits, rounded
+/// once to 34); others as e^(y·ln x) in fixed point (`real_pow`), infinities through doubles.
+pub fn pow(base: Num, exp: Num) -> Decimal128 {
+    let (b, e) = (from_num(base), from_num(exp));
+    let is_zero = |d: &Dec| matches!(d, Dec::Finite(_, c, _) if c.is_zero());
+    let one = || round(false, Big::from_u128(1), 0, false);
+    if is_zero(&e) || matches!(&b, Dec::Finite(false, c, 0) if c.to_u128() == Some(1)) {
+        return one();
+    }
+    // The exponent as an integer, when it is one (and small enough to matter).
+    let int_exp = match &e {
+        Dec::Finite(n, c, x) => {
+            let mut c = c.clone();
+            let mut x = *x;
+            while x < 0 {
+                let (q, r) = c.divmod_small(10);
+                if r != 0 {
+                    break;
+                }
+                c = q;
+                x += 1;
+            }
+            let v = if (0..=20).contains(&x) { c.mul_pow10(x as u32).to_u128() } else { None };
+            match (x >= 0, v) {
+                (true, Some(v)) if v <= u128::from(u64::MAX) => Some((*n, v as u64)),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    let (Dec::Finite(bn, bc, be), Some((neg_exp, n))) = (&b, int_exp) else {
+        return match (&b, &e) {
+            (Dec::Finite(false, bc, be), Dec::Finite(en, ec, ee)) if !bc.is_zero() => {
+                real_pow(bc, *be, *en, ec, *ee)
+            }
+            _ => float_pow(base, exp),
+        };
+    };
+    if bc.is_zero() {
+        return round(*bn && n % 2 == 1, Big::from_u128(0), 0, false);
+    }
+    let x: Approx = (*bn, bc.clone(), i64::from(*be), false);
+    let mut acc: Approx = (false, Big::from_u128(1), 0, false);
+    let mut sq = x;
+    let mut k = n;
+    // Magnitudes move away from 1 monotonically, so once one is out of range the result is.
+    let out_of_range = |a: &Approx| {
+        let mag = a.2 + i64::from(a.1.digits());
+        mag > i64::from(DECIMAL128_MAX_EXPONENT) + 80 || mag < i64::from(DECIMAL128_MIN_EXPONENT) - 80
+    };
+    while k > 0 {
+        if k & 1 == 1 {
+            acc = approx_mul(&acc, &sq);
+            if out_of_range(&acc) {
+                break;
+            }
+        }
+        k >>= 1;
+        if k > 0 {
+            sq = approx_mul(&sq, &sq);
+            if out_of_range(&sq) {
+                acc = approx_mul(&acc, &sq);
+                break;
+            }
+        }
+    }
+    let (neg, c, x, inexact) = acc;
+    let neg = neg && n % 2 == 1;
+    let big = x + i64::from(c.digits()) > i64::from(DECIMAL128_MAX_EXPONENT) + 80;
+    let small = x + i64::from(c.digits()) < i64::from(DECIMAL128_MIN_EXPONENT) - 80;
+    if !neg_exp {
+        if big {
+            return special(false, neg);
+        }
+        if small {
+            return round(neg, Big::from_u128(0), DECIMAL128_MIN_EXPONENT, false);
+        }
+        return round(neg, c, x as i32, inexact);
+    }
+    // A negative exponent: the reciprocal.
+    if small {
+        return special(false, neg);
+    }
+    if big {
+        return round(neg, Big::from_u128(0), DECIMAL128_MIN_EXPONENT, false);
+    }
+    let Some(d) = c.to_u128() else { return special(true, false) };
+    let k = DIGITS + 3 + c.digits();
+    let (mut q, exact) = Big::from_u128(1).mul_pow10(k).div_u128(d);
+    let mut exp = -(i64::from(k)) - x;
+    // An exact quotient takes the exponent closest to the ideal one (that of 1 / x^n).
+    if exact && !inexact {
+        while exp < -x {
+            let (nq, r) = q.divmod_small(10);
+            if r != 0 {
+                break;
+            }
+            q = nq;
+            exp += 1;
+        }
+    }
+    round(neg, q, exp.clamp(i64::from(i32::MIN / 2), i64::from(i32::MAX / 2)) as i32, inexact || !exact)
+}
+
+/// Fractional digits of the fixed-point numbers `real_pow` computes with (16 beyond the
+/// result's 34, so the rounding errors of the series stay far below its last digit).
+const FX: u32 = 50;
+
+impl Big {
+    /// self / 10^k, truncated.
+    fn div_pow10(&self, mut k: u32) -> Big {
+        let mut v = self.clone();
+        while k >= 9 {
+            v = v.divmod_small(1_000_000_000).0;
+            k -= 9;
+        }
+        if k > 0 {
+            v = v.divmod_small(10u32.pow(k)).0;
+        }
+        v
+    }
+
+    /// self / d, truncated, for a nonzero d (shift-and-subtract).
+    fn div_big(&self, d: &Big) -> Big {
+        let mut q = vec![0u32; self.0.len()];
+        let mut r = Big(Vec::new());
+        for i in (0..self.bits()).rev() {
+            r = r.mul_small(2);
+            if self.bit(i) {
+                r = r.add(&Big::from_u128(1));
+            }
+            if r.compare(d) != Ordering::Less {
+                r = r.sub(d);
+                q[i / 32] |= 1 << (i % 32);
+            }
+        }
+        Big(q).trim()
+    }
+}
+
+fn fx_one() -> Big {
+    Big::from_u128(1).mul_pow10(FX)
+}
+
+fn fx_mul(a: &Big, b: &Big) -> Big {
+    a.mul(b).div_pow10(FX)
+}
+
+fn fx_div(a: &Big, b: &Big) -> Big {
+    a.mul_pow10(FX).div_big(b)
+}
+
+/// 2·atanh(num/den) = ln((den + num) / (den - num)), for 0 <= num/den well below 1.
+fn two_atanh(num: &Big, den: &Big) -> Big {
+    let z = fx_div(num, den);
+    let z2 = fx_mul(&z, &z);
+    let mut sum = Big(Vec::new());
+    let mut term = z;
+    let mut k = 1u32;
+    while !term.is_zero() && k < 10_000 {
+        sum = sum.add(&term.divmod_small(k).0);
+        term = fx_mul(&term, &z2);
+        k += 2;
+    }
+    sum.mul_small(2)
+}
+
+fn fx_ln2() -> Big {
+    two_atanh(&Big::from_u128(1), &Big::from_u128(3))
+}
+
+/// ln 10 = 3·ln 2 + ln 1.25.
+fn fx_ln10() -> Big {
+    fx_ln2().mul_small(3).add(&two_atanh(&Big::from_u128(1), &Big::from_u128(9)))
+}
+
+/// ln m for a fixed-point m in [1, 10): halved into [1, 2), then the atanh series.
+fn fx_ln(m: &Big) -> Big {
+    let one = fx_one();
+    let two = one.mul_small(2);
+    let mut m = m.clone();
+    let mut halvings = 0u32;
+    while m.compare(&two) != Ordering::Less {
+        m = m.divmod_small(2).0;
+        halvings += 1;
+    }
+    let series = if m.compare(&one) == Ordering::Greater {
+        two_atanh(&m.sub(&one), &m.add(&one))
+    } else {
+        Big(Vec::new())
+    };
+    fx_ln2().mul_small(halvings).add(&series)
+}
+
+/// e^r for a fixed-point r in [0, ln 10): the Taylor series of r / 2^10, squared ten times.
+fn fx_exp(r: &Big) -> Big {
+    let small = r.divmod_small(1024).0;
+    let mut sum = fx_one();
+    let mut term = fx_one();
+    let mut k = 1u32;
+    while k < 200 {
+        term = fx_mul(&term, &small).divmod_small(k).0;
+        if term.is_zero() {
+            break;
+        }
+        sum = sum.add(&term);
+        k += 1;
+    }
+    for _ in 0..10 {
+        sum = fx_mul(&sum, &sum);
+    }
+    sum
+}
+
+/// Whether the digits of `v` past its 34th are (nearly) all zeros or all nines.
+fn guard_digits_flat(v: &Big) -> bool {
+    let mut digits = Vec::new();
+    let mut q = v.clone().trim();
+    while !q.is_zero() {
+        let (nq, r) = q.divmod_small(10);
+        digits.push(r as u8);
+        q = nq;
+    }
+    digits.reverse();
+    let Some(guard) = digits.get(DIGITS as usize..) else { return false };
+    // The last few carry the rounding errors of the series and the squarings.
+    let guard = &guard[..guard.len().saturating_sub(6)];
+    guard.len() >= 8 && (guard.iter().all(|d| *d == 0) || guard.iter().all(|d| *d == 9))
+}
+
+/// `c·10^e ^ y` for a positive base and a non-integral exponent `y = ±cy·10^ey`, as
+/// e^(y·ln x) on 50-digit fixed point, rounded once to 34 digits.
+fn real_pow(c: &Big, e: i32, neg_y: bool, cy: &Big, ey: i32) -> Decimal128 {
+    // x = m·10^big_e with m in [1, 10).
+    let d = c.digits();
+    let m = c.mul_pow10(FX + 1 - d);
+    let big_e = i64::from(e) + i64::from(d) - 1;
+    let ln10 = fx_ln10();
+    let ln_m = fx_ln(&m);
+    let scaled = ln10.mul_small(u32::try_from(big_e.unsigned_abs()).unwrap_or(u32::MAX));
+    // |ln x| and whether ln x < 0.
+    let (ln_x, ln_neg) = if big_e >= 0 {
+        (scaled.add(&ln_m), false)
+    } else if scaled.compare(&ln_m) == Ordering::Greater {
+        (scaled.sub(&ln_m), true)
+    } else {
+        (Big(Vec::new()), false)
+    };
+    // |y| in fixed point; an exponent this far out only overflows or underflows.
+    let shift = i64::from(FX) + i64::from(ey);
+    let y = if shift >= 0 {
+        if shift > 20_000 {
+            return special(false, false);
+        }
+        cy.mul_pow10(shift as u32)
+    } else {
+        cy.div_pow10(u32::try_from(-shift).unwrap_or(u32::MAX).min(20_000))
+    };
+    let t = fx_mul(&ln_x, &y);
+    let negative_t = ln_neg != neg_y;
+    // |t| past ~14 200 (e^t beyond 10^±6176) is out of range either way.
+    if t.compare(&Big::from_u128(14_500).mul_pow10(FX)) == Ordering::Greater {
+        return if negative_t {
+            round(false, Big(Vec::new()), DECIMAL128_MIN_EXPONENT, false)
+        } else {
+            special(false, false)
+        };
+    }
+    let k = t.div_big(&ln10);
+    let k_small = u32::try_from(k.to_u128().unwrap_or(0)).unwrap_or(u32::MAX);
+    let r = t.sub(&ln10.mul_small(k_small));
+    let f = fx_exp(&r);
+    let (coef, exp) = if negative_t {
+        (fx_div(&fx_one(), &f), -i64::from(k_small) - i64::from(FX))
+    } else {
+        (f, i64::from(k_small) - i64::from(FX))
+    };
+    let exp = exp.clamp(i64::from(i32::MIN / 2), i64::from(i32::MAX / 2)) as i32;
+    let exact_looking = guard_digits_flat(&coef);
+    let rounded = round(false, coef, exp, !exact_looking);
+    if !exact_looking {
+        return rounded;
+    }
+    // An exact result (4^0.5) computed through approximations ends in guard digits of all
+    // zeros or all nines: it takes the shortest form, as an exact result does.
+    match from_decimal(&rounded) {
+        Dec::Finite(n, mut c, mut e) => {
+            while !c.is_zero() && e < 0 {
+                let (q, rem) = c.divmod_small(10);
+                if rem != 0 {
+                    break;
+                }
+                c = q;
+                e += 1;
+            }
+            round(n, c, e, false)
+        }
+        Dec::Inf(n) => special(false, n),
+        Dec::NaN => special(true, false),
+    }
+}
+
+fn float_pow(base: Num, exp: Num) -> Decimal128 {
+    let r = base.to_f64().powf(exp.to_f64());
+    match from_num(Num::Double(r)) {
+        Dec::NaN => special(true, false),
+        Dec::Inf(n) => special(false, n),
+        Dec::Finite(n, mut c, mut e) => {
+            // Only 15 digits are known: trailing zeros are not significant.
+            while !c.is_zero() && e < 0 {
+                let (q, r) = c.divmod_small(10);
+                if r != 0 {
+                    break;
+                }
+                c = q;
+                e += 1;
+            }
+            round(n, c, e, false)
+        }
+    }
+}
+
+/// `$round`/`$trunc` of a decimal to `place` digits after the point: the value quantized to
+/// exponent `-place`, half-even or toward zero (NaN when that needs more than 34 digits).
+pub fn quantize(v: Decimal128, place: i64, trunc: bool) -> Decimal128 {
+    let Dec::Finite(neg, c, e) = from_decimal(&v) else { return v };
+    let Ok(t) = i32::try_from(-place) else { return special(true, false) };
+    if e >= t {
+        let k = (e - t) as u32;
+        if c.digits() + k > DIGITS && !c.is_zero() {
+            return special(true, false);
+        }
+        let c = if c.is_zero() { c } else { c.mul_pow10(k) };
+        return make_decimal128(neg, c.to_u128().unwrap_or(0), t).unwrap_or_else(|| special(true, false));
+    }
+    let k = (t - e) as u32;
+    let (mut q, mut last, mut sticky) = (c, 0u32, false);
+    if k > DIGITS + 2 {
+        // Every digit goes, and the value is below half a unit of the last place kept.
+        sticky = !q.is_zero();
+        q = Big::from_u128(0);
+    } else {
+        for _ in 0..k {
+            sticky |= last != 0;
+            let (nq, r) = q.divmod_small(10);
+            q = nq;
+            last = r;
+        }
+    }
+    if !trunc {
+        let odd = q.divmod_small(10).1 % 2 == 1;
+        if last > 5 || (last == 5 && (sticky || odd)) {
+            q = q.add(&Big::from_u128(1));
+        }
+    }
+    if q.digits() > DIGITS {
+        return special(true, false);
+    }
+    make_decimal128(neg, q.to_u128().unwrap_or(0), t).unwrap_or_else(|| special(true, false))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -424,5 +850,42 @@ mod tests {
         assert_eq!(s(sub(d("1E+40"), d("1E-40"))), "1.000000000000000000000000000000000E+40");
         assert_eq!(s(mul(d("Infinity"), d("-2"))), "-Infinity");
         assert_eq!(s(add(d("NaN"), d("1"))), "NaN");
+    }
+
+    #[test]
+    fn remainder_power_and_quantize() {
+        assert_eq!(s(rem(d("7.5"), d("2")).unwrap()), "1.5");
+        assert_eq!(s(rem(d("-7"), Num::Int32(3)).unwrap()), "-1");
+        assert_eq!(s(rem(d("1E+20"), d("7")).unwrap()), "2");
+        assert_eq!(s(rem(d("0.3"), Num::Double(0.1)).unwrap()), "0E-15");
+        assert!(rem(d("1"), d("0.00")).is_none());
+        assert_eq!(s(rem(d("Infinity"), d("1")).unwrap()), "NaN");
+        assert_eq!(s(pow(d("1.5"), Num::Int32(2))), "2.25");
+        assert_eq!(s(pow(d("2"), Num::Int32(-2))), "0.25");
+        assert_eq!(s(pow(d("10"), Num::Int32(40))), "1.000000000000000000000000000000000E+40");
+        assert_eq!(s(pow(d("3"), Num::Int32(-1))), "0.3333333333333333333333333333333333");
+        assert_eq!(s(pow(d("1.1"), Num::Int64(100))), "13780.61233982227018411833717208964");
+        assert_eq!(s(pow(d("-2"), Num::Int32(3))), "-8");
+        assert_eq!(s(pow(d("10"), Num::Int64(1 << 40))), "Infinity");
+        assert_eq!(s(pow(d("NaN"), Num::Int32(0))), "1");
+        assert_eq!(s(pow(d("4"), d("0.5"))), "2");
+        assert_eq!(s(pow(d("2"), d("0.5"))), "1.414213562373095048801688724209698");
+        assert_eq!(s(pow(d("10"), d("-1.5"))), "0.03162277660168379331998893544432719");
+        assert_eq!(s(pow(d("0.5"), d("2.5"))), "0.1767766952966368811002110905262123");
+        assert_eq!(s(pow(d("1E+100"), d("0.01"))), "10");
+        assert_eq!(s(pow(d("1E+6000"), d("1.5"))), "Infinity");
+        assert_eq!(s(pow(d("1E-6000"), d("1.5"))), "0E-6176");
+        assert_eq!(s(pow(d("-2"), d("0.5"))), "NaN");
+        let q = |v: &str, p, t| s(quantize(v.parse().unwrap(), p, t));
+        assert_eq!(q("1.2345", 2, false), "1.23");
+        assert_eq!(q("1.235", 2, false), "1.24");
+        assert_eq!(q("1.225", 2, false), "1.22");
+        assert_eq!(q("1.229", 2, true), "1.22");
+        assert_eq!(q("-2.5", 0, false), "-2");
+        assert_eq!(q("1234.5", -2, false), "1.2E+3");
+        assert_eq!(q("10", 2, false), "10.00");
+        assert_eq!(q("1E+40", 0, false), "NaN");
+        assert_eq!(q("Infinity", 1, false), "Infinity");
+        assert_eq!(q("1E-50", 3, false), "0.000");
     }
 }

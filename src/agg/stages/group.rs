@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 #[derive(Clone, Copy, PartialEq, Debug)]
-enum Kind {
+pub(crate) enum Kind {
     Sum,
     Avg,
     Min,
@@ -37,10 +37,10 @@ enum Kind {
 
 pub(crate) struct AccSpec {
     pub(crate) field: String,
-    kind: Kind,
+    pub(crate) kind: Kind,
     arg: Expr,
     n: Option<Expr>,
-    sort: Option<SortSpec>,
+    pub(crate) sort: Option<SortSpec>,
 }
 
 #[derive(Clone)]
@@ -352,14 +352,14 @@ impl AccSpec {
     }
 }
 
-fn trim_min_max(items: &mut VecDeque<Bson>, limit: usize, min: bool) {
+pub(super) fn trim_min_max(items: &mut VecDeque<Bson>, limit: usize, min: bool) {
     let mut v: Vec<Bson> = items.drain(..).collect();
     v.sort_by(|a, b| if min { compare_bson(a, b) } else { compare_bson(b, a) });
     v.truncate(limit);
     items.extend(v);
 }
 
-fn trim_ranked(items: &mut Vec<(Vec<Bson>, Bson)>, limit: usize, sort: &SortSpec, top: bool) {
+pub(super) fn trim_ranked(items: &mut Vec<(Vec<Bson>, Bson)>, limit: usize, sort: &SortSpec, top: bool) {
     // Stable sort keeps arrival order among equal keys.
     items.sort_by(|a, b| sort.compare_keys(&a.0, &b.0));
     if top {
@@ -424,7 +424,7 @@ impl StageSpec for GroupSpec {
         }
     }
     fn start(self: Arc<Self>, input: Box<dyn Stream>) -> Box<dyn Stream> {
-        Box::new(GroupRun { spec: self, input, out: None })
+        Box::new(GroupRun { spec: self, input, out: None, merged: None })
     }
 }
 
@@ -432,15 +432,29 @@ struct GroupRun {
     spec: Arc<GroupSpec>,
     input: Box<dyn Stream>,
     out: Option<std::vec::IntoIter<Document>>,
+    /// The groups of a `$group` that spilled, merged from disk as they are read.
+    merged: Option<super::group_spill::GroupMerge>,
 }
+
+/// mongod's error for a `$group` past its memory limit without allowDiskUse.
+fn group_memory_error() -> MongoError {
+    MongoError::new(
+        ErrorCode::QueryExceededMemoryLimitNoDiskUseAllowed,
+        "PlanExecutor error during aggregation :: caused by :: Exceeded memory limit for $group, but didn't allow external spilling; pass allowDiskUse:true to opt in",
+    )
+}
+
+/// (sort key of the group in spill runs, `_id`, accumulator states)
+type Group = (Vec<u8>, Bson, Vec<State>);
 
 impl GroupRun {
     fn build(&mut self, rt: &mut Rt) -> Result<Vec<Document>> {
         let spec = self.spec.clone();
-        let limit = rt.memory_limit();
+        let limit = rt.ss.store.knobs.group();
         let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
-        // (group key value, order rank, accumulator states)
-        let mut groups: Vec<(Bson, usize, Vec<State>)> = Vec::new();
+        // Groups in first-seen order; a `$bucket`'s sort key starts with its boundary rank.
+        let mut groups: Vec<Group> = Vec::new();
+        let mut spill: Option<crate::query::spill::Spill> = None;
         let mut used = 0usize;
         while let Some(d) = self.input.next(rt)? {
             let mut c = rt.ctx(&d);
@@ -471,9 +485,12 @@ impl GroupRun {
                     for a in &spec.accs {
                         states.push(a.fresh(&mut c)?);
                     }
-                    used += k.len() * 2 + approx_size(&key) + 64 * (spec.accs.len() + 1);
+                    used += k.len() * 3 + approx_size(&key) + 64 * (spec.accs.len() + 1);
+                    let mut sort_key = Vec::with_capacity(k.len() + 8);
+                    sort_key.extend_from_slice(&(rank as u64).to_be_bytes());
+                    sort_key.extend_from_slice(&k);
                     index.insert(k, groups.len());
-                    groups.push((key, rank, states));
+                    groups.push((sort_key, key, states));
                     groups.len() - 1
                 }
             };
@@ -482,27 +499,45 @@ impl GroupRun {
                 used += a.add(st, &mut c, &d)?;
             }
             if used > limit {
-                return Err(MongoError::new(
-                    ErrorCode::QueryExceededMemoryLimitNoDiskUseAllowed,
-                    format!(
-                        "PlanExecutor error during aggregation :: caused by :: Exceeded memory limit for $group, but didn't allow external spilling. Pass allowDiskUse:true to opt in. (limit {limit} bytes)"
-                    ),
-                ));
+                if !rt.allow_disk_use {
+                    return Err(group_memory_error());
+                }
+                index.clear();
+                spill_groups(spill.get_or_insert_with(Default::default), &mut groups)?;
+                used = 0;
             }
+        }
+        if let Some(mut spill) = spill {
+            spill_groups(&mut spill, &mut groups)?;
+            self.merged = Some(super::group_spill::GroupMerge::new(spill));
+            return Ok(Vec::new());
         }
         if matches!(spec.keying, Keying::Bucket { .. }) {
-            groups.sort_by_key(|g| g.1);
+            groups.sort_by(|a, b| a.0.cmp(&b.0));
         }
         let mut out = Vec::with_capacity(groups.len());
-        for (key, _, states) in groups {
-            let mut g = doc! { "_id": key };
-            for (a, st) in spec.accs.iter().zip(states) {
-                g.insert(a.field.clone(), a.finish(st));
-            }
-            out.push(g);
+        for (_, key, states) in groups {
+            out.push(group_doc(&spec.accs, key, states));
         }
         Ok(out)
     }
+}
+
+fn group_doc(accs: &[AccSpec], key: Bson, states: Vec<State>) -> Document {
+    let mut g = doc! { "_id": key };
+    for (a, st) in accs.iter().zip(states) {
+        g.insert(a.field.clone(), a.finish(st));
+    }
+    g
+}
+
+/// Writes the held groups out as one run sorted by group key.
+fn spill_groups(spill: &mut crate::query::spill::Spill, groups: &mut Vec<Group>) -> Result<()> {
+    let mut items = Vec::with_capacity(groups.len());
+    for (sort_key, key, states) in groups.drain(..) {
+        items.push(super::group_spill::record(sort_key, key, &states)?);
+    }
+    spill.write_run_by(items, super::group_spill::by_key)
 }
 
 impl Stream for GroupRun {
@@ -510,6 +545,9 @@ impl Stream for GroupRun {
         if self.out.is_none() {
             let docs = self.build(rt)?;
             self.out = Some(docs.into_iter());
+        }
+        if let Some(m) = self.merged.as_mut() {
+            return Ok(m.next(&self.spec.accs)?.map(|(key, states)| group_doc(&self.spec.accs, key, states)));
         }
         Ok(self.out.as_mut().and_then(Iterator::next))
     }
@@ -648,10 +686,10 @@ pub fn parse_bucket(spec: &Bson, pc: &ParseCtx) -> Result<Vec<Arc<dyn StageSpec>
 /// `$bucketAuto`: sorts the input by the `groupBy` value and cuts it into `buckets` runs of
 /// about equal size (equal values never straddle two buckets).
 pub struct BucketAuto {
-    group_by: Expr,
-    buckets: usize,
-    granularity: Option<super::granularity::Granularity>,
-    accs: Vec<AccSpec>,
+    pub(super) group_by: Expr,
+    pub(super) buckets: usize,
+    pub(super) granularity: Option<super::granularity::Granularity>,
+    pub(super) accs: Vec<AccSpec>,
 }
 
 pub fn parse_bucket_auto(spec: &Bson, pc: &ParseCtx) -> Result<Vec<Arc<dyn StageSpec>>> {
@@ -740,141 +778,6 @@ impl StageSpec for BucketAuto {
         "$bucketAuto"
     }
     fn start(self: Arc<Self>, input: Box<dyn Stream>) -> Box<dyn Stream> {
-        Box::new(BucketAutoRun { spec: self, input, out: None })
-    }
-}
-
-struct BucketAutoRun {
-    spec: Arc<BucketAuto>,
-    input: Box<dyn Stream>,
-    out: Option<std::vec::IntoIter<Document>>,
-}
-
-impl BucketAutoRun {
-    fn build(&mut self, rt: &mut Rt) -> Result<Vec<Document>> {
-        let spec = self.spec.clone();
-        let limit = rt.memory_limit();
-        let mut items: Vec<(Bson, Document)> = Vec::new();
-        let mut used = 0usize;
-        while let Some(d) = self.input.next(rt)? {
-            let v = spec.group_by.value(&mut rt.ctx(&d))?;
-            used += crate::query::exec::bson_size(&d) + approx_size(&v);
-            if used > limit {
-                return Err(MongoError::new(
-                    ErrorCode::QueryExceededMemoryLimitNoDiskUseAllowed,
-                    "$bucketAuto exceeded the memory limit; pass allowDiskUse:true to opt in",
-                ));
-            }
-            items.push((v, d));
-        }
-        if let Some(g) = spec.granularity {
-            return self.build_rounded(rt, items, g);
-        }
-        items.sort_by(|a, b| compare_bson(&a.0, &b.0));
-        let n = items.len();
-        let size = ((n as f64 / spec.buckets as f64).round() as usize).max(1);
-        // Cut points: each bucket takes `size` values, then any equal to its last one.
-        let mut ranges: Vec<(usize, usize)> = Vec::new();
-        let mut start = 0;
-        while start < n {
-            let mut end = if ranges.len() + 1 == spec.buckets { n } else { (start + size).min(n) };
-            while end < n && compare_bson(&items[end].0, &items[end - 1].0).is_eq() {
-                end += 1;
-            }
-            ranges.push((start, end));
-            start = end;
-        }
-        let mut out = Vec::with_capacity(ranges.len());
-        for (i, &(s, e)) in ranges.iter().enumerate() {
-            let min = items[s].0.clone();
-            let max = match ranges.get(i + 1) {
-                Some(&(next, _)) => items[next].0.clone(),
-                None => items[e - 1].0.clone(),
-            };
-            out.push(bucket_doc(&spec.accs, rt, items[s..e].iter().map(|(_, d)| d), min, max)?);
-        }
-        Ok(out)
-    }
-}
-
-/// One `$bucketAuto` bucket: `{_id: {min, max}}` and the accumulators over its documents.
-fn bucket_doc<'a>(
-    accs: &[AccSpec],
-    rt: &mut Rt,
-    docs: impl Iterator<Item = &'a Document>,
-    min: impl Into<Bson>,
-    max: impl Into<Bson>,
-) -> Result<Document> {
-    let mut states = Vec::with_capacity(accs.len());
-    for d in docs {
-        let mut c = rt.ctx(d);
-        if states.is_empty() {
-            for a in accs {
-                states.push(a.fresh(&mut c)?);
-            }
-        }
-        for (a, st) in accs.iter().zip(states.iter_mut()) {
-            a.add(st, &mut c, d)?;
-        }
-    }
-    let mut b = doc! { "_id": { "min": min.into(), "max": max.into() } };
-    for (a, st) in accs.iter().zip(states) {
-        b.insert(a.field.clone(), a.finish(st));
-    }
-    Ok(b)
-}
-
-impl BucketAutoRun {
-    /// `build` with `granularity`: every boundary is a series value; a bucket ends at the
-    /// series value above its last value and takes in the documents below that boundary.
-    fn build_rounded(
-        &mut self,
-        rt: &mut Rt,
-        items: Vec<(Bson, Document)>,
-        g: super::granularity::Granularity,
-    ) -> Result<Vec<Document>> {
-        let spec = self.spec.clone();
-        let mut items: Vec<(f64, Bson, Document)> = items
-            .into_iter()
-            .map(|(v, d)| {
-                let x = match &v {
-                    n if crate::query::util::is_number(n) => crate::agg::expr::arith::num(n).map(|x| x.to_f64()),
-                    _ => None,
-                };
-                match x {
-                    None => Err(err(40258, format!("$bucketAuto can specify a 'granularity' with numeric boundaries only, but found a value with type: {}", type_name(&v)))),
-                    Some(x) if x.is_nan() => Err(err(40259, "$bucketAuto can only specify a 'granularity' with numeric boundaries that are not NaN")),
-                    Some(x) if x < 0.0 => Err(err(40260, format!("$bucketAuto can only specify a 'granularity' with numeric boundaries that are non-negative, but found: {}", crate::query::util::value_to_string(&v)))),
-                    Some(x) => Ok((x, v, d)),
-                }
-            })
-            .collect::<Result<_>>()?;
-        items.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let n = items.len();
-        let size = ((n as f64 / spec.buckets as f64).round() as usize).max(1);
-        let mut out = Vec::new();
-        let mut start = 0;
-        let mut min = items.first().map(|i| g.round_down(i.0)).unwrap_or(0.0);
-        while start < n {
-            let mut end = if out.len() + 1 == spec.buckets { n } else { (start + size).min(n) };
-            let max = g.round_up(items[end - 1].0);
-            while end < n && items[end].0 < max {
-                end += 1;
-            }
-            out.push(bucket_doc(&spec.accs, rt, items[start..end].iter().map(|(_, _, d)| d), min, max)?);
-            min = max;
-            start = end;
-        }
-        Ok(out)
-    }
-}
-
-impl Stream for BucketAutoRun {
-    fn next(&mut self, rt: &mut Rt) -> Result<Option<Document>> {
-        if self.out.is_none() {
-            let docs = self.build(rt)?;
-            self.out = Some(docs.into_iter());
-        }
-        Ok(self.out.as_mut().and_then(Iterator::next))
+        super::bucket_auto::start(self, input)
     }
 }

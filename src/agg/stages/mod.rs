@@ -3,9 +3,11 @@
 //! Families live in their own files: projection, group, sort, join (lookup/unionWith/facet)
 //! and output ($out/$merge).
 
+mod bucket_auto;
 pub mod fill;
 pub mod granularity;
 pub mod group;
+mod group_spill;
 pub mod join;
 pub mod output;
 pub mod project;
@@ -132,11 +134,10 @@ pub fn parse_stage(name: &str, spec: &Bson, pc: &ParseCtx) -> Result<Vec<Arc<dyn
         "$densify" => one(Arc::new(fill::Densify::parse(spec)?)),
         "$fill" => fill::parse_fill(spec, pc),
         // The command layer turns a leading one into its documents (cmd/stats_stages.rs).
-        "$collStats" | "$indexStats" => {
+        "$collStats" | "$indexStats" | "$currentOp" | "$planCacheStats" => {
             Err(err(40602, format!("{name} is only valid as the first stage in a pipeline")))
         }
-        "$currentOp" | "$listSessions" | "$listLocalSessions" | "$planCacheStats" | "$changeStream"
-        | "$geoNear" => {
+        "$listSessions" | "$listLocalSessions" | "$changeStream" | "$geoNear" => {
             Err(MongoError::new(ErrorCode::NotImplemented, format!("the {name} stage is not supported yet")))
         }
         other => Err(MongoError::new(

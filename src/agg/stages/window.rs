@@ -19,6 +19,7 @@ use crate::query::sort::SortSpec;
 use crate::query::util::{exact_i64, is_number, type_name, value_to_string};
 use bson::{Bson, Document};
 use std::cmp::Ordering;
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 fn parse_err(msg: impl Into<String>) -> MongoError {
@@ -503,14 +504,28 @@ impl StageSpec for SetWindowFields {
         "$setWindowFields"
     }
     fn start(self: Arc<Self>, input: Box<dyn Stream>) -> Box<dyn Stream> {
-        Box::new(WindowRun { spec: self, input, out: None })
+        Box::new(WindowRun { spec: self, input, sorted: None, ahead: None, out: VecDeque::new() })
     }
+}
+
+/// (partition key, sort keys, document)
+type Row = (Bson, Vec<Bson>, Document);
+
+/// The input in partition and sort order: in memory, or (past the memory limit with
+/// allowDiskUse) sorted runs on disk merged as read.
+enum Sorted {
+    Mem(std::vec::IntoIter<Row>),
+    Disk(crate::query::spill::Spill),
 }
 
 struct WindowRun {
     spec: Arc<SetWindowFields>,
     input: Box<dyn Stream>,
-    out: Option<std::vec::IntoIter<Document>>,
+    sorted: Option<Sorted>,
+    /// The first row of the next partition, read while finding the end of the current one.
+    ahead: Option<Row>,
+    /// The computed documents of the current partition.
+    out: VecDeque<Document>,
 }
 
 /// One partition being computed: its documents in sort order and, for the functions that need
@@ -521,12 +536,37 @@ struct Part<'a> {
     sort_values: Vec<Option<Bson>>,
 }
 
+fn memory_error(used: usize, limit: usize) -> MongoError {
+    MongoError::new(
+        ErrorCode::QueryExceededMemoryLimitNoDiskUseAllowed,
+        format!("Exceeded memory limit in DocumentSourceSetWindowFields, used {used} bytes, memory limit {limit} bytes"),
+    )
+}
+
+fn row_order(spec: &SetWindowFields, a: (&Bson, &[Bson]), b: (&Bson, &[Bson])) -> std::cmp::Ordering {
+    let c = compare_bson(a.0, b.0);
+    match &spec.sort_by {
+        Some(s) => c.then_with(|| s.compare_keys(a.1, b.1)),
+        None => c,
+    }
+}
+
+fn spilled_keys(d: &Document) -> (&Bson, &[Bson]) {
+    let p = d.get("p").unwrap_or(&Bson::Null);
+    let k = match d.get("k") {
+        Some(Bson::Array(a)) => a.as_slice(),
+        _ => &[],
+    };
+    (p, k)
+}
+
 impl WindowRun {
-    fn build(&mut self, rt: &mut Rt) -> Result<Vec<Document>> {
+    /// Reads the whole input and orders it by partition then sortBy.
+    fn load(&mut self, rt: &mut Rt) -> Result<Sorted> {
         let spec = self.spec.clone();
-        let limit = rt.memory_limit();
-        // (partition key, sort keys, document)
-        let mut items: Vec<(Bson, Vec<Bson>, Document)> = Vec::new();
+        let limit = rt.ss.store.knobs.window();
+        let mut items: Vec<Row> = Vec::new();
+        let mut spill: Option<crate::query::spill::Spill> = None;
         let mut used = 0usize;
         while let Some(d) = self.input.next(rt)? {
             let pkey = match &spec.partition_by {
@@ -543,60 +583,126 @@ impl WindowRun {
             used += crate::query::exec::bson_size(&d)
                 + approx_size(&pkey)
                 + keys.iter().map(approx_size).sum::<usize>();
-            if used > limit {
-                return Err(MongoError::new(
-                    ErrorCode::QueryExceededMemoryLimitNoDiskUseAllowed,
-                    format!("Exceeded memory limit in DocumentSourceSetWindowFields, used {used} bytes, memory limit {limit} bytes"),
-                ));
-            }
             items.push((pkey, keys, d));
+            if used > limit {
+                if !rt.allow_disk_use {
+                    return Err(memory_error(used, limit));
+                }
+                self.spill_rows(spill.get_or_insert_with(Default::default), &mut items)?;
+                used = 0;
+            }
+        }
+        if let Some(mut spill) = spill {
+            self.spill_rows(&mut spill, &mut items)?;
+            return Ok(Sorted::Disk(spill));
         }
         if spec.partition_by.is_some() || spec.sort_by.is_some() {
-            let sort = spec.sort_by.clone().unwrap_or_default();
             // Stable: equal keys keep their input order.
-            items.sort_by(|a, b| compare_bson(&a.0, &b.0).then_with(|| sort.compare_keys(&a.1, &b.1)));
+            items.sort_by(|a, b| row_order(&spec, (&a.0, &a.1), (&b.0, &b.1)));
         }
-        let mut out = Vec::with_capacity(items.len());
-        let mut start = 0;
-        while start < items.len() {
-            let mut end = start + 1;
-            while end < items.len() && compare_bson(&items[end].0, &items[start].0).is_eq() {
-                end += 1;
-            }
-            let (keys, docs): (Vec<Vec<Bson>>, Vec<Document>) =
-                items[start..end].iter().map(|(_, k, d)| (k.clone(), d.clone())).unzip();
-            let sort_values = match spec.sort_by.as_ref().and_then(|s| s.fields.first()) {
-                Some(f) if spec.sort_by.as_ref().is_some_and(|s| s.fields.len() == 1) => {
-                    docs.iter().map(|d| get_path(d, &f.parts)).collect()
-                }
-                _ => Vec::new(),
-            };
-            let part = Part { docs: &docs, keys: &keys, sort_values };
-            let mut columns = Vec::with_capacity(spec.outputs.len());
-            for o in &spec.outputs {
-                columns.push(compute(o, &part, rt)?);
-            }
-            for (i, mut d) in docs.iter().cloned().enumerate() {
-                for (o, col) in spec.outputs.iter().zip(columns.iter_mut()) {
-                    let v = std::mem::replace(&mut col[i], Bson::Null);
-                    crate::query::path::set_path(&mut d, &o.path, v)?;
-                }
-                out.push(d);
-            }
-            rt.check_deadline()?;
-            start = end;
+        Ok(Sorted::Mem(items.into_iter()))
+    }
+
+    fn spill_rows(&self, spill: &mut crate::query::spill::Spill, rows: &mut Vec<Row>) -> Result<()> {
+        let mut out = Vec::with_capacity(rows.len());
+        for (p, k, d) in rows.drain(..) {
+            let doc = bson::doc! { "p": p, "k": k, "d": d };
+            let mut raw = Vec::new();
+            doc.to_writer(&mut raw).map_err(|e| MongoError::internal(e.to_string()))?;
+            out.push(crate::query::spill::Item { rid: 0, doc, raw });
         }
-        Ok(out)
+        let spec = &self.spec;
+        spill.write_run_by(out, |a, b| row_order(spec, spilled_keys(a), spilled_keys(b)))
+    }
+
+    fn next_row(&mut self) -> Result<Option<Row>> {
+        let spec = &self.spec;
+        match self.sorted.as_mut() {
+            Some(Sorted::Mem(it)) => Ok(it.next()),
+            Some(Sorted::Disk(spill)) => {
+                let Some(it) = spill.next_by(|a, b| row_order(spec, spilled_keys(a), spilled_keys(b)))?
+                else {
+                    return Ok(None);
+                };
+                let mut d = it.doc;
+                let p = d.remove("p").unwrap_or(Bson::Null);
+                let k = match d.remove("k") {
+                    Some(Bson::Array(a)) => a,
+                    _ => Vec::new(),
+                };
+                match d.remove("d") {
+                    Some(Bson::Document(doc)) => Ok(Some((p, k, doc))),
+                    _ => Err(MongoError::internal("$setWindowFields spill file: bad record")),
+                }
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Computes the next partition into `out`; false when the input is done.
+    fn next_partition(&mut self, rt: &mut Rt) -> Result<bool> {
+        let first = match self.ahead.take() {
+            Some(r) => r,
+            None => match self.next_row()? {
+                Some(r) => r,
+                None => return Ok(false),
+            },
+        };
+        let pkey = first.0.clone();
+        let (mut keys, mut docs) = (vec![first.1], vec![first.2]);
+        // A partition read back from disk must still fit in memory.
+        let limit = rt.memory_limit().max(rt.ss.store.knobs.window());
+        let mut used = 0usize;
+        while let Some(r) = self.next_row()? {
+            if !compare_bson(&r.0, &pkey).is_eq() {
+                self.ahead = Some(r);
+                break;
+            }
+            used += crate::query::exec::bson_size(&r.2);
+            if used > limit {
+                return Err(memory_error(used, limit));
+            }
+            keys.push(r.1);
+            docs.push(r.2);
+        }
+        let spec = self.spec.clone();
+        let sort_values = match spec.sort_by.as_ref().and_then(|s| s.fields.first()) {
+            Some(f) if spec.sort_by.as_ref().is_some_and(|s| s.fields.len() == 1) => {
+                docs.iter().map(|d| get_path(d, &f.parts)).collect()
+            }
+            _ => Vec::new(),
+        };
+        let part = Part { docs: &docs, keys: &keys, sort_values };
+        let mut columns = Vec::with_capacity(spec.outputs.len());
+        for o in &spec.outputs {
+            columns.push(compute(o, &part, rt)?);
+        }
+        for (i, mut d) in docs.into_iter().enumerate() {
+            for (o, col) in spec.outputs.iter().zip(columns.iter_mut()) {
+                let v = std::mem::replace(&mut col[i], Bson::Null);
+                crate::query::path::set_path(&mut d, &o.path, v)?;
+            }
+            self.out.push_back(d);
+        }
+        rt.check_deadline()?;
+        Ok(true)
     }
 }
 
 impl Stream for WindowRun {
     fn next(&mut self, rt: &mut Rt) -> Result<Option<Document>> {
-        if self.out.is_none() {
-            let docs = self.build(rt)?;
-            self.out = Some(docs.into_iter());
+        if self.sorted.is_none() {
+            let sorted = self.load(rt)?;
+            self.sorted = Some(sorted);
         }
-        Ok(self.out.as_mut().and_then(Iterator::next))
+        loop {
+            if let Some(d) = self.out.pop_front() {
+                return Ok(Some(d));
+            }
+            if !self.next_partition(rt)? {
+                return Ok(None);
+            }
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Type inspection and conversion: `$type`, `$isNumber`, `$convert` and its shorthands
-//! (`$toInt` `$toLong` `$toDouble` `$toDecimal` `$toString` `$toBool` `$toObjectId` `$toDate`).
+//! (`$toInt` `$toLong` `$toDouble` `$toDecimal` `$toString` `$toBool` `$toObjectId` `$toDate`),
+//! `$toUUID`, and `$toHashedIndexKey` (the key a hashed index stores for a value).
 
 use super::{err, find_arg, func, named_args, nullish, type_of, Ctx, Expr, Parser, Special};
 use crate::error::Result;
@@ -24,6 +25,13 @@ pub fn parse(name: &str, arg: &Bson, p: &mut Parser) -> Option<Result<Expr>> {
             })
         }),
         "$convert" => parse_convert(arg, p),
+        "$toUUID" => p.args_exact(name, arg, 1).and_then(|a| func("$toUUID", a, to_uuid_fn)),
+        "$toHashedIndexKey" => p.parse(arg).and_then(|a| {
+            func("$toHashedIndexKey", vec![a], |_, v| {
+                let v = v.first().cloned().flatten().unwrap_or(Bson::Null);
+                Ok(Some(Bson::Int64(crate::store::hashed::hash_value(&v))))
+            })
+        }),
         _ => {
             let to = match name {
                 "$toInt" => 16,
@@ -271,6 +279,39 @@ pub fn convert(v: &Bson, code: i32) -> std::result::Result<Bson, String> {
     }
 }
 
+/// `$toUUID`: a UUID string (`xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`) to BinData subtype 4.
+fn to_uuid_fn(_: &str, args: &[Option<Bson>]) -> Result<Option<Bson>> {
+    let v = args.first().cloned().flatten();
+    if nullish(&v) {
+        return Ok(Some(Bson::Null));
+    }
+    let fail = |msg: String| Err(err(CONVERSION_FAILURE, format!("{msg} in $convert with no onError value")));
+    match v {
+        Some(Bson::String(s)) => match parse_uuid(&s) {
+            Some(bytes) => {
+                Ok(Some(Bson::Binary(bson::Binary { subtype: bson::spec::BinarySubtype::Uuid, bytes })))
+            }
+            None => fail(format!("Failed to parse BinData '{s}': Invalid UUID string")),
+        },
+        Some(Bson::Binary(b)) if b.subtype == bson::spec::BinarySubtype::Uuid => Ok(Some(Bson::Binary(b))),
+        other => fail(format!("Unsupported conversion from {} to binData", type_of(&other))),
+    }
+}
+
+/// The 16 bytes of a hyphenated UUID string (8-4-4-4-12 hex digits).
+fn parse_uuid(s: &str) -> Option<Vec<u8>> {
+    let groups: Vec<&str> = s.split('-').collect();
+    let lens: Vec<usize> = groups.iter().map(|g| g.len()).collect();
+    if lens != [8, 4, 4, 4, 12] {
+        return None;
+    }
+    let hex: String = groups.concat();
+    if !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..16).map(|i| hex.get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect()
+}
+
 fn dec(s: &str) -> std::result::Result<Bson, String> {
     Decimal128::from_str(s).map(Bson::Decimal128).map_err(|_| format!("Failed to convert {s} to decimal"))
 }
@@ -339,6 +380,22 @@ mod tests {
         assert_eq!(ev(bson!({"$toString": 5.0})).unwrap(), Some(bson!("5")));
         assert_eq!(ev(bson!({"$toBool": "false"})).unwrap(), Some(Bson::Boolean(true)));
         assert_eq!(ev(bson!({"$toBool": 0})).unwrap(), Some(Bson::Boolean(false)));
+        let uuid = bson::Uuid::parse_str("3b241101-e2bb-4255-8caf-4136c566a962").unwrap();
+        assert_eq!(
+            ev(bson!({"$toUUID": "3b241101-e2bb-4255-8caf-4136c566a962"})).unwrap(),
+            Some(Bson::Binary(bson::Binary::from_uuid(uuid)))
+        );
+        assert_eq!(ev(bson!({"$toUUID": "$nope"})).unwrap(), Some(Bson::Null));
+        assert_eq!(code(ev(bson!({"$toUUID": "3b241101e2bb42558caf4136c566a962"}))), 241);
+        assert_eq!(code(ev(bson!({"$toUUID": "3b241101-e2bb-4255-8caf-4136c566a96g"}))), 241);
+        assert_eq!(code(ev(bson!({"$toUUID": "+b241101-e2bb-4255-8caf-4136c566a962"}))), 241);
+        assert_eq!(code(ev(bson!({"$toUUID": 5}))), 241);
+        assert_eq!(code(ev(bson!({"$toUUID": ["a", "b"]}))), 16020);
+        let h = |v: Bson| ev(bson!({"$toHashedIndexKey": v})).unwrap();
+        assert_eq!(h(bson!(1)), Some(Bson::Int64(crate::store::hashed::hash_value(&Bson::Int32(1)))));
+        assert_eq!(h(bson!(1)), h(bson!(1.0)));
+        assert_ne!(h(bson!("a")), h(bson!("b")));
+        assert_eq!(h(bson!("$nope")), h(Bson::Null));
         assert_eq!(ev(bson!({"$toInt": null})).unwrap(), Some(Bson::Null));
         let oid = ObjectId::parse_str("5ab9cbfa31c2ab715d42129e").unwrap();
         assert_eq!(

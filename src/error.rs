@@ -554,6 +554,8 @@ error_codes! {
     Location17307 = 17307,
     Location17308 = 17308,
     Location40218 = 40218,
+    Location31138 = 31138,
+    Location4341107 = 4341107,
 }
 
 /// The codes the retryable-writes specification calls retryable: mongod labels an error with

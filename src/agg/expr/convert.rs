@@ -25,7 +25,16 @@ pub fn parse(name: &str, arg: &Bson, p: &mut Parser) -> Option<Result<Expr>> {
             })
         }),
         "$convert" => parse_convert(arg, p),
-        "$toUUID" => p.args_exact(name, arg, 1).and_then(|a| func("$toUUID", a, to_uuid_fn)),
+        "$toUUID" => p.args_exact(name, arg, 1).map(|mut a| {
+            let to = bson::doc! {"type": "binData", "subtype": 4};
+            fold(Convert {
+                input: a.remove(0),
+                to: Expr::Const(Bson::Document(to)),
+                format: Some(Expr::Const(Bson::String("uuid".into()))),
+                on_error: None,
+                on_null: None,
+            })
+        }),
         "$toHashedIndexKey" => p.parse(arg).and_then(|a| {
             func("$toHashedIndexKey", vec![a], |_, v| {
                 let v = v.first().cloned().flatten().unwrap_or(Bson::Null);
@@ -46,7 +55,13 @@ pub fn parse(name: &str, arg: &Bson, p: &mut Parser) -> Option<Result<Expr>> {
             };
             p.args_exact(name, arg, 1).map(|mut a| {
                 let input = a.remove(0);
-                let c = Convert { input, to: Expr::Const(Bson::Int32(to)), on_error: None, on_null: None };
+                let c = Convert {
+                    input,
+                    to: Expr::Const(Bson::Int32(to)),
+                    format: None,
+                    on_error: None,
+                    on_null: None,
+                };
                 fold(c)
             })
         }
@@ -55,7 +70,12 @@ pub fn parse(name: &str, arg: &Bson, p: &mut Parser) -> Option<Result<Expr>> {
 }
 
 fn fold(c: Convert) -> Expr {
-    if c.input.is_const() && c.to.is_const() && c.on_error.is_none() && c.on_null.is_none() {
+    if c.input.is_const()
+        && c.to.is_const()
+        && c.format.as_ref().is_none_or(Expr::is_const)
+        && c.on_error.is_none()
+        && c.on_null.is_none()
+    {
         let mut ctx = super::const_ctx();
         if let Ok(v) = c.eval(&mut ctx) {
             return v.map(Expr::Const).unwrap_or(Expr::Special(Box::new(c)));
@@ -67,18 +87,20 @@ fn fold(c: Convert) -> Expr {
 struct Convert {
     input: Expr,
     to: Expr,
+    format: Option<Expr>,
     on_error: Option<Expr>,
     on_null: Option<Expr>,
 }
 
 fn parse_convert(arg: &Bson, p: &mut Parser) -> Result<Expr> {
-    let args = named_args("$convert", arg, &["input", "to", "onError", "onNull"], 40450, 40451)?;
+    let args = named_args("$convert", arg, &["input", "to", "format", "onError", "onNull"], 40450, 40451)?;
     let input =
         find_arg(&args, "input").ok_or_else(|| err(40414, "Missing 'input' parameter to $convert"))?;
     let to = find_arg(&args, "to").ok_or_else(|| err(40414, "Missing 'to' parameter to $convert"))?;
     let c = Convert {
         input: p.parse(input)?,
         to: p.parse(to)?,
+        format: find_arg(&args, "format").map(|v| p.parse(v)).transpose()?,
         on_error: find_arg(&args, "onError").map(|v| p.parse(v)).transpose()?,
         on_null: find_arg(&args, "onNull").map(|v| p.parse(v)).transpose()?,
     };
@@ -92,7 +114,32 @@ impl Special for Convert {
         if nullish(&to) {
             return Ok(Some(Bson::Null));
         }
-        let code = target_code(to.as_ref().unwrap_or(&Bson::Null))?;
+        // `to: {type, subtype}` names a BinData subtype (mongod 8.0).
+        let (code, subtype) = match &to {
+            Some(Bson::Document(d)) => {
+                let t = d.get("type").cloned().unwrap_or(Bson::Null);
+                let sub = match d.get("subtype") {
+                    None => 0,
+                    Some(v) => crate::query::util::exact_i64(v)
+                        .and_then(|n| u8::try_from(n).ok())
+                        .ok_or_else(|| err(4341107, "Invalid 'to.subtype' value in $convert"))?,
+                };
+                (target_code(&t)?, sub)
+            }
+            other => (target_code(other.as_ref().unwrap_or(&Bson::Null))?, 0),
+        };
+        let format = match &self.format {
+            None => None,
+            Some(e) => match e.eval(c)? {
+                Some(Bson::String(f)) if super::bindata::FORMATS.contains(&f.as_str()) => Some(f),
+                other => {
+                    return Err(crate::error::MongoError::bad_value(format!(
+                        "Invalid format value for $convert: {}",
+                        other.as_ref().map(crate::query::util::value_to_string).unwrap_or_default()
+                    )))
+                }
+            },
+        };
         if nullish(&input) {
             return match &self.on_null {
                 Some(e) => e.eval(c),
@@ -100,7 +147,13 @@ impl Special for Convert {
             };
         }
         let v = input.unwrap_or(Bson::Null);
-        match convert(&v, code) {
+        let out = match (code, &v) {
+            (5, _) | (2, Bson::Binary(_)) => {
+                super::bindata::convert(&v, code == 2, subtype, format.as_deref())
+            }
+            _ => convert(&v, code),
+        };
+        match out {
             Ok(out) => Ok(Some(out)),
             Err(msg) => match &self.on_error {
                 Some(e) => e.eval(c),
@@ -279,39 +332,6 @@ pub fn convert(v: &Bson, code: i32) -> std::result::Result<Bson, String> {
     }
 }
 
-/// `$toUUID`: a UUID string (`xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`) to BinData subtype 4.
-fn to_uuid_fn(_: &str, args: &[Option<Bson>]) -> Result<Option<Bson>> {
-    let v = args.first().cloned().flatten();
-    if nullish(&v) {
-        return Ok(Some(Bson::Null));
-    }
-    let fail = |msg: String| Err(err(CONVERSION_FAILURE, format!("{msg} in $convert with no onError value")));
-    match v {
-        Some(Bson::String(s)) => match parse_uuid(&s) {
-            Some(bytes) => {
-                Ok(Some(Bson::Binary(bson::Binary { subtype: bson::spec::BinarySubtype::Uuid, bytes })))
-            }
-            None => fail(format!("Failed to parse BinData '{s}': Invalid UUID string")),
-        },
-        Some(Bson::Binary(b)) if b.subtype == bson::spec::BinarySubtype::Uuid => Ok(Some(Bson::Binary(b))),
-        other => fail(format!("Unsupported conversion from {} to binData", type_of(&other))),
-    }
-}
-
-/// The 16 bytes of a hyphenated UUID string (8-4-4-4-12 hex digits).
-fn parse_uuid(s: &str) -> Option<Vec<u8>> {
-    let groups: Vec<&str> = s.split('-').collect();
-    let lens: Vec<usize> = groups.iter().map(|g| g.len()).collect();
-    if lens != [8, 4, 4, 4, 12] {
-        return None;
-    }
-    let hex: String = groups.concat();
-    if !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        return None;
-    }
-    (0..16).map(|i| hex.get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect()
-}
-
 fn dec(s: &str) -> std::result::Result<Bson, String> {
     Decimal128::from_str(s).map(Bson::Decimal128).map_err(|_| format!("Failed to convert {s} to decimal"))
 }
@@ -380,17 +400,6 @@ mod tests {
         assert_eq!(ev(bson!({"$toString": 5.0})).unwrap(), Some(bson!("5")));
         assert_eq!(ev(bson!({"$toBool": "false"})).unwrap(), Some(Bson::Boolean(true)));
         assert_eq!(ev(bson!({"$toBool": 0})).unwrap(), Some(Bson::Boolean(false)));
-        let uuid = bson::Uuid::parse_str("3b241101-e2bb-4255-8caf-4136c566a962").unwrap();
-        assert_eq!(
-            ev(bson!({"$toUUID": "3b241101-e2bb-4255-8caf-4136c566a962"})).unwrap(),
-            Some(Bson::Binary(bson::Binary::from_uuid(uuid)))
-        );
-        assert_eq!(ev(bson!({"$toUUID": "$nope"})).unwrap(), Some(Bson::Null));
-        assert_eq!(code(ev(bson!({"$toUUID": "3b241101e2bb42558caf4136c566a962"}))), 241);
-        assert_eq!(code(ev(bson!({"$toUUID": "3b241101-e2bb-4255-8caf-4136c566a96g"}))), 241);
-        assert_eq!(code(ev(bson!({"$toUUID": "+b241101-e2bb-4255-8caf-4136c566a962"}))), 241);
-        assert_eq!(code(ev(bson!({"$toUUID": 5}))), 241);
-        assert_eq!(code(ev(bson!({"$toUUID": ["a", "b"]}))), 16020);
         let h = |v: Bson| ev(bson!({"$toHashedIndexKey": v})).unwrap();
         assert_eq!(h(bson!(1)), Some(Bson::Int64(crate::store::hashed::hash_value(&Bson::Int32(1)))));
         assert_eq!(h(bson!(1)), h(bson!(1.0)));

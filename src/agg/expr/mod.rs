@@ -12,6 +12,7 @@
 
 pub mod arith;
 pub mod array;
+pub mod bindata;
 pub mod bitwise;
 pub mod cond;
 pub mod convert;

@@ -148,6 +148,14 @@ fn expression_operators() {
     // The same key a hashed index stores: equal numbers of different types hash alike.
     let out = run(&coll, vec![doc! {"$project": {"h": {"$toHashedIndexKey": 3.0}}}]);
     assert_eq!(out[0].get("h").cloned(), hashed);
+    // A $meta field neither includes nor excludes; with nothing available it adds nothing.
+    let out = run(&coll, vec![doc! {"$project": {"s": 1, "score": {"$meta": "searchScore"}}}]);
+    assert_eq!(out[0].keys().collect::<Vec<_>>(), vec!["_id", "s"]);
+    let out = run(&coll, vec![doc! {"$project": {"scores": 0, "k": {"$meta": "indexKey"}}}]);
+    assert_eq!(out[0].keys().collect::<Vec<_>>(), vec!["_id", "a", "b", "l", "s"]);
+    let out = run(&coll, vec![doc! {"$sort": {"x": {"$meta": "searchScore"}}}, doc! {"$project": {"a": 1}}]);
+    assert_eq!(out, vec![doc! {"_id": 1, "a": 3}]);
+    fails_sort(&coll);
     let fails = |stage: Document, code: i32, name: &str| {
         assert_command_error(coll.aggregate(vec![stage]).run(), code, name);
     };
@@ -156,6 +164,13 @@ fn expression_operators() {
     fails(doc! {"$project": {"x": {"$meta": "textScore"}}}, 40218, "Location40218");
     fails(doc! {"$project": {"x": {"$meta": "bogus"}}}, 17308, "Location17308");
     fails(doc! {"$project": {"x": {"$maxN": {"n": 0, "input": "$scores"}}}}, 5787908, "Location5787908");
+}
+
+fn fails_sort(coll: &Collection<Document>) {
+    let e = coll.aggregate(vec![doc! {"$sort": {"x": {"$meta": "textScore"}}}]).run();
+    assert_command_error(e, 40218, "Location40218");
+    let e = coll.aggregate(vec![doc! {"$sort": {"x": {"$meta": "indexKey"}}}]).run();
+    assert_command_error(e, 31138, "Location31138");
 }
 
 #[test]

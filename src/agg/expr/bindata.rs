@@ -47,7 +47,7 @@ fn decode(s: &str, format: &str, subtype: u8) -> Option<Vec<u8>> {
         "base64" | "auto" => base64::engine::general_purpose::STANDARD.decode(s).ok(),
         "base64url" => base64::engine::general_purpose::URL_SAFE.decode(s).ok(),
         "hex" => {
-            if s.len() % 2 != 0 || !s.chars().all(|c| c.is_ascii_hexdigit()) {
+            if !s.len().is_multiple_of(2) || !s.chars().all(|c| c.is_ascii_hexdigit()) {
                 return None;
             }
             (0..s.len() / 2)

@@ -548,6 +548,17 @@ error_codes! {
     Location5787907 = 5787907,
     Location5787908 = 5787908,
     Location5787909 = 5787909,
+    // $median/$percentile, $minN/$maxN expressions, $meta
+    Location5788200 = 5788200,
+    Location7436100 = 7436100,
+    Location7750300 = 7750300,
+    Location7750301 = 7750301,
+    Location7766600 = 7766600,
+    Location17307 = 17307,
+    Location17308 = 17308,
+    Location40218 = 40218,
+    Location31138 = 31138,
+    Location4341107 = 4341107,
 }
 
 /// The codes the retryable-writes specification calls retryable: mongod labels an error with

@@ -230,11 +230,33 @@ pub fn parse_top_level(op: &str, arg: &Bson, ctx: Ctx) -> Option<Result<Expr>> {
         "$sampleRate" if ctx.sub_document => Err(top_only("$sampleRate")),
         "$expr" => crate::agg::expr::expr_predicate(arg).map(Expr::Doc),
         "$jsonSchema" => super::json_schema::parse(arg).map(|p| Expr::Doc(std::sync::Arc::new(p))),
-        "$sampleRate" => Err(bad_value(format!("{op} is not supported yet"))),
+        "$sampleRate" => sample_rate(arg),
         // A DBRef's fields queried at the top level are plain equalities.
         "$id" | "$ref" | "$db" => super::ops_comparison::eq_expr(op, arg),
         _ => return None,
     })
+}
+
+/// `$sampleRate: p`: each document passes with probability p, drawn per document.
+fn sample_rate(arg: &Bson) -> Result<Expr> {
+    let p = match crate::query::compare::as_number(arg) {
+        Some(n) => n.to_f64(),
+        None => return Err(bad_value("argument to $sampleRate must be a numeric type")),
+    };
+    if !(0.0..=1.0).contains(&p) {
+        return Err(bad_value("numeric argument to $sampleRate must be in [0, 1]"));
+    }
+    Ok(Expr::Doc(std::sync::Arc::new(SampleRate(p))))
+}
+
+#[derive(Debug)]
+struct SampleRate(f64);
+
+impl super::matcher::DocPredicate for SampleRate {
+    fn matches(&self, _doc: &Document) -> bool {
+        // random() is in [0, 1): p = 0 never passes and p = 1 always does.
+        rand::random::<f64>() < self.0
+    }
 }
 
 #[cfg(test)]
@@ -245,6 +267,23 @@ mod tests {
 
     fn m(filter: Document, d: Document) -> bool {
         Matcher::parse(&filter).unwrap().matches(&d)
+    }
+
+    #[test]
+    fn sample_rate() {
+        let docs: Vec<Document> = (0..2000).map(|i| doc! {"i": i}).collect();
+        let count = |p: Bson| {
+            let m = Matcher::parse(&doc! {"$sampleRate": p}).unwrap();
+            docs.iter().filter(|d| m.matches(d)).count()
+        };
+        assert_eq!(count(Bson::Double(0.0)), 0);
+        assert_eq!(count(Bson::Int32(1)), 2000);
+        let half = count(Bson::Double(0.5));
+        assert!((800..=1200).contains(&half), "{half}");
+        assert_eq!(err(doc! {"$sampleRate": 1.5}).0, ErrorCode::BadValue);
+        assert_eq!(err(doc! {"$sampleRate": -0.1}).0, ErrorCode::BadValue);
+        assert_eq!(err(doc! {"$sampleRate": "x"}).0, ErrorCode::BadValue);
+        assert_eq!(err(doc! {"a": {"$elemMatch": {"$sampleRate": 0.5}}}).0, ErrorCode::BadValue);
     }
 
     fn re(p: &str, o: &str) -> Bson {

@@ -7,7 +7,7 @@
 //! their input order: sort with a stable sort (`sort_documents` does).
 
 use super::compare::compare_bson;
-use super::util::{array_index, bad_value, element_to_string, located};
+use super::util::{array_index, element_to_string, located};
 use crate::error::{ErrorCode, Result};
 use bson::{Bson, Document};
 use std::cmp::Ordering;
@@ -39,11 +39,33 @@ impl SortSpec {
                 ));
             }
             if let Bson::Document(d) = v {
-                if d.keys().next().is_some_and(|k| k == "$meta") {
-                    return Err(bad_value(format!(
-                        "$meta sort is not supported yet: {}",
-                        element_to_string(path, v)
-                    )));
+                if d.len() == 1 && d.keys().next().is_some_and(|k| k == "$meta") {
+                    // No metadata is ever set here, so a valid `$meta` key ties every
+                    // document and is dropped; textScore needs a `$text` query we cannot have.
+                    match d.get("$meta") {
+                        Some(Bson::String(m)) if m == "textScore" => {
+                            return Err(located(
+                                40218,
+                                ErrorCode::BadValue,
+                                "query requires text score metadata, but it is not available",
+                            ))
+                        }
+                        Some(Bson::String(m))
+                            if matches!(
+                                m.as_str(),
+                                "randVal" | "searchScore" | "vectorSearchScore" | "score" | "geoNearDistance"
+                            ) =>
+                        {
+                            continue
+                        }
+                        _ => {
+                            return Err(located(
+                                31138,
+                                ErrorCode::BadValue,
+                                format!("Illegal $meta sort: {}", element_to_string(path, v)),
+                            ))
+                        }
+                    }
                 }
                 return Err(located(
                     17312,
@@ -294,7 +316,14 @@ mod tests {
         let e = SortSpec::parse(&doc! {"a": "x"}).unwrap_err();
         assert_eq!(e.code, ErrorCode::Location15974);
         assert_eq!(e.message, "Illegal key in $sort specification: a: \"x\"");
-        assert!(SortSpec::parse(&doc! {"a": {"$meta": "textScore"}}).is_err());
+        let code = |d: Document| SortSpec::parse(&d).map(|_| ()).unwrap_err().code.code();
+        assert_eq!(code(doc! {"a": {"$meta": "textScore"}}), 40218);
+        assert_eq!(code(doc! {"a": {"$meta": "nope"}}), 31138);
+        assert_eq!(code(doc! {"a": {"$meta": 1}}), 31138);
+        assert_eq!(code(doc! {"a": {"$add": [1]}}), 17312);
+        let s = SortSpec::parse(&doc! {"a": {"$meta": "searchScore"}, "b": -1}).unwrap();
+        assert_eq!(s.fields.len(), 1);
+        assert_eq!(s.fields[0].path, "b");
         assert!(SortSpec::parse(&doc! {"a": 1.0, "b": -1i64}).is_ok());
         assert!(SortSpec::parse(&doc! {}).unwrap().is_empty());
         let s = SortSpec::parse(&doc! {"$natural": -1}).unwrap();

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod agg_operators;
 mod aggregate;
 mod api;
 mod auth;

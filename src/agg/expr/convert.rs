@@ -1,5 +1,6 @@
 //! Type inspection and conversion: `$type`, `$isNumber`, `$convert` and its shorthands
-//! (`$toInt` `$toLong` `$toDouble` `$toDecimal` `$toString` `$toBool` `$toObjectId` `$toDate`).
+//! (`$toInt` `$toLong` `$toDouble` `$toDecimal` `$toString` `$toBool` `$toObjectId` `$toDate`),
+//! `$toUUID`, and `$toHashedIndexKey` (the key a hashed index stores for a value).
 
 use super::{err, find_arg, func, named_args, nullish, type_of, Ctx, Expr, Parser, Special};
 use crate::error::Result;
@@ -24,6 +25,22 @@ pub fn parse(name: &str, arg: &Bson, p: &mut Parser) -> Option<Result<Expr>> {
             })
         }),
         "$convert" => parse_convert(arg, p),
+        "$toUUID" => p.args_exact(name, arg, 1).map(|mut a| {
+            let to = bson::doc! {"type": "binData", "subtype": 4};
+            fold(Convert {
+                input: a.remove(0),
+                to: Expr::Const(Bson::Document(to)),
+                format: Some(Expr::Const(Bson::String("uuid".into()))),
+                on_error: None,
+                on_null: None,
+            })
+        }),
+        "$toHashedIndexKey" => p.parse(arg).and_then(|a| {
+            func("$toHashedIndexKey", vec![a], |_, v| {
+                let v = v.first().cloned().flatten().unwrap_or(Bson::Null);
+                Ok(Some(Bson::Int64(crate::store::hashed::hash_value(&v))))
+            })
+        }),
         _ => {
             let to = match name {
                 "$toInt" => 16,
@@ -38,7 +55,13 @@ pub fn parse(name: &str, arg: &Bson, p: &mut Parser) -> Option<Result<Expr>> {
             };
             p.args_exact(name, arg, 1).map(|mut a| {
                 let input = a.remove(0);
-                let c = Convert { input, to: Expr::Const(Bson::Int32(to)), on_error: None, on_null: None };
+                let c = Convert {
+                    input,
+                    to: Expr::Const(Bson::Int32(to)),
+                    format: None,
+                    on_error: None,
+                    on_null: None,
+                };
                 fold(c)
             })
         }
@@ -47,7 +70,12 @@ pub fn parse(name: &str, arg: &Bson, p: &mut Parser) -> Option<Result<Expr>> {
 }
 
 fn fold(c: Convert) -> Expr {
-    if c.input.is_const() && c.to.is_const() && c.on_error.is_none() && c.on_null.is_none() {
+    if c.input.is_const()
+        && c.to.is_const()
+        && c.format.as_ref().is_none_or(Expr::is_const)
+        && c.on_error.is_none()
+        && c.on_null.is_none()
+    {
         let mut ctx = super::const_ctx();
         if let Ok(v) = c.eval(&mut ctx) {
             return v.map(Expr::Const).unwrap_or(Expr::Special(Box::new(c)));
@@ -59,18 +87,20 @@ fn fold(c: Convert) -> Expr {
 struct Convert {
     input: Expr,
     to: Expr,
+    format: Option<Expr>,
     on_error: Option<Expr>,
     on_null: Option<Expr>,
 }
 
 fn parse_convert(arg: &Bson, p: &mut Parser) -> Result<Expr> {
-    let args = named_args("$convert", arg, &["input", "to", "onError", "onNull"], 40450, 40451)?;
+    let args = named_args("$convert", arg, &["input", "to", "format", "onError", "onNull"], 40450, 40451)?;
     let input =
         find_arg(&args, "input").ok_or_else(|| err(40414, "Missing 'input' parameter to $convert"))?;
     let to = find_arg(&args, "to").ok_or_else(|| err(40414, "Missing 'to' parameter to $convert"))?;
     let c = Convert {
         input: p.parse(input)?,
         to: p.parse(to)?,
+        format: find_arg(&args, "format").map(|v| p.parse(v)).transpose()?,
         on_error: find_arg(&args, "onError").map(|v| p.parse(v)).transpose()?,
         on_null: find_arg(&args, "onNull").map(|v| p.parse(v)).transpose()?,
     };
@@ -84,7 +114,32 @@ impl Special for Convert {
         if nullish(&to) {
             return Ok(Some(Bson::Null));
         }
-        let code = target_code(to.as_ref().unwrap_or(&Bson::Null))?;
+        // `to: {type, subtype}` names a BinData subtype (mongod 8.0).
+        let (code, subtype) = match &to {
+            Some(Bson::Document(d)) => {
+                let t = d.get("type").cloned().unwrap_or(Bson::Null);
+                let sub = match d.get("subtype") {
+                    None => 0,
+                    Some(v) => crate::query::util::exact_i64(v)
+                        .and_then(|n| u8::try_from(n).ok())
+                        .ok_or_else(|| err(4341107, "Invalid 'to.subtype' value in $convert"))?,
+                };
+                (target_code(&t)?, sub)
+            }
+            other => (target_code(other.as_ref().unwrap_or(&Bson::Null))?, 0),
+        };
+        let format = match &self.format {
+            None => None,
+            Some(e) => match e.eval(c)? {
+                Some(Bson::String(f)) if super::bindata::FORMATS.contains(&f.as_str()) => Some(f),
+                other => {
+                    return Err(crate::error::MongoError::bad_value(format!(
+                        "Invalid format value for $convert: {}",
+                        other.as_ref().map(crate::query::util::value_to_string).unwrap_or_default()
+                    )))
+                }
+            },
+        };
         if nullish(&input) {
             return match &self.on_null {
                 Some(e) => e.eval(c),
@@ -92,7 +147,13 @@ impl Special for Convert {
             };
         }
         let v = input.unwrap_or(Bson::Null);
-        match convert(&v, code) {
+        let out = match (code, &v) {
+            (5, _) | (2, Bson::Binary(_)) => {
+                super::bindata::convert(&v, code == 2, subtype, format.as_deref())
+            }
+            _ => convert(&v, code),
+        };
+        match out {
             Ok(out) => Ok(Some(out)),
             Err(msg) => match &self.on_error {
                 Some(e) => e.eval(c),
@@ -339,6 +400,11 @@ mod tests {
         assert_eq!(ev(bson!({"$toString": 5.0})).unwrap(), Some(bson!("5")));
         assert_eq!(ev(bson!({"$toBool": "false"})).unwrap(), Some(Bson::Boolean(true)));
         assert_eq!(ev(bson!({"$toBool": 0})).unwrap(), Some(Bson::Boolean(false)));
+        let h = |v: Bson| ev(bson!({"$toHashedIndexKey": v})).unwrap();
+        assert_eq!(h(bson!(1)), Some(Bson::Int64(crate::store::hashed::hash_value(&Bson::Int32(1)))));
+        assert_eq!(h(bson!(1)), h(bson!(1.0)));
+        assert_ne!(h(bson!("a")), h(bson!("b")));
+        assert_eq!(h(bson!("$nope")), h(Bson::Null));
         assert_eq!(ev(bson!({"$toInt": null})).unwrap(), Some(Bson::Null));
         let oid = ObjectId::parse_str("5ab9cbfa31c2ab715d42129e").unwrap();
         assert_eq!(

@@ -12,12 +12,16 @@
 
 pub mod arith;
 pub mod array;
+pub mod bindata;
+pub mod bitwise;
 pub mod cond;
 pub mod convert;
 pub mod date;
 pub mod date_parts;
 pub mod decimal;
+pub mod meta;
 pub mod object;
+pub mod stats;
 pub mod string;
 pub mod tz;
 
@@ -220,7 +224,10 @@ impl Parser {
         if name == "$literal" {
             return Ok(Expr::Const(arg.clone()));
         }
-        let families: [Family; 7] = [
+        if let Some(r) = meta::parse(name, arg) {
+            return r;
+        }
+        let families: [Family; 9] = [
             arith::parse,
             cond::parse,
             convert::parse,
@@ -228,6 +235,8 @@ impl Parser {
             array::parse,
             object::parse,
             date::parse,
+            bitwise::parse,
+            stats::parse,
         ];
         for family in families {
             if let Some(r) = family(name, arg, self) {

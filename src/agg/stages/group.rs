@@ -33,6 +33,8 @@ pub(crate) enum Kind {
     Bottom,
     TopN,
     BottomN,
+    /// `$median`/`$percentile` (spec in `AccSpec::quantile`), over a `State::List` of doubles.
+    Quantile,
 }
 
 pub(crate) struct AccSpec {
@@ -41,6 +43,7 @@ pub(crate) struct AccSpec {
     arg: Expr,
     n: Option<Expr>,
     pub(crate) sort: Option<SortSpec>,
+    pub(crate) quantile: Option<crate::agg::expr::stats::QuantileSpec>,
 }
 
 #[derive(Clone)]
@@ -91,6 +94,7 @@ pub(crate) fn parse_acc(field: &str, spec: &Bson, p: &mut Parser) -> Result<AccS
                 arg: Expr::Const(Bson::Int32(1)),
                 n: None,
                 sort: None,
+                quantile: None,
             });
         }
         "$avg" => Kind::Avg,
@@ -111,6 +115,17 @@ pub(crate) fn parse_acc(field: &str, spec: &Bson, p: &mut Parser) -> Result<AccS
         "$bottom" => Kind::Bottom,
         "$topN" => Kind::TopN,
         "$bottomN" => Kind::BottomN,
+        "$median" | "$percentile" => {
+            let (arg, q) = crate::agg::expr::stats::parse_quantile(op, arg, p)?;
+            return Ok(AccSpec {
+                field: field.into(),
+                kind: Kind::Quantile,
+                arg,
+                n: None,
+                sort: None,
+                quantile: Some(q),
+            });
+        }
         other => return Err(err(15952, format!("unknown group operator '{other}'"))),
     };
     if matches!(arg, Bson::Array(_)) && !matches!(kind, Kind::Push | Kind::AddToSet) {
@@ -155,7 +170,7 @@ pub(crate) fn parse_acc(field: &str, spec: &Bson, p: &mut Parser) -> Result<AccS
         }
         _ => (p.parse(arg)?, None, None),
     };
-    Ok(AccSpec { field: field.into(), kind, arg, n, sort })
+    Ok(AccSpec { field: field.into(), kind, arg, n, sort, quantile: None })
 }
 
 impl AccSpec {
@@ -183,7 +198,7 @@ impl AccSpec {
             Kind::Max => State::Max(None),
             Kind::First => State::First(None),
             Kind::Last => State::Last(Bson::Null),
-            Kind::Push => State::List(Vec::new()),
+            Kind::Push | Kind::Quantile => State::List(Vec::new()),
             Kind::AddToSet => State::Set(Vec::new(), HashSet::new()),
             Kind::MergeObjects => State::Merge(Document::new()),
             Kind::StdDevPop | Kind::StdDevSamp => State::Std(StdDev::default()),
@@ -234,6 +249,15 @@ impl AccSpec {
             State::Last(cur) => {
                 *cur = v.unwrap_or(Bson::Null);
                 0
+            }
+            State::List(list) if self.kind == Kind::Quantile => {
+                match v.as_ref().and_then(crate::agg::expr::stats::numeric) {
+                    Some(x) => {
+                        list.push(Bson::Double(x));
+                        approx_size(&Bson::Double(x))
+                    }
+                    None => 0,
+                }
             }
             State::List(list) => match v {
                 Some(v) => {
@@ -326,7 +350,10 @@ impl AccSpec {
             State::Min(v) | State::Max(v) => v.unwrap_or(Bson::Null),
             State::First(v) => v.unwrap_or(Bson::Null),
             State::Last(v) => v,
-            State::List(l) => Bson::Array(l),
+            State::List(l) => match &self.quantile {
+                Some(q) => q.result(l.iter().filter_map(crate::agg::expr::stats::numeric).collect()),
+                None => Bson::Array(l),
+            },
             State::Set(l, _) => Bson::Array(l),
             State::Merge(d) => Bson::Document(d),
             State::Std(s) => s.result(self.kind == Kind::StdDevSamp),
@@ -580,6 +607,7 @@ pub fn parse_sort_by_count(spec: &Bson, pc: &ParseCtx) -> Result<Vec<Arc<dyn Sta
             arg: Expr::Const(Bson::Int32(1)),
             n: None,
             sort: None,
+            quantile: None,
         }],
     };
     let sort = super::sort::SortStage::parse(&Bson::Document(doc! {"count": -1}))?;
@@ -678,6 +706,7 @@ pub fn parse_bucket(spec: &Bson, pc: &ParseCtx) -> Result<Vec<Arc<dyn StageSpec>
             arg: Expr::Const(Bson::Int32(1)),
             n: None,
             sort: None,
+            quantile: None,
         }],
     };
     Ok(vec![Arc::new(GroupSpec { keying: Keying::Bucket { group_by, boundaries, default }, accs })])
@@ -768,6 +797,7 @@ pub fn parse_bucket_auto(spec: &Bson, pc: &ParseCtx) -> Result<Vec<Arc<dyn Stage
             arg: Expr::Const(Bson::Int32(1)),
             n: None,
             sort: None,
+            quantile: None,
         }],
     };
     Ok(vec![Arc::new(BucketAuto { group_by, buckets, granularity, accs })])

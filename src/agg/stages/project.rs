@@ -153,6 +153,18 @@ pub fn project_from(d: &Document, p: &mut Parser) -> Result<Projector> {
             "Invalid $project :: caused by :: projection specification must have at least one field",
         ));
     }
+    // `{f: {$meta: ...}}` neither includes nor excludes. Every `$meta` is missing here (or an
+    // error), so such fields are checked and then left out of the projection.
+    let is_meta = |v: &Bson| matches!(v, Bson::Document(m) if m.len() == 1 && m.contains_key("$meta"));
+    let mut rest = Document::new();
+    for (k, v) in d {
+        if is_meta(v) {
+            p.parse(v)?;
+        } else {
+            rest.insert(k.clone(), v.clone());
+        }
+    }
+    let d = &rest;
     let mut tree = Tree::default();
     build(d, p, true, "$project", "", &mut tree)?;
     let non_id =

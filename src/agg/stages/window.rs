@@ -125,6 +125,8 @@ const WINDOWED_ACCUMULATORS: &[&str] = &[
     "$bottom",
     "$topN",
     "$bottomN",
+    "$median",
+    "$percentile",
 ];
 
 /// Milliseconds of a fixed-length time unit (`$derivative`/`$integral` accept only these).

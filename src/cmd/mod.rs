@@ -16,6 +16,7 @@ pub mod failpoint;
 pub mod find;
 pub mod find_and_modify;
 pub mod format;
+pub mod geo;
 pub mod handshake;
 pub mod index;
 pub mod profile;

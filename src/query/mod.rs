@@ -4,6 +4,7 @@
 pub mod collation;
 pub mod compare;
 pub mod exec;
+pub mod geometry;
 pub mod implies;
 pub mod json_schema;
 pub mod matcher;
@@ -13,6 +14,7 @@ pub mod ops_bitwise;
 pub mod ops_comparison;
 pub mod ops_element;
 pub mod ops_eval;
+pub mod ops_geo;
 pub mod ops_logical;
 pub mod path;
 pub mod planner;

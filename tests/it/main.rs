@@ -15,6 +15,7 @@ mod crash;
 mod crud;
 mod cursors;
 mod dates;
+mod geo;
 mod handshake;
 mod index_kinds;
 mod indexes;

@@ -229,7 +229,7 @@ fn pick_field(coll: &Collection, spec: &GeoNearSpec) -> Result<String> {
         if fields.iter().any(|(f, _)| f == k) {
             return Ok(k.clone());
         }
-        return Err(bad_value(format!("no geo indices for geoNear with key '{k}' on {}", coll.ns)));
+        return Err(no_index());
     }
     for kind in ["2d", "2dsphere"] {
         let of_kind: Vec<&String> = fields.iter().filter(|(_, k)| k == kind).map(|(f, _)| f).collect();
@@ -237,8 +237,7 @@ fn pick_field(coll: &Collection, spec: &GeoNearSpec) -> Result<String> {
             [] => {}
             [only] => return Ok((*only).clone()),
             _ => {
-                return Err(located(
-                    ErrorCode::IndexNotFound.code(),
+                return Err(MongoError::new(
                     ErrorCode::IndexNotFound,
                     format!(
                         "There is more than one {kind} index on {}; unsure which to use for $geoNear",
@@ -248,7 +247,10 @@ fn pick_field(coll: &Collection, spec: &GeoNearSpec) -> Result<String> {
             }
         }
     }
-    Err(no_index())
+    Err(MongoError::new(
+        ErrorCode::IndexNotFound,
+        "$geoNear requires a 2d or 2dsphere index, but none were found",
+    ))
 }
 
 /// Replaces a leading `$geoNear` of `pipeline` (on collection `coll`) by its documents; one

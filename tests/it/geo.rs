@@ -190,6 +190,12 @@ fn geo_near_stage_reports_distances() {
     let stage = doc! {"$geoNear": {"near": point(0.0, 0.0), "distanceField": "dist", "key": "loc"}};
     let e = coll.aggregate(vec![stage.clone()]).run().expect_err("no index");
     assert_eq!(command_error(&e).0, 291);
+    let mut keyless = stage.clone();
+    if let Ok(s) = keyless.get_document_mut("$geoNear") {
+        s.remove("key");
+    }
+    let e = coll.aggregate(vec![keyless]).run().expect_err("no index");
+    assert_eq!(command_error(&e).0, 27);
     assert_ok(&create(&db, "places", doc! {"key": {"loc": "2dsphere"}}).expect("index"));
     let out: Vec<Document> = coll
         .aggregate(vec![

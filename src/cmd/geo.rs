@@ -100,6 +100,10 @@ pub fn find_near(ctx: &mut Ctx, req: &Request, ns: &str, near: Near, rest: Docum
         .map(|p| Projection::parse_with_query(p, Some(&rest)))
         .transpose()?;
     let Some(coll) = ctx.shared.store.collection(ns) else {
+        // A find on a view runs as an aggregate's $match, where $near is refused.
+        if super::views::definition(ctx, &req.db, &args::collection(req)?)?.is_some() {
+            return Err(crate::query::ops_geo::near_not_allowed());
+        }
         return Ok(cursor::cursor_reply(ns, 0, Vec::new(), true));
     };
     if !has_index(&coll, &near) {
@@ -120,6 +124,26 @@ pub fn find_near(ctx: &mut Ctx, req: &Request, ns: &str, near: Near, rest: Docum
         (None, None) => DEFAULT_FIRST_BATCH,
     };
     cursor::open_cursor(ctx, ns.to_string(), CursorSource::Buffered(docs), first, None, single_batch)
+}
+
+/// The count command with a top-level `$near`/`$nearSphere`: the documents within range.
+pub fn count_near(
+    ctx: &mut Ctx,
+    ns: &str,
+    near: Near,
+    rest: Document,
+    skip: u64,
+    limit: Option<u64>,
+) -> Result<Document> {
+    let Some(coll) = ctx.shared.store.collection(ns) else {
+        return Ok(doc! {"n": 0});
+    };
+    if !has_index(&coll, &near) {
+        return Err(no_index());
+    }
+    let found = nearest(ctx, coll, &near, &rest)?.len() as u64;
+    let n = found.saturating_sub(skip).min(limit.unwrap_or(u64::MAX));
+    Ok(doc! {"n": super::catalog::num(n)})
 }
 
 /// A parsed `$geoNear` stage.

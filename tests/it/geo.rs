@@ -172,6 +172,11 @@ fn near_sorts_by_distance_and_needs_an_index() {
         .map(|d| d.expect("doc"))
         .collect();
     assert_eq!(page, vec![doc! {"_id": 1, "even": false}, doc! {"_id": 2, "even": true}]);
+    // The count command counts what is in range; countDocuments' $match refuses $near.
+    let n = db.run_command(doc! {"count": "places", "query": near(2.5 * DEGREE_M)}).run().expect("count");
+    assert_eq!(num(&n, "n"), 3);
+    let e = coll.count_documents(near(1e7)).run().expect_err("countDocuments");
+    assert_eq!(command_error(&e).0, 5626500);
     // Sorting by distance is not a filter: elsewhere than a find it is refused.
     let e = coll.aggregate(vec![doc! {"$match": near(1e7)}]).run().expect_err("in $match");
     assert_eq!(command_error(&e).0, 5626500);

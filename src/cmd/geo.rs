@@ -109,9 +109,17 @@ pub fn find_near(ctx: &mut Ctx, req: &Request, ns: &str, near: Near, rest: Docum
     if !has_index(&coll, &near) {
         return Err(no_index());
     }
-    let found = nearest(ctx, coll, &near, &rest)?;
+    let sort = args::opt_doc(req, "sort")?
+        .filter(|s| !s.is_empty() && !s.contains_key("$natural"))
+        .map(crate::query::sort::SortSpec::parse)
+        .transpose()?;
+    let mut found: Vec<Document> = nearest(ctx, coll, &near, &rest)?.into_iter().map(|(_, _, d)| d).collect();
+    if let Some(s) = sort {
+        // An explicit sort reorders the results; ties stay nearest first (a stable sort).
+        s.sort_documents(&mut found);
+    }
     let mut docs = VecDeque::new();
-    for (_, _, doc) in found.into_iter().skip(skip).take(limit.unwrap_or(usize::MAX)) {
+    for doc in found.into_iter().skip(skip).take(limit.unwrap_or(usize::MAX)) {
         docs.push_back(match &projection {
             Some(p) => p.apply(&doc)?,
             None => doc,

@@ -4,15 +4,17 @@
 //! shapes are `geo` crate geometries.
 //!
 //! Containment of a point in a polygon is exact (boundary included). A line or polygon is
-//! taken to be within a region when all its vertices are (exact for convex regions); edges
+//! taken to be within a polygon when all its vertices are and none of its edges crosses the
+//! polygon's boundary (a polygon around a hole still counts as within); edges
 //! are straight lines in longitude/latitude, where mongod follows geodesics, so results on
 //! long edges can differ from mongod's. Intersection uses the `geo` crate's planar test.
 
 use crate::query::util::number_as_f64;
 use bson::{Bson, Document};
+use geo::line_intersection::line_intersection;
 use geo::{
-    Coord, CoordsIter, Geometry, GeometryCollection, Intersects, LineString, MultiLineString, MultiPoint,
-    MultiPolygon, Point, Polygon,
+    Coord, CoordsIter, Geometry, GeometryCollection, Intersects, Line, LineString, LinesIter,
+    MultiLineString, MultiPoint, MultiPolygon, Point, Polygon,
 };
 
 /// The earth radius mongod uses to turn radians into meters.
@@ -229,6 +231,36 @@ pub fn region_covers_point(region: &Geometry<f64>, c: Coord<f64>) -> bool {
     }
 }
 
+/// Most segment pairs compared to tell whether an edge leaves a region; past it, vertices
+/// alone decide (bounds the work of one comparison).
+const MAX_SEGMENT_PAIRS: usize = 4_000_000;
+
+fn segments(g: &Geometry<f64>, out: &mut Vec<Line<f64>>) {
+    match g {
+        Geometry::LineString(l) => out.extend(l.lines_iter()),
+        Geometry::MultiLineString(m) => out.extend(m.lines_iter()),
+        Geometry::Polygon(p) => out.extend(p.lines_iter()),
+        Geometry::MultiPolygon(m) => out.extend(m.lines_iter()),
+        Geometry::GeometryCollection(c) => c.iter().for_each(|g| segments(g, out)),
+        _ => {}
+    }
+}
+
+/// Whether a (multi)polygon region covers a geometry: every vertex is covered and no edge
+/// crosses the region's boundary (which a concave region needs).
+pub fn region_covers(region: &Geometry<f64>, g: &Geometry<f64>) -> bool {
+    if !all_coords(g, |c| region_covers_point(region, c)) {
+        return false;
+    }
+    let (mut inner, mut outer) = (Vec::new(), Vec::new());
+    segments(g, &mut inner);
+    segments(region, &mut outer);
+    if inner.is_empty() || inner.len().saturating_mul(outer.len()) > MAX_SEGMENT_PAIRS {
+        return true;
+    }
+    !inner.iter().any(|s| outer.iter().any(|r| line_intersection(*s, *r).is_some_and(|i| i.is_proper())))
+}
+
 /// Every vertex of a geometry satisfies `f` (and it has at least one).
 pub fn all_coords(g: &Geometry<f64>, f: impl Fn(Coord<f64>) -> bool) -> bool {
     let mut any = false;
@@ -311,6 +343,19 @@ mod tests {
         assert!(region_covers_point(&g, Coord { x: 10.0, y: 5.0 }), "boundary counts");
         assert!(!region_covers_point(&g, Coord { x: 5.0, y: 5.0 }), "inside the hole");
         assert!(!region_covers_point(&g, Coord { x: 11.0, y: 5.0 }));
+    }
+
+    #[test]
+    fn concave_regions() {
+        // A U: the line from one arm to the other leaves the region between them.
+        let u = geojson(&doc! {"type": "Polygon", "coordinates": [
+            [[0, 0], [6, 0], [6, 6], [4, 6], [4, 2], [2, 2], [2, 6], [0, 6], [0, 0]],
+        ]})
+        .unwrap();
+        let across = geojson(&doc! {"type": "LineString", "coordinates": [[1, 5], [5, 5]]}).unwrap();
+        assert!(!region_covers(&u, &across));
+        let along = geojson(&doc! {"type": "LineString", "coordinates": [[1, 1], [5, 1]]}).unwrap();
+        assert!(region_covers(&u, &along));
     }
 
     #[test]

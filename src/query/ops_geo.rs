@@ -4,7 +4,7 @@
 //!
 //! `$geoWithin` and `$geoIntersects` need no index, as in mongod. Regions: `$geometry`
 //! (Polygon/MultiPolygon, spherical), `$box`, `$polygon`, `$center` (flat) and
-//! `$centerSphere` (radians on the sphere).
+//! `$centerSphere` (radians on the sphere). Circles and boxes test a geometry's vertices.
 
 use super::geometry::{self, Shape, EARTH_RADIUS_M};
 use super::matcher::{Ctx, ElementPredicate, Expr};
@@ -42,9 +42,7 @@ impl ElementPredicate for Within {
         let Some(s) = v.and_then(geometry::stored) else { return false };
         let g = &s.geom;
         match &self.0 {
-            Region::Sphere(r) | Region::Polygon(r) => {
-                geometry::all_coords(g, |c| geometry::region_covers_point(r, c))
-            }
+            Region::Sphere(r) | Region::Polygon(r) => geometry::region_covers(r, g),
             Region::Box { min, max } => {
                 geometry::all_coords(g, |c| c.x >= min.x && c.x <= max.x && c.y >= min.y && c.y <= max.y)
             }

@@ -172,6 +172,14 @@ fn near_sorts_by_distance_and_needs_an_index() {
         .map(|d| d.expect("doc"))
         .collect();
     assert_eq!(page, vec![doc! {"_id": 1, "even": false}, doc! {"_id": 2, "even": true}]);
+    let by_id: Vec<i32> = coll
+        .find(near(2.5 * DEGREE_M))
+        .sort(doc! {"even": -1})
+        .run()
+        .expect("find")
+        .map(|d| d.expect("doc").get_i32("_id").expect("_id"))
+        .collect();
+    assert_eq!(by_id, vec![0, 2, 1], "an explicit sort first, then distance");
     // The count command counts what is in range; countDocuments' $match refuses $near.
     let n = db.run_command(doc! {"count": "places", "query": near(2.5 * DEGREE_M)}).run().expect("count");
     assert_eq!(num(&n, "n"), 3);

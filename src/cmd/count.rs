@@ -22,6 +22,10 @@ pub fn count(ctx: &mut Ctx, req: &Request) -> Result<Document> {
         req.body.get("collation"),
         ctx.shared.store.catalog.get(&ns).as_deref(),
     )?;
+    if let Some((near, rest)) = crate::query::ops_geo::take_near(&filter)? {
+        // The count command (unlike countDocuments' $match) accepts $near, as mongod's does.
+        return super::geo::count_near(ctx, &ns, near, rest, skip as u64, limit);
+    }
     let matcher = Matcher::parse(&filter)?;
     let Some(coll) = ctx.shared.store.catalog.get(&ns) else {
         let Some((base, mut stages)) = super::views::resolve(ctx, &req.db, &coll_name)? else {

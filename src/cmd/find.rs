@@ -100,6 +100,9 @@ pub fn find(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     if tailable && sort.as_ref().is_some_and(|s| !s.is_empty() && s.get("$natural").is_none()) {
         return Err(MongoError::bad_value("cannot use tailable option with a sort other than {$natural: 1}"));
     }
+    if let Some((near, rest)) = crate::query::ops_geo::take_near(&filter)? {
+        return super::geo::find_near(ctx, req, &ns, near, rest);
+    }
     let matcher = Matcher::parse(&filter)?;
     let sort_spec = sort.as_ref().filter(|s| !s.contains_key("$natural")).map(SortSpec::parse).transpose()?;
     let projection = projection
@@ -371,6 +374,7 @@ pub fn aggregate(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     if let Some(c) = &coll_name {
         super::stats_stages::rewrite(ctx, &req.db, c, &mut pipeline)?;
         super::plan_cache_stats::rewrite(ctx, &req.db, c, &mut pipeline)?;
+        super::geo::rewrite_geo_near(ctx, &req.db, c, &mut pipeline)?;
     }
     // A view: its resolved pipeline runs first, over the collection it is defined on.
     let mut source = ns.clone();

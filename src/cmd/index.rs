@@ -98,8 +98,8 @@ fn normalize_spec(raw: &Document) -> Result<Document> {
                 return Err(cannot_create(raw, "Values in the index key pattern can't be 0."))
             }
             Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) => {}
-            Bson::String(s) if s == "hashed" => {}
-            Bson::String(s) if matches!(s.as_str(), "text" | "2d" | "2dsphere" | "geoHaystack") => {
+            Bson::String(s) if matches!(s.as_str(), "hashed" | "2d" | "2dsphere") => {}
+            Bson::String(s) if matches!(s.as_str(), "text" | "geoHaystack") => {
                 return Err(cannot_create(raw, &format!("index type '{s}' is not supported yet")))
             }
             Bson::String(s) => return Err(cannot_create(raw, &format!("Unknown index plugin '{s}'"))),
@@ -215,6 +215,12 @@ fn normalize_spec(raw: &Document) -> Result<Document> {
         };
         spec.insert(k.clone(), v);
     }
+    if key.values().any(|v| matches!(v, Bson::String(s) if s == "2dsphere"))
+        && !spec.contains_key("2dsphereIndexVersion")
+    {
+        // Listed as mongod lists it: the current 2dsphere format.
+        spec.insert("2dsphereIndexVersion", 3);
+    }
     if spec.get_bool("sparse").unwrap_or(false) && spec.contains_key("partialFilterExpression") {
         return Err(cannot_create(raw, "cannot mix \"partialFilterExpression\" and \"sparse\" options"));
     }
@@ -226,6 +232,7 @@ fn normalize_spec(raw: &Document) -> Result<Document> {
 
 /// The restrictions mongod puts on hashed and wildcard key patterns and their options.
 fn check_special_kinds(raw: &Document, key: &Document) -> Result<()> {
+    check_geo_kinds(raw, key)?;
     let hashed = key.values().filter(|v| matches!(v, Bson::String(s) if s == "hashed")).count();
     if hashed > 1 {
         return Err(MongoError::new(
@@ -292,6 +299,40 @@ fn check_special_kinds(raw: &Document, key: &Document) -> Result<()> {
         }
     };
     WildcardSpec::new(field, projection).map_err(|m| cannot_create(raw, &m))?;
+    Ok(())
+}
+
+/// mongod's rules for 2d and 2dsphere key patterns: one index plugin per index, a single
+/// leading 2d field, and valid `bits`/`min`/`max` / `2dsphereIndexVersion` options.
+fn check_geo_kinds(raw: &Document, key: &Document) -> Result<()> {
+    let plugin = |name: &str| key.values().filter(|v| matches!(v, Bson::String(s) if s == name)).count();
+    let (two_d, sphere) = (plugin("2d"), plugin("2dsphere"));
+    if two_d + sphere == 0 {
+        return Ok(());
+    }
+    if plugin("hashed") > 0
+        || (two_d > 0 && sphere > 0)
+        || crate::store::wildcard::WildcardSpec::wildcard_field(key).is_some()
+    {
+        return Err(cannot_create(raw, "Can't use more than one index plugin for a single index."));
+    }
+    if two_d > 0 {
+        if two_d > 1 {
+            return Err(cannot_create(raw, "2d index can only have one geo field"));
+        }
+        if !matches!(key.values().next(), Some(Bson::String(s)) if s == "2d") {
+            return Err(cannot_create(raw, "2d has to be first in index"));
+        }
+        crate::query::ops_geo::check_2d_options(raw).map_err(|why| cannot_create(raw, &why))?;
+    }
+    if let Some(v) = raw.get("2dsphereIndexVersion") {
+        if !matches!(crate::query::util::exact_i64(v), Some(1..=3)) {
+            return Err(cannot_create(
+                raw,
+                &format!("unsupported geo index version {{ 2dsphereIndexVersion : {v} }}, only support versions: [1,2,3]"),
+            ));
+        }
+    }
     Ok(())
 }
 

@@ -3,14 +3,15 @@
 //!
 //! The parser only knows the shape of a filter (top-level `$` operators vs field conditions,
 //! operator documents vs literal values); every operator is parsed by its family's module
-//! (`ops_comparison`, `ops_logical`, `ops_element`, `ops_array`, `ops_eval`, `ops_bitwise`),
+//! (`ops_comparison`, `ops_logical`, `ops_element`, `ops_array`, `ops_eval`, `ops_bitwise`,
+//! `ops_geo`),
 //! which returns `None` for operators it does not own. Adding an operator means adding it to
 //! one family file: a new `ElementPredicate` (per-value test) or `DocPredicate` (whole
 //! document, like `$expr`).
 
 use super::path::{self, LeafArrays};
 use super::util::bad_value;
-use super::{ops_array, ops_bitwise, ops_comparison, ops_element, ops_eval, ops_logical};
+use super::{ops_array, ops_bitwise, ops_comparison, ops_element, ops_eval, ops_geo, ops_logical};
 use crate::error::Result;
 use bson::{Bson, Document};
 use std::fmt;
@@ -307,14 +308,12 @@ pub fn parse_operator(path: &str, op: &str, arg: &Bson, ctx: Ctx) -> Result<Expr
         ops_array::parse_op,
         ops_eval::parse_op,
         ops_bitwise::parse_op,
+        ops_geo::parse_op,
     ];
     for family in FAMILIES {
         if let Some(r) = family(path, op, arg, ctx) {
             return r;
         }
-    }
-    if matches!(op, "$near" | "$nearSphere" | "$geoWithin" | "$geoIntersects" | "$within" | "$geoNear") {
-        return Err(bad_value(format!("{op} is not supported yet")));
     }
     if op == "$where" {
         return Err(bad_value("$where cannot be applied to a field"));
@@ -402,7 +401,7 @@ mod tests {
         assert!(msg.starts_with("unknown top level operator: $foo"));
         assert_eq!(err(doc! {"a": {"$foo": 1}}), (ErrorCode::BadValue, "unknown operator: $foo".into()));
         assert_eq!(err(doc! {"a": {"$gt": 1, "b": 1}}), (ErrorCode::BadValue, "unknown operator: b".into()));
-        assert_eq!(err(doc! {"a": {"$near": [0, 0]}}).0, ErrorCode::BadValue);
+        assert_eq!(err(doc! {"a": {"$near": [0, 0]}}).0, ErrorCode::Location5626500);
     }
 
     #[test]

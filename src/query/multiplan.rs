@@ -288,7 +288,6 @@ fn remember(coll: &Collection, key: String, shape: &Shape<'_>, index: String, wo
     }
 }
 
-
 /// `planCacheClear`: forget one shape's winner, or every shape of the collection.
 pub fn clear(coll: &Collection, shape: Option<&Shape<'_>>) {
     let Ok(mut guard) = cache().lock() else { return };

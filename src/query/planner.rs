@@ -317,7 +317,7 @@ fn provides_sort(idx: &IndexMeta, sort: &Document, eq_fields: usize, single_pref
     let hashed_at = match &idx.kind {
         IndexKind::Btree => None,
         IndexKind::Hashed(pos) => Some(*pos),
-        IndexKind::Wildcard(_) => return None,
+        IndexKind::Wildcard(_) | IndexKind::Geo => return None,
     };
     if hashed_at.is_some_and(|p| p >= eq_fields && p < eq_fields + sort.len()) {
         // Hash order is not value order.
@@ -428,7 +428,8 @@ fn usable(idx: &IndexMeta, filter: &Document) -> bool {
             idx.spec.get_document("partialFilterExpression").is_ok_and(|p| super::implies::implies(filter, p))
         }
     };
-    covers && !idx.spec.get_bool("hidden").unwrap_or(false)
+    // A geo index holds no entries (see `IndexKind::Geo`): ordinary predicates never use it.
+    covers && !idx.spec.get_bool("hidden").unwrap_or(false) && !matches!(idx.kind, IndexKind::Geo)
 }
 
 fn index_by_hint<'a>(coll: &'a Collection, hint: &Bson) -> Result<Option<&'a Arc<IndexMeta>>> {
@@ -524,6 +525,12 @@ pub fn plan_candidates(
             }
         }
         if let Some(idx) = index_by_hint(coll, h)? {
+            if let IndexKind::Geo = idx.kind {
+                return Ok(vec![Plan {
+                    access: Access::CollScan { forward: true },
+                    sort_provided: sort.is_none(),
+                }]);
+            }
             if let IndexKind::Wildcard(spec) = &idx.kind {
                 // Documents without a covered path have no entry: only a predicate helps.
                 let Some((ranges, _, bounds)) = wildcard_ranges(idx, spec, filter) else {

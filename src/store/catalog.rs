@@ -75,6 +75,9 @@ pub enum IndexKind {
     Hashed(usize),
     /// A `$**` index: keys are (path, value) for every leaf.
     Wildcard(super::wildcard::WildcardSpec),
+    /// A 2d / 2dsphere index. It holds no entries: it validates the documents it covers and
+    /// marks the field for `$near`/`$geoNear`, whose queries scan the collection.
+    Geo,
 }
 
 impl IndexMeta {
@@ -126,6 +129,8 @@ impl IndexMeta {
         let kind = if let Some(field) = super::wildcard::WildcardSpec::wildcard_field(&key) {
             let proj = spec.get_document("wildcardProjection").ok();
             IndexKind::Wildcard(super::wildcard::WildcardSpec::new(field, proj).map_err(|m| bad_catalog(&m))?)
+        } else if key.values().any(|v| matches!(v, Bson::String(s) if s == "2d" || s == "2dsphere")) {
+            IndexKind::Geo
         } else if let Some(pos) = key.values().position(|v| matches!(v, Bson::String(s) if s == "hashed")) {
             IndexKind::Hashed(pos)
         } else {

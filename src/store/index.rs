@@ -161,6 +161,10 @@ pub fn keys_for(idx: &IndexMeta, doc: &Document) -> StoreResult<Vec<IndexKey>> {
     if let IndexKind::Wildcard(spec) = &idx.kind {
         return Ok(wildcard_keys(idx, spec, doc));
     }
+    if let IndexKind::Geo = idx.kind {
+        crate::query::ops_geo::check_index_document(&idx.key, &idx.spec, doc).map_err(StoreError::Mongo)?;
+        return Ok(Vec::new());
+    }
     let mut per_field: Vec<PathValues> = idx.fields.iter().map(|(p, _)| collect_path(doc, p)).collect();
     if idx.sparse && per_field.iter().all(|f| !f.present) {
         return Ok(Vec::new());

@@ -19,6 +19,7 @@ mod crud;
 mod current_op;
 mod cursors;
 mod dates;
+mod geo;
 mod handshake;
 mod index_kinds;
 mod indexes;

@@ -137,7 +137,9 @@ pub fn parse_stage(name: &str, spec: &Bson, pc: &ParseCtx) -> Result<Vec<Arc<dyn
         "$collStats" | "$indexStats" | "$currentOp" | "$planCacheStats" => {
             Err(err(40602, format!("{name} is only valid as the first stage in a pipeline")))
         }
-        "$listSessions" | "$listLocalSessions" | "$changeStream" | "$geoNear" => {
+        // The command layer turns a leading one into its documents (cmd/geo.rs).
+        "$geoNear" => Err(crate::cmd::geo::not_first()),
+        "$listSessions" | "$listLocalSessions" | "$changeStream" => {
             Err(MongoError::new(ErrorCode::NotImplemented, format!("the {name} stage is not supported yet")))
         }
         other => Err(MongoError::new(

@@ -374,12 +374,11 @@ pub fn explain_pipeline(
         }
     }
     let rest: Vec<Bson> = pipeline.iter().skip(at).cloned().collect();
-    // Later stages that read only some fields let an index cover the query (not shown
-    // unless it does cover, as mongod).
+    // Later stages that read only some fields: the query layer projects to them (and an
+    // index holding them covers the query), as mongod's `$cursor` plan shows.
     if !rest.is_empty() {
         e.projection =
             crate::agg::deps::input_fields(pipeline).as_deref().map(crate::query::covered::projection_of);
-        e.implied_projection = true;
     }
     let mut reply = if has_coll {
         let coll = ctx.shared.store.catalog.get(ns);

@@ -24,7 +24,9 @@ fn plan_cache_stats_lists_cached_winners() {
     for e in &entries {
         assert_eq!(e.get_str("version"), Ok("1"));
         assert_eq!(e.get_str("queryHash").unwrap().len(), 8);
-        assert_eq!(e.get_bool("isActive"), Ok(true));
+        // A first trial leaves an inactive entry (mongod's plan cache states).
+        assert!(e.get_bool("isActive").is_ok(), "{e}");
+        assert!(e.get_i64("works").is_ok_and(|w| w > 0), "{e}");
         let input = e.get_document("cachedPlan").unwrap().get_document("inputStage").unwrap();
         let name = input.get_str("indexName").unwrap();
         assert!(name == "a_1" || name == "b_1", "{name}");

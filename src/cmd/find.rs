@@ -349,6 +349,18 @@ pub fn aggregate(ctx: &mut Ctx, req: &Request) -> Result<Document> {
     if first_stage.as_deref() == Some("$listLocalSessions") {
         pipeline[0] = Bson::Document(bson::doc! { "$documents": { "$literal": local_sessions(ctx) } });
     }
+    // One node: the sessions collection holds exactly the sessions this server holds.
+    let mut list_sessions = false;
+    if first_stage.as_deref() == Some("$listSessions") {
+        if req.db != "config" || coll_name.as_deref() != Some("system.sessions") {
+            return Err(MongoError::new(
+                ErrorCode::InvalidNamespace,
+                "$listSessions may only be run against config.system.sessions",
+            ));
+        }
+        pipeline[0] = Bson::Document(bson::doc! { "$documents": { "$literal": local_sessions(ctx) } });
+        list_sessions = true;
+    }
     let writes = pipeline.last().is_some_and(
         |s| matches!(s, Bson::Document(d) if d.contains_key("$out") || d.contains_key("$merge")),
     );
@@ -412,7 +424,7 @@ pub fn aggregate(ctx: &mut Ctx, req: &Request) -> Result<Document> {
             command,
         );
     }
-    let source_ns = coll_name.as_ref().map(|_| source.as_str());
+    let source_ns = coll_name.as_ref().filter(|_| !list_sessions).map(|_| source.as_str());
     let mut running = crate::agg::open(ctx.store, prepared, source_ns, allow_disk_use)?;
     running.time_left = max_time_ms(req)?;
     let first = batch_size.unwrap_or(DEFAULT_FIRST_BATCH);

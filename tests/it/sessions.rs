@@ -536,3 +536,30 @@ fn retries_after_a_restart_return_the_original_results() {
     assert!(r.get("retriedStmtIds").is_none(), "{r}");
     assert_eq!(r.get_array("writeErrors").map(Vec::len), Ok(1), "{r}");
 }
+
+/// `$listSessions` on `config.system.sessions` lists the server's sessions (one node: the
+/// collection and the local cache agree); elsewhere it is refused.
+#[test]
+fn list_sessions_reads_the_sessions_collection() {
+    use mongodb::bson::{doc, Document};
+    let env = crate::common::start();
+    let mut s = env.client.start_session().run().unwrap();
+    let db = env.db("listsess");
+    db.collection::<Document>("c").insert_one(doc! { "x": 1 }).session(&mut s).run().unwrap();
+    let id = s.id().get("id").unwrap().clone();
+    let sessions = env.client.database("config").collection::<Document>("system.sessions");
+    let listed: Vec<Document> = sessions
+        .aggregate(vec![doc! { "$listSessions": { "allUsers": true } }])
+        .run()
+        .unwrap()
+        .map(|d| d.unwrap())
+        .collect();
+    assert!(listed.iter().any(|d| d.get_document("_id").unwrap().get("id") == Some(&id)), "{listed:?}");
+    let e = db
+        .collection::<Document>("c")
+        .aggregate(vec![doc! { "$listSessions": {} }])
+        .run()
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(crate::common::command_error(&e).0, 73, "{e}");
+}

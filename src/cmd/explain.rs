@@ -26,6 +26,21 @@ struct Explained {
     hint: Option<Bson>,
 }
 
+impl Explained {
+    fn new(coll: String, filter: Document, hint: Option<Bson>) -> Explained {
+        Explained {
+            coll,
+            filter,
+            sort: None,
+            projection: None,
+            implied_projection: false,
+            skip: 0,
+            limit: None,
+            hint,
+        }
+    }
+}
+
 fn doc_field(d: &Document, k: &str) -> Result<Option<Document>> {
     match d.get(k) {
         None | Some(Bson::Null) => Ok(None),
@@ -56,16 +71,7 @@ fn parse_inner(name: &str, inner: &Document) -> Result<Explained> {
         }
     };
     let hint = inner.get("hint").filter(|h| !matches!(h, Bson::Null)).cloned();
-    let mut e = Explained {
-        coll,
-        filter: Document::new(),
-        sort: None,
-        projection: None,
-        implied_projection: false,
-        skip: 0,
-        limit: None,
-        hint,
-    };
+    let mut e = Explained::new(coll, Document::new(), hint);
     match name {
         "find" => {
             e.filter = doc_field(inner, "filter")?.unwrap_or_default();
@@ -346,16 +352,7 @@ pub fn explain_pipeline(
         1 => filters.pop().unwrap_or_default(),
         _ => doc! { "$and": filters },
     };
-    let mut e = Explained {
-        coll: String::new(),
-        filter,
-        sort: None,
-        projection: None,
-        implied_projection: false,
-        skip: 0,
-        limit: None,
-        hint,
-    };
+    let mut e = Explained::new(String::new(), filter, hint);
     if let Some(("$sort", Bson::Document(sort))) =
         pipeline.get(at).and_then(stage_of).as_ref().map(|(k, v)| (k.as_str(), v))
     {

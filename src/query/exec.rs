@@ -362,7 +362,6 @@ impl Exec {
         max_bytes: usize,
         parse: (bool, bool, bool),
     ) -> Result<()> {
-        let (need_doc, keep_doc, keep_raw) = parse;
         if self.branches.is_empty() {
             let Access::Or(accesses) = &self.access else { return Ok(()) };
             self.branches = branch_execs(&self.coll, accesses);
@@ -382,21 +381,9 @@ impl Exec {
                 self.branch_at += 1;
                 continue;
             };
-            if !self.seen.insert(rec.rid) {
-                continue;
-            }
-            let rid = rec.rid;
-            let raw = rec.into_raw();
-            let filter = self.opts.filter.as_ref();
-            // The branch's bytes move into the record rather than being copied again.
-            let rec = make_rec(rid, &raw, filter, self.fields.as_deref(), need_doc, keep_doc, false)?;
-            if let Some(mut r) = rec {
-                if keep_raw {
-                    r.raw = Some(raw);
-                }
+            if let Some(size) = self.accept_branch_rec(rec, parse)? {
                 n += 1;
-                bytes += r.size;
-                self.pending.push_back(r);
+                bytes += size;
             }
             if n >= max_docs || bytes >= max_bytes {
                 return Ok(());
@@ -415,7 +402,6 @@ impl Exec {
         max_bytes: usize,
         parse: (bool, bool, bool),
     ) -> Result<()> {
-        let (need_doc, keep_doc, keep_raw) = parse;
         let Access::SortMerge(accesses, sort) = &self.access else { return Ok(()) };
         let sort = sort.clone();
         if self.branches.is_empty() {
@@ -450,25 +436,37 @@ impl Exec {
             let next = self.merge_head(ss, i, &sort)?;
             let Some(slot) = self.heads.get_mut(i) else { return Ok(()) };
             let Some((_, rec)) = std::mem::replace(slot, next) else { continue };
-            if !self.seen.insert(rec.rid) {
-                continue;
-            }
-            let rid = rec.rid;
-            let raw = rec.into_raw();
-            let filter = self.opts.filter.as_ref();
-            let rec = make_rec(rid, &raw, filter, self.fields.as_deref(), need_doc, keep_doc, false)?;
-            if let Some(mut r) = rec {
-                if keep_raw {
-                    r.raw = Some(raw);
-                }
+            if let Some(size) = self.accept_branch_rec(rec, parse)? {
                 n += 1;
-                bytes += r.size;
-                self.pending.push_back(r);
+                bytes += size;
             }
             if n >= max_docs || bytes >= max_bytes {
                 return Ok(());
             }
         }
+    }
+
+    /// A record an `$or` branch found: queued if it is new (by RecordId) and passes the
+    /// whole filter; returns its size when queued. `parse` is as in `pull`.
+    fn accept_branch_rec(&mut self, rec: Rec, parse: (bool, bool, bool)) -> Result<Option<usize>> {
+        let (need_doc, keep_doc, keep_raw) = parse;
+        if !self.seen.insert(rec.rid) {
+            return Ok(None);
+        }
+        let rid = rec.rid;
+        let raw = rec.into_raw();
+        let filter = self.opts.filter.as_ref();
+        // The branch's bytes move into the record rather than being copied again.
+        let Some(mut r) = make_rec(rid, &raw, filter, self.fields.as_deref(), need_doc, keep_doc, false)?
+        else {
+            return Ok(None);
+        };
+        if keep_raw {
+            r.raw = Some(raw);
+        }
+        let size = r.size;
+        self.pending.push_back(r);
+        Ok(Some(size))
     }
 
     /// Branch `i`'s next record with its sort keys, counting the work into this scan's stats.

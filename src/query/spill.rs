@@ -79,16 +79,8 @@ impl Spill {
         cmp: impl Fn(&Document, &Document) -> Ordering,
     ) -> Result<()> {
         items.sort_by(|a, b| cmp(&a.doc, &b.doc));
-        let file = tempfile::tempfile().map_err(io_err)?;
-        let mut w = BufWriter::new(file);
-        for it in &items {
-            w.write_all(&it.rid.to_le_bytes()).map_err(io_err)?;
-            w.write_all(&it.raw).map_err(io_err)?;
-        }
-        let mut file = w.into_inner().map_err(|e| io_err(e.into_error()))?;
-        file.seek(SeekFrom::Start(0)).map_err(io_err)?;
-        let mut run = Run { file: BufReader::new(file), head: None };
-        run.advance()?;
+        let mut items = items.into_iter();
+        let run = write_run(|| Ok(items.next()))?;
         self.runs.push(run);
         if self.runs.len() > MAX_RUNS {
             self.compact(&cmp)?;
@@ -99,16 +91,7 @@ impl Spill {
     /// Merges every run into one (in order, earlier runs first among equals), so a large
     /// input under a small memory limit never holds more than `MAX_RUNS` files open.
     fn compact(&mut self, cmp: &impl Fn(&Document, &Document) -> Ordering) -> Result<()> {
-        let file = tempfile::tempfile().map_err(io_err)?;
-        let mut w = BufWriter::new(file);
-        while let Some(it) = self.next_by(cmp)? {
-            w.write_all(&it.rid.to_le_bytes()).map_err(io_err)?;
-            w.write_all(&it.raw).map_err(io_err)?;
-        }
-        let mut file = w.into_inner().map_err(|e| io_err(e.into_error()))?;
-        file.seek(SeekFrom::Start(0)).map_err(io_err)?;
-        let mut run = Run { file: BufReader::new(file), head: None };
-        run.advance()?;
+        let run = write_run(|| self.next_by(cmp))?;
         self.runs = vec![run];
         Ok(())
     }
@@ -138,6 +121,22 @@ impl Spill {
         run.advance()?;
         Ok(item)
     }
+}
+
+/// Writes the items `next` yields, in that order, to a new temporary file as a run (RecordId
+/// then the stored bytes), positioned at its first item.
+fn write_run(mut next: impl FnMut() -> Result<Option<Item>>) -> Result<Run> {
+    let file = tempfile::tempfile().map_err(io_err)?;
+    let mut w = BufWriter::new(file);
+    while let Some(it) = next()? {
+        w.write_all(&it.rid.to_le_bytes()).map_err(io_err)?;
+        w.write_all(&it.raw).map_err(io_err)?;
+    }
+    let mut file = w.into_inner().map_err(|e| io_err(e.into_error()))?;
+    file.seek(SeekFrom::Start(0)).map_err(io_err)?;
+    let mut run = Run { file: BufReader::new(file), head: None };
+    run.advance()?;
+    Ok(run)
 }
 
 #[cfg(test)]

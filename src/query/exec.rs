@@ -4,7 +4,7 @@
 //! a getMore may arrive on any connection. Only a blocking sort holds its results in memory.
 
 use super::matcher::Matcher;
-use super::projection::Projection;
+use super::projection::{Meta, Projection};
 use super::sort::SortSpec;
 use crate::error::{ErrorCode, MongoError, Result};
 use crate::store::catalog::{Collection, IndexMeta};
@@ -334,6 +334,13 @@ impl Exec {
             };
             let (rid, size) = (rec.rid, rec.size);
             let doc = rec.into_doc()?;
+            // `{$meta: "indexKey"}` shows the key the document was found by.
+            let wants_key = self
+                .opts
+                .projection
+                .as_ref()
+                .is_some_and(|p| p.metas.iter().any(|(_, m)| *m == Meta::IndexKey));
+            let mut key_doc = wants_key.then(|| self.key_of(&doc));
             let mut doc = match &self.opts.projection {
                 _ if self.return_key => self.key_of(&doc),
                 Some(p) if p.needs_position() => {
@@ -346,6 +353,22 @@ impl Exec {
             // With returnKey only the key goes out (mongod's drivers' tests show no $recordId).
             if self.show_record_id && !self.return_key {
                 doc.insert("$recordId", rid);
+            }
+            if let Some(p) = self.opts.projection.as_ref().filter(|p| !p.metas.is_empty() && !self.return_key)
+            {
+                for (field, meta) in &p.metas {
+                    match meta {
+                        Meta::RecordId => {
+                            doc.insert(field.clone(), rid);
+                        }
+                        Meta::IndexKey => {
+                            if let Some(key) = key_doc.take() {
+                                doc.insert(field.clone(), key);
+                            }
+                        }
+                        Meta::Absent => {}
+                    }
+                }
             }
             bytes += size;
             out.push(doc);

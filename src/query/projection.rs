@@ -56,6 +56,69 @@ pub struct Projection {
     /// A projection with computed fields (expressions, literals): run by the aggregation
     /// engine's `$project`.
     computed: Option<std::sync::Arc<crate::agg::stages::project::Projector>>,
+    /// Top-level `{field: {$meta: name}}` entries, filled by the executor after projecting
+    /// (it knows the RecordId and index key).
+    pub metas: Vec<(String, Meta)>,
+}
+
+/// The `$meta` values a find projection can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Meta {
+    RecordId,
+    IndexKey,
+    /// Known to mongod but never available here (search, sort keys, ...): left out.
+    Absent,
+}
+
+/// Splits `{field: {$meta: name}}` entries off a find projection; mongod's errors for a bad
+/// name and for `textScore` without a `$text` query.
+fn split_metas(spec: &Document) -> Result<(Document, Vec<(String, Meta)>)> {
+    let mut rest = Document::new();
+    let mut metas = Vec::new();
+    for (k, v) in spec {
+        let name = match v {
+            Bson::Document(d) if d.len() == 1 => d.get("$meta"),
+            _ => None,
+        };
+        let Some(name) = name else {
+            rest.insert(k.clone(), v.clone());
+            continue;
+        };
+        let Bson::String(name) = name else {
+            return Err(located(17307, ErrorCode::BadValue, "$meta only supports string arguments"));
+        };
+        let meta = match name.as_str() {
+            "recordId" | "showRecordId" => Meta::RecordId,
+            "indexKey" => Meta::IndexKey,
+            "textScore" => {
+                return Err(located(
+                    40218,
+                    ErrorCode::BadValue,
+                    "query requires text score metadata, but it is not available",
+                ))
+            }
+            "searchScore"
+            | "searchHighlights"
+            | "searchScoreDetails"
+            | "sortKey"
+            | "vectorSearchScore"
+            | "geoNearDistance"
+            | "geoNearPoint"
+            | "randVal"
+            | "score"
+            | "scoreDetails"
+            | "searchSequenceToken" => Meta::Absent,
+            other => {
+                return Err(located(
+                    17308,
+                    ErrorCode::BadValue,
+                    format!("Unsupported argument to $meta: {other}"),
+                ))
+            }
+        };
+        metas.push((k.clone(), meta));
+    }
+    Ok((rest, metas))
 }
 
 impl Projection {
@@ -71,6 +134,13 @@ impl Projection {
     }
 
     fn parse_inner(spec: &Document, query: Option<Option<&Document>>) -> Result<Projection> {
+        let (spec, metas) = split_metas(spec)?;
+        let mut p = Self::parse_fields(&spec, query)?;
+        p.metas = metas;
+        Ok(p)
+    }
+
+    fn parse_fields(spec: &Document, query: Option<Option<&Document>>) -> Result<Projection> {
         if has_computed(spec) && !has_find_operator(spec) {
             let p =
                 crate::agg::stages::project::project_from(spec, &mut crate::agg::expr::Parser::default())?;
@@ -80,6 +150,7 @@ impl Projection {
                 root: Node::default(),
                 positional: None,
                 computed: Some(std::sync::Arc::new(p)),
+                metas: Vec::new(),
             });
         }
         let mut flat = Vec::new();
@@ -171,7 +242,14 @@ impl Projection {
         // mongod's rules for projections without a plain inclusion or exclusion.
         let inclusion = kind.unwrap_or(if has_slice { id_included } else { has_elem_match || id_included });
         let _ = id_excluded;
-        Ok(Projection { inclusion, include_id: !id_specified, root, positional, computed: None })
+        Ok(Projection {
+            inclusion,
+            include_id: !id_specified,
+            root,
+            positional,
+            computed: None,
+            metas: Vec::new(),
+        })
     }
 
     pub fn is_inclusion(&self) -> bool {
@@ -446,9 +524,11 @@ fn flatten(spec: &Document, prefix: &str, out: &mut Vec<Flat>) -> Result<()> {
                     Item::ElemMatch(Matcher::parse(&q)?)
                 }
                 Some("$meta") if d.len() == 1 => {
-                    return Err(bad_value(format!(
-                        "$meta projections are not supported yet (field '{path}')"
-                    )))
+                    return Err(located(
+                        31252,
+                        ErrorCode::BadValue,
+                        format!("$meta is only supported on top-level fields (field '{path}')"),
+                    ))
                 }
                 Some(op) if d.len() == 1 && op.starts_with('$') => {
                     return Err(bad_value(format!(

@@ -736,3 +736,40 @@ fn multi_update_through_an_index_updates_each_document_once() {
     let e = explain(&db, doc! { "find": c.name(), "filter": { "a": { "$gt": 6 } } });
     assert_ne!(path(&e, "queryPlanner.queryHash").as_str(), Some(hash.as_str()));
 }
+
+/// `$meta` in a find projection: `recordId` and `indexKey` filled in by the executor, the
+/// metadata this server never has left out, `textScore` and unknown names refused.
+#[test]
+fn meta_projections_in_find() {
+    let env = start();
+    let c = env.coll("metaproj");
+    c.insert_many((0..5).map(|i| doc! { "_id": i, "a": i * 10, "b": "x" })).run().unwrap();
+    c.create_index(IndexModel::builder().keys(doc! { "a": 1 }).build()).run().unwrap();
+    let got: Vec<Document> = c
+        .find(doc! { "a": { "$gte": 20 } })
+        .projection(doc! { "a": 1, "r": { "$meta": "recordId" }, "k": { "$meta": "indexKey" }, "s": { "$meta": "sortKey" } })
+        .sort(doc! { "a": 1 })
+        .run()
+        .unwrap()
+        .map(|d| d.unwrap())
+        .collect();
+    assert_eq!(got.len(), 3);
+    for d in &got {
+        assert!(matches!(d.get("r"), Some(Bson::Int64(_))), "{d}");
+        assert_eq!(d.get_document("k").unwrap(), &doc! { "a": d.get_i32("a").unwrap() }, "{d}");
+        assert!(!d.contains_key("b") && !d.contains_key("s"), "{d}");
+    }
+    // Only metadata: the whole document plus the field.
+    let d = c
+        .find_one(doc! { "_id": 1 })
+        .projection(doc! { "r": { "$meta": "recordId" } })
+        .run()
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.get_str("b"), Ok("x"), "{d}");
+    assert!(d.contains_key("r"), "{d}");
+    for (meta, code) in [("textScore", 40218), ("nope", 17308)] {
+        let e = c.find_one(doc! {}).projection(doc! { "m": { "$meta": meta } }).run().unwrap_err();
+        assert_eq!(command_error(&e).0, code, "{meta}: {e}");
+    }
+}

@@ -2,10 +2,11 @@
 //! int64 on overflow, int64 to double; a double operand makes a double. Also `$sum`/`$avg`/
 //! `$min`/`$max`/`$stdDevPop`/`$stdDevSamp` used as expressions.
 
+use super::decimal;
 use super::{err, func, nullish, type_of, Expr, Parser};
 use crate::error::{ErrorCode, MongoError, Result};
 use crate::query::compare::{compare_bson, Num};
-use bson::{Bson, DateTime};
+use bson::{Bson, DateTime, Decimal128};
 
 pub fn parse(name: &str, arg: &Bson, p: &mut Parser) -> Option<Result<Expr>> {
     let r = match name {
@@ -64,10 +65,6 @@ const UNARY: &[&str] = &[
 
 pub fn num(v: &Bson) -> Option<Num> {
     crate::query::compare::as_number(v)
-}
-
-fn decimal_unsupported(op: &str) -> MongoError {
-    MongoError::new(ErrorCode::NotImplemented, format!("{op} on Decimal128 values is not supported yet"))
 }
 
 /// a + b with promotion.
@@ -354,9 +351,15 @@ fn log_fn(_: &str, args: &[Option<Bson>]) -> Result<Option<Bson>> {
         .as_ref()
         .and_then(num)
         .ok_or_else(|| err(28757, format!("$log's base must be numeric, not {}", type_of(b))))?;
+    let decimal_args = matches!(x, Num::Decimal(_)) || matches!(base, Num::Decimal(_));
+    let (xn, basen) = (x, base);
     let (x, base) = (x.to_f64(), base.to_f64());
     if x.is_nan() || base.is_nan() {
-        return Ok(Some(Bson::Double(f64::NAN)));
+        return Ok(Some(if decimal_args {
+            Bson::Decimal128(decimal::ln(Num::Double(f64::NAN)))
+        } else {
+            Bson::Double(f64::NAN)
+        }));
     }
     if x <= 0.0 {
         return Err(err(28758, format!("$log's argument must be a positive number, but is {}", fmt_f(x))));
@@ -366,6 +369,9 @@ fn log_fn(_: &str, args: &[Option<Bson>]) -> Result<Option<Bson>> {
             28759,
             format!("$log's base must be a positive number not equal to 1, but is {}", fmt_f(base)),
         ));
+    }
+    if decimal_args {
+        return Ok(Some(Bson::Decimal128(decimal::log(xn, basen))));
     }
     Ok(Some(Bson::Double(x.ln() / base.ln())))
 }
@@ -465,11 +471,25 @@ fn unary_fn(name: &str, args: &[Option<Bson>]) -> Result<Option<Bson>> {
         .as_ref()
         .and_then(num)
         .ok_or_else(|| err(28765, format!("{name} only supports numeric types, not {}", type_of(a))))?;
-    if matches!(n, Num::Decimal(_)) {
-        return Err(decimal_unsupported(name));
-    }
     let d = n.to_f64();
-    let dbl = |v: f64| Ok(Some(Bson::Double(v)));
+    if let Num::Decimal(x) = n {
+        // Decimal arithmetic where it is exact or correctly rounded; the rest below is
+        // computed in binary and returned as a decimal, as mongod returns decimals.
+        let dec = |v: Decimal128| Ok(Some(Bson::Decimal128(v)));
+        match name {
+            "$abs" => return dec(decimal::abs(x)),
+            "$ceil" => return dec(decimal::ceil_floor(x, true)),
+            "$floor" => return dec(decimal::ceil_floor(x, false)),
+            "$sqrt" if d >= 0.0 || d.is_nan() => return dec(decimal::sqrt(n)),
+            "$exp" => return dec(decimal::exp(n)),
+            "$ln" if d > 0.0 || d.is_nan() => return dec(decimal::ln(n)),
+            "$log10" if d > 0.0 || d.is_nan() => return dec(decimal::log(n, Num::Int32(10))),
+            _ => {}
+        }
+    }
+    let is_decimal = matches!(n, Num::Decimal(_));
+    let dbl =
+        |v: f64| Ok(Some(if is_decimal { Bson::Decimal128(decimal::from_f64(v)) } else { Bson::Double(v) }));
     let range = |lo: f64, hi: f64, code: i32| -> Result<()> {
         if d.is_nan() || (lo..=hi).contains(&d) {
             Ok(())
@@ -809,6 +829,36 @@ impl StdDev {
 mod tests {
     use super::super::test_util::*;
     use bson::{bson, Bson};
+
+    #[test]
+    fn decimal_unary_functions() {
+        let dec = |s: &str| Bson::Decimal128(s.parse().unwrap());
+        let one = |op: &str, v: &str| {
+            let mut d = bson::Document::new();
+            d.insert(op, dec(v));
+            match ev(Bson::Document(d)).unwrap() {
+                Some(Bson::Decimal128(r)) => r.to_string(),
+                other => panic!("{op}({v}) gave {other:?}"),
+            }
+        };
+        assert_eq!(one("$sqrt", "16"), "4");
+        assert_eq!(one("$sqrt", "2"), "1.414213562373095048801688724209698");
+        assert_eq!(one("$ln", "1"), "0");
+        assert_eq!(one("$log10", "1000"), "3");
+        assert_eq!(one("$exp", "0"), "1");
+        assert_eq!(one("$exp", "1"), "2.718281828459045235360287471352662");
+        assert_eq!(one("$ln", "10"), "2.302585092994045684017991454684364");
+        assert_eq!(one("$abs", "-1.50"), "1.50");
+        assert_eq!(one("$ceil", "-1.5"), "-1");
+        assert_eq!(one("$floor", "-1.5"), "-2");
+        assert_eq!(one("$ceil", "2.1"), "3");
+        assert_eq!(one("$floor", "7"), "7");
+        assert_eq!(one("$sin", "0"), "0");
+        assert_eq!(code(ev(bson!({"$sqrt": dec("-4")}))), 28714);
+        assert_eq!(code(ev(bson!({"$ln": dec("0")}))), 28766);
+        let log = ev(bson!({"$log": [dec("8"), 2]})).unwrap();
+        assert_eq!(log.map(|v| v.to_string()), Some("3".to_string()));
+    }
 
     #[test]
     fn promotion() {

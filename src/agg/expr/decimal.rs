@@ -734,13 +734,18 @@ fn real_pow(c: &Big, e: i32, neg_y: bool, cy: &Big, ey: i32) -> Decimal128 {
         (f, i64::from(k_small) - i64::from(FX))
     };
     let exp = exp.clamp(i64::from(i32::MIN / 2), i64::from(i32::MAX / 2)) as i32;
+    approximated(false, coef, exp)
+}
+
+/// A result computed on fixed point through approximations, rounded once to 34 digits. An
+/// exact result (4^0.5, log10 1000) ends in guard digits of all zeros or all nines: it takes
+/// the shortest form, as an exact result does.
+fn approximated(negative: bool, coef: Big, exp: i32) -> Decimal128 {
     let exact_looking = guard_digits_flat(&coef);
-    let rounded = round(false, coef, exp, !exact_looking);
+    let rounded = round(negative, coef, exp, !exact_looking);
     if !exact_looking {
         return rounded;
     }
-    // An exact result (4^0.5) computed through approximations ends in guard digits of all
-    // zeros or all nines: it takes the shortest form, as an exact result does.
     match from_decimal(&rounded) {
         Dec::Finite(n, mut c, mut e) => {
             while !c.is_zero() && e < 0 {
@@ -759,7 +764,12 @@ fn real_pow(c: &Big, e: i32, neg_y: bool, cy: &Big, ey: i32) -> Decimal128 {
 }
 
 fn float_pow(base: Num, exp: Num) -> Decimal128 {
-    let r = base.to_f64().powf(exp.to_f64());
+    from_f64(base.to_f64().powf(exp.to_f64()))
+}
+
+/// A double's value as a decimal with the 15 significant digits a double carries (for the
+/// functions computed in binary floating point, such as the trigonometric ones).
+pub fn from_f64(r: f64) -> Decimal128 {
     match from_num(Num::Double(r)) {
         Dec::NaN => special(true, false),
         Dec::Inf(n) => special(false, n),
@@ -775,6 +785,91 @@ fn float_pow(base: Num, exp: Num) -> Decimal128 {
             }
             round(n, c, e, false)
         }
+    }
+}
+
+/// |ln x| on FX-digit fixed point and whether ln x < 0, for a finite positive `x`.
+fn fx_ln_of(x: Num) -> Option<(Big, bool)> {
+    let Dec::Finite(false, c, e) = from_num(x) else { return None };
+    if c.is_zero() {
+        return None;
+    }
+    // x = m·10^big_e with m in [1, 10).
+    let d = c.digits();
+    let m = if d <= FX + 1 { c.mul_pow10(FX + 1 - d) } else { c.div_pow10(d - FX - 1) };
+    let big_e = i64::from(e) + i64::from(d) - 1;
+    let ln_m = fx_ln(&m);
+    let scaled = fx_ln10().mul_small(u32::try_from(big_e.unsigned_abs()).unwrap_or(u32::MAX));
+    Some(if big_e >= 0 {
+        (scaled.add(&ln_m), false)
+    } else if scaled.compare(&ln_m) == Ordering::Greater {
+        (scaled.sub(&ln_m), true)
+    } else {
+        (ln_m.sub(&scaled), false)
+    })
+}
+
+fn fixed_to_decimal(v: Big, negative: bool) -> Decimal128 {
+    if v.is_zero() {
+        return make_decimal128(false, 0, 0).unwrap_or_else(|| special(true, false));
+    }
+    approximated(negative, v, -(FX as i32))
+}
+
+/// Natural logarithm of a positive decimal (NaN and infinity pass through as IEEE says).
+pub fn ln(x: Num) -> Decimal128 {
+    match from_num(x) {
+        Dec::NaN => special(true, false),
+        Dec::Inf(false) => special(false, false),
+        _ => match fx_ln_of(x) {
+            Some((v, neg)) => fixed_to_decimal(v, neg),
+            None => special(true, false),
+        },
+    }
+}
+
+/// log of `x` in `base` (both positive, base not 1): ln x / ln base.
+pub fn log(x: Num, base: Num) -> Decimal128 {
+    match (fx_ln_of(x), fx_ln_of(base)) {
+        (Some((a, na)), Some((b, nb))) if !b.is_zero() => fixed_to_decimal(fx_div(&a, &b), na != nb),
+        _ => special(true, false),
+    }
+}
+
+/// Square root of a non-negative decimal, as x^0.5.
+pub fn sqrt(x: Num) -> Decimal128 {
+    match make_decimal128(false, 5, -1) {
+        Some(half) => pow(x, Num::Decimal(half)),
+        None => special(true, false),
+    }
+}
+
+/// e^x, as a power of e to 34 digits.
+pub fn exp(x: Num) -> Decimal128 {
+    match make_decimal128(false, 2_718_281_828_459_045_235_360_287_471_352_662, -33) {
+        Some(e) => pow(Num::Decimal(e), x),
+        None => special(true, false),
+    }
+}
+
+/// |x|.
+pub fn abs(x: Decimal128) -> Decimal128 {
+    let mut bytes = x.bytes();
+    bytes[15] &= 0x7f;
+    Decimal128::from_bytes(bytes)
+}
+
+/// The integer at or above (`ceil`) or at or below `x`.
+pub fn ceil_floor(x: Decimal128, ceil: bool) -> Decimal128 {
+    let Dec::Finite(neg, _, _) = from_decimal(&x) else { return x };
+    let t = quantize(x, 0, true);
+    if is_zero(Num::Decimal(sub(Num::Decimal(x), Num::Decimal(t)))) {
+        return t;
+    }
+    match (ceil, neg) {
+        (true, false) => add(Num::Decimal(t), Num::Int32(1)),
+        (false, true) => sub(Num::Decimal(t), Num::Int32(1)),
+        _ => t,
     }
 }
 

@@ -746,7 +746,12 @@ fn approximated(negative: bool, coef: Big, exp: i32) -> Decimal128 {
     if !exact_looking {
         return rounded;
     }
-    match from_decimal(&rounded) {
+    shortest(from_decimal(&rounded))
+}
+
+/// The value with the trailing zeros of its fraction dropped (they carry no information).
+fn shortest(d: Dec) -> Decimal128 {
+    match d {
         Dec::Finite(n, mut c, mut e) => {
             while !c.is_zero() && e < 0 {
                 let (q, rem) = c.divmod_small(10);
@@ -770,22 +775,8 @@ fn float_pow(base: Num, exp: Num) -> Decimal128 {
 /// A double's value as a decimal with the 15 significant digits a double carries (for the
 /// functions computed in binary floating point, such as the trigonometric ones).
 pub fn from_f64(r: f64) -> Decimal128 {
-    match from_num(Num::Double(r)) {
-        Dec::NaN => special(true, false),
-        Dec::Inf(n) => special(false, n),
-        Dec::Finite(n, mut c, mut e) => {
-            // Only 15 digits are known: trailing zeros are not significant.
-            while !c.is_zero() && e < 0 {
-                let (q, r) = c.divmod_small(10);
-                if r != 0 {
-                    break;
-                }
-                c = q;
-                e += 1;
-            }
-            round(n, c, e, false)
-        }
-    }
+    // Only 15 digits are known: trailing zeros are not significant.
+    shortest(from_num(Num::Double(r)))
 }
 
 /// |ln x| on FX-digit fixed point and whether ln x < 0, for a finite positive `x`.
